@@ -1,0 +1,68 @@
+// matmul: C[M,N] = op(A)[M,K] · op(B)[K,N], where op is an optional transpose expressed by strides.
+// Forward (Y = X·W) and both backward products (dX = dY·Wᵀ, dW = Xᵀ·dY) are this one kernel.
+// Register-blocked: each invocation computes a 4x4 block of C straight from global memory, which is
+// the fast shape on software adapters (SwiftShader, lavapipe); see ENVIRONMENT.md.
+// CPU twin: reference::ops::matmul_reference.
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    // Element (i, kk) of op(A) lives at a[i * a_row + kk * a_col]; (kk, j) of op(B) at b[kk * b_row + j * b_col].
+    a_row: u32,
+    a_col: u32,
+    b_row: u32,
+    b_col: u32,
+    // 1: C += op(A)·op(B); 0: C = op(A)·op(B).
+    accumulate: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * 4u;
+    let col0 = gid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    // Clamp edge rows/columns so every load is in bounds; clamped lanes are never stored.
+    let rows = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
+    let cols = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
+    let ra = rows * p.a_row;
+    let cb = cols * p.b_col;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+        let ka = kk * p.a_col;
+        let kb = kk * p.b_row;
+        let av = vec4<f32>(a[ra.x + ka], a[ra.y + ka], a[ra.z + ka], a[ra.w + ka]);
+        let bv = vec4<f32>(b[kb + cb.x], b[kb + cb.y], b[kb + cb.z], b[kb + cb.w]);
+        acc0 = acc0 + av.x * bv;
+        acc1 = acc1 + av.y * bv;
+        acc2 = acc2 + av.z * bv;
+        acc3 = acc3 + av.w * bv;
+    }
+    var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let r = row0 + i;
+        if (r < p.m) {
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                let col = col0 + j;
+                if (col < p.n) {
+                    let idx = r * p.n + col;
+                    var v = accs[i][j];
+                    if (p.accumulate != 0u) {
+                        v = v + c[idx];
+                    }
+                    c[idx] = v;
+                }
+            }
+        }
+    }
+}

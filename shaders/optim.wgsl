@@ -1,0 +1,46 @@
+// Optimizers, one invocation per parameter element: SGD with momentum (and L2 weight decay), Adam.
+// The host folds Adam's bias correction into lr_t each step, so the kernel needs no step counter.
+// CPU twins: reference::ops::{sgd,adam}_reference.
+
+struct OptimParams {
+    n: u32,            // number of elements
+    lr: f32,           // SGD: learning rate. Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+    momentum: f32,     // SGD: mu. Adam: beta1
+    weight_decay: f32, // L2 coefficient added to the gradient
+    beta2: f32,        // Adam only
+    eps: f32,          // Adam only (already scaled by sqrt(1 - beta2^t))
+}
+
+@group(0) @binding(0) var<uniform> p: OptimParams;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>; // SGD: velocity; Adam: first moment
+@group(0) @binding(4) var<storage, read_write> v: array<f32>; // Adam: second moment (unused by SGD)
+
+// sgd: v = mu * v + (g + wd * w);  w = w - lr * v
+@compute @workgroup_size(256, 1, 1)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    if (i >= p.n) {
+        return;
+    }
+    let grad = g[i] + p.weight_decay * w[i];
+    let vel = p.momentum * m[i] + grad;
+    m[i] = vel;
+    w[i] = w[i] - p.lr * vel;
+}
+
+// adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w = w - lr_t * m / (sqrt(v) + eps_t)
+@compute @workgroup_size(256, 1, 1)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    if (i >= p.n) {
+        return;
+    }
+    let grad = g[i] + p.weight_decay * w[i];
+    let m1 = p.momentum * m[i] + (1.0 - p.momentum) * grad;
+    let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * grad * grad;
+    m[i] = m1;
+    v[i] = v1;
+    w[i] = w[i] - p.lr * m1 / (sqrt(v1) + p.eps);
+}

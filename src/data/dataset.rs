@@ -1,0 +1,143 @@
+//! Labelled image datasets built from IDX pairs: validation of the pair, normalisation constants,
+//! seeded per-epoch shuffling and batch ranges. Images stay u8 (the GPU gets them packed as u8 too).
+
+use super::idx::{parse_idx_named, IdxArray};
+use crate::error::{DatasetError, IdxError, Result};
+use crate::rng::Rng;
+
+pub const CLASSES: usize = 10;
+
+/// One split (train or test): `n` images of `rows x cols` u8 pixels and their labels.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub n: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Dataset {
+    /// Builds a split from parsed IDX images ([N, rows, cols]) and labels ([N]).
+    pub fn from_idx(images: IdxArray, labels: IdxArray) -> Result<Dataset> {
+        if images.dims.len() != 3 {
+            return Err(IdxError::WrongRank { what: "images [N, rows, cols]", expected: 3, found: images.dims.len() as u8 }.into());
+        }
+        if labels.dims.len() != 1 {
+            return Err(IdxError::WrongRank { what: "labels [N]", expected: 1, found: labels.dims.len() as u8 }.into());
+        }
+        let (n, rows, cols) = (images.dims[0] as usize, images.dims[1] as usize, images.dims[2] as usize);
+        if n != labels.dims[0] as usize {
+            return Err(DatasetError::CountMismatch { images: n, labels: labels.dims[0] as usize }.into());
+        }
+        if let Some(index) = labels.data.iter().position(|&l| l as usize >= CLASSES) {
+            return Err(DatasetError::LabelOutOfRange { index, label: labels.data[index], classes: CLASSES }.into());
+        }
+        Ok(Dataset { images: images.data, labels: labels.data, n, rows, cols })
+    }
+
+    /// Parses a pair of IDX files (raw or gzip). `names` are used in error messages and to insist
+    /// that `.gz` files are gzip.
+    pub fn from_idx_bytes(images: (&str, &[u8]), labels: (&str, &[u8])) -> Result<Dataset> {
+        let im = parse_idx_named(images.0, images.1).map_err(|e| with_file(images.0, e))?;
+        let lb = parse_idx_named(labels.0, labels.1).map_err(|e| with_file(labels.0, e))?;
+        Dataset::from_idx(im, lb)
+    }
+
+    pub fn pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The first `n` samples (or all if fewer).
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.n);
+        Dataset {
+            images: self.images[..n * self.pixels()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            n,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    /// Mean and standard deviation of pixel/255 over the split (used to normalise inputs).
+    pub fn normalization(&self) -> Normalization {
+        let mut sum = 0u64;
+        let mut sq = 0u64;
+        for &p in &self.images {
+            sum += p as u64;
+            sq += (p as u64) * (p as u64);
+        }
+        let count = self.images.len().max(1) as f64;
+        let mean = sum as f64 / count / 255.0;
+        let var = (sq as f64 / count / (255.0 * 255.0) - mean * mean).max(1e-12);
+        Normalization { mean: mean as f32, std: var.sqrt() as f32 }
+    }
+
+    /// The sample order of `epoch` for `seed`: a fresh Fisher-Yates shuffle per epoch.
+    pub fn epoch_order(&self, seed: u64, epoch: usize) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.n as u32).collect();
+        Rng::new(seed, 1000 + epoch as u64).shuffle(&mut order);
+        order
+    }
+
+    /// (offset, valid) of every batch of `batch` samples, the last one possibly partial.
+    pub fn batches(&self, batch: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.n.div_ceil(batch)).map(move |i| (i * batch, batch.min(self.n - i * batch)))
+    }
+
+    /// Normalised f32 pixels of the samples `order[offset..offset+valid]`, row-major [valid, P].
+    pub fn gather(&self, order: &[u32], offset: usize, valid: usize, norm: Normalization) -> (Vec<f32>, Vec<u32>) {
+        let p = self.pixels();
+        let (scale, shift) = norm.scale_shift();
+        let mut x = Vec::with_capacity(valid * p);
+        let mut y = Vec::with_capacity(valid);
+        for &s in &order[offset..offset + valid] {
+            let s = s as usize;
+            x.extend(self.images[s * p..(s + 1) * p].iter().map(|&v| v as f32 * scale + shift));
+            y.push(self.labels[s] as u32);
+        }
+        (x, y)
+    }
+}
+
+fn with_file(name: &str, e: IdxError) -> crate::error::Error {
+    crate::error::Error::Io { path: name.to_string(), message: e.to_string() }
+}
+
+/// Input normalisation x = (p/255 - mean) / std, computed on the training split.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalization {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl Normalization {
+    /// x = p * scale + shift, the form the GPU gather uses.
+    pub fn scale_shift(&self) -> (f32, f32) {
+        (1.0 / (255.0 * self.std), -self.mean / self.std)
+    }
+}
+
+/// A train/test pair, the unit an experiment runs on.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub name: String,
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+impl Splits {
+    pub fn new(name: &str, train: Dataset, test: Dataset) -> Result<Splits> {
+        if (train.rows, train.cols) != (test.rows, test.cols) {
+            return Err(DatasetError::ShapeMismatch {
+                train_rows: train.rows,
+                train_cols: train.cols,
+                test_rows: test.rows,
+                test_cols: test.cols,
+            }
+            .into());
+        }
+        Ok(Splits { name: name.to_string(), train, test })
+    }
+}

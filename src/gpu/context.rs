@@ -1,0 +1,160 @@
+//! GPU device acquisition (WebGPU in the browser, Vulkan natively), buffer helpers and read-back.
+//! A `GpuContext` is cheap to clone (wgpu handles are reference-counted) and holds the pipeline
+//! cache, so every launcher and test takes one and nothing builds a pipeline twice.
+
+use super::kernels::Kernels;
+use crate::error::{Error, Result};
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+/// What the adapter says about itself, for the UI and the README's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    /// True for CPU-emulated adapters (SwiftShader, lavapipe/llvmpipe).
+    pub software: bool,
+}
+
+#[derive(Clone)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub kernels: Kernels,
+}
+
+impl GpuContext {
+    /// Acquires an adapter and device: the browser's WebGPU on wasm, Vulkan (or another primary
+    /// backend) natively. No adapter is an `Error::NoAdapter` the caller can fall back from.
+    pub async fn new() -> Result<GpuContext> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = if cfg!(target_arch = "wasm32") { wgpu::Backends::BROWSER_WEBGPU } else { wgpu::Backends::PRIMARY };
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoAdapter(format!("{e} (in a browser: is WebGPU enabled? natively: is a Vulkan driver such as mesa-vulkan-drivers installed?)")))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("squeeze"),
+                required_features: wgpu::Features::empty(),
+                // Ask for what the adapter offers: datasets live on the GPU as one storage buffer.
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("request_device failed: {e}")))?;
+        let name_lc = info.name.to_lowercase();
+        let adapter = AdapterSummary {
+            software: info.device_type == wgpu::DeviceType::Cpu
+                || name_lc.contains("swiftshader")
+                || name_lc.contains("llvmpipe"),
+            name: if info.name.is_empty() { "(unnamed adapter)".into() } else { info.name.clone() },
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        };
+        Self::from_device(device, queue, adapter).await
+    }
+
+    /// Wraps an existing device (tests and embedders inject their own), compiling every pipeline.
+    pub async fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary) -> Result<GpuContext> {
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Kernels::new(&device);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(format!("shader compilation failed: {e}")));
+        }
+        Ok(GpuContext { device, queue, adapter, kernels })
+    }
+
+    /// A uniform buffer holding `value` (UNIFORM to bind it, COPY_DST so steps can rewrite it).
+    pub fn uniform<T: Pod>(&self, value: &T, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// A storage buffer initialised from `data` (COPY_SRC for read-back, COPY_DST for uploads).
+    pub fn storage<T: Pod>(&self, data: &[T], label: &str) -> wgpu::Buffer {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if bytes.is_empty() {
+            return self.storage_zeroed(4, label);
+        }
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: storage_usage(),
+        })
+    }
+
+    /// A zero-filled storage buffer of `bytes` (rounded up to 4).
+    pub fn storage_zeroed(&self, bytes: u64, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).div_ceil(4) * 4,
+            usage: storage_usage(),
+            mapped_at_creation: false,
+        })
+    }
+
+    /// u8 data packed four to a u32 word, little-endian, zero-padded (shaders/data.wgsl's layout).
+    pub fn storage_u8(&self, data: &[u8], label: &str) -> wgpu::Buffer {
+        let mut words = vec![0u32; data.len().div_ceil(4).max(1)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..data.len()].copy_from_slice(data);
+        self.storage(&words, label)
+    }
+
+    /// Copies `buf` back to the host. The only way numbers leave the GPU; call it rarely.
+    /// On the web the map callback fires from the browser's event loop, so this must be awaited
+    /// there (blocking would deadlock); natively we poll the device until it fires.
+    pub async fn read<T: Pod>(&self, buf: &wgpu::Buffer) -> Result<Vec<T>> {
+        let size = buf.size();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        self.map_read(&staging).await
+    }
+
+    /// Maps a MAP_READ buffer whose copy has been submitted and returns its contents.
+    pub async fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        rx.await
+            .map_err(|_| Error::Gpu("read-back was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("buffer map failed: {e}")))?;
+        let out = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("buffer map failed: {e}")))?;
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+fn storage_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+}

@@ -1,0 +1,17 @@
+//! Squeeze: train small image classifiers on the GPU (wgpu: WebGPU in the browser, Vulkan natively)
+//! and compress them. Layers, top to bottom: `web` (wasm API) and `bin/squeeze` (CLI) drive
+//! `experiment`, which runs a `recipe` on `nn` models through the `gpu` backend or the CPU
+//! `reference`; `data` reads IDX files. See README.md, "Architecture".
+
+pub mod data;
+pub mod error;
+pub mod experiment;
+pub mod gpu;
+pub mod nn;
+pub mod recipe;
+pub mod reference;
+pub mod rng;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,228 @@
+//! The recipe: one JSON document that names the dataset, seed, model, training and the ordered
+//! stages of an experiment. Parsing goes through serde (unknown fields and wrong types are errors
+//! naming the field path); `validate` then checks every range. The CLI, the page, URLs and tests
+//! all go through `Recipe::from_json` / `Recipe::from_value`, so there is one set of rules.
+
+use crate::error::{Error, Result};
+use crate::nn::{OptimizerConfig, OptimizerKind};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// "mnist", "fashion-mnist", or "custom" (IDX files the user loaded into the page).
+    pub dataset: DatasetName,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Use only the first N training / test samples (quick runs and tests).
+    #[serde(default)]
+    pub limit: Limit,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    /// Compression and fine-tuning stages, run in order after `train`.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+    Custom,
+}
+
+impl DatasetName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Custom => "custom",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub train: Option<usize>,
+    pub test: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    Mlp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Hidden layer widths of an MLP; LeNet-300-100 by default.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![300, 100]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The same learning rate every step.
+    Constant,
+    /// Cosine decay from `lr` to 0 over the stage's steps.
+    Cosine,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    #[serde(default = "default_optimizer")]
+    pub optimizer: OptimizerKind,
+    pub lr: f32,
+    /// SGD momentum; Adam's beta1 (default 0.9 for Adam, 0 for SGD).
+    pub momentum: Option<f32>,
+    #[serde(default = "default_beta2")]
+    pub beta2: f32,
+    #[serde(default = "default_eps")]
+    pub eps: f32,
+    #[serde(default)]
+    pub weight_decay: f32,
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+}
+
+fn default_batch() -> usize {
+    64
+}
+fn default_optimizer() -> OptimizerKind {
+    OptimizerKind::Sgd
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+fn default_schedule() -> Schedule {
+    Schedule::Constant
+}
+
+impl TrainConfig {
+    pub fn optimizer_config(&self) -> OptimizerConfig {
+        let default_momentum = if self.optimizer == OptimizerKind::Adam { 0.9 } else { 0.0 };
+        OptimizerConfig {
+            kind: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum.unwrap_or(default_momentum),
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        }
+    }
+
+    /// Learning rate at step `step` of `total` in this stage.
+    pub fn lr_at(&self, step: usize, total: usize) -> f32 {
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                (self.lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+        }
+    }
+
+    fn validate(&self, at: &str) -> Result<()> {
+        let f = |name: &str| format!("{at}.{name}");
+        check(self.epochs >= 1 && self.epochs <= 1000, &f("epochs"), format!("must be 1..=1000, got {}", self.epochs))?;
+        check(self.batch >= 1 && self.batch <= 8192, &f("batch"), format!("must be 1..=8192, got {}", self.batch))?;
+        check(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0, &f("lr"), format!("must be > 0 and <= 10, got {}", self.lr))?;
+        if let Some(m) = self.momentum {
+            check(m.is_finite() && (0.0..1.0).contains(&m), &f("momentum"), format!("must be in [0, 1), got {m}"))?;
+        }
+        check(self.beta2.is_finite() && self.beta2 > 0.0 && self.beta2 < 1.0, &f("beta2"), format!("must be in (0, 1), got {}", self.beta2))?;
+        check(self.eps.is_finite() && self.eps > 0.0 && self.eps < 1.0, &f("eps"), format!("must be in (0, 1), got {}", self.eps))?;
+        check(
+            self.weight_decay.is_finite() && (0.0..1.0).contains(&self.weight_decay),
+            &f("weight_decay"),
+            format!("must be in [0, 1), got {}", self.weight_decay),
+        )
+    }
+}
+
+/// One stage after the initial training. More kinds (prune, quantize, distill) join this enum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Stage {
+    /// More training (fine-tuning) with its own settings.
+    Train(TrainConfig),
+}
+
+fn check(ok: bool, path: &str, message: String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::recipe(path, message))
+    }
+}
+
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> Error {
+    let path = e.path().to_string();
+    let path = if path == "." { "(top level)".to_string() } else { path };
+    Error::recipe(path, e.inner().to_string())
+}
+
+impl Recipe {
+    /// Parses and validates a recipe from JSON text.
+    pub fn from_json(text: &str) -> Result<Recipe> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let r: Recipe = serde_path_to_error::deserialize(de).map_err(path_error)?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Parses and validates a recipe from any serde deserializer (the page passes a JS object).
+    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Recipe>
+    where
+        D::Error: std::fmt::Display,
+    {
+        let r: Recipe = serde_path_to_error::deserialize(de).map_err(path_error)?;
+        r.validate()?;
+        Ok(r)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a recipe always serializes")
+    }
+
+    /// Range checks that types cannot express. Every error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(n) = self.limit.train {
+            check(n >= 1, "limit.train", format!("must be at least 1, got {n}"))?;
+        }
+        if let Some(n) = self.limit.test {
+            check(n >= 1, "limit.test", format!("must be at least 1, got {n}"))?;
+        }
+        check(self.model.hidden.len() <= 8, "model.hidden", format!("at most 8 hidden layers, got {}", self.model.hidden.len()))?;
+        for (i, &h) in self.model.hidden.iter().enumerate() {
+            check((1..=4096).contains(&h), &format!("model.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
+        }
+        self.train.validate("train")?;
+        for (i, s) in self.stages.iter().enumerate() {
+            match s {
+                Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
+            }
+        }
+        Ok(())
+    }
+}

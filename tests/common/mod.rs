@@ -1,0 +1,76 @@
+//! Shared by the GPU test files: the GPU context, the `gpu_test!` macro that runs one async test
+//! body natively (`cargo test`, Vulkan/lavapipe) and in the browser (`wasm-pack test`, WebGPU),
+//! fresh random inputs, and a tolerance check that prints the worst element.
+#![allow(dead_code)]
+
+use squeeze::gpu::GpuContext;
+use squeeze::rng::Rng;
+
+/// The shared context. Natively it is built once per test binary; in the browser once per test.
+/// No adapter fails the test: a GPU test must never pass by not running.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn ctx() -> GpuContext {
+    use std::sync::OnceLock;
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| pollster::block_on(GpuContext::new()).unwrap_or_else(|e| panic!("GPU context for tests: {e}")))
+        .clone()
+}
+
+#[cfg(target_arch = "wasm32")]
+pub async fn ctx() -> GpuContext {
+    GpuContext::new().await.expect("GPU tests need WebGPU in the browser")
+}
+
+/// `gpu_test!(name, body)` where `body: async fn(GpuContext)`: one body, both targets.
+#[macro_export]
+macro_rules! gpu_test {
+    ($name:ident, $body:path) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on(async { $body(common::ctx().await).await })
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $body(common::ctx().await).await
+        }
+    };
+}
+
+/// A seed that differs run to run (fresh inputs), printed so a failure can be replayed with
+/// SQUEEZE_TEST_SEED.
+pub fn fresh_rng(test: &str) -> (Rng, u64) {
+    #[cfg(not(target_arch = "wasm32"))]
+    let seed = std::env::var("SQUEEZE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    });
+    #[cfg(target_arch = "wasm32")]
+    let seed = (js_sys::Math::random() * 1e15) as u64;
+    let _ = test;
+    (Rng::new(seed, 77), seed)
+}
+
+pub fn random_vec(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.uniform(lo, hi)).collect()
+}
+
+/// Asserts |got - want| <= atol + rtol * |want| elementwise; reports the worst element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32, seed: u64) {
+    assert_eq!(got.len(), want.len(), "{what}: length differs (seed {seed})");
+    let mut worst = (0usize, 0.0f32);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let excess = (g - w).abs() - (atol + rtol * w.abs());
+        if !(excess <= worst.1) || g.is_nan() != w.is_nan() {
+            worst = (i, if excess.is_nan() { f32::INFINITY } else { excess });
+        }
+    }
+    let (i, e) = worst;
+    assert!(
+        e <= 0.0,
+        "{what}: element {i} is {} but the reference says {} (|diff| {:e}, rtol {rtol}, atol {atol}, seed {seed})",
+        got[i],
+        want[i],
+        (got[i] - want[i]).abs()
+    );
+}

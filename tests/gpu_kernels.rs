@@ -1,0 +1,183 @@
+//! Every WGSL kernel against its CPU twin in reference::ops, on fresh random inputs of awkward
+//! shapes (not multiples of the workgroup or register tile). Runs natively and in the browser.
+
+mod common;
+use common::{assert_close, fresh_rng, random_vec};
+use ndarray::{Array1, Array2};
+use squeeze::gpu::kernels::{run, GatherParams, HeadParams, MatmulParams, StepParams};
+use squeeze::gpu::GpuContext;
+use squeeze::nn::{OptimizerConfig, OptimizerKind};
+use squeeze::reference::ops::*;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+async fn matmul_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("matmul");
+    // (M, N, K): single elements, primes, and LeNet-300-100's real backward shapes.
+    for &(m, n, k) in &[(1, 1, 1), (3, 5, 2), (7, 13, 5), (33, 65, 17), (37, 301, 129), (300, 100, 64), (64, 784, 300)] {
+        for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+            for &accumulate in &[false, true] {
+                let a_shape = if ta { (k, m) } else { (m, k) };
+                let b_shape = if tb { (n, k) } else { (k, n) };
+                let a = random_vec(&mut rng, m * k, -1.0, 1.0);
+                let b = random_vec(&mut rng, k * n, -1.0, 1.0);
+                let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
+                let ga = ctx.storage(&a, "a");
+                let gb = ctx.storage(&b, "b");
+                let gc = ctx.storage(&c0, "c");
+                run(&ctx, &[&ctx.matmul(MatmulParams::new(m as u32, n as u32, k as u32, ta, tb, accumulate), &ga, &gb, &gc)]);
+                let got: Vec<f32> = ctx.read(&gc).await.unwrap();
+                let a = Array2::from_shape_vec(a_shape, a).unwrap();
+                let b = Array2::from_shape_vec(b_shape, b).unwrap();
+                let mut want = matmul_reference(a.view(), b.view(), ta, tb);
+                if accumulate {
+                    want += &Array2::from_shape_vec((m, n), c0).unwrap();
+                }
+                let what = format!("matmul M={m} N={n} K={k} trans_a={ta} trans_b={tb} accumulate={accumulate}");
+                assert_close(&what, &got, want.as_slice().unwrap(), 1e-4, 1e-5 * (k as f32).sqrt(), seed);
+            }
+        }
+    }
+}
+gpu_test!(matmul_matches_reference, matmul_case);
+
+async fn dense_elementwise_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("dense");
+    for &(rows, cols) in &[(1, 1), (37, 101), (64, 300), (129, 3)] {
+        let y = random_vec(&mut rng, rows * cols, -1.0, 1.0);
+        let bias = random_vec(&mut rng, cols, -1.0, 1.0);
+        let dy = random_vec(&mut rng, rows * cols, -1.0, 1.0);
+        let (r, c) = (rows as u32, cols as u32);
+        let y_arr = Array2::from_shape_vec((rows, cols), y.clone()).unwrap();
+        let dy_arr = Array2::from_shape_vec((rows, cols), dy.clone()).unwrap();
+
+        // bias_add
+        let gy = ctx.storage(&y, "y");
+        let gbias = ctx.storage(&bias, "bias");
+        run(&ctx, &[&ctx.bias_add(r, c, &gbias, &gy)]);
+        let mut want = y_arr.clone();
+        bias_add_reference(&mut want, &Array1::from_vec(bias.clone()));
+        assert_close("bias_add", &ctx.read::<f32>(&gy).await.unwrap(), want.as_slice().unwrap(), 1e-6, 1e-6, seed);
+
+        // bias_grad
+        let gdy = ctx.storage(&dy, "dy");
+        let gdb = ctx.storage_zeroed(cols as u64 * 4, "dbias");
+        run(&ctx, &[&ctx.bias_grad(r, c, &gdy, &gdb)]);
+        let want = bias_grad_reference(&dy_arr);
+        assert_close("bias_grad", &ctx.read::<f32>(&gdb).await.unwrap(), want.as_slice().unwrap(), 1e-5, 1e-5 * (rows as f32).sqrt(), seed);
+
+        // relu_forward
+        let gy = ctx.storage(&y, "y");
+        run(&ctx, &[&ctx.relu_forward(r * c, &gy)]);
+        let mut relu_out = y_arr.clone();
+        relu_forward_reference(&mut relu_out);
+        let got_relu: Vec<f32> = ctx.read(&gy).await.unwrap();
+        assert_close("relu_forward", &got_relu, relu_out.as_slice().unwrap(), 0.0, 0.0, seed);
+        assert!(got_relu.iter().any(|&v| v == 0.0) || rows * cols < 4, "relu_forward: random inputs should have negatives (seed {seed})");
+
+        // relu_backward (on the ReLU output just computed)
+        let gdy = ctx.storage(&dy, "dy");
+        run(&ctx, &[&ctx.relu_backward(r * c, &gy, &gdy)]);
+        let mut want = dy_arr.clone();
+        relu_backward_reference(&mut want, &relu_out);
+        assert_close("relu_backward", &ctx.read::<f32>(&gdy).await.unwrap(), want.as_slice().unwrap(), 0.0, 0.0, seed);
+    }
+}
+gpu_test!(dense_elementwise_kernels_match_reference, dense_elementwise_case);
+
+async fn head_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("head");
+    for &(rows, classes, valid) in &[(1, 10, 1), (37, 10, 37), (130, 10, 117), (65, 7, 3)] {
+        let logits = random_vec(&mut rng, rows * classes, -6.0, 6.0);
+        let labels: Vec<u32> = (0..rows).map(|_| rng.below(classes as u32)).collect();
+        let p = HeadParams { rows: rows as u32, classes: classes as u32 };
+        let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
+        let gl = ctx.storage(&logits, "logits");
+        let gy = ctx.storage(&labels, "labels");
+        // Poison the outputs so a kernel that skips rows is caught.
+        let gd = ctx.storage(&vec![f32::NAN; rows * classes], "dlogits");
+        let gloss = ctx.storage(&vec![f32::NAN; rows], "row_loss");
+        let gcorrect = ctx.storage(&vec![7u32; rows], "correct");
+        let acc0 = [1.5f32, 2.0, 3.0, 0.0];
+        let gacc = ctx.storage(&acc0, "acc");
+        run(
+            &ctx,
+            &[
+                &ctx.softmax_xent(p, &step, &gl, &gy, &gd, &gloss),
+                &ctx.argmax_correct(p, &step, &gl, &gy, &gcorrect),
+                &ctx.metrics_accumulate(&step, &gloss, &gcorrect, &gacc),
+            ],
+        );
+        let logits_arr = Array2::from_shape_vec((rows, classes), logits).unwrap();
+        let (want_d, want_loss) = softmax_xent_reference(&logits_arr, &labels, valid);
+        let want_correct = argmax_correct_reference(&logits_arr, &labels, valid);
+        let mut want_acc = acc0;
+        metrics_accumulate_reference(&mut want_acc, &want_loss, &want_correct, valid);
+        let what = format!("rows={rows} classes={classes} valid={valid}");
+        assert_close(&format!("softmax_xent dlogits {what}"), &ctx.read::<f32>(&gd).await.unwrap(), want_d.as_slice().unwrap(), 1e-4, 1e-6, seed);
+        assert_close(&format!("softmax_xent loss {what}"), &ctx.read::<f32>(&gloss).await.unwrap(), &want_loss, 1e-4, 1e-5, seed);
+        assert_eq!(ctx.read::<u32>(&gcorrect).await.unwrap(), want_correct, "argmax_correct {what} (seed {seed})");
+        assert_close(&format!("metrics_accumulate {what}"), &ctx.read::<f32>(&gacc).await.unwrap(), &want_acc, 1e-5, 1e-4, seed);
+    }
+}
+gpu_test!(softmax_xent_argmax_and_metrics_match_reference, head_case);
+
+async fn optimizer_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("optim");
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        for &n in &[1usize, 1003, 70_001] {
+            let cfg = OptimizerConfig { kind, lr: 0.05, momentum: 0.9, beta2: 0.99, eps: 1e-6, weight_decay: 1e-3 };
+            let w = random_vec(&mut rng, n, -1.0, 1.0);
+            let m = random_vec(&mut rng, n, -0.1, 0.1);
+            let v = random_vec(&mut rng, n, 0.0, 0.01);
+            let (gw, gm, gv) = (ctx.storage(&w, "w"), ctx.storage(&m, "m"), ctx.storage(&v, "v"));
+            let (mut rw, mut rm, mut rv) = (w, m, v);
+            // Three steps with fresh gradients: checks that state carries over.
+            for t in 1..=3u64 {
+                let g = random_vec(&mut rng, n, -1.0, 1.0);
+                let gg = ctx.storage(&g, "g");
+                let p = cfg.step_params(n, cfg.lr, t);
+                run(&ctx, &[&ctx.optimizer(kind == OptimizerKind::Adam, p, &gw, &gg, &gm, &gv)]);
+                match kind {
+                    OptimizerKind::Sgd => sgd_reference(&mut rw, &g, &mut rm, &p),
+                    OptimizerKind::Adam => adam_reference(&mut rw, &g, &mut rm, &mut rv, &p),
+                }
+            }
+            let what = format!("{kind:?} n={n}");
+            assert_close(&format!("{what} weights"), &ctx.read::<f32>(&gw).await.unwrap(), &rw, 1e-5, 1e-6, seed);
+            assert_close(&format!("{what} first moment"), &ctx.read::<f32>(&gm).await.unwrap(), &rm, 1e-5, 1e-6, seed);
+            if kind == OptimizerKind::Adam {
+                assert_close(&format!("{what} second moment"), &ctx.read::<f32>(&gv).await.unwrap(), &rv, 1e-5, 1e-7, seed);
+            }
+        }
+    }
+}
+gpu_test!(sgd_and_adam_match_reference, optimizer_case);
+
+async fn gather_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("gather");
+    // 13x11 = 143 pixels: images do not start on 4-byte boundaries.
+    let (n, pixels, rows) = (37usize, 143usize, 16usize);
+    let images: Vec<u8> = (0..n * pixels).map(|_| rng.below(256) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|_| rng.below(10) as u8).collect();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    rng.shuffle(&mut order);
+    let (scale, shift) = (1.0 / (255.0 * 0.3081), -0.1307 / 0.3081);
+    let gi = ctx.storage_u8(&images, "images");
+    let gl = ctx.storage_u8(&labels, "labels");
+    let go = ctx.storage(&order, "order");
+    let gx = ctx.storage(&vec![f32::NAN; rows * pixels], "x");
+    let gy = ctx.storage(&vec![99u32; rows], "y");
+    let step = ctx.uniform(&StepParams::default(), "step");
+    let launch = ctx.gather_batch(GatherParams { rows: rows as u32, pixels: pixels as u32, scale, shift }, &step, &gi, &gl, &go, &gx, &gy);
+    // A full batch, then the partial last batch (offset 32, 5 valid rows, 11 rows of padding).
+    for &(offset, valid) in &[(0usize, 16usize), (32, 5)] {
+        ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
+        run(&ctx, &[&launch]);
+        let (want_x, want_y) = gather_batch_reference(&images, &labels, pixels, &order, offset, valid, rows, scale, shift);
+        assert_close(&format!("gather_batch x offset={offset}"), &ctx.read::<f32>(&gx).await.unwrap(), want_x.as_slice().unwrap(), 1e-6, 1e-6, seed);
+        assert_eq!(ctx.read::<u32>(&gy).await.unwrap(), want_y, "gather_batch labels offset={offset} (seed {seed})");
+    }
+}
+gpu_test!(gather_batch_matches_reference, gather_case);
