@@ -3,6 +3,8 @@
 //! `experiment`, which runs a `recipe` on `nn` models through the `gpu` backend or the CPU
 //! `reference`; `data` reads IDX files. See README.md, "Architecture".
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod data;
 pub mod error;
 pub mod experiment;

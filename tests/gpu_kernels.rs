@@ -181,3 +181,11 @@ async fn gather_case(ctx: GpuContext) {
     }
 }
 gpu_test!(gather_batch_matches_reference, gather_case);
+
+async fn backend_case(ctx: GpuContext) {
+    // The suites must exercise a real GPU API, not a silent fallback: WebGPU in the browser,
+    // Vulkan natively (lavapipe on machines without a GPU).
+    let want = if cfg!(target_arch = "wasm32") { "BrowserWebGpu" } else { "Vulkan" };
+    assert_eq!(ctx.adapter.backend, want, "adapter {:?}", ctx.adapter);
+}
+gpu_test!(backend_is_the_real_gpu_api, backend_case);

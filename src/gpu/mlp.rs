@@ -17,14 +17,10 @@ struct ForwardProgram {
     step: wgpu::Buffer,
     /// acts[0] = x [B,P]; acts[l+1] = layer l output [B,O_l] (logits last).
     acts: Vec<wgpu::Buffer>,
-    labels: wgpu::Buffer,
     dlogits: wgpu::Buffer,
-    row_loss: wgpu::Buffer,
-    correct: wgpu::Buffer,
     acc: wgpu::Buffer,
     /// gather, forward layers, softmax_xent, argmax_correct, metrics_accumulate.
     launches: Vec<Launch>,
-    images: wgpu::Buffer,
     order: wgpu::Buffer,
     n: usize,
 }
@@ -70,7 +66,7 @@ impl ForwardProgram {
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, labels, dlogits, row_loss, correct, acc, launches, images, order: order_buf, n: data.n }
+        ForwardProgram { rows, step, acts, dlogits, acc, launches, order: order_buf, n: data.n }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {

@@ -1,0 +1,139 @@
+//! The command-line runner's code: runs a recipe JSON natively (Vulkan GPU, or the CPU reference)
+//! and prints a results table; `--json` also writes the full report. Same experiment code as the
+//! page. The binary (src/bin/squeeze.rs) only calls `main`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use crate::data::files::{default_data_dir, load_named};
+use crate::experiment::{run, Backend, Event, RunOptions};
+use crate::gpu::GpuContext;
+use crate::recipe::Recipe;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "squeeze", about = "Train and compress small image classifiers from a recipe", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a recipe and print a results table.
+    Run {
+        /// The recipe file (JSON); see recipes/.
+        recipe: PathBuf,
+        /// Where the math runs.
+        #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
+        backend: BackendArg,
+        /// Data directory holding mnist/ and fashion-mnist/ (default: $SQUEEZE_DATA or www/public/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Also write the full report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Print a progress line every N training steps.
+        #[arg(long, default_value_t = 200)]
+        progress_every: usize,
+        /// Override the recipe's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Validate a recipe without running it.
+    Check { recipe: PathBuf },
+    /// Print the GPU adapter wgpu picks.
+    Adapter,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Gpu,
+    Cpu,
+}
+
+pub fn main() -> ExitCode {
+    match pollster::block_on(main_async(Cli::parse())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_recipe(path: &PathBuf) -> crate::Result<Recipe> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+    Recipe::from_json(&text)
+}
+
+async fn main_async(cli: Cli) -> crate::Result<()> {
+    match cli.command {
+        Command::Check { recipe } => {
+            let r = load_recipe(&recipe)?;
+            println!("{}: valid\n{}", recipe.display(), r.to_json());
+        }
+        Command::Adapter => {
+            let ctx = GpuContext::new().await?;
+            println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
+        }
+        Command::Run { recipe, backend, data, json, progress_every, seed } => {
+            let mut r = load_recipe(&recipe)?;
+            if let Some(s) = seed {
+                r.seed = s;
+            }
+            let dir = data.unwrap_or_else(default_data_dir);
+            let splits = load_named(&dir, r.dataset.as_str())?;
+            let backend = match backend {
+                BackendArg::Gpu => Backend::Gpu(GpuContext::new().await?),
+                BackendArg::Cpu => Backend::Cpu,
+            };
+            eprintln!("recipe {} | {} | {}", recipe.display(), r.dataset.as_str(), backend.describe());
+            let opts = RunOptions { progress_every };
+            let mut on_event = |e: &Event| {
+                match e {
+                    Event::Progress { stage, epoch, epochs, step, steps, train_loss, train_accuracy, elapsed_s } => eprintln!(
+                        "  stage {stage} epoch {}/{epochs} step {step}/{steps}: loss {train_loss:.4} acc {:.2}% ({elapsed_s:.1}s)",
+                        epoch + 1,
+                        train_accuracy * 100.0
+                    ),
+                    Event::Epoch { stage, report } => eprintln!(
+                        "stage {stage} epoch {}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} samples/s",
+                        report.epoch,
+                        report.train_loss,
+                        report.train_accuracy * 100.0,
+                        report.test_loss,
+                        report.test_accuracy * 100.0,
+                        report.train_s,
+                        report.samples_per_s
+                    ),
+                }
+                true
+            };
+            let out = run(&r, &splits, &backend, &opts, &mut on_event).await?;
+            let rep = &out.report;
+            println!("\n{} | train {} / test {} samples | seed {} | {}", rep.dataset, rep.train_samples, rep.test_samples, rep.seed, rep.backend);
+            println!(
+                "model mlp {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
+                rep.model.layers, rep.model.parameters, rep.model.flops_per_sample, rep.model.bytes_f32
+            );
+            println!("{:<12} {:>7} {:>10} {:>10} {:>10} {:>12}", "stage", "epochs", "test acc", "test loss", "train s", "samples/s");
+            for s in &rep.stages {
+                println!(
+                    "{:<12} {:>7} {:>9.2}% {:>10.4} {:>10.1} {:>12.0}",
+                    s.name,
+                    s.epochs.len(),
+                    s.test_accuracy * 100.0,
+                    s.test_loss,
+                    s.train_s,
+                    s.samples_per_s
+                );
+            }
+            println!("wall time {:.1}s", rep.wall_s);
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))
+                    .map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+            }
+        }
+    }
+    Ok(())
+}
