@@ -87,6 +87,7 @@ fn parse_gzip(bytes: &[u8]) -> Result<IdxArray, IdxError> {
     // The header first (at most 4 + 4*4 bytes), then exactly the body it claims and one byte more
     // to detect trailing data. The body buffer grows with the bytes that actually arrive, so a
     // header claiming a gigabyte in a 100-byte file allocates nothing large.
+    // (`dec` is consumed by the final count below.)
     let mut head = vec![0u8; 4];
     read_full(&mut dec, &mut head).map_err(corrupt)?;
     let nd = if head.len() == 4 && head[0] == 0 && head[1] == 0 { head[3].min(4) as usize } else { 0 };
@@ -95,8 +96,10 @@ fn parse_gzip(bytes: &[u8]) -> Result<IdxArray, IdxError> {
     head.extend_from_slice(&dims_bytes);
     let (dims, _, expected) = parse_header(&head)?;
     let mut body = Vec::new();
-    dec.by_ref().take(expected as u64 + 1).read_to_end(&mut body).map_err(corrupt)?;
-    let found = body.len();
+    dec.by_ref().take(expected as u64).read_to_end(&mut body).map_err(corrupt)?;
+    // Count (without keeping) whatever follows the claimed body.
+    let extra = std::io::copy(&mut dec.take(MAX_BODY_BYTES as u64), &mut std::io::sink()).map_err(corrupt)? as usize;
+    let found = body.len() + extra;
     if found < expected {
         return Err(IdxError::Truncated { dims, expected, found });
     }

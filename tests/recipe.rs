@@ -1,0 +1,105 @@
+//! Recipe parsing and validation: every error names the field and says what is accepted.
+
+use squeeze::error::Error;
+use squeeze::recipe::{Recipe, Schedule, Stage};
+
+const GOOD: &str = r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1}}"#;
+
+fn field_error(json: &str) -> (String, String) {
+    match Recipe::from_json(json) {
+        Err(Error::Recipe { path, message }) => (path, message),
+        other => panic!("expected a recipe error, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let r = Recipe::from_json(GOOD).unwrap();
+    assert_eq!(r.seed, 1);
+    assert_eq!(r.model.hidden, vec![300, 100]);
+    assert_eq!(r.train.batch, 64);
+    assert_eq!(r.train.schedule, Schedule::Constant);
+    assert!(r.stages.is_empty());
+}
+
+#[test]
+fn round_trips_through_json() {
+    let r = Recipe::from_json(GOOD).unwrap();
+    assert_eq!(Recipe::from_json(&r.to_json()).unwrap(), r);
+}
+
+#[test]
+fn every_shipped_recipe_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        Recipe::from_json(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        n += 1;
+    }
+    assert!(n >= 2);
+}
+
+#[test]
+fn unknown_field_is_named_with_its_path() {
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1, "lr_decay": 3}}"#);
+    assert_eq!(path, "train.lr_decay");
+    assert!(msg.contains("unknown field `lr_decay`") && msg.contains("expected one of"), "{msg}");
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1}, "colour": 1}"#);
+    assert_eq!(path, "colour");
+    assert!(msg.contains("unknown field `colour`"), "{msg}");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": "ten", "lr": 0.1}}"#);
+    assert_eq!(path, "train.epochs");
+    assert!(msg.contains("invalid type"), "{msg}");
+    let (path, _) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [300, -1]}, "train": {"epochs": 1, "lr": 0.1}}"#);
+    assert_eq!(path, "model.hidden[1]");
+}
+
+#[test]
+fn unknown_names_list_what_is_accepted() {
+    let (path, msg) = field_error(r#"{"dataset": "cifar", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1}}"#);
+    assert_eq!(path, "dataset");
+    assert!(msg.contains("mnist") && msg.contains("fashion-mnist"), "{msg}");
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1, "optimizer": "rmsprop"}}"#);
+    assert_eq!(path, "train.optimizer");
+    assert!(msg.contains("sgd") && msg.contains("adam"), "{msg}");
+    let (path, _) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1}, "stages": [{"train": {"epochs": 1, "lr": 0.1}}, {"squash": {}}]}"#);
+    assert_eq!(path, "stages[1]");
+}
+
+#[test]
+fn out_of_range_values_are_named() {
+    let cases = [
+        (r#""train": {"epochs": 0, "lr": 0.1}"#, "train.epochs"),
+        (r#""train": {"epochs": 1, "lr": -0.1}"#, "train.lr"),
+        (r#""train": {"epochs": 1, "lr": 0.1, "momentum": 1.0}"#, "train.momentum"),
+        (r#""train": {"epochs": 1, "lr": 0.1, "batch": 0}"#, "train.batch"),
+        (r#""train": {"epochs": 1, "lr": 0.1, "beta2": 1.5}"#, "train.beta2"),
+        (r#""train": {"epochs": 1, "lr": 0.1}, "limit": {"train": 0}"#, "limit.train"),
+        (r#""train": {"epochs": 1, "lr": 0.1}, "stages": [{"train": {"epochs": 1, "lr": 100}}]"#, "stages[0].train.lr"),
+    ];
+    for (body, want) in cases {
+        let json = format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp"}}, {body}}}"#);
+        let (path, msg) = field_error(&json);
+        assert_eq!(path, want, "{json}");
+        assert!(msg.contains("must be"), "{msg}");
+    }
+    let (path, _) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [0]}, "train": {"epochs": 1, "lr": 0.1}}"#);
+    assert_eq!(path, "model.hidden[0]");
+}
+
+#[test]
+fn missing_required_field_is_named() {
+    let (_, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1}}"#);
+    assert!(msg.contains("missing field `lr`"), "{msg}");
+}
+
+#[test]
+fn stages_parse() {
+    let r = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"train": {"epochs": 1, "lr": 0.01, "schedule": "cosine"}}]}"#).unwrap();
+    assert!(matches!(&r.stages[0], Stage::Train(t) if t.schedule == Schedule::Cosine && t.lr == 0.01));
+}
