@@ -1,0 +1,65 @@
+// The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
+// the page stays responsive while training. Messages in: {type: 'init'|'load'|'run'|'cancel'}.
+// Messages out: {type: 'ready'|'loaded'|'event'|'done'|'error', ...}.
+import init, { Squeeze } from '../pkg/squeeze.js';
+
+const FILES = {
+  mnist: ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'],
+  'fashion-mnist': ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'],
+};
+
+let engine = null;
+let cancelled = false;
+const loaded = new Set();
+
+async function fetchBytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`could not fetch ${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function loadNamed(name, dataBase) {
+  if (loaded.has(name)) return null;
+  const files = FILES[name];
+  if (!files) throw new Error(`unknown dataset ${name}`);
+  const bytes = await Promise.all(files.map((f) => fetchBytes(new URL(`${name}/${f}`, dataBase).href)));
+  const info = engine.loadDataset(name, files, ...bytes);
+  loaded.add(name);
+  return info;
+}
+
+// What WebGPU says about the adapter (wgpu's web backend leaves vendor/architecture empty).
+async function gpuInfo() {
+  try {
+    const a = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    const i = a?.info;
+    return i ? { vendor: i.vendor, architecture: i.architecture, description: i.description, isFallbackAdapter: !!i.isFallbackAdapter } : null;
+  } catch {
+    return null;
+  }
+}
+
+self.onmessage = async (msg) => {
+  const m = msg.data;
+  try {
+    if (m.type === 'init') {
+      await init();
+      engine = await Squeeze.create(m.preferGpu !== false);
+      self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuInfo: await gpuInfo() });
+    } else if (m.type === 'cancel') {
+      cancelled = true;
+    } else if (m.type === 'run') {
+      cancelled = false;
+      const recipe = engine.validateRecipe(m.recipe);
+      const info = await loadNamed(recipe.dataset, m.dataBase);
+      if (info) self.postMessage({ type: 'loaded', info });
+      const report = await engine.run(recipe, (ev) => {
+        self.postMessage({ type: 'event', event: ev });
+        return !cancelled;
+      }, m.progressEvery ?? 25);
+      self.postMessage({ type: 'done', report });
+    }
+  } catch (e) {
+    self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type });
+  }
+};
