@@ -1,7 +1,7 @@
 // matmul: C[M,N] = op(A)[M,K] · op(B)[K,N], where op is an optional transpose expressed by strides.
 // Forward (Y = X·W) and both backward products (dX = dY·Wᵀ, dW = Xᵀ·dY) are this one kernel.
-// Register-blocked: each invocation computes a 4x4 block of C straight from global memory, which is
-// the fast shape on software adapters (SwiftShader, lavapipe); see ENVIRONMENT.md.
+// Register-blocked: each invocation computes 4x4 elements of C straight from global memory (no
+// workgroup tiles), the fast shape on software adapters (SwiftShader, lavapipe); see ENVIRONMENT.md.
 // CPU twin: reference::ops::matmul_reference.
 
 struct MatmulParams {
@@ -23,15 +23,15 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 @compute @workgroup_size(8, 8, 1)
-fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * 4u;
-    let col0 = gid.x * 4u;
-    if (row0 >= p.m || col0 >= p.n) {
-        return;
-    }
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // The workgroup owns a 32x32 tile of C; invocation (x, y) owns rows y, y+8, y+16, y+24 and
+    // columns x, x+8, x+16, x+24 of it. Neighbouring invocations thus read neighbouring elements
+    // of B, which software adapters turn into contiguous SIMD loads across lanes.
+    let row0 = wg.y * 32u + lid.y;
+    let col0 = wg.x * 32u + lid.x;
     // Clamp edge rows/columns so every load is in bounds; clamped lanes are never stored.
-    let rows = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
-    let cols = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
+    let rows = min(vec4<u32>(row0, row0 + 8u, row0 + 16u, row0 + 24u), vec4<u32>(p.m - 1u));
+    let cols = min(vec4<u32>(col0, col0 + 8u, col0 + 16u, col0 + 24u), vec4<u32>(p.n - 1u));
     let ra = rows * p.a_row;
     let cb = cols * p.b_col;
     var acc0 = vec4<f32>(0.0);
@@ -50,10 +50,10 @@ fn matmul(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i = i + 1u) {
-        let r = row0 + i;
+        let r = row0 + 8u * i;
         if (r < p.m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
-                let col = col0 + j;
+                let col = col0 + 8u * j;
                 if (col < p.n) {
                     let idx = r * p.n + col;
                     var v = accs[i][j];

