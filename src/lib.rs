@@ -5,6 +5,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod compress;
 pub mod data;
 pub mod error;
 pub mod experiment;

@@ -7,6 +7,7 @@ use common::{assert_close, fresh_rng};
 use squeeze::data::{Dataset, Splits};
 use squeeze::gpu::{GpuContext, GpuTrainer};
 use squeeze::nn::{MlpParams, MlpSpec, OptimizerConfig, OptimizerKind};
+use squeeze::compress::prune::mask_by_sparsity;
 use squeeze::reference::mlp::CpuTrainer;
 
 #[cfg(target_arch = "wasm32")]
@@ -59,3 +60,49 @@ async fn golden_case(ctx: GpuContext) {
     }
 }
 gpu_test!(gpu_training_matches_cpu_reference, golden_case);
+
+async fn masks_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("masks");
+    let data = Splits::new("synthetic", synthetic(&mut rng, 64), synthetic(&mut rng, 16)).unwrap();
+    let norm = data.train.normalization();
+    let spec = MlpSpec { inputs: 63, hidden: vec![19], classes: 10 };
+    let init = MlpParams::init(&spec, seed);
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3 };
+    // Prune 80% of each weight matrix by magnitude; biases stay dense.
+    let masks: Vec<Option<Vec<f32>>> = init
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(j, t)| (j % 2 == 0).then(|| mask_by_sparsity(&t.iter().map(|v| v.abs()).collect::<Vec<_>>(), 0.8)))
+        .collect();
+    for hard in [true, false] {
+        let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, 16);
+        let mut cpu = CpuTrainer::new(init.clone(), opt.clone(), data.clone(), norm, 16);
+        gpu.set_masks(&masks, hard);
+        cpu.set_masks(&masks, hard);
+        for epoch in 0..5 {
+            let order = data.train.epoch_order(seed, epoch);
+            gpu.begin_epoch(&order);
+            cpu.begin_epoch(&order);
+            for (offset, valid) in data.train.batches(16) {
+                gpu.train_step(offset, valid, 0.1);
+                cpu.train_step(offset, valid, 0.1);
+            }
+        }
+        let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+        for (l, (a, b)) in gp.layers.iter().zip(&cp.layers).enumerate() {
+            assert_close(&format!("hard={hard} W{l}"), a.w.as_slice().unwrap(), b.w.as_slice().unwrap(), 1e-3, 1e-5, seed);
+            let mask = masks[2 * l].as_ref().unwrap();
+            let pruned: Vec<f32> = a.w.iter().zip(mask).filter(|(_, &m)| m == 0.0).map(|(&w, _)| w).collect();
+            if hard {
+                // 20 momentum steps later, every pruned weight is still exactly zero.
+                assert!(pruned.iter().all(|&w| w == 0.0), "hard mask leaked (seed {seed})");
+            } else {
+                // Soft: pruned weights were zeroed once and have since regrown from their gradients.
+                let regrown = pruned.iter().filter(|&&w| w != 0.0).count();
+                assert!(regrown > pruned.len() / 2, "soft mask: only {regrown} of {} regrew (seed {seed})", pruned.len());
+            }
+        }
+    }
+}
+gpu_test!(hard_masks_hold_and_soft_masks_regrow, masks_case);

@@ -189,3 +189,27 @@ async fn backend_case(ctx: GpuContext) {
     assert_eq!(ctx.adapter.backend, want, "adapter {:?}", ctx.adapter);
 }
 gpu_test!(backend_is_the_real_gpu_api, backend_case);
+
+async fn mask_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("mask");
+    for &n in &[1usize, 1003, 70_001] {
+        let w = random_vec(&mut rng, n, -1.0, 1.0);
+        let g = random_vec(&mut rng, n, -1.0, 1.0);
+        let score0 = random_vec(&mut rng, n, 0.0, 1.0);
+        let mask: Vec<f32> = (0..n).map(|_| if rng.next_f32() < 0.7 { 0.0 } else { 1.0 }).collect();
+        let (gw, gm) = (ctx.storage(&w, "w"), ctx.storage(&mask, "mask"));
+        let (gg, gs) = (ctx.storage(&g, "g"), ctx.storage(&score0, "score"));
+        // Taylor scores use the unmasked weights; then the mask is applied.
+        run(&ctx, &[&ctx.taylor_accumulate(n as u32, &gw, &gg, &gs), &ctx.mask_apply(n as u32, &gw, &gm)]);
+        let mut want_score = score0.clone();
+        taylor_accumulate_reference(&mut want_score, &w, &g);
+        let mut want_w = w.clone();
+        mask_apply_reference(&mut want_w, &mask);
+        let got_w: Vec<f32> = ctx.read(&gw).await.unwrap();
+        assert_close(&format!("taylor_accumulate n={n}"), &ctx.read::<f32>(&gs).await.unwrap(), &want_score, 1e-6, 1e-7, seed);
+        assert_close(&format!("mask_apply n={n}"), &got_w, &want_w, 0.0, 0.0, seed);
+        // Pruned weights are exactly zero, kept ones untouched.
+        assert!(got_w.iter().zip(&mask).zip(&w).all(|((&g, &m), &w)| if m == 0.0 { g == 0.0 } else { g == w }), "seed {seed}");
+    }
+}
+gpu_test!(mask_and_taylor_kernels_match_reference, mask_case);

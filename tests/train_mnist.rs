@@ -43,3 +43,17 @@ fn cpu_reference_training_on_real_mnist_subset_reaches_89_percent() {
     let (acc, per_epoch) = train(Backend::Cpu);
     assert!(acc >= 0.89, "test accuracy {acc} (per epoch {per_epoch:?})");
 }
+
+#[test]
+fn real_fashion_mnist_loads_from_gzip_with_the_official_split() {
+    let data = load_named(&default_data_dir(), "fashion-mnist").expect("real Fashion-MNIST: run scripts/setup");
+    assert_eq!((data.train.n, data.test.n, data.train.rows, data.train.cols), (60_000, 10_000, 28, 28));
+    // The official split is balanced: 6,000 training and 1,000 test images per class.
+    for (split, per_class) in [(&data.train, 6000), (&data.test, 1000)] {
+        let mut counts = [0usize; 10];
+        for &l in &split.labels {
+            counts[l as usize] += 1;
+        }
+        assert_eq!(counts, [per_class; 10]);
+    }
+}

@@ -25,6 +25,8 @@ pub struct Kernels {
     pub sgd: Kernel,
     pub adam: Kernel,
     pub gather_batch: Kernel,
+    pub mask_apply: Kernel,
+    pub taylor_accumulate: Kernel,
 }
 
 impl Kernels {
@@ -37,6 +39,8 @@ impl Kernels {
         let accumulate = module(wgpu::include_wgsl!("../../shaders/accumulate.wgsl"));
         let optim = module(wgpu::include_wgsl!("../../shaders/optim.wgsl"));
         let data = module(wgpu::include_wgsl!("../../shaders/data.wgsl"));
+        let mask = module(wgpu::include_wgsl!("../../shaders/mask.wgsl"));
+        let taylor = module(wgpu::include_wgsl!("../../shaders/taylor.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| {
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -61,6 +65,8 @@ impl Kernels {
             sgd: k(&optim, "sgd"),
             adam: k(&optim, "adam"),
             gather_batch: k(&data, "gather_batch"),
+            mask_apply: k(&mask, "mask_apply"),
+            taylor_accumulate: k(&taylor, "taylor_accumulate"),
         }
     }
 }
@@ -174,11 +180,28 @@ impl GpuContext {
         }
     }
 
+    /// w *= mask over `n` elements (mask exactly 0/1).
+    pub fn mask_apply(&self, n: u32, w: &wgpu::Buffer, mask: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.mask_apply, &MaskParams { n }, &[w, mask], grid_1d(n), "mask_apply")
+    }
+
+    /// score += |w * g| over `n` elements.
+    pub fn taylor_accumulate(&self, n: u32, w: &wgpu::Buffer, g: &wgpu::Buffer, score: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.taylor_accumulate, &MaskParams { n }, &[w, g, score], grid_1d(n), "taylor_accumulate")
+    }
+
     /// x [B,P], y [B] from the u8 dataset on the GPU, in the order of `perm`, offset/V from `step`.
     #[allow(clippy::too_many_arguments)]
     pub fn gather_batch(&self, p: GatherParams, step: &wgpu::Buffer, images: &wgpu::Buffer, labels: &wgpu::Buffer, perm: &wgpu::Buffer, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.gather_batch, &p, &[step, images, labels, perm, x, y], grid_1d(p.rows * p.pixels), "gather_batch")
     }
+}
+
+/// Uniform of shaders/mask.wgsl and shaders/taylor.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct MaskParams {
+    pub n: u32,
 }
 
 /// Uniform of shaders/matmul.wgsl. Build with `MatmulParams::new`.

@@ -105,6 +105,8 @@ pub struct GpuTrainer {
     /// one update per tensor; their uniforms are rewritten each step (lr, Adam's correction).
     updates: Vec<Launch>,
     eval: ForwardProgram,
+    /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
+    mask_launches: Vec<Launch>,
     _state: Vec<wgpu::Buffer>,
 }
 
@@ -160,7 +162,7 @@ impl GpuTrainer {
         state.extend(first);
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
-        GpuTrainer { ctx: ctx.clone(), spec: spec.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, _state: state }
+        GpuTrainer { ctx: ctx.clone(), spec: spec.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -177,8 +179,25 @@ impl GpuTrainer {
             let p = self.opt.step_params(n, lr, self.t);
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
         }
-        let all: Vec<&Launch> = self.train.launches.iter().chain(&self.backward).chain(&self.updates).collect();
+        let all: Vec<&Launch> = self.train.launches.iter().chain(&self.backward).chain(&self.updates).chain(&self.mask_launches).collect();
         run(&self.ctx, &all);
+    }
+
+    /// Installs pruning masks, one per tensor in W0, b0, W1, b1, ... order (`None`: unpruned), and
+    /// applies them now. `hard`: re-applied after every optimizer step, so pruned weights stay
+    /// exactly zero; soft: applied once, pruned weights keep training and may regrow.
+    pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        let launches: Vec<Launch> = masks
+            .iter()
+            .enumerate()
+            .filter_map(|(j, m)| {
+                let m = m.as_ref()?;
+                let buf = self.ctx.storage(m, "mask"); // kept alive by the launch's bind group
+                Some(self.ctx.mask_apply(self.sizes[j] as u32, &self.params[j], &buf))
+            })
+            .collect();
+        run(&self.ctx, &launches.iter().collect::<Vec<_>>());
+        self.mask_launches = if hard { launches } else { Vec::new() };
     }
 
     /// Returns and clears the training accumulator [loss_sum, correct, seen, 0].

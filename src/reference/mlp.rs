@@ -67,12 +67,14 @@ pub struct CpuTrainer {
     batch: usize,
     order: Vec<u32>,
     acc: Accumulator,
+    /// Hard pruning masks per tensor (W0, b0, W1, ...), re-applied after every step.
+    hard_masks: Vec<Option<Vec<f32>>>,
 }
 
 impl CpuTrainer {
     pub fn new(params: MlpParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = zeros_like(&params);
-        CpuTrainer { first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4] }
+        CpuTrainer { first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -99,6 +101,25 @@ impl CpuTrainer {
             update(self.opt.kind, ws, gs, ms, vs, &pw);
             let (bs, gb, mb, vb) = (slice1(&mut w.b), g.b.as_slice().unwrap(), slice1(&mut m.b), slice1(&mut v.b));
             update(self.opt.kind, bs, gb, mb, vb, &pb);
+        }
+        let masks = std::mem::take(&mut self.hard_masks);
+        self.apply_masks(&masks);
+        self.hard_masks = masks;
+    }
+
+    /// Same contract as `GpuTrainer::set_masks`.
+    pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        self.apply_masks(masks);
+        self.hard_masks = if hard { masks.to_vec() } else { Vec::new() };
+    }
+
+    fn apply_masks(&mut self, masks: &[Option<Vec<f32>>]) {
+        for (j, m) in masks.iter().enumerate() {
+            if let Some(m) = m {
+                let layer = &mut self.params.layers[j / 2];
+                let t = if j % 2 == 0 { slice(&mut layer.w) } else { slice1(&mut layer.b) };
+                mask_apply_reference(t, m);
+            }
         }
     }
 

@@ -127,3 +127,17 @@ pub fn gather_batch_reference(
     }
     (x, y)
 }
+
+/// mask_apply: w *= mask.   (shaders/mask.wgsl)
+pub fn mask_apply_reference(w: &mut [f32], mask: &[f32]) {
+    for (v, m) in w.iter_mut().zip(mask) {
+        *v *= m;
+    }
+}
+
+/// taylor_accumulate: score += |w * g|.   (shaders/taylor.wgsl)
+pub fn taylor_accumulate_reference(score: &mut [f32], w: &[f32], g: &[f32]) {
+    for ((s, w), g) in score.iter_mut().zip(w).zip(g) {
+        *s += (w * g).abs();
+    }
+}

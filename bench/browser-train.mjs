@@ -1,0 +1,58 @@
+// Browser training benchmark: serves the built site (www/dist), opens it in Debian's headless
+// Chromium (WebGPU on SwiftShader unless --gpu), fills the controls from a recipe and presses
+// Train, then prints the per-epoch table and the report the page shows. Not a test.
+// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N]   (after scripts/serve's build)
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const www = path.join(root, 'www');
+const { chromium } = createRequire(path.join(www, 'package.json'))('playwright-core');
+const args = process.argv.slice(2);
+const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const recipe = JSON.parse(readFileSync(args[0] && !args[0].startsWith('--') ? args[0] : path.join(root, 'recipes/lenet-300-100.json'), 'utf8'));
+if (opt('--epochs')) recipe.train.epochs = Number(opt('--epochs'));
+const port = 4800 + Math.floor(Math.random() * 100);
+const server = spawn(process.execPath, [path.join(www, 'node_modules/vite/bin/vite.js'), 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], { cwd: www, stdio: 'ignore' });
+for (let i = 0; i < 100; i++) { try { if ((await fetch(`http://127.0.0.1:${port}/`)).ok) break; } catch {} await new Promise((r) => setTimeout(r, 200)); }
+const flags = ['--no-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'];
+if (!args.includes('--gpu')) flags.push('--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader');
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: flags });
+try {
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  console.log(await page.textContent('#adapter'));
+  const set = (id, v) => page.fill(id, String(v));
+  await page.selectOption('#dataset', recipe.dataset);
+  await set('#limit-train', opt('--train') ?? recipe.limit?.train ?? 60000);
+  await set('#limit-test', recipe.limit?.test ?? 10000);
+  await set('#hidden', recipe.model.hidden.join(', '));
+  await set('#epochs', recipe.train.epochs);
+  await set('#batch', recipe.train.batch);
+  await page.selectOption('#optimizer', recipe.train.optimizer);
+  await set('#lr', recipe.train.lr);
+  await set('#momentum', recipe.train.momentum ?? 0);
+  await page.selectOption('#schedule', recipe.train.schedule ?? 'constant');
+  await set('#seed', recipe.seed ?? 1);
+  const t0 = Date.now();
+  await page.click('#train');
+  let shown = 0;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const rows = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent).join('\t')));
+    for (; shown < rows.length; shown++) console.log(`epoch\t${rows[shown]}`);
+    const done = await page.evaluate(() => document.getElementById('status').dataset.done === 'true');
+    const err = await page.textContent('#error');
+    if (err) throw new Error(err);
+    if (done) break;
+  }
+  console.log(await page.textContent('#status'));
+  console.log(`wall time from pressing Train (data loading included): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+} finally {
+  await browser.close();
+  server.kill();
+}
