@@ -90,3 +90,24 @@ test('an invalid setting is reported next to the controls and nothing breaks', {
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('without WebGPU the page runs on the CPU reference backend and says so', { timeout: 120_000 }, async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${URL}?backend=cpu`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'cpu');
+  assert.match(await page.textContent('#adapter'), /CPU reference backend/);
+  await page.fill('#limit-train', '2000');
+  await page.fill('#limit-test', '500');
+  await page.fill('#hidden', '32');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  assert.ok(acc >= 70, `CPU backend test accuracy after one epoch on 2000 digits: ${acc}`);
+  await page.screenshot({ path: path.join(artifacts, 'cpu-fallback.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
