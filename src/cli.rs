@@ -128,6 +128,23 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     s.samples_per_s
                 );
             }
+            for s in rep.stages.iter().filter_map(|s| s.pruning.as_ref()) {
+                let layers: Vec<String> = s.per_layer_sparsity.iter().map(|v| format!("{:.1}%", v * 100.0)).collect();
+                println!(
+                    "pruned: {:.2}% of weights zero ({} left), per layer [{}]",
+                    s.weight_sparsity * 100.0,
+                    s.weights_left,
+                    layers.join(", ")
+                );
+                for r in &s.rounds {
+                    println!(
+                        "  round {}: test acc {:.2}% after pruning, {:.2}% after fine-tuning",
+                        r.round,
+                        r.accuracy_before_finetune * 100.0,
+                        r.accuracy_after_finetune * 100.0
+                    );
+                }
+            }
             println!("wall time {:.1}s", rep.wall_s);
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))

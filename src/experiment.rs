@@ -6,7 +6,8 @@ use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
-use crate::recipe::{Recipe, Stage, TrainConfig};
+use crate::compress::prune;
+use crate::recipe::{MaskMode, PruneConfig, PruneScope, Recipe, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
 
@@ -81,6 +82,28 @@ pub struct StageReport {
     pub test_loss: f32,
     pub train_s: f64,
     pub samples_per_s: f64,
+    /// Present for pruning stages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PruningReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PruningReport {
+    /// Fraction of exactly-zero weights per layer (biases are not pruned).
+    pub per_layer_sparsity: Vec<f32>,
+    /// Over all weight matrices.
+    pub weight_sparsity: f32,
+    pub weights_left: usize,
+    pub rounds: Vec<PruneRound>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneRound {
+    pub round: usize,
+    pub target: Vec<f32>,
+    pub sparsity: Vec<f32>,
+    pub accuracy_before_finetune: f32,
+    pub accuracy_after_finetune: f32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -150,6 +173,12 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.evaluate()),
         }
     }
+    fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        match self {
+            Trainer::Gpu(t) => t.set_masks(masks, hard),
+            Trainer::Cpu(t) => t.set_masks(masks, hard),
+        }
+    }
     async fn params(&self) -> Result<MlpParams> {
         match self {
             Trainer::Gpu(t) => t.params().await,
@@ -175,49 +204,71 @@ pub struct Outcome {
     pub params: MlpParams,
 }
 
-/// Runs `recipe` on `data` with `backend`. `progress` receives every event and returns false to
-/// cancel (the run then ends with `Error::Cancelled`).
-pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> bool) -> Result<Outcome> {
-    recipe.validate()?;
-    let t_start = now_s();
-    let data = Splits {
-        name: data.name.clone(),
-        train: data.train.take(recipe.limit.train.unwrap_or(usize::MAX)),
-        test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)),
-    };
-    let norm = data.train.normalization();
-    let spec = model_spec(recipe, data.train.pixels());
-    let mut params = MlpParams::init(&spec, recipe.seed);
+/// Pruning masks in force: one per tensor (W0, b0, W1, ...; `None` = dense) and whether they are hard.
+#[derive(Clone)]
+struct Masks {
+    tensors: Vec<Option<Vec<f32>>>,
+    hard: bool,
+}
 
-    let mut stage_configs: Vec<(String, &TrainConfig)> = vec![("train".to_string(), &recipe.train)];
-    for s in &recipe.stages {
-        match s {
-            Stage::Train(t) => stage_configs.push(("fine-tune".to_string(), t)),
+/// What the stages of one run share.
+struct Runner<'a> {
+    recipe: &'a Recipe,
+    data: Splits,
+    norm: crate::data::Normalization,
+    spec: MlpSpec,
+    backend: &'a Backend,
+    opts: &'a RunOptions,
+    progress: &'a mut dyn FnMut(&Event) -> bool,
+    t_start: f64,
+    epoch_counter: usize,
+    params: MlpParams,
+    masks: Option<Masks>,
+}
+
+impl Runner<'_> {
+    fn trainer(&self, cfg: &TrainConfig) -> Trainer {
+        let opt = cfg.optimizer_config();
+        let mut t = match self.backend {
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.spec, &self.params, opt, &self.data, self.norm, cfg.batch))),
+            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(self.params.clone(), opt, self.data.clone(), self.norm, cfg.batch))),
+        };
+        if let Some(m) = &self.masks {
+            t.set_masks(&m.tensors, m.hard);
+        }
+        t
+    }
+
+    fn emit(&mut self, e: &Event) -> Result<()> {
+        if (self.progress)(e) {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
         }
     }
 
-    let mut stages = Vec::new();
-    let mut epoch_counter = 0usize;
-    for (si, (name, cfg)) in stage_configs.iter().enumerate() {
-        let opt = cfg.optimizer_config();
-        let mut trainer = match backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &spec, &params, opt, &data, norm, cfg.batch))),
-            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(params.clone(), opt, data.clone(), norm, cfg.batch))),
-        };
-        let steps = data.train.n.div_ceil(cfg.batch);
+    /// Trains `cfg.epochs` epochs from the current parameters (masks in force), evaluating after each.
+    async fn train(&mut self, si: usize, name: &str, cfg: &TrainConfig) -> Result<StageReport> {
+        let trainer = self.trainer(cfg);
+        self.train_with(trainer, si, name, cfg).await
+    }
+
+    async fn train_with(&mut self, mut trainer: Trainer, si: usize, name: &str, cfg: &TrainConfig) -> Result<StageReport> {
+        let n = self.data.train.n;
+        let steps = n.div_ceil(cfg.batch);
         let total = steps * cfg.epochs;
         let mut epochs = Vec::new();
         let mut stage_train_s = 0.0;
         for epoch in 0..cfg.epochs {
-            let order = data.train.epoch_order(recipe.seed, epoch_counter);
-            epoch_counter += 1;
+            let order = self.data.train.epoch_order(self.recipe.seed, self.epoch_counter);
+            self.epoch_counter += 1;
             trainer.begin_epoch(&order);
             let t0 = now_s();
             let mut epoch_acc = [0.0f32; 4];
-            for (step, (offset, valid)) in data.train.batches(cfg.batch).enumerate() {
+            for step in 0..steps {
+                let (offset, valid) = (step * cfg.batch, cfg.batch.min(n - step * cfg.batch));
                 trainer.train_step(offset, valid, cfg.lr_at(epoch * steps + step, total));
-                let last = step + 1 == steps;
-                if (step + 1) % opts.progress_every.max(1) == 0 || last {
+                if (step + 1) % self.opts.progress_every.max(1) == 0 || step + 1 == steps {
                     let acc = trainer.take_metrics().await?;
                     for k in 0..3 {
                         epoch_acc[k] += acc[k];
@@ -231,55 +282,112 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
                             cfg.lr
                         )));
                     }
-                    let ev = Event::Progress {
-                        stage: si,
-                        epoch,
-                        epochs: cfg.epochs,
-                        step: step + 1,
-                        steps,
-                        train_loss: loss,
-                        train_accuracy: accuracy,
-                        elapsed_s: now_s() - t_start,
-                    };
-                    if !progress(&ev) {
-                        return Err(Error::Cancelled);
-                    }
+                    let elapsed_s = now_s() - self.t_start;
+                    self.emit(&Event::Progress { stage: si, epoch, epochs: cfg.epochs, step: step + 1, steps, train_loss: loss, train_accuracy: accuracy, elapsed_s })?;
                 }
             }
             let train_s = now_s() - t0;
             stage_train_s += train_s;
             let (test_loss, test_accuracy) = means(trainer.evaluate().await?);
             let (train_loss, train_accuracy) = means(epoch_acc);
-            let report = EpochReport {
-                epoch: epoch + 1,
-                train_loss,
-                train_accuracy,
-                test_loss,
-                test_accuracy,
-                train_s,
-                samples_per_s: data.train.n as f64 / train_s.max(1e-9),
-            };
-            if !progress(&Event::Epoch { stage: si, report: report.clone() }) {
-                return Err(Error::Cancelled);
-            }
+            let report = EpochReport { epoch: epoch + 1, train_loss, train_accuracy, test_loss, test_accuracy, train_s, samples_per_s: n as f64 / train_s.max(1e-9) };
+            self.emit(&Event::Epoch { stage: si, report: report.clone() })?;
             epochs.push(report);
         }
-        params = trainer.params().await?;
+        self.params = trainer.params().await?;
         let last = epochs.last().expect("epochs >= 1 is validated");
-        stages.push(StageReport {
-            name: name.clone(),
+        Ok(StageReport {
+            name: name.to_string(),
             test_accuracy: last.test_accuracy,
             test_loss: last.test_loss,
             train_s: stage_train_s,
-            samples_per_s: (data.train.n * cfg.epochs) as f64 / stage_train_s.max(1e-9),
+            samples_per_s: (n * cfg.epochs) as f64 / stage_train_s.max(1e-9),
             epochs,
+            pruning: None,
+        })
+    }
+
+    /// Prunes in `cfg.rounds` rounds (each: new masks from the current weights, then fine-tuning);
+    /// round r reaches sparsity 1 - (1 - s)^(r / rounds) of each target, so the last reaches s.
+    async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
+        let layers = self.spec.layer_dims().len();
+        let targets = cfg.targets(layers);
+        let mut rng = crate::rng::Rng::new(self.recipe.seed, 50 + si as u64);
+        let mut report: Option<StageReport> = None;
+        let mut rounds = Vec::new();
+        for round in 1..=cfg.rounds {
+            let frac = round as f64 / cfg.rounds as f64;
+            let now: Vec<f32> = targets.iter().map(|&s| (1.0 - (1.0 - s as f64).powf(frac)) as f32).collect();
+            let scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect();
+            let weight_masks = match cfg.scope {
+                PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
+                PruneScope::Global => prune::global_masks(&scores, now[0]),
+            };
+            let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
+            self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
+            // Accuracy straight after pruning, before any fine-tuning (the trainer applies the masks).
+            let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
+            let mut t = self.trainer(ft);
+            let (loss_before, before) = means(t.evaluate().await?);
+            self.params = t.params().await?;
+            let per_layer: Vec<f32> = self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect();
+            let mut r = match &cfg.finetune {
+                Some(ft) => self.train_with(t, si, "prune", ft).await?,
+                None => StageReport { name: "prune".into(), epochs: vec![], test_accuracy: before, test_loss: loss_before, train_s: 0.0, samples_per_s: 0.0, pruning: None },
+            };
+            let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
+            let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
+            rounds.push(PruneRound { round, target: now.clone(), sparsity: per_layer, accuracy_before_finetune: before, accuracy_after_finetune: r.test_accuracy });
+            r.pruning = Some(PruningReport {
+                per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
+                weight_sparsity: zeros as f32 / weights as f32,
+                weights_left: weights - zeros,
+                rounds: rounds.clone(),
+            });
+            if let Some(prev) = report.take() {
+                let mut all = prev.epochs;
+                all.extend(r.epochs.drain(..));
+                r.epochs = all;
+                r.train_s += prev.train_s;
+            }
+            report = Some(r);
+        }
+        Ok(report.expect("rounds >= 1 is validated"))
+    }
+}
+
+fn zero_fraction(w: &[f32]) -> f32 {
+    w.iter().filter(|&&v| v == 0.0).count() as f32 / w.len().max(1) as f32
+}
+
+/// Runs `recipe` on `data` with `backend`. `progress` receives every event and returns false to
+/// cancel (the run then ends with `Error::Cancelled`).
+pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> bool) -> Result<Outcome> {
+    recipe.validate()?;
+    let t_start = now_s();
+    let data = Splits {
+        name: data.name.clone(),
+        train: data.train.take(recipe.limit.train.unwrap_or(usize::MAX)),
+        test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)),
+    };
+    let norm = data.train.normalization();
+    let spec = model_spec(recipe, data.train.pixels());
+    let params = MlpParams::init(&spec, recipe.seed);
+    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, params, masks: None };
+
+    let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
+    for (i, s) in recipe.stages.iter().enumerate() {
+        stages.push(match s {
+            Stage::Train(t) => runner.train(i + 1, "fine-tune", t).await?,
+            Stage::Prune(p) => runner.prune(i + 1, p).await?,
         });
     }
 
+    let spec = &runner.spec;
     let report = Report {
-        dataset: data.name.clone(),
-        train_samples: data.train.n,
-        test_samples: data.test.n,
+        dataset: runner.data.name.clone(),
+        train_samples: runner.data.train.n,
+        test_samples: runner.data.test.n,
         seed: recipe.seed,
         backend: backend.describe(),
         adapter: match backend {
@@ -296,5 +404,5 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         stages,
         wall_s: now_s() - t_start,
     };
-    Ok(Outcome { report, params })
+    Ok(Outcome { report, params: runner.params })
 }

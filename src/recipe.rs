@@ -3,6 +3,7 @@
 //! naming the field path); `validate` then checks every range. The CLI, the page, URLs and tests
 //! all go through `Recipe::from_json` / `Recipe::from_value`, so there is one set of rules.
 
+pub use crate::compress::prune::Criterion;
 use crate::error::{Error, Result};
 use crate::nn::{OptimizerConfig, OptimizerKind};
 use serde::{Deserialize, Serialize};
@@ -160,12 +161,103 @@ impl TrainConfig {
     }
 }
 
-/// One stage after the initial training. More kinds (prune, quantize, distill) join this enum.
+/// One stage after the initial training. More kinds (quantize, distill) join this enum.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Stage {
     /// More training (fine-tuning) with its own settings.
     Train(TrainConfig),
+    /// Weight pruning (see compress::prune), optionally in rounds with fine-tuning after each.
+    Prune(PruneConfig),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneScope {
+    /// Each weight matrix reaches its own target sparsity.
+    Layer,
+    /// One threshold across all weight matrices (Han et al.'s global magnitude pruning).
+    Global,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaskMode {
+    /// Pruned weights stay exactly zero for good (re-masked after every optimizer step).
+    Hard,
+    /// Pruned weights are zeroed once and keep training; they may regrow.
+    Soft,
+}
+
+/// One target for every weight matrix, or one per matrix (first layer first).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Sparsity {
+    All(f32),
+    PerLayer(Vec<f32>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneConfig {
+    #[serde(default = "default_criterion")]
+    pub criterion: Criterion,
+    #[serde(default = "default_scope")]
+    pub scope: PruneScope,
+    /// Fraction of weights removed (0.92 leaves 8%).
+    pub sparsity: Sparsity,
+    #[serde(default = "default_mode")]
+    pub mode: MaskMode,
+    /// Prune-then-fine-tune rounds (Han et al. 2015's iterative pruning); 1 = one-shot.
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
+    /// Training after each round (usually at a lower learning rate); none = prune only.
+    pub finetune: Option<TrainConfig>,
+}
+
+fn default_criterion() -> Criterion {
+    Criterion::Magnitude
+}
+fn default_scope() -> PruneScope {
+    PruneScope::Layer
+}
+fn default_mode() -> MaskMode {
+    MaskMode::Hard
+}
+fn default_rounds() -> usize {
+    1
+}
+
+impl PruneConfig {
+    /// The final sparsity of each of `layers` weight matrices.
+    pub fn targets(&self, layers: usize) -> Vec<f32> {
+        match &self.sparsity {
+            Sparsity::All(s) => vec![*s; layers],
+            Sparsity::PerLayer(v) => v.clone(),
+        }
+    }
+
+    fn validate(&self, at: &str, layers: usize) -> Result<()> {
+        let f = |name: &str| format!("{at}.{name}");
+        check(self.criterion != Criterion::Taylor, &f("criterion"), "`taylor` is not available in recipes yet; accepted: \"magnitude\", \"random\"".into())?;
+        let values = match &self.sparsity {
+            Sparsity::All(s) => vec![*s],
+            Sparsity::PerLayer(v) => {
+                check(self.scope == PruneScope::Layer, &f("sparsity"), "a per-layer list needs \"scope\": \"layer\"; a global threshold takes one number".into())?;
+                check(v.len() == layers, &f("sparsity"), format!("the model has {layers} weight matrices, so the list needs {layers} values, got {}", v.len()))?;
+                v.clone()
+            }
+        };
+        for (i, s) in values.iter().enumerate() {
+            let name = if values.len() > 1 { format!("sparsity[{i}]") } else { "sparsity".into() };
+            check(s.is_finite() && (0.0..1.0).contains(s), &f(&name), format!("must be in [0, 1), got {s}"))?;
+        }
+        check((1..=50).contains(&self.rounds), &f("rounds"), format!("must be 1..=50, got {}", self.rounds))?;
+        if let Some(t) = &self.finetune {
+            t.validate(&f("finetune"))?;
+        }
+        Ok(())
+    }
 }
 
 fn check(ok: bool, path: &str, message: String) -> Result<()> {
@@ -221,6 +313,7 @@ impl Recipe {
         for (i, s) in self.stages.iter().enumerate() {
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
+                Stage::Prune(p) => p.validate(&format!("stages[{i}].prune"), self.model.hidden.len() + 1)?,
             }
         }
         Ok(())

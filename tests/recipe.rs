@@ -103,3 +103,25 @@ fn stages_parse() {
     let r = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"train": {"epochs": 1, "lr": 0.01, "schedule": "cosine"}}]}"#).unwrap();
     assert!(matches!(&r.stages[0], Stage::Train(t) if t.schedule == Schedule::Cosine && t.lr == 0.01));
 }
+
+#[test]
+fn prune_stage_errors_name_the_field() {
+    let base = |prune: &str| format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp", "hidden": [300, 100]}}, "train": {{"epochs": 1, "lr": 0.1}}, "stages": [{{"prune": {prune}}}]}}"#);
+    let (path, msg) = field_error(&base(r#"{"sparsity": [0.9, 0.9]}"#));
+    assert_eq!(path, "stages[0].prune.sparsity");
+    assert!(msg.contains("3 weight matrices"), "{msg}");
+    let (path, _) = field_error(&base(r#"{"sparsity": [0.9, 1.2, 0.5]}"#));
+    assert_eq!(path, "stages[0].prune.sparsity[1]");
+    let (path, msg) = field_error(&base(r#"{"sparsity": [0.9, 0.9, 0.5], "scope": "global"}"#));
+    assert_eq!(path, "stages[0].prune.sparsity");
+    assert!(msg.contains("global"), "{msg}");
+    let (path, _) = field_error(&base(r#"{"sparsity": 0.9, "rounds": 0}"#));
+    assert_eq!(path, "stages[0].prune.rounds");
+    let (path, _) = field_error(&base(r#"{"sparsity": 0.9, "finetune": {"epochs": 1, "lr": 0}}"#));
+    assert_eq!(path, "stages[0].prune.finetune.lr");
+    let (path, msg) = field_error(&base(r#"{"sparsity": 0.9, "mode": "medium"}"#));
+    assert_eq!(path, "stages[0].prune.mode");
+    assert!(msg.contains("hard") && msg.contains("soft"), "{msg}");
+    let r = Recipe::from_json(&base(r#"{"sparsity": 0.9}"#)).unwrap();
+    assert!(matches!(&r.stages[0], Stage::Prune(p) if p.rounds == 1 && p.finetune.is_none()));
+}
