@@ -1,6 +1,7 @@
 //! Pruning through the recipe, on a real MNIST subset, on the GPU and on the CPU reference: the
 //! sparsity reached equals the target exactly, hard masks keep pruned weights at zero through
 //! fine-tuning, soft masks let them regrow, and fine-tuning recovers accuracy. Native only (reads files).
+#![cfg(not(target_arch = "wasm32"))]
 
 use squeeze::data::files::{default_data_dir, load_named};
 use squeeze::experiment::{run, Backend, Outcome, RunOptions};

