@@ -136,6 +136,14 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     s.weights_left,
                     layers.join(", ")
                 );
+                println!(
+                    "stored: {} bytes dense f32, {} bytes bitmask ({:.1}x smaller), {} bytes 5-bit relative index ({:.1}x smaller)",
+                    s.bytes_dense,
+                    s.bytes_bitmask,
+                    s.bytes_dense as f64 / s.bytes_bitmask as f64,
+                    s.bytes_relative,
+                    s.bytes_dense as f64 / s.bytes_relative as f64
+                );
                 for r in &s.rounds {
                     println!(
                         "  round {}: test acc {:.2}% after pruning, {:.2}% after fine-tuning",

@@ -6,7 +6,7 @@ use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
-use crate::compress::prune;
+use crate::compress::{prune, sparse};
 use crate::recipe::{MaskMode, PruneConfig, PruneScope, Recipe, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
@@ -94,6 +94,11 @@ pub struct PruningReport {
     /// Over all weight matrices.
     pub weight_sparsity: f32,
     pub weights_left: usize,
+    /// Bytes actually stored for the whole model (weights as encoded, biases as dense f32):
+    /// dense f32, bitmask + kept values, and relative 5-bit indices + values (compress::sparse).
+    pub bytes_dense: usize,
+    pub bytes_bitmask: usize,
+    pub bytes_relative: usize,
     pub rounds: Vec<PruneRound>,
 }
 
@@ -342,6 +347,9 @@ impl Runner<'_> {
                 per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
                 weight_sparsity: zeros as f32 / weights as f32,
                 weights_left: weights - zeros,
+                bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
+                bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
+                bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
                 rounds: rounds.clone(),
             });
             if let Some(prev) = report.take() {
@@ -353,6 +361,13 @@ impl Runner<'_> {
             report = Some(r);
         }
         Ok(report.expect("rounds >= 1 is validated"))
+    }
+}
+
+impl Runner<'_> {
+    /// Bytes of the model with every weight matrix encoded by `encode` and biases dense.
+    fn stored_bytes(&self, encode: impl Fn(&[f32]) -> Vec<u8>) -> usize {
+        self.params.layers.iter().map(|l| encode(l.w.as_slice().expect("standard layout")).len() + 4 * l.b.len()).sum()
     }
 }
 

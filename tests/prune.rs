@@ -31,6 +31,9 @@ fn check_hard(out: &Outcome, what: &str) {
     assert_eq!(zeros, vec![70_560, 4_000, 250], "{what}: zeros per layer");
     assert_eq!(p.per_layer_sparsity, vec![0.9, 0.8, 0.5], "{what}");
     assert_eq!(p.weights_left, 78_400 + 5_000 + 500 - 70_560 - 4_000 - 250);
+    // Sizes are real encodings: smaller than dense, the relative index smaller than the bitmask.
+    assert_eq!(p.bytes_dense, 4 * (78_400 + 5_000 + 500 + 100 + 50 + 10));
+    assert!(p.bytes_relative < p.bytes_bitmask && p.bytes_bitmask < p.bytes_dense / 3, "{p:?}");
     let trained = out.report.stages[0].test_accuracy;
     let pruned = out.report.stages[1].test_accuracy;
     // 90% of the first layer gone: fine-tuning must bring accuracy back near the dense model.

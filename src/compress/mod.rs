@@ -2,3 +2,4 @@
 //! as they are built. Backends apply what these modules decide.
 
 pub mod prune;
+pub mod sparse;
