@@ -153,6 +153,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     );
                 }
             }
+            for c in rep.stages.iter().filter_map(|s| s.pruning.as_ref()?.control_accuracy) {
+                println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);
+            }
             println!("wall time {:.1}s", rep.wall_s);
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))

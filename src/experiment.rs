@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
 use crate::compress::{prune, sparse};
-use crate::recipe::{MaskMode, PruneConfig, PruneScope, Recipe, Stage, TrainConfig};
+use crate::recipe::{MaskMode, PruneConfig, PruneScope, Recipe, Rewind, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
 
@@ -100,6 +100,9 @@ pub struct PruningReport {
     pub bytes_bitmask: usize,
     pub bytes_relative: usize,
     pub rounds: Vec<PruneRound>,
+    /// With `control`: the final masks trained from fresh random weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_accuracy: Option<f32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -228,6 +231,8 @@ struct Runner<'a> {
     t_start: f64,
     epoch_counter: usize,
     params: MlpParams,
+    /// The initial weights, for lottery-ticket rewinding.
+    init: MlpParams,
     masks: Option<Masks>,
 }
 
@@ -330,6 +335,9 @@ impl Runner<'_> {
             };
             let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
             self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
+            if cfg.rewind == Rewind::Init {
+                self.params = self.init.clone(); // the trainer masks them
+            }
             // Accuracy straight after pruning, before any fine-tuning (the trainer applies the masks).
             let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
             let mut t = self.trainer(ft);
@@ -351,6 +359,7 @@ impl Runner<'_> {
                 bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
                 bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
                 rounds: rounds.clone(),
+                control_accuracy: None,
             });
             if let Some(prev) = report.take() {
                 let mut all = prev.epochs;
@@ -360,7 +369,18 @@ impl Runner<'_> {
             }
             report = Some(r);
         }
-        Ok(report.expect("rounds >= 1 is validated"))
+        let mut report = report.expect("rounds >= 1 is validated");
+        if cfg.control {
+            // The same final masks on fresh random weights (a seed the run never used).
+            let ticket = std::mem::replace(&mut self.params, MlpParams::init(&self.spec, self.recipe.seed ^ 0x5eed_c0de));
+            let ft = cfg.finetune.as_ref().expect("control needs finetune (validated)");
+            let control = self.train(si, "prune control", ft).await?;
+            self.params = ticket;
+            if let Some(p) = report.pruning.as_mut() {
+                p.control_accuracy = Some(control.test_accuracy);
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -388,7 +408,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let norm = data.train.normalization();
     let spec = model_spec(recipe, data.train.pixels());
     let params = MlpParams::init(&spec, recipe.seed);
-    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, params, masks: None };
+    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), params, masks: None };
 
     let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
     for (i, s) in recipe.stages.iter().enumerate() {

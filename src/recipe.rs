@@ -213,6 +213,27 @@ pub struct PruneConfig {
     pub rounds: usize,
     /// Training after each round (usually at a lower learning rate); none = prune only.
     pub finetune: Option<TrainConfig>,
+    /// Before each round's training, reset the surviving weights to their initial values
+    /// (lottery-ticket rewinding, Frankle & Carbin 2019), or keep the trained ones.
+    #[serde(default = "default_rewind")]
+    pub rewind: Rewind,
+    /// After the last round, also train the final masks from fresh random weights and report that
+    /// accuracy beside the ticket's (the lottery-ticket control experiment).
+    #[serde(default)]
+    pub control: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rewind {
+    /// Fine-tune the pruned weights as they are (Han et al.).
+    None,
+    /// Reset the survivors to their initialisation (Frankle & Carbin's winning tickets).
+    Init,
+}
+
+fn default_rewind() -> Rewind {
+    Rewind::None
 }
 
 fn default_criterion() -> Criterion {
@@ -253,6 +274,11 @@ impl PruneConfig {
             check(s.is_finite() && (0.0..1.0).contains(s), &f(&name), format!("must be in [0, 1), got {s}"))?;
         }
         check((1..=50).contains(&self.rounds), &f("rounds"), format!("must be 1..=50, got {}", self.rounds))?;
+        check(
+            self.finetune.is_some() || (self.rewind == Rewind::None && !self.control),
+            &f("finetune"),
+            "rewinding and the control experiment train after pruning, so they need \"finetune\"".into(),
+        )?;
         if let Some(t) = &self.finetune {
             t.validate(&f("finetune"))?;
         }

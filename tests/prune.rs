@@ -68,3 +68,36 @@ fn soft_pruning_lets_weights_regrow() {
     let now = out.report.stages[1].pruning.as_ref().unwrap().per_layer_sparsity[0];
     assert!(now < 0.2, "first-layer sparsity after soft fine-tuning: {now}");
 }
+
+fn lottery_recipe(rewind: &str) -> Recipe {
+    Recipe::from_json(&format!(
+        r#"{{"dataset": "mnist", "seed": 4, "limit": {{"train": 2000, "test": 500}},
+            "model": {{"arch": "mlp", "hidden": [64]}},
+            "train": {{"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9}},
+            "stages": [{{"prune": {{"sparsity": 0.5, "rounds": 2, "rewind": "{rewind}", "control": true,
+                                    "finetune": {{"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9}}}}}}]}}"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn lottery_rewinding_resets_survivors_to_their_initial_values_and_runs_the_control() {
+    let ticket = go(&lottery_recipe("init"), &Backend::Cpu);
+    let kept = go(&lottery_recipe("none"), &Backend::Cpu);
+    let trained = ticket.report.stages[0].test_accuracy;
+    assert!(trained > 0.8, "{trained}");
+    let (t, k) = (ticket.report.stages[1].pruning.as_ref().unwrap(), kept.report.stages[1].pruning.as_ref().unwrap());
+    // Pruning 29% of trained weights barely hurts; the same masks on the rewound (initial) weights
+    // are far worse until retrained (above chance all the same: a magnitude mask alone carries
+    // information, the "supermask" effect of Zhou et al. 2019).
+    assert!(k.rounds[0].accuracy_before_finetune > trained - 0.05, "{:?}", k.rounds[0]);
+    for round in &t.rounds {
+        assert!(round.accuracy_before_finetune < trained - 0.1, "round {}: {} right after rewinding, trained {trained}", round.round, round.accuracy_before_finetune);
+        assert!(round.accuracy_after_finetune > 0.8, "{round:?}");
+    }
+    let control = t.control_accuracy.expect("control accuracy");
+    assert!(control > 0.5 && control <= 1.0, "{control}");
+    // The run returns the ticket (its masks at the final sparsity), not the control network.
+    assert_eq!(ticket.params.layers[0].w.iter().filter(|&&v| v == 0.0).count(), 784 * 64 / 2);
+    assert_eq!(ticket.report.stages[1].test_accuracy, t.rounds[1].accuracy_after_finetune);
+}

@@ -125,3 +125,10 @@ fn prune_stage_errors_name_the_field() {
     let r = Recipe::from_json(&base(r#"{"sparsity": 0.9}"#)).unwrap();
     assert!(matches!(&r.stages[0], Stage::Prune(p) if p.rounds == 1 && p.finetune.is_none()));
 }
+
+#[test]
+fn rewinding_without_training_is_rejected() {
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"prune": {"sparsity": 0.5, "rewind": "init"}}]}"#);
+    assert_eq!(path, "stages[0].prune.finetune");
+    assert!(msg.contains("need"), "{msg}");
+}
