@@ -116,25 +116,28 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                 "model mlp {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
                 rep.model.layers, rep.model.parameters, rep.model.flops_per_sample, rep.model.bytes_f32
             );
-            println!("{:<12} {:>7} {:>10} {:>10} {:>10} {:>12}", "stage", "epochs", "test acc", "test loss", "train s", "samples/s");
+            println!("{:<12} {:>7} {:>10} {:>10} {:>10} {:>12} {:>12}", "stage", "epochs", "test acc", "test loss", "train s", "samples/s", "µs/image");
             for s in &rep.stages {
                 println!(
-                    "{:<12} {:>7} {:>9.2}% {:>10.4} {:>10.1} {:>12.0}",
+                    "{:<12} {:>7} {:>9.2}% {:>10.4} {:>10.1} {:>12.0} {:>12.2}",
                     s.name,
                     s.epochs.len(),
                     s.test_accuracy * 100.0,
                     s.test_loss,
                     s.train_s,
-                    s.samples_per_s
+                    s.samples_per_s,
+                    s.inference_us_per_image
                 );
             }
             for s in rep.stages.iter().filter_map(|s| s.pruning.as_ref()) {
                 let layers: Vec<String> = s.per_layer_sparsity.iter().map(|v| format!("{:.1}%", v * 100.0)).collect();
                 println!(
-                    "pruned: {:.2}% of weights zero ({} left), per layer [{}]",
+                    "pruned: {:.2}% of weights zero ({} left), per layer [{}]; hidden units {:?}, {} parameters",
                     s.weight_sparsity * 100.0,
                     s.weights_left,
-                    layers.join(", ")
+                    layers.join(", "),
+                    s.hidden,
+                    s.parameters
                 );
                 println!(
                     "stored: {} bytes dense f32, {} bytes bitmask ({:.1}x smaller), {} bytes 5-bit relative index ({:.1}x smaller)",

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
 use crate::compress::{prune, sparse};
-use crate::recipe::{MaskMode, PruneConfig, PruneScope, Recipe, Rewind, Stage, TrainConfig};
+use crate::recipe::{Granularity, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
 
@@ -82,6 +82,9 @@ pub struct StageReport {
     pub test_loss: f32,
     pub train_s: f64,
     pub samples_per_s: f64,
+    /// Measured inference time per test image at the end of the stage: one timed pass over the
+    /// whole test split (batches of 1000 on the GPU, the GPU synchronised at the end).
+    pub inference_us_per_image: f64,
     /// Present for pruning stages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningReport>,
@@ -100,6 +103,9 @@ pub struct PruningReport {
     pub bytes_bitmask: usize,
     pub bytes_relative: usize,
     pub rounds: Vec<PruneRound>,
+    /// Hidden-layer widths after pruning (smaller after hard neuron pruning) and the parameter count.
+    pub hidden: Vec<usize>,
+    pub parameters: usize,
     /// With `control`: the final masks trained from fresh random weights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_accuracy: Option<f32>,
@@ -249,6 +255,15 @@ impl Runner<'_> {
         t
     }
 
+    /// Microseconds per test image of one full evaluation pass (after the warm-up the last epoch's
+    /// evaluation already gave).
+    async fn time_inference(&self, trainer: &mut Trainer) -> Result<f64> {
+        trainer.evaluate().await?;
+        let t0 = now_s();
+        trainer.evaluate().await?;
+        Ok((now_s() - t0) * 1e6 / self.data.test.n.max(1) as f64)
+    }
+
     fn emit(&mut self, e: &Event) -> Result<()> {
         if (self.progress)(e) {
             Ok(())
@@ -304,6 +319,7 @@ impl Runner<'_> {
             self.emit(&Event::Epoch { stage: si, report: report.clone() })?;
             epochs.push(report);
         }
+        let inference_us_per_image = self.time_inference(&mut trainer).await?;
         self.params = trainer.params().await?;
         let last = epochs.last().expect("epochs >= 1 is validated");
         Ok(StageReport {
@@ -312,6 +328,7 @@ impl Runner<'_> {
             test_loss: last.test_loss,
             train_s: stage_train_s,
             samples_per_s: (n * cfg.epochs) as f64 / stage_train_s.max(1e-9),
+            inference_us_per_image,
             epochs,
             pruning: None,
         })
@@ -320,21 +337,25 @@ impl Runner<'_> {
     /// Prunes in `cfg.rounds` rounds (each: new masks from the current weights, then fine-tuning);
     /// round r reaches sparsity 1 - (1 - s)^(r / rounds) of each target, so the last reaches s.
     async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
-        let layers = self.spec.layer_dims().len();
-        let targets = cfg.targets(layers);
+        let targets = cfg.targets(cfg.target_count(self.spec.hidden.len()));
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 50 + si as u64);
         let mut report: Option<StageReport> = None;
         let mut rounds = Vec::new();
         for round in 1..=cfg.rounds {
             let frac = round as f64 / cfg.rounds as f64;
             let now: Vec<f32> = targets.iter().map(|&s| (1.0 - (1.0 - s as f64).powf(frac)) as f32).collect();
-            let scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect();
-            let weight_masks = match cfg.scope {
-                PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
-                PruneScope::Global => prune::global_masks(&scores, now[0]),
-            };
-            let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
-            self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
+            match cfg.granularity {
+                Granularity::Weight => {
+                    let scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect();
+                    let weight_masks = match cfg.scope {
+                        PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
+                        PruneScope::Global => prune::global_masks(&scores, now[0]),
+                    };
+                    let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
+                    self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
+                }
+                Granularity::Neuron => self.prune_neurons(cfg, &now, &mut rng)?,
+            }
             if cfg.rewind == Rewind::Init {
                 self.params = self.init.clone(); // the trainer masks them
             }
@@ -346,7 +367,10 @@ impl Runner<'_> {
             let per_layer: Vec<f32> = self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect();
             let mut r = match &cfg.finetune {
                 Some(ft) => self.train_with(t, si, "prune", ft).await?,
-                None => StageReport { name: "prune".into(), epochs: vec![], test_accuracy: before, test_loss: loss_before, train_s: 0.0, samples_per_s: 0.0, pruning: None },
+                None => {
+                    let inference_us_per_image = self.time_inference(&mut t).await?;
+                    StageReport { name: "prune".into(), epochs: vec![], test_accuracy: before, test_loss: loss_before, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, pruning: None }
+                }
             };
             let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
             let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
@@ -360,6 +384,8 @@ impl Runner<'_> {
                 bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
                 rounds: rounds.clone(),
                 control_accuracy: None,
+                hidden: self.spec.hidden.clone(),
+                parameters: self.spec.parameter_count(),
             });
             if let Some(prev) = report.take() {
                 let mut all = prev.epochs;
@@ -385,6 +411,46 @@ impl Runner<'_> {
 }
 
 impl Runner<'_> {
+    /// Removes (hard) or zeroes (soft) the lowest-scoring units of each hidden layer.
+    fn prune_neurons(&mut self, cfg: &PruneConfig, now: &[f32], rng: &mut crate::rng::Rng) -> Result<()> {
+        let dims = self.spec.layer_dims();
+        let hidden = self.spec.hidden.len();
+        let scores: Vec<Vec<f32>> =
+            (0..hidden).map(|l| prune::unit_scores(cfg.criterion, self.params.layers[l].w.as_slice().expect("standard layout"), dims[l].0, dims[l].1, rng)).collect();
+        let unit_masks: Vec<Vec<f32>> = match cfg.scope {
+            PruneScope::Layer => scores.iter().zip(now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
+            PruneScope::Global => prune::global_masks(&scores, now[0]),
+        };
+        // Units whose column is already all zero (pruned in an earlier round) rank lowest anyway.
+        match cfg.mode {
+            MaskMode::Hard => {
+                if self.masks.is_some() {
+                    return Err(Error::recipe("stages", "hard neuron pruning after a weight-pruning stage is not supported yet: put it first, or use \"mode\": \"soft\""));
+                }
+                for (l, m) in unit_masks.iter().enumerate() {
+                    let mut keep: Vec<usize> = (0..m.len()).filter(|&o| m[o] == 1.0).collect();
+                    if keep.is_empty() {
+                        // Never remove a whole layer: keep its best unit.
+                        keep.push((0..m.len()).max_by(|&a, &b| scores[l][a].total_cmp(&scores[l][b])).unwrap_or(0));
+                    }
+                    self.params = self.params.remove_units(l, &keep);
+                    self.init = self.init.remove_units(l, &keep);
+                    self.spec.hidden[l] = keep.len();
+                }
+            }
+            MaskMode::Soft => {
+                let mut tensors: Vec<Option<Vec<f32>>> = vec![None; 2 * dims.len()];
+                for (l, m) in unit_masks.iter().enumerate() {
+                    let (inputs, outputs) = dims[l];
+                    tensors[2 * l] = Some((0..inputs * outputs).map(|i| m[i % outputs]).collect());
+                    tensors[2 * l + 1] = Some(m.clone());
+                }
+                self.masks = Some(Masks { tensors, hard: false });
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes of the model with every weight matrix encoded by `encode` and biases dense.
     fn stored_bytes(&self, encode: impl Fn(&[f32]) -> Vec<u8>) -> usize {
         self.params.layers.iter().map(|l| encode(l.w.as_slice().expect("standard layout")).len() + 4 * l.b.len()).sum()

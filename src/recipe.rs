@@ -202,9 +202,13 @@ pub enum Sparsity {
 pub struct PruneConfig {
     #[serde(default = "default_criterion")]
     pub criterion: Criterion,
+    /// What one pruning decision removes: single weights, or whole hidden neurons.
+    #[serde(default = "default_granularity")]
+    pub granularity: Granularity,
     #[serde(default = "default_scope")]
     pub scope: PruneScope,
-    /// Fraction of weights removed (0.92 leaves 8%).
+    /// Fraction of weights removed (0.92 leaves 8%), one per weight matrix; with neuron granularity,
+    /// the fraction of units removed, one per hidden layer.
     pub sparsity: Sparsity,
     #[serde(default = "default_mode")]
     pub mode: MaskMode,
@@ -239,6 +243,19 @@ fn default_rewind() -> Rewind {
 fn default_criterion() -> Criterion {
     Criterion::Magnitude
 }
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    /// Individual weights (unstructured).
+    Weight,
+    /// Hidden units: a column of one weight matrix, its bias and the matching row of the next.
+    /// Hard mode removes them physically (a smaller dense model); soft mode zeroes them.
+    Neuron,
+}
+
+fn default_granularity() -> Granularity {
+    Granularity::Weight
+}
 fn default_scope() -> PruneScope {
     PruneScope::Layer
 }
@@ -258,14 +275,25 @@ impl PruneConfig {
         }
     }
 
-    fn validate(&self, at: &str, layers: usize) -> Result<()> {
+    /// How many sparsity targets this stage takes for a model with `hidden` hidden layers.
+    pub fn target_count(&self, hidden: usize) -> usize {
+        match self.granularity {
+            Granularity::Weight => hidden + 1,
+            Granularity::Neuron => hidden,
+        }
+    }
+
+    fn validate(&self, at: &str, hidden: usize) -> Result<()> {
         let f = |name: &str| format!("{at}.{name}");
-        check(self.criterion != Criterion::Taylor, &f("criterion"), "`taylor` is not available in recipes yet; accepted: \"magnitude\", \"random\"".into())?;
+        let layers = self.target_count(hidden);
+        let what = if self.granularity == Granularity::Neuron { "hidden layers" } else { "weight matrices" };
+        check(layers >= 1, &f("granularity"), "neuron pruning needs at least one hidden layer".into())?;
+        check(self.criterion != Criterion::Taylor, &f("criterion"), "`taylor` is not available in recipes yet; accepted: \"magnitude\", \"l1\", \"l2\", \"random\"".into())?;
         let values = match &self.sparsity {
             Sparsity::All(s) => vec![*s],
             Sparsity::PerLayer(v) => {
                 check(self.scope == PruneScope::Layer, &f("sparsity"), "a per-layer list needs \"scope\": \"layer\"; a global threshold takes one number".into())?;
-                check(v.len() == layers, &f("sparsity"), format!("the model has {layers} weight matrices, so the list needs {layers} values, got {}", v.len()))?;
+                check(v.len() == layers, &f("sparsity"), format!("the model has {layers} {what}, so the list needs {layers} values, got {}", v.len()))?;
                 v.clone()
             }
         };
@@ -339,7 +367,7 @@ impl Recipe {
         for (i, s) in self.stages.iter().enumerate() {
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
-                Stage::Prune(p) => p.validate(&format!("stages[{i}].prune"), self.model.hidden.len() + 1)?,
+                Stage::Prune(p) => p.validate(&format!("stages[{i}].prune"), self.model.hidden.len())?,
             }
         }
         Ok(())

@@ -101,3 +101,50 @@ fn lottery_rewinding_resets_survivors_to_their_initial_values_and_runs_the_contr
     assert_eq!(ticket.params.layers[0].w.iter().filter(|&&v| v == 0.0).count(), 784 * 64 / 2);
     assert_eq!(ticket.report.stages[1].test_accuracy, t.rounds[1].accuracy_after_finetune);
 }
+
+#[test]
+fn removing_units_gives_the_same_outputs_as_masking_them() {
+    use ndarray::Array2;
+    use squeeze::nn::{MlpParams, MlpSpec};
+    use squeeze::reference::mlp::mlp_forward;
+    let spec = MlpSpec { inputs: 13, hidden: vec![11, 7], classes: 5 };
+    let p = MlpParams::init(&spec, 9);
+    let mut rng = squeeze::rng::Rng::new(3, 3);
+    let x = Array2::from_shape_fn((6, 13), |_| rng.uniform(-1.0, 1.0));
+    let keep = [0usize, 2, 3, 7, 10];
+    // Masking: zero the dropped units' incoming weights and biases.
+    let mut masked = p.clone();
+    for o in (0..11).filter(|o| !keep.contains(o)) {
+        masked.layers[0].w.column_mut(o).fill(0.0);
+        masked.layers[0].b[o] = 0.0;
+    }
+    let shrunk = p.remove_units(0, &keep);
+    assert_eq!(shrunk.layers[0].w.dim(), (13, 5));
+    assert_eq!(shrunk.layers[1].w.dim(), (5, 7));
+    let a = mlp_forward(&masked, x.clone()).pop().unwrap();
+    let b = mlp_forward(&shrunk, x).pop().unwrap();
+    let diff = (&a - &b).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(diff < 1e-5, "max |masked - shrunk| = {diff}");
+}
+
+#[test]
+fn hard_neuron_pruning_shrinks_the_model_and_keeps_accuracy() {
+    let r = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 5, "limit": {"train": 3000, "test": 1000},
+            "model": {"arch": "mlp", "hidden": [100, 50]},
+            "train": {"epochs": 3, "batch": 32, "lr": 0.01, "momentum": 0.9},
+            "stages": [{"prune": {"granularity": "neuron", "criterion": "l2", "sparsity": 0.5, "mode": "hard",
+                                  "finetune": {"epochs": 2, "batch": 32, "lr": 0.005, "momentum": 0.9}}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
+        let out = go(&r, &backend);
+        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        assert_eq!(p.hidden, vec![50, 25]);
+        assert_eq!(p.parameters, 784 * 50 + 50 + 50 * 25 + 25 + 25 * 10 + 10);
+        assert_eq!(out.params.layers[0].w.dim(), (784, 50), "physically smaller");
+        assert_eq!(out.report.model.layers, vec![(784, 50), (50, 25), (25, 10)]);
+        let (dense, pruned) = (out.report.stages[0].test_accuracy, out.report.stages[1].test_accuracy);
+        assert!(pruned >= dense - 0.02, "dense {dense}, half the units {pruned}");
+    }
+}

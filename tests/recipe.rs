@@ -132,3 +132,12 @@ fn rewinding_without_training_is_rejected() {
     assert_eq!(path, "stages[0].prune.finetune");
     assert!(msg.contains("need"), "{msg}");
 }
+
+#[test]
+fn neuron_targets_count_hidden_layers() {
+    let base = |prune: &str| format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp", "hidden": [300, 100]}}, "train": {{"epochs": 1, "lr": 0.1}}, "stages": [{{"prune": {prune}}}]}}"#);
+    assert!(Recipe::from_json(&base(r#"{"granularity": "neuron", "sparsity": [0.5, 0.3]}"#)).is_ok());
+    let (path, msg) = field_error(&base(r#"{"granularity": "neuron", "sparsity": [0.5, 0.3, 0.1]}"#));
+    assert_eq!(path, "stages[0].prune.sparsity");
+    assert!(msg.contains("2 hidden layers"), "{msg}");
+}

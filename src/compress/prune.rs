@@ -10,8 +10,12 @@ use crate::rng::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Criterion {
-    /// |w|
+    /// |w| for single weights; for a neuron, the L1 norm of its incoming weights.
     Magnitude,
+    /// L1 norm of a group (a neuron's incoming weights); |w| for single weights.
+    L1,
+    /// L2 norm of a group; |w| for single weights (the same ranking).
+    L2,
     /// A seeded random score: the baseline every criterion should beat.
     Random,
     /// First-order Taylor importance |w · dL/dw| accumulated over batches.
@@ -21,10 +25,36 @@ pub enum Criterion {
 /// Scores of one tensor. `taylor` is the accumulated |w·g| (required for `Criterion::Taylor`).
 pub fn scores(criterion: Criterion, w: &[f32], taylor: Option<&[f32]>, rng: &mut Rng) -> Vec<f32> {
     match criterion {
-        Criterion::Magnitude => w.iter().map(|v| v.abs()).collect(),
+        Criterion::Magnitude | Criterion::L1 | Criterion::L2 => w.iter().map(|v| v.abs()).collect(),
         Criterion::Random => w.iter().map(|_| rng.next_f32()).collect(),
         Criterion::Taylor => taylor.expect("Taylor scores need accumulated |w·g|").to_vec(),
     }
+}
+
+/// Scores of the units (columns) of a weight matrix `w` [I, O] stored row-major: the L1 norm of
+/// each column (Magnitude, L1), its L2 norm, or a seeded random score.
+pub fn unit_scores(criterion: Criterion, w: &[f32], inputs: usize, outputs: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut s = vec![0.0f32; outputs];
+    match criterion {
+        Criterion::Random => return (0..outputs).map(|_| rng.next_f32()).collect(),
+        Criterion::Taylor => panic!("Taylor unit scores are not implemented"),
+        Criterion::Magnitude | Criterion::L1 => {
+            for i in 0..inputs {
+                for o in 0..outputs {
+                    s[o] += w[i * outputs + o].abs();
+                }
+            }
+        }
+        Criterion::L2 => {
+            for i in 0..inputs {
+                for o in 0..outputs {
+                    s[o] += w[i * outputs + o] * w[i * outputs + o];
+                }
+            }
+            s.iter_mut().for_each(|v| *v = v.sqrt());
+        }
+    }
+    s
 }
 
 /// Indices of `scores` from least to most important; ties go to the lower index first, so the
@@ -111,6 +141,15 @@ mod tests {
                 assert!(max_pruned <= min_kept, "n={n} s={s}");
             }
         }
+    }
+
+    #[test]
+    fn unit_scores_are_column_norms() {
+        // w [2, 3]: columns (1, -2), (0, 0), (3, 4).
+        let w = [1.0, 0.0, 3.0, -2.0, 0.0, 4.0];
+        let mut rng = Rng::new(0, 0);
+        assert_eq!(unit_scores(Criterion::L1, &w, 2, 3, &mut rng), vec![3.0, 0.0, 7.0]);
+        assert_eq!(unit_scores(Criterion::L2, &w, 2, 3, &mut rng), vec![5.0f32.sqrt(), 0.0, 5.0]);
     }
 
     #[test]

@@ -70,6 +70,19 @@ impl MlpParams {
             .collect()
     }
 
+    /// The network with only units `keep` (sorted indices) of hidden layer `layer`: columns of
+    /// W_layer and entries of b_layer, and the matching rows of W_{layer+1}. Physically smaller.
+    pub fn remove_units(&self, layer: usize, keep: &[usize]) -> MlpParams {
+        let mut out = self.clone();
+        let l = &self.layers[layer];
+        // Row-major (standard layout) like every other tensor here: backends take them as flat slices.
+        let std2 = |a: Array2<f32>| a.as_standard_layout().into_owned();
+        out.layers[layer] = DenseParams { w: std2(l.w.select(ndarray::Axis(1), keep)), b: l.b.select(ndarray::Axis(0), keep) };
+        let next = &self.layers[layer + 1];
+        out.layers[layer + 1] = DenseParams { w: std2(next.w.select(ndarray::Axis(0), keep)), b: next.b.clone() };
+        out
+    }
+
     pub fn max_abs_diff(&self, other: &MlpParams) -> f32 {
         self.tensors()
             .iter()
