@@ -338,6 +338,7 @@ impl Runner<'_> {
     /// round r reaches sparsity 1 - (1 - s)^(r / rounds) of each target, so the last reaches s.
     async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
         let targets = cfg.targets(cfg.target_count(self.spec.hidden.len()));
+        let original = self.spec.hidden.clone();
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 50 + si as u64);
         let mut report: Option<StageReport> = None;
         let mut rounds = Vec::new();
@@ -354,7 +355,7 @@ impl Runner<'_> {
                     let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
                     self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
                 }
-                Granularity::Neuron => self.prune_neurons(cfg, &now, &mut rng)?,
+                Granularity::Neuron => self.prune_neurons(cfg, &now, &original, &mut rng)?,
             }
             if cfg.rewind == Rewind::Init {
                 self.params = self.init.clone(); // the trainer masks them
@@ -412,9 +413,20 @@ impl Runner<'_> {
 
 impl Runner<'_> {
     /// Removes (hard) or zeroes (soft) the lowest-scoring units of each hidden layer.
-    fn prune_neurons(&mut self, cfg: &PruneConfig, now: &[f32], rng: &mut crate::rng::Rng) -> Result<()> {
+    /// `now` are fractions of the stage's starting widths `original`; after a hard round the layers
+    /// are narrower, so each is converted to a fraction of the current width.
+    fn prune_neurons(&mut self, cfg: &PruneConfig, now: &[f32], original: &[usize], rng: &mut crate::rng::Rng) -> Result<()> {
         let dims = self.spec.layer_dims();
         let hidden = self.spec.hidden.len();
+        let now: Vec<f32> = (0..now.len())
+            .map(|l| {
+                let width = if cfg.scope == PruneScope::Global { original.iter().sum::<usize>() } else { original[l] };
+                let current = if cfg.scope == PruneScope::Global { self.spec.hidden.iter().sum::<usize>() } else { self.spec.hidden[l] };
+                let keep = (width as f64 * (1.0 - now[l] as f64)).round();
+                (1.0 - keep / current as f64).max(0.0) as f32
+            })
+            .collect();
+        let now = &now[..];
         let scores: Vec<Vec<f32>> =
             (0..hidden).map(|l| prune::unit_scores(cfg.criterion, self.params.layers[l].w.as_slice().expect("standard layout"), dims[l].0, dims[l].1, rng)).collect();
         let unit_masks: Vec<Vec<f32>> = match cfg.scope {

@@ -133,7 +133,7 @@ fn hard_neuron_pruning_shrinks_the_model_and_keeps_accuracy() {
         r#"{"dataset": "mnist", "seed": 5, "limit": {"train": 3000, "test": 1000},
             "model": {"arch": "mlp", "hidden": [100, 50]},
             "train": {"epochs": 3, "batch": 32, "lr": 0.01, "momentum": 0.9},
-            "stages": [{"prune": {"granularity": "neuron", "criterion": "l2", "sparsity": 0.5, "mode": "hard",
+            "stages": [{"prune": {"granularity": "neuron", "criterion": "l2", "sparsity": 0.5, "mode": "hard", "rounds": 2,
                                   "finetune": {"epochs": 2, "batch": 32, "lr": 0.005, "momentum": 0.9}}}]}"#,
     )
     .unwrap();
