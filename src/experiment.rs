@@ -335,7 +335,7 @@ impl Runner<'_> {
     }
 
     /// Prunes in `cfg.rounds` rounds (each: new masks from the current weights, then fine-tuning);
-    /// round r reaches sparsity 1 - (1 - s)^(r / rounds) of each target, so the last reaches s.
+    /// round r reaches `cfg.schedule.at(s, r, rounds)` of each target s, so the last reaches s.
     async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
         let targets = cfg.targets(cfg.target_count(self.spec.hidden.len()));
         let original = self.spec.hidden.clone();
@@ -343,8 +343,7 @@ impl Runner<'_> {
         let mut report: Option<StageReport> = None;
         let mut rounds = Vec::new();
         for round in 1..=cfg.rounds {
-            let frac = round as f64 / cfg.rounds as f64;
-            let now: Vec<f32> = targets.iter().map(|&s| (1.0 - (1.0 - s as f64).powf(frac)) as f32).collect();
+            let now: Vec<f32> = targets.iter().map(|&s| cfg.schedule.at(s, round, cfg.rounds)).collect();
             match cfg.granularity {
                 Granularity::Weight => {
                     let scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect();

@@ -215,6 +215,9 @@ pub struct PruneConfig {
     /// Prune-then-fine-tune rounds (Han et al. 2015's iterative pruning); 1 = one-shot.
     #[serde(default = "default_rounds")]
     pub rounds: usize,
+    /// How the target grows over the rounds.
+    #[serde(default = "default_schedule_kind")]
+    pub schedule: PruneSchedule,
     /// Training after each round (usually at a lower learning rate); none = prune only.
     pub finetune: Option<TrainConfig>,
     /// Before each round's training, reset the surviving weights to their initial values
@@ -253,6 +256,29 @@ pub enum Granularity {
     Neuron,
 }
 
+/// Sparsity after round r of R, for a final target s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PruneSchedule {
+    /// 1 − (1 − s)^(r/R): the same fraction of the survivors each round (Han et al.; lottery tickets).
+    Geometric,
+    /// s (1 − (1 − r/R)³): Zhu & Gupta's gradual pruning, fast early and gentle late, with the
+    /// fine-tuning epochs of each round as the interval Δt.
+    Polynomial,
+}
+
+impl PruneSchedule {
+    pub fn at(&self, target: f32, round: usize, rounds: usize) -> f32 {
+        match self {
+            PruneSchedule::Geometric => (1.0 - (1.0 - target as f64).powf(round as f64 / rounds as f64)) as f32,
+            PruneSchedule::Polynomial => crate::compress::prune::polynomial_sparsity(0.0, target, round, 0, rounds, 1),
+        }
+    }
+}
+
+fn default_schedule_kind() -> PruneSchedule {
+    PruneSchedule::Geometric
+}
 fn default_granularity() -> Granularity {
     Granularity::Weight
 }

@@ -141,3 +141,22 @@ fn neuron_targets_count_hidden_layers() {
     assert_eq!(path, "stages[0].prune.sparsity");
     assert!(msg.contains("2 hidden layers"), "{msg}");
 }
+
+#[test]
+fn prune_schedules_reach_the_target_on_the_last_round() {
+    use squeeze::recipe::PruneSchedule;
+    for sched in [PruneSchedule::Geometric, PruneSchedule::Polynomial] {
+        assert!((sched.at(0.9, 5, 5) - 0.9).abs() < 1e-6, "{sched:?}");
+        let mut last = 0.0;
+        for r in 1..=5 {
+            let s = sched.at(0.9, r, 5);
+            assert!(s > last, "{sched:?} must grow");
+            last = s;
+        }
+    }
+    // Geometric: the same fraction of survivors each round; polynomial: 1 - (1 - 1/5)^3 of s first.
+    assert!((PruneSchedule::Geometric.at(0.75, 1, 2) - 0.5).abs() < 1e-6);
+    assert!((PruneSchedule::Polynomial.at(0.9, 1, 5) - 0.9 * (1.0 - 0.8f32.powi(3))).abs() < 1e-6);
+    let r = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"prune": {"sparsity": 0.9, "rounds": 4, "schedule": "polynomial"}}]}"#).unwrap();
+    assert!(matches!(&r.stages[0], Stage::Prune(p) if p.schedule == PruneSchedule::Polynomial));
+}
