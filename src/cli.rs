@@ -156,6 +156,13 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     );
                 }
             }
+            for curves in rep.stages.iter().filter_map(|s| s.sensitivity.as_ref()) {
+                println!("sensitivity (test accuracy with one layer pruned, no fine-tuning):");
+                for (l, points) in curves.iter().enumerate() {
+                    let cells: Vec<String> = points.iter().map(|(s, a)| format!("{:.0}%: {:.2}%", s * 100.0, a * 100.0)).collect();
+                    println!("  layer {l}: {}", cells.join("  "));
+                }
+            }
             for c in rep.stages.iter().filter_map(|s| s.pruning.as_ref()?.control_accuracy) {
                 println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);
             }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
 use crate::compress::{prune, sparse};
-use crate::recipe::{Granularity, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, Stage, TrainConfig};
+use crate::recipe::{Granularity, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
 
@@ -88,6 +88,9 @@ pub struct StageReport {
     /// Present for pruning stages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningReport>,
+    /// Present for sensitivity stages: per weight matrix, (sparsity, test accuracy) points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Vec<Vec<(f32, f32)>>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -185,6 +188,12 @@ impl Trainer {
         match self {
             Trainer::Gpu(t) => t.evaluate().await,
             Trainer::Cpu(t) => Ok(t.evaluate()),
+        }
+    }
+    fn set_params(&mut self, p: &MlpParams) {
+        match self {
+            Trainer::Gpu(t) => t.set_params(p),
+            Trainer::Cpu(t) => t.params = p.clone(),
         }
     }
     fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
@@ -331,6 +340,7 @@ impl Runner<'_> {
             inference_us_per_image,
             epochs,
             pruning: None,
+            sensitivity: None,
         })
     }
 
@@ -369,7 +379,17 @@ impl Runner<'_> {
                 Some(ft) => self.train_with(t, si, "prune", ft).await?,
                 None => {
                     let inference_us_per_image = self.time_inference(&mut t).await?;
-                    StageReport { name: "prune".into(), epochs: vec![], test_accuracy: before, test_loss: loss_before, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, pruning: None }
+                    StageReport {
+                        name: "prune".into(),
+                        epochs: vec![],
+                        test_accuracy: before,
+                        test_loss: loss_before,
+                        train_s: 0.0,
+                        samples_per_s: 0.0,
+                        inference_us_per_image,
+                        pruning: None,
+                        sensitivity: None,
+                    }
                 }
             };
             let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
@@ -411,6 +431,42 @@ impl Runner<'_> {
 }
 
 impl Runner<'_> {
+    /// Each weight matrix alone pruned to each sparsity (scores from the current weights), test
+    /// accuracy without fine-tuning; the weights are restored after every point.
+    async fn sensitivity(&mut self, _si: usize, cfg: &SensitivityConfig) -> Result<StageReport> {
+        let mut trainer = self.trainer(&self.recipe.train);
+        let base = trainer.params().await?;
+        let (base_loss, base_acc) = means(trainer.evaluate().await?);
+        let mut rng = crate::rng::Rng::new(self.recipe.seed, 70);
+        let mut curves = Vec::new();
+        for l in 0..base.layers.len() {
+            let scores = prune::scores(cfg.criterion, base.layers[l].w.as_slice().expect("standard layout"), None, &mut rng);
+            let mut points = Vec::new();
+            for &s in &cfg.sparsities {
+                let mask = prune::mask_by_sparsity(&scores, s);
+                let mut p = base.clone();
+                crate::reference::ops::mask_apply_reference(p.layers[l].w.as_slice_mut().expect("standard layout"), &mask);
+                trainer.set_params(&p);
+                let (_, acc) = means(trainer.evaluate().await?);
+                points.push((s, acc));
+            }
+            curves.push(points);
+        }
+        trainer.set_params(&base);
+        let inference_us_per_image = self.time_inference(&mut trainer).await?;
+        Ok(StageReport {
+            name: "sensitivity".into(),
+            epochs: vec![],
+            test_accuracy: base_acc,
+            test_loss: base_loss,
+            train_s: 0.0,
+            samples_per_s: 0.0,
+            inference_us_per_image,
+            pruning: None,
+            sensitivity: Some(curves),
+        })
+    }
+
     /// Removes (hard) or zeroes (soft) the lowest-scoring units of each hidden layer.
     /// `now` are fractions of the stage's starting widths `original`; after a hard round the layers
     /// are narrower, so each is converted to a fraction of the current width.
@@ -492,6 +548,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         stages.push(match s {
             Stage::Train(t) => runner.train(i + 1, "fine-tune", t).await?,
             Stage::Prune(p) => runner.prune(i + 1, p).await?,
+            Stage::Sensitivity(c) => runner.sensitivity(i + 1, c).await?,
         });
     }
 

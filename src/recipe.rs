@@ -169,6 +169,22 @@ pub enum Stage {
     Train(TrainConfig),
     /// Weight pruning (see compress::prune), optionally in rounds with fine-tuning after each.
     Prune(PruneConfig),
+    /// Sensitivity analysis: each weight matrix pruned alone to each sparsity, test accuracy
+    /// measured without fine-tuning, weights restored. Changes nothing; informs per-layer targets.
+    Sensitivity(SensitivityConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivityConfig {
+    #[serde(default = "default_criterion")]
+    pub criterion: Criterion,
+    #[serde(default = "default_sensitivity_points")]
+    pub sparsities: Vec<f32>,
+}
+
+fn default_sensitivity_points() -> Vec<f32> {
+    vec![0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95]
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +410,14 @@ impl Recipe {
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
                 Stage::Prune(p) => p.validate(&format!("stages[{i}].prune"), self.model.hidden.len())?,
+                Stage::Sensitivity(c) => {
+                    let at = format!("stages[{i}].sensitivity");
+                    check(c.criterion != Criterion::Taylor, &format!("{at}.criterion"), "`taylor` is not available in recipes yet".into())?;
+                    check(!c.sparsities.is_empty() && c.sparsities.len() <= 50, &format!("{at}.sparsities"), format!("needs 1..=50 values, got {}", c.sparsities.len()))?;
+                    for (k, s) in c.sparsities.iter().enumerate() {
+                        check(s.is_finite() && (0.0..1.0).contains(s), &format!("{at}.sparsities[{k}]"), format!("must be in [0, 1), got {s}"))?;
+                    }
+                }
             }
         }
         Ok(())

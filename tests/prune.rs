@@ -148,3 +148,29 @@ fn hard_neuron_pruning_shrinks_the_model_and_keeps_accuracy() {
         assert!(pruned >= dense - 0.02, "dense {dense}, half the units {pruned}");
     }
 }
+
+#[test]
+fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
+    let r = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 6, "limit": {"train": 2000, "test": 500},
+            "model": {"arch": "mlp", "hidden": [64]},
+            "train": {"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9},
+            "stages": [{"sensitivity": {"sparsities": [0.0, 0.5, 0.99]}},
+                       {"sensitivity": {"sparsities": [0.0]}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
+        let out = go(&r, &backend);
+        let dense = out.report.stages[0].test_accuracy;
+        let curves = out.report.stages[1].sensitivity.as_ref().unwrap();
+        assert_eq!(curves.len(), 2);
+        for c in curves {
+            assert_eq!(c[0], (0.0, dense), "0% sparsity is the dense model");
+        }
+        // Removing 99% of the first layer hurts far more than removing half of it.
+        assert!(curves[0][2].1 < curves[0][1].1 - 0.1, "{curves:?}");
+        // The scan restored the weights: the next stage sees the dense model again.
+        assert_eq!(out.report.stages[2].sensitivity.as_ref().unwrap()[0][0].1, dense);
+        assert!(out.params.layers[0].w.iter().all(|&v| v != 0.0));
+    }
+}

@@ -218,6 +218,13 @@ impl GpuTrainer {
         self.eval.take_acc(&self.ctx).await
     }
 
+    /// Overwrites the parameters (same shapes as at creation); optimizer state is kept.
+    pub fn set_params(&mut self, p: &MlpParams) {
+        for (buf, t) in self.params.iter().zip(p.tensors()) {
+            self.ctx.queue.write_buffer(buf, 0, bytemuck::cast_slice(t));
+        }
+    }
+
     /// Copies the parameters back to the host.
     pub async fn params(&self) -> Result<MlpParams> {
         let mut layers = Vec::new();
