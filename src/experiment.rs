@@ -246,8 +246,9 @@ struct Runner<'a> {
     t_start: f64,
     epoch_counter: usize,
     params: MlpParams,
-    /// The initial weights, for lottery-ticket rewinding.
+    /// The initial weights, and those after epoch `rewind_epoch` of the first stage, for rewinding.
     init: MlpParams,
+    early: Option<MlpParams>,
     masks: Option<Masks>,
 }
 
@@ -327,6 +328,9 @@ impl Runner<'_> {
             let report = EpochReport { epoch: epoch + 1, train_loss, train_accuracy, test_loss, test_accuracy, train_s, samples_per_s: n as f64 / train_s.max(1e-9) };
             self.emit(&Event::Epoch { stage: si, report: report.clone() })?;
             epochs.push(report);
+            if si == 0 && Some(epoch + 1) == self.recipe.rewind_epoch() {
+                self.early = Some(trainer.params().await?);
+            }
         }
         let inference_us_per_image = self.time_inference(&mut trainer).await?;
         self.params = trainer.params().await?;
@@ -366,8 +370,11 @@ impl Runner<'_> {
                 }
                 Granularity::Neuron => self.prune_neurons(cfg, &now, &original, &mut rng)?,
             }
-            if cfg.rewind == Rewind::Init {
-                self.params = self.init.clone(); // the trainer masks them
+            // Rewound weights are masked by the trainer.
+            match cfg.rewind {
+                Rewind::None => {}
+                Rewind::Init => self.params = self.init.clone(),
+                Rewind::Epoch(_) => self.params = self.early.clone().expect("the snapshot is taken in stage 0 (validated)"),
             }
             // Accuracy straight after pruning, before any fine-tuning (the trainer applies the masks).
             let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
@@ -502,6 +509,7 @@ impl Runner<'_> {
                     }
                     self.params = self.params.remove_units(l, &keep);
                     self.init = self.init.remove_units(l, &keep);
+                    self.early = self.early.as_ref().map(|e| e.remove_units(l, &keep));
                     self.spec.hidden[l] = keep.len();
                 }
             }
@@ -541,7 +549,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let norm = data.train.normalization();
     let spec = model_spec(recipe, data.train.pixels());
     let params = MlpParams::init(&spec, recipe.seed);
-    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), params, masks: None };
+    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None };
 
     let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
     for (i, s) in recipe.stages.iter().enumerate() {

@@ -253,6 +253,9 @@ pub enum Rewind {
     None,
     /// Reset the survivors to their initialisation (Frankle & Carbin's winning tickets).
     Init,
+    /// Reset the survivors to their values after this epoch of the first training stage
+    /// (`{"epoch": 1}`; rewinding, Frankle et al. 2020), which works where rewinding to init fails.
+    Epoch(usize),
 }
 
 fn default_rewind() -> Rewind {
@@ -393,6 +396,14 @@ impl Recipe {
         serde_json::to_string_pretty(self).expect("a recipe always serializes")
     }
 
+    /// The epoch of the first training stage whose weights a prune stage rewinds to, if any.
+    pub fn rewind_epoch(&self) -> Option<usize> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::Prune(PruneConfig { rewind: Rewind::Epoch(k), .. }) => Some(*k),
+            _ => None,
+        })
+    }
+
     /// Range checks that types cannot express. Every error names the field.
     pub fn validate(&self) -> Result<()> {
         if let Some(n) = self.limit.train {
@@ -409,7 +420,14 @@ impl Recipe {
         for (i, s) in self.stages.iter().enumerate() {
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
-                Stage::Prune(p) => p.validate(&format!("stages[{i}].prune"), self.model.hidden.len())?,
+                Stage::Prune(p) => {
+                    p.validate(&format!("stages[{i}].prune"), self.model.hidden.len())?;
+                    if let Rewind::Epoch(k) = p.rewind {
+                        let at = format!("stages[{i}].prune.rewind.epoch");
+                        check(k >= 1 && k <= self.train.epochs, &at, format!("must be 1..={} (an epoch of \"train\"), got {k}", self.train.epochs))?;
+                        check(Some(k) == self.rewind_epoch(), &at, "every prune stage must rewind to the same epoch".into())?;
+                    }
+                }
                 Stage::Sensitivity(c) => {
                     let at = format!("stages[{i}].sensitivity");
                     check(c.criterion != Criterion::Taylor, &format!("{at}.criterion"), "`taylor` is not available in recipes yet".into())?;

@@ -70,11 +70,15 @@ fn soft_pruning_lets_weights_regrow() {
 }
 
 fn lottery_recipe(rewind: &str) -> Recipe {
+    lottery_recipe_with(&format!("\"{rewind}\""))
+}
+
+fn lottery_recipe_with(rewind_json: &str) -> Recipe {
     Recipe::from_json(&format!(
         r#"{{"dataset": "mnist", "seed": 4, "limit": {{"train": 2000, "test": 500}},
             "model": {{"arch": "mlp", "hidden": [64]}},
             "train": {{"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9}},
-            "stages": [{{"prune": {{"sparsity": 0.5, "rounds": 2, "rewind": "{rewind}", "control": true,
+            "stages": [{{"prune": {{"sparsity": 0.5, "rounds": 2, "rewind": {rewind_json}, "control": true,
                                     "finetune": {{"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9}}}}}}]}}"#
     ))
     .unwrap()
@@ -173,4 +177,16 @@ fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
         assert_eq!(out.report.stages[2].sensitivity.as_ref().unwrap()[0][0].1, dense);
         assert!(out.params.layers[0].w.iter().all(|&v| v != 0.0));
     }
+}
+
+#[test]
+fn rewinding_to_an_early_epoch_restores_those_weights() {
+    let early = go(&lottery_recipe_with(r#"{"epoch": 1}"#), &Backend::Cpu);
+    let init = go(&lottery_recipe("init"), &Backend::Cpu);
+    let (e, i) = (early.report.stages[1].pruning.as_ref().unwrap(), init.report.stages[1].pruning.as_ref().unwrap());
+    // Weights after one epoch of training, masked, classify far better than masked initial weights.
+    assert!(e.rounds[0].accuracy_before_finetune > i.rounds[0].accuracy_before_finetune + 0.1, "{:?} vs {:?}", e.rounds[0], i.rounds[0]);
+    // And it is the model the first stage reported after epoch 1, with 29% of its weights masked.
+    let epoch1 = early.report.stages[0].epochs[0].test_accuracy;
+    assert!((e.rounds[0].accuracy_before_finetune - epoch1).abs() < 0.1, "{} vs epoch-1 {epoch1}", e.rounds[0].accuracy_before_finetune);
 }

@@ -160,3 +160,12 @@ fn prune_schedules_reach_the_target_on_the_last_round() {
     let r = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"prune": {"sparsity": 0.9, "rounds": 4, "schedule": "polynomial"}}]}"#).unwrap();
     assert!(matches!(&r.stages[0], Stage::Prune(p) if p.schedule == PruneSchedule::Polynomial));
 }
+
+#[test]
+fn rewind_epoch_must_be_an_epoch_of_train() {
+    let base = |rewind: &str| format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp"}}, "train": {{"epochs": 3, "lr": 0.1}}, "stages": [{{"prune": {{"sparsity": 0.5, "rewind": {rewind}, "finetune": {{"epochs": 1, "lr": 0.1}}}}}}]}}"#);
+    assert!(Recipe::from_json(&base(r#"{"epoch": 2}"#)).is_ok());
+    let (path, msg) = field_error(&base(r#"{"epoch": 4}"#));
+    assert_eq!(path, "stages[0].prune.rewind.epoch");
+    assert!(msg.contains("1..=3"), "{msg}");
+}
