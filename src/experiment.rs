@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
 use crate::compress::{prune, sparse};
-use crate::recipe::{Granularity, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Stage, TrainConfig};
+use crate::recipe::{Granularity, GreedyConfig, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Sparsity, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
 
@@ -109,9 +109,21 @@ pub struct PruningReport {
     /// Hidden-layer widths after pruning (smaller after hard neuron pruning) and the parameter count.
     pub hidden: Vec<usize>,
     pub parameters: usize,
+    /// Greedy stages: what the search did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greedy: Option<GreedyReport>,
     /// With `control`: the final masks trained from fresh random weights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control_accuracy: Option<f32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GreedyReport {
+    pub holdout_accuracy_start: f32,
+    pub chunks_accepted: usize,
+    pub chunks_restored: usize,
+    /// Layers whose last chunk was restored (they stopped short of their target).
+    pub frozen: Vec<bool>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -249,6 +261,8 @@ struct Runner<'a> {
     /// The initial weights, and those after epoch `rewind_epoch` of the first stage, for rewinding.
     init: MlpParams,
     early: Option<MlpParams>,
+    /// Held-out training samples (limit.holdout), never trained on.
+    holdout: Option<crate::data::Dataset>,
     masks: Option<Masks>,
 }
 
@@ -413,6 +427,7 @@ impl Runner<'_> {
                 control_accuracy: None,
                 hidden: self.spec.hidden.clone(),
                 parameters: self.spec.parameter_count(),
+                greedy: None,
             });
             if let Some(prev) = report.take() {
                 let mut all = prev.epochs;
@@ -438,6 +453,104 @@ impl Runner<'_> {
 }
 
 impl Runner<'_> {
+    /// Greedy prune-evaluate-restore on the held-out split (see recipe::Stage::Greedy).
+    async fn greedy(&mut self, si: usize, cfg: &GreedyConfig) -> Result<StageReport> {
+        let holdout = self.holdout.clone().expect("validated: limit.holdout is set");
+        let layers = self.params.layers.len();
+        let targets = match &cfg.sparsity {
+            Sparsity::All(s) => vec![*s; layers],
+            Sparsity::PerLayer(v) => v.clone(),
+        };
+        // A trainer whose evaluation split is the held-out data.
+        let judge_data = Splits { name: "holdout".into(), train: holdout.clone(), test: holdout };
+        let opt = self.recipe.train.optimizer_config();
+        let mut judge = match self.backend {
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.spec, &self.params, opt, &judge_data, self.norm, 64))),
+            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(self.params.clone(), opt, judge_data, self.norm, 64))),
+        };
+        let (_, start) = means(judge.evaluate().await?);
+        let mut rng = crate::rng::Rng::new(self.recipe.seed, 90 + si as u64);
+        let orders: Vec<Vec<usize>> = self
+            .params
+            .layers
+            .iter()
+            .map(|l| {
+                let s = prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng);
+                let mut idx: Vec<usize> = (0..s.len()).collect();
+                idx.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
+                idx
+            })
+            .collect();
+        let mut pruned = vec![0usize; layers];
+        let mut frozen = vec![false; layers];
+        let (mut accepted, mut restored) = (0usize, 0usize);
+        let mut current = self.params.clone();
+        loop {
+            let mut progressed = false;
+            for l in 0..layers {
+                let n = current.layers[l].w.len();
+                let goal = prune::pruned_count(n, targets[l]);
+                if frozen[l] || pruned[l] >= goal {
+                    continue;
+                }
+                let step = ((n as f32 * cfg.chunk).ceil() as usize).max(1).min(goal - pruned[l]);
+                let mut trial = current.clone();
+                let w = trial.layers[l].w.as_slice_mut().expect("standard layout");
+                for &i in &orders[l][pruned[l]..pruned[l] + step] {
+                    w[i] = 0.0;
+                }
+                judge.set_params(&trial);
+                let (_, acc) = means(judge.evaluate().await?);
+                if acc >= start - cfg.tolerance {
+                    current = trial;
+                    pruned[l] += step;
+                    accepted += 1;
+                    progressed = true;
+                } else {
+                    // Restore: the trial is dropped, `current` still holds the chunk's weights.
+                    frozen[l] = true;
+                    restored += 1;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.params = current;
+        let tensors: Vec<Option<Vec<f32>>> = self
+            .params
+            .layers
+            .iter()
+            .flat_map(|l| [Some(l.w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()), None])
+            .collect();
+        self.masks = Some(Masks { tensors, hard: true });
+        let mut r = match &cfg.finetune {
+            Some(ft) => self.train(si, "greedy", ft).await?,
+            None => {
+                let mut t = self.trainer(&self.recipe.train);
+                let (loss, acc) = means(t.evaluate().await?);
+                let inference_us_per_image = self.time_inference(&mut t).await?;
+                StageReport { name: "greedy".into(), epochs: vec![], test_accuracy: acc, test_loss: loss, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, pruning: None, sensitivity: None }
+            }
+        };
+        let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
+        let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
+        r.pruning = Some(PruningReport {
+            per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
+            weight_sparsity: zeros as f32 / weights as f32,
+            weights_left: weights - zeros,
+            bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
+            bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
+            bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
+            rounds: vec![],
+            hidden: self.spec.hidden.clone(),
+            parameters: self.spec.parameter_count(),
+            control_accuracy: None,
+            greedy: Some(GreedyReport { holdout_accuracy_start: start, chunks_accepted: accepted, chunks_restored: restored, frozen }),
+        });
+        Ok(r)
+    }
+
     /// Each weight matrix alone pruned to each sparsity (scores from the current weights), test
     /// accuracy without fine-tuning; the weights are restored after every point.
     async fn sensitivity(&mut self, _si: usize, cfg: &SensitivityConfig) -> Result<StageReport> {
@@ -541,15 +654,28 @@ fn zero_fraction(w: &[f32]) -> f32 {
 pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> bool) -> Result<Outcome> {
     recipe.validate()?;
     let t_start = now_s();
-    let data = Splits {
-        name: data.name.clone(),
-        train: data.train.take(recipe.limit.train.unwrap_or(usize::MAX)),
-        test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)),
+    let mut train = data.train.take(recipe.limit.train.unwrap_or(usize::MAX));
+    let holdout = match recipe.limit.holdout {
+        Some(h) if h >= train.n => return Err(Error::recipe("limit.holdout", format!("must be smaller than the {} training samples", train.n))),
+        Some(h) => {
+            let kept = train.n - h;
+            let held = crate::data::Dataset {
+                images: train.images[kept * train.pixels()..].to_vec(),
+                labels: train.labels[kept..].to_vec(),
+                n: h,
+                rows: train.rows,
+                cols: train.cols,
+            };
+            train = train.take(kept);
+            Some(held)
+        }
+        None => None,
     };
+    let data = Splits { name: data.name.clone(), train, test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)) };
     let norm = data.train.normalization();
     let spec = model_spec(recipe, data.train.pixels());
     let params = MlpParams::init(&spec, recipe.seed);
-    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None };
+    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
 
     let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
     for (i, s) in recipe.stages.iter().enumerate() {
@@ -557,6 +683,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Train(t) => runner.train(i + 1, "fine-tune", t).await?,
             Stage::Prune(p) => runner.prune(i + 1, p).await?,
             Stage::Sensitivity(c) => runner.sensitivity(i + 1, c).await?,
+            Stage::Greedy(g) => runner.greedy(i + 1, g).await?,
         });
     }
 

@@ -52,6 +52,8 @@ impl DatasetName {
 pub struct Limit {
     pub train: Option<usize>,
     pub test: Option<usize>,
+    /// Hold out the last N training samples (never trained on) for decisions such as greedy pruning.
+    pub holdout: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +174,33 @@ pub enum Stage {
     /// Sensitivity analysis: each weight matrix pruned alone to each sparsity, test accuracy
     /// measured without fine-tuning, weights restored. Changes nothing; informs per-layer targets.
     Sensitivity(SensitivityConfig),
+    /// Greedy pruning: remove a chunk of a layer's lowest-scoring weights, evaluate on the held-out
+    /// split (`limit.holdout`), restore the chunk and stop pruning that layer if accuracy fell by
+    /// more than `tolerance`; repeat round-robin over layers until every target is met or frozen.
+    Greedy(GreedyConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreedyConfig {
+    #[serde(default = "default_criterion")]
+    pub criterion: Criterion,
+    /// Target sparsity, one for all weight matrices or one per matrix.
+    pub sparsity: Sparsity,
+    /// Fraction of a layer's weights removed per step.
+    #[serde(default = "default_chunk")]
+    pub chunk: f32,
+    /// Largest accepted drop in held-out accuracy (0.005 = half a point) below the stage's start.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f32,
+    pub finetune: Option<TrainConfig>,
+}
+
+fn default_chunk() -> f32 {
+    0.05
+}
+fn default_tolerance() -> f32 {
+    0.005
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -409,6 +438,9 @@ impl Recipe {
         if let Some(n) = self.limit.train {
             check(n >= 1, "limit.train", format!("must be at least 1, got {n}"))?;
         }
+        if let Some(n) = self.limit.holdout {
+            check(n >= 1, "limit.holdout", format!("must be at least 1, got {n}"))?;
+        }
         if let Some(n) = self.limit.test {
             check(n >= 1, "limit.test", format!("must be at least 1, got {n}"))?;
         }
@@ -426,6 +458,27 @@ impl Recipe {
                         let at = format!("stages[{i}].prune.rewind.epoch");
                         check(k >= 1 && k <= self.train.epochs, &at, format!("must be 1..={} (an epoch of \"train\"), got {k}", self.train.epochs))?;
                         check(Some(k) == self.rewind_epoch(), &at, "every prune stage must rewind to the same epoch".into())?;
+                    }
+                }
+                Stage::Greedy(g) => {
+                    let at = format!("stages[{i}].greedy");
+                    let layers = self.model.hidden.len() + 1;
+                    let values = match &g.sparsity {
+                        Sparsity::All(s) => vec![*s],
+                        Sparsity::PerLayer(v) => {
+                            check(v.len() == layers, &format!("{at}.sparsity"), format!("the model has {layers} weight matrices, so the list needs {layers} values, got {}", v.len()))?;
+                            v.clone()
+                        }
+                    };
+                    for s in values {
+                        check(s.is_finite() && (0.0..1.0).contains(&s), &format!("{at}.sparsity"), format!("must be in [0, 1), got {s}"))?;
+                    }
+                    check(g.criterion != Criterion::Taylor, &format!("{at}.criterion"), "`taylor` is not available in recipes yet".into())?;
+                    check(g.chunk > 0.0 && g.chunk <= 0.5, &format!("{at}.chunk"), format!("must be in (0, 0.5], got {}", g.chunk))?;
+                    check(g.tolerance.is_finite() && (0.0..1.0).contains(&g.tolerance), &format!("{at}.tolerance"), format!("must be in [0, 1), got {}", g.tolerance))?;
+                    check(self.limit.holdout.is_some(), "limit.holdout", "greedy pruning evaluates on held-out training samples: set limit.holdout (e.g. 5000)".into())?;
+                    if let Some(t) = &g.finetune {
+                        t.validate(&format!("{at}.finetune"))?;
                     }
                 }
                 Stage::Sensitivity(c) => {

@@ -190,3 +190,36 @@ fn rewinding_to_an_early_epoch_restores_those_weights() {
     let epoch1 = early.report.stages[0].epochs[0].test_accuracy;
     assert!((e.rounds[0].accuracy_before_finetune - epoch1).abs() < 0.1, "{} vs epoch-1 {epoch1}", e.rounds[0].accuracy_before_finetune);
 }
+
+fn greedy_recipe(tolerance: f32) -> Recipe {
+    Recipe::from_json(&format!(
+        r#"{{"dataset": "mnist", "seed": 7, "limit": {{"train": 2500, "test": 500, "holdout": 500}},
+            "model": {{"arch": "mlp", "hidden": [48]}},
+            "train": {{"epochs": 2, "batch": 32, "lr": 0.01, "momentum": 0.9}},
+            "stages": [{{"greedy": {{"sparsity": [0.98, 0.9], "chunk": 0.1, "tolerance": {tolerance}}}}}]}}"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn greedy_pruning_restores_chunks_that_cost_too_much() {
+    for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
+        // Loose tolerance: every chunk is accepted and both targets are met exactly.
+        let loose = go(&greedy_recipe(0.9), &backend);
+        let p = loose.report.stages[1].pruning.as_ref().unwrap();
+        let g = p.greedy.as_ref().unwrap();
+        assert_eq!(g.chunks_restored, 0);
+        assert_eq!(loose.params.layers[0].w.iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(784 * 48, 0.98));
+        assert_eq!(loose.params.layers[1].w.iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(480, 0.9));
+        // No tolerance: 98% of the first layer cannot go without losing held-out accuracy, so a
+        // chunk is restored there and the layer stops short; what was kept are whole chunks.
+        let strict = go(&greedy_recipe(0.0), &backend);
+        let p = strict.report.stages[1].pruning.as_ref().unwrap();
+        let g = p.greedy.as_ref().unwrap();
+        assert!(g.chunks_restored >= 1 && g.frozen[0], "{g:?}");
+        let zeros0 = strict.params.layers[0].w.iter().filter(|&&v| v == 0.0).count();
+        let chunk = (784.0f32 * 48.0 * 0.1).ceil() as usize;
+        assert!(zeros0 < squeeze::compress::prune::pruned_count(784 * 48, 0.98), "restored chunk stays: {zeros0}");
+        assert_eq!(zeros0 % chunk, 0, "only whole accepted chunks are pruned: {zeros0}");
+    }
+}

@@ -169,3 +169,12 @@ fn rewind_epoch_must_be_an_epoch_of_train() {
     assert_eq!(path, "stages[0].prune.rewind.epoch");
     assert!(msg.contains("1..=3"), "{msg}");
 }
+
+#[test]
+fn greedy_needs_a_holdout() {
+    let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"greedy": {"sparsity": 0.5}}]}"#);
+    assert_eq!(path, "limit.holdout");
+    assert!(msg.contains("held-out"), "{msg}");
+    let (path, _) = field_error(r#"{"dataset": "mnist", "limit": {"holdout": 100}, "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"greedy": {"sparsity": 0.5, "chunk": 0.9}}]}"#);
+    assert_eq!(path, "stages[0].greedy.chunk");
+}
