@@ -48,7 +48,7 @@ fn main() {
     let ds = Dataset { images: (0..n * 784).map(|i| (i % 251) as u8).collect(), labels: (0..n).map(|i| (i % 10) as u8).collect(), n, rows: 28, cols: 28 };
     let data = Splits::new("synthetic", ds.clone(), ds.take(1000)).unwrap();
     let spec = MlpSpec { inputs: 784, hidden: vec![300, 100], classes: 10 };
-    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
     let mut t = GpuTrainer::new(&ctx, &spec, &MlpParams::init(&spec, 1), opt, &data, data.train.normalization(), 64);
     t.begin_epoch(&(0..n as u32).collect::<Vec<_>>());
     t.train_step(0, 64, 0.01);

@@ -1,4 +1,5 @@
-// Optimizers, one invocation per parameter element: SGD with momentum (and L2 weight decay), Adam.
+// Optimizers, one invocation per parameter element: SGD with momentum, Adam; both with optional L2
+// (weight decay) and L1 regularisation added to the gradient.
 // The host folds Adam's bias correction into lr_t each step, so the kernel needs no step counter.
 // CPU twins: reference::ops::{sgd,adam}_reference.
 
@@ -9,6 +10,7 @@ struct OptimParams {
     weight_decay: f32, // L2 coefficient added to the gradient
     beta2: f32,        // Adam only
     eps: f32,          // Adam only (already scaled by sqrt(1 - beta2^t))
+    l1: f32,           // L1 coefficient: adds l1 * sign(w) to the gradient
 }
 
 @group(0) @binding(0) var<uniform> p: OptimParams;
@@ -17,14 +19,14 @@ struct OptimParams {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>; // SGD: velocity; Adam: first moment
 @group(0) @binding(4) var<storage, read_write> v: array<f32>; // Adam: second moment (unused by SGD)
 
-// sgd: v = mu * v + (g + wd * w);  w = w - lr * v
+// sgd: v = mu * v + (g + wd * w + l1 * sign(w));  w = w - lr * v
 @compute @workgroup_size(256, 1, 1)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
     if (i >= p.n) {
         return;
     }
-    let grad = g[i] + p.weight_decay * w[i];
+    let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
     let vel = p.momentum * m[i] + grad;
     m[i] = vel;
     w[i] = w[i] - p.lr * vel;
@@ -37,7 +39,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.n) {
         return;
     }
-    let grad = g[i] + p.weight_decay * w[i];
+    let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
     let m1 = p.momentum * m[i] + (1.0 - p.momentum) * grad;
     let v1 = p.beta2 * v[i] + (1.0 - p.beta2) * grad * grad;
     m[i] = m1;

@@ -99,8 +99,12 @@ pub struct TrainConfig {
     pub beta2: f32,
     #[serde(default = "default_eps")]
     pub eps: f32,
+    /// L2 regularisation (added to the gradient as weight_decay * w).
     #[serde(default)]
     pub weight_decay: f32,
+    /// L1 regularisation (added as l1 * sign(w)): pushes weights toward prunability.
+    #[serde(default)]
+    pub l1: f32,
     #[serde(default = "default_schedule")]
     pub schedule: Schedule,
 }
@@ -131,6 +135,7 @@ impl TrainConfig {
             beta2: self.beta2,
             eps: self.eps,
             weight_decay: self.weight_decay,
+            l1: self.l1,
         }
     }
 
@@ -159,7 +164,8 @@ impl TrainConfig {
             self.weight_decay.is_finite() && (0.0..1.0).contains(&self.weight_decay),
             &f("weight_decay"),
             format!("must be in [0, 1), got {}", self.weight_decay),
-        )
+        )?;
+        check(self.l1.is_finite() && (0.0..1.0).contains(&self.l1), &f("l1"), format!("must be in [0, 1), got {}", self.l1))
     }
 }
 

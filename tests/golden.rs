@@ -28,7 +28,7 @@ async fn golden_case(ctx: GpuContext) {
     let spec = MlpSpec { inputs: 63, hidden: vec![17, 11], classes: 10 };
     let init = MlpParams::init(&spec, seed);
     for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
-        let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4 };
+        let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, l1: 1e-4 };
         let batch = 16; // 83 = 5 x 16 + 3: the last batch is partial
         let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, batch);
         let mut cpu = CpuTrainer::new(init.clone(), opt, data.clone(), norm, batch);
@@ -67,7 +67,7 @@ async fn masks_case(ctx: GpuContext) {
     let norm = data.train.normalization();
     let spec = MlpSpec { inputs: 63, hidden: vec![19], classes: 10 };
     let init = MlpParams::init(&spec, seed);
-    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3 };
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3, l1: 1e-3 };
     // Prune 80% of each weight matrix by magnitude; biases stay dense.
     let masks: Vec<Option<Vec<f32>>> = init
         .tensors()

@@ -127,7 +127,7 @@ async fn optimizer_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("optim");
     for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         for &n in &[1usize, 1003, 70_001] {
-            let cfg = OptimizerConfig { kind, lr: 0.05, momentum: 0.9, beta2: 0.99, eps: 1e-6, weight_decay: 1e-3 };
+            let cfg = OptimizerConfig { kind, lr: 0.05, momentum: 0.9, beta2: 0.99, eps: 1e-6, weight_decay: 1e-3, l1: 1e-3 };
             let w = random_vec(&mut rng, n, -1.0, 1.0);
             let m = random_vec(&mut rng, n, -0.1, 0.1);
             let v = random_vec(&mut rng, n, 0.0, 0.01);

@@ -13,7 +13,9 @@ pub struct OptimParams {
     pub weight_decay: f32,
     pub beta2: f32,
     pub eps: f32,
-    pub _pad: [u32; 2],
+    /// L1 coefficient: adds l1 * sign(w) to the gradient (pushes weights to exactly prunable zero).
+    pub l1: f32,
+    pub _pad: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,13 +34,14 @@ pub struct OptimizerConfig {
     pub beta2: f32,
     pub eps: f32,
     pub weight_decay: f32,
+    pub l1: f32,
 }
 
 impl OptimizerConfig {
     /// The kernel parameters for update number `t` (1-based) of a tensor of `n` elements, with the
     /// learning rate `lr` in force for this step. Adam's bias correction is folded into lr and eps.
     pub fn step_params(&self, n: usize, lr: f32, t: u64) -> OptimParams {
-        let mut p = OptimParams { n: n as u32, lr, momentum: self.momentum, weight_decay: self.weight_decay, ..Default::default() };
+        let mut p = OptimParams { n: n as u32, lr, momentum: self.momentum, weight_decay: self.weight_decay, l1: self.l1, ..Default::default() };
         if self.kind == OptimizerKind::Adam {
             let t = t.max(1) as i32;
             let bc1 = 1.0 - (self.momentum as f64).powi(t);

@@ -84,10 +84,21 @@ pub fn metrics_accumulate_reference(acc: &mut [f32; 4], row_loss: &[f32], correc
     acc[2] += valid as f32;
 }
 
-/// sgd: v = mu v + (g + wd w);  w -= lr v.   (shaders/optim.wgsl)
+/// WGSL's sign(): -1, 0 or 1 (0 at 0, unlike f32::signum).
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// sgd: v = mu v + (g + wd w + l1 sign(w));  w -= lr v.   (shaders/optim.wgsl)
 pub fn sgd_reference(w: &mut [f32], g: &[f32], m: &mut [f32], p: &OptimParams) {
     for i in 0..w.len() {
-        let grad = g[i] + p.weight_decay * w[i];
+        let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
         m[i] = p.momentum * m[i] + grad;
         w[i] -= p.lr * m[i];
     }
@@ -96,7 +107,7 @@ pub fn sgd_reference(w: &mut [f32], g: &[f32], m: &mut [f32], p: &OptimParams) {
 /// adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;  w -= lr_t m / (sqrt(v) + eps_t).
 pub fn adam_reference(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &OptimParams) {
     for i in 0..w.len() {
-        let grad = g[i] + p.weight_decay * w[i];
+        let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
         m[i] = p.momentum * m[i] + (1.0 - p.momentum) * grad;
         v[i] = p.beta2 * v[i] + (1.0 - p.beta2) * grad * grad;
         w[i] -= p.lr * m[i] / (v[i].sqrt() + p.eps);
