@@ -6,7 +6,8 @@ use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
 use crate::nn::{MlpParams, MlpSpec};
-use crate::compress::{prune, sparse};
+use crate::compress::prune::{self, Criterion};
+use crate::compress::sparse;
 use crate::recipe::{Granularity, GreedyConfig, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Sparsity, Stage, TrainConfig};
 use crate::reference::mlp::CpuTrainer;
 use serde::Serialize;
@@ -202,6 +203,12 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.evaluate()),
         }
     }
+    async fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Trainer::Gpu(t) => t.taylor_scores(order, batch, batches).await,
+            Trainer::Cpu(t) => Ok(t.taylor_scores(order, batch, batches)),
+        }
+    }
     fn set_params(&mut self, p: &MlpParams) {
         match self {
             Trainer::Gpu(t) => t.set_params(p),
@@ -374,7 +381,14 @@ impl Runner<'_> {
             let now: Vec<f32> = targets.iter().map(|&s| cfg.schedule.at(s, round, cfg.rounds)).collect();
             match cfg.granularity {
                 Granularity::Weight => {
-                    let scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect();
+                    let scores: Vec<Vec<f32>> = if cfg.criterion == Criterion::Taylor {
+                        // |w·g| summed over up to 50 training batches (masks in force), no update.
+                        let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
+                        let order = self.data.train.epoch_order(self.recipe.seed, 10_000 + round);
+                        self.trainer(ft).taylor_scores(&order, ft.batch, 50).await?
+                    } else {
+                        self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect()
+                    };
                     let weight_masks = match cfg.scope {
                         PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
                         PruneScope::Global => prune::global_masks(&scores, now[0]),

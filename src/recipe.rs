@@ -368,7 +368,11 @@ impl PruneConfig {
         let layers = self.target_count(hidden);
         let what = if self.granularity == Granularity::Neuron { "hidden layers" } else { "weight matrices" };
         check(layers >= 1, &f("granularity"), "neuron pruning needs at least one hidden layer".into())?;
-        check(self.criterion != Criterion::Taylor, &f("criterion"), "`taylor` is not available in recipes yet; accepted: \"magnitude\", \"l1\", \"l2\", \"random\"".into())?;
+        check(
+            self.criterion != Criterion::Taylor || self.granularity == Granularity::Weight,
+            &f("criterion"),
+            "`taylor` scores single weights only for now; for neurons use \"l1\", \"l2\", \"magnitude\" or \"random\"".into(),
+        )?;
         let values = match &self.sparsity {
             Sparsity::All(s) => vec![*s],
             Sparsity::PerLayer(v) => {

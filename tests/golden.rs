@@ -106,3 +106,25 @@ async fn masks_case(ctx: GpuContext) {
     }
 }
 gpu_test!(hard_masks_hold_and_soft_masks_regrow, masks_case);
+
+async fn taylor_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("taylor");
+    let data = Splits::new("synthetic", synthetic(&mut rng, 70), synthetic(&mut rng, 10)).unwrap();
+    let norm = data.train.normalization();
+    let spec = MlpSpec { inputs: 63, hidden: vec![13], classes: 10 };
+    let init = MlpParams::init(&spec, seed);
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
+    let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, 16);
+    let mut cpu = CpuTrainer::new(init.clone(), opt, data.clone(), norm, 16);
+    let order = data.train.epoch_order(seed, 0);
+    // 5 batches of 16 over 70 samples: the last is partial (6 rows).
+    let g = gpu.taylor_scores(&order, 16, 5).await.unwrap();
+    let c = cpu.taylor_scores(&order, 16, 5);
+    for (l, (a, b)) in g.iter().zip(&c).enumerate() {
+        assert_close(&format!("taylor scores W{l}"), a, b, 1e-3, 1e-6, seed);
+        assert!(b.iter().any(|&v| v > 0.0));
+    }
+    // Scoring changes no weight.
+    assert_eq!(gpu.params().await.unwrap().max_abs_diff(&init), 0.0);
+}
+gpu_test!(gpu_taylor_scores_match_cpu_reference, taylor_case);

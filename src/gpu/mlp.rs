@@ -107,6 +107,7 @@ pub struct GpuTrainer {
     eval: ForwardProgram,
     /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
     mask_launches: Vec<Launch>,
+    grads: Vec<wgpu::Buffer>,
     _state: Vec<wgpu::Buffer>,
 }
 
@@ -158,11 +159,11 @@ impl GpuTrainer {
         let test_order: Vec<u32> = (0..data.test.n as u32).collect();
         let eval = ForwardProgram::new(ctx, spec, &params, &data.test, norm, eval_rows, &test_order);
 
-        let mut state = grads;
+        let mut state = grads.clone();
         state.extend(first);
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
-        GpuTrainer { ctx: ctx.clone(), spec: spec.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), _state: state }
+        GpuTrainer { ctx: ctx.clone(), spec: spec.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -216,6 +217,33 @@ impl GpuTrainer {
             offset += valid;
         }
         self.eval.take_acc(&self.ctx).await
+    }
+
+    /// First-order Taylor importance |w·∂L/∂w| of every weight matrix, summed over the batches
+    /// `order[offset..]` of `batch` samples (`batches` of them), without updating anything.
+    /// One submit per batch (forward, backward, accumulate); one read-back at the end.
+    pub async fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Result<Vec<Vec<f32>>> {
+        self.begin_epoch(order);
+        let layers = self.spec.layer_dims().len();
+        let scores: Vec<wgpu::Buffer> = (0..layers).map(|l| self.ctx.storage_zeroed(self.sizes[2 * l] as u64 * 4, "taylor scores")).collect();
+        let acc: Vec<Launch> = (0..layers).map(|l| self.ctx.taylor_accumulate(self.sizes[2 * l] as u32, &self.params[2 * l], &self.grads[2 * l], &scores[l])).collect();
+        let n = order.len();
+        for b in 0..batches {
+            let offset = b * batch;
+            if offset >= n {
+                break;
+            }
+            self.train.set_step(&self.ctx, offset, batch.min(n - offset));
+            let all: Vec<&Launch> = self.train.launches.iter().chain(&self.backward).chain(&acc).collect();
+            run(&self.ctx, &all);
+        }
+        self.take_metrics().await?; // the scoring batches are not training progress
+        let mut out = Vec::with_capacity(layers);
+        for (l, buf) in scores.iter().enumerate() {
+            let v: Vec<f32> = self.ctx.read(buf).await?;
+            out.push(v[..self.sizes[2 * l]].to_vec());
+        }
+        Ok(out)
     }
 
     /// Overwrites the parameters (same shapes as at creation); optimizer state is kept.

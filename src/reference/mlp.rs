@@ -107,6 +107,25 @@ impl CpuTrainer {
         self.hard_masks = masks;
     }
 
+    /// Same contract as `GpuTrainer::taylor_scores`.
+    pub fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Vec<Vec<f32>> {
+        let mut scores: Vec<Vec<f32>> = self.params.layers.iter().map(|l| vec![0.0; l.w.len()]).collect();
+        for b in 0..batches {
+            let offset = b * batch;
+            if offset >= order.len() {
+                break;
+            }
+            let valid = batch.min(order.len() - offset);
+            let (x, y) = self.data.train.gather(order, offset, valid, self.norm);
+            let x = Array2::from_shape_vec((valid, self.data.train.pixels()), x).expect("gather gives valid x P values");
+            let (_, grads, _) = mlp_loss_and_grads(&self.params, x, &y, valid);
+            for (l, s) in scores.iter_mut().enumerate() {
+                taylor_accumulate_reference(s, self.params.layers[l].w.as_slice().expect("standard layout"), grads.layers[l].w.as_slice().expect("standard layout"));
+            }
+        }
+        scores
+    }
+
     /// Same contract as `GpuTrainer::set_masks`.
     pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
         self.apply_masks(masks);
