@@ -132,9 +132,10 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             for s in rep.stages.iter().filter_map(|s| s.pruning.as_ref()) {
                 let layers: Vec<String> = s.per_layer_sparsity.iter().map(|v| format!("{:.1}%", v * 100.0)).collect();
                 println!(
-                    "pruned: {:.2}% of weights zero ({} left), per layer [{}]; hidden units {:?}, {} parameters",
+                    "pruned: {:.2}% of weights zero ({} left, {} FLOPs/image on nonzero weights), per layer [{}]; hidden units {:?}, {} parameters",
                     s.weight_sparsity * 100.0,
                     s.weights_left,
+                    s.flops_per_sample_remaining,
                     layers.join(", "),
                     s.hidden,
                     s.parameters

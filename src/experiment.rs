@@ -101,6 +101,8 @@ pub struct PruningReport {
     /// Over all weight matrices.
     pub weight_sparsity: f32,
     pub weights_left: usize,
+    /// Multiply-adds x2 per image that touch a nonzero weight (what a sparse kernel would do).
+    pub flops_per_sample_remaining: usize,
     /// Bytes actually stored for the whole model (weights as encoded, biases as dense f32):
     /// dense f32, bitmask + kept values, and relative 5-bit indices + values (compress::sparse).
     pub bytes_dense: usize,
@@ -434,6 +436,7 @@ impl Runner<'_> {
                 per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
                 weight_sparsity: zeros as f32 / weights as f32,
                 weights_left: weights - zeros,
+                flops_per_sample_remaining: 2 * (weights - zeros),
                 bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
                 bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
                 bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
@@ -553,6 +556,7 @@ impl Runner<'_> {
             per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
             weight_sparsity: zeros as f32 / weights as f32,
             weights_left: weights - zeros,
+            flops_per_sample_remaining: 2 * (weights - zeros),
             bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
             bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
             bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),

@@ -35,6 +35,7 @@ fn check_hard(out: &Outcome, what: &str) {
     assert_eq!(zeros, vec![70_560, 4_000, 250], "{what}: zeros per layer");
     assert_eq!(p.per_layer_sparsity, vec![0.9, 0.8, 0.5], "{what}");
     assert_eq!(p.weights_left, 78_400 + 5_000 + 500 - 70_560 - 4_000 - 250);
+    assert_eq!(p.flops_per_sample_remaining, 2 * p.weights_left);
     // Sizes are real encodings, both far below dense at ~89% sparsity. (Which of the two is smaller
     // depends on how the zeros cluster: long gaps cost the relative index fillers.)
     assert_eq!(p.bytes_dense, 4 * (78_400 + 5_000 + 500 + 100 + 50 + 10));
