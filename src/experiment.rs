@@ -429,23 +429,8 @@ impl Runner<'_> {
                     }
                 }
             };
-            let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
-            let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
             rounds.push(PruneRound { round, target: now.clone(), sparsity: per_layer, accuracy_before_finetune: before, accuracy_after_finetune: r.test_accuracy });
-            r.pruning = Some(PruningReport {
-                per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
-                weight_sparsity: zeros as f32 / weights as f32,
-                weights_left: weights - zeros,
-                flops_per_sample_remaining: 2 * (weights - zeros),
-                bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
-                bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
-                bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
-                rounds: rounds.clone(),
-                control_accuracy: None,
-                hidden: self.spec.hidden.clone(),
-                parameters: self.spec.parameter_count(),
-                greedy: None,
-            });
+            r.pruning = Some(self.pruning_report(rounds.clone(), None));
             if let Some(prev) = report.take() {
                 let mut all = prev.epochs;
                 all.extend(r.epochs.drain(..));
@@ -550,22 +535,7 @@ impl Runner<'_> {
                 StageReport { name: "greedy".into(), epochs: vec![], test_accuracy: acc, test_loss: loss, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, pruning: None, sensitivity: None }
             }
         };
-        let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
-        let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
-        r.pruning = Some(PruningReport {
-            per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
-            weight_sparsity: zeros as f32 / weights as f32,
-            weights_left: weights - zeros,
-            flops_per_sample_remaining: 2 * (weights - zeros),
-            bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
-            bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
-            bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
-            rounds: vec![],
-            hidden: self.spec.hidden.clone(),
-            parameters: self.spec.parameter_count(),
-            control_accuracy: None,
-            greedy: Some(GreedyReport { holdout_accuracy_start: start, chunks_accepted: accepted, chunks_restored: restored, frozen }),
-        });
+        r.pruning = Some(self.pruning_report(vec![], Some(GreedyReport { holdout_accuracy_start: start, chunks_accepted: accepted, chunks_restored: restored, frozen })));
         Ok(r)
     }
 
@@ -655,6 +625,26 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Sparsity, sizes and shape of the current model.
+    fn pruning_report(&self, rounds: Vec<PruneRound>, greedy: Option<GreedyReport>) -> PruningReport {
+        let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
+        let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
+        PruningReport {
+            per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
+            weight_sparsity: zeros as f32 / weights.max(1) as f32,
+            weights_left: weights - zeros,
+            flops_per_sample_remaining: 2 * (weights - zeros),
+            bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
+            bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
+            bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
+            rounds,
+            hidden: self.spec.hidden.clone(),
+            parameters: self.spec.parameter_count(),
+            greedy,
+            control_accuracy: None,
+        }
     }
 
     /// Bytes of the model with every weight matrix encoded by `encode` and biases dense.
