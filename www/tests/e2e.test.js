@@ -111,3 +111,20 @@ test('without WebGPU the page runs on the CPU reference backend and says so', { 
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_000 }, async () => {
+  const { page, errors } = await openPage();
+  await page.selectOption('#dataset', 'fashion-mnist');
+  await page.fill('#limit-train', '2000');
+  await page.fill('#limit-test', '500');
+  await page.fill('#hidden', '32');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 100_000 });
+  assert.equal(await page.textContent('#error'), '');
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  assert.ok(acc >= 55, `Fashion-MNIST test accuracy after one epoch on 2000 images: ${acc}`);
+  assert.equal(await page.textContent('#error'), '');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
