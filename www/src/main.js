@@ -18,7 +18,7 @@ const chart = new uPlot(
     axes: [{ label: 'epoch' }, { label: 'accuracy (%)' }],
     series: [
       {},
-      { label: 'train (running)', stroke: '#1f5fbf', width: 2 },
+      { label: 'train (running)', stroke: '#1f5fbf', width: 2, spanGaps: true },
       { label: 'test', stroke: '#d0421b', width: 2, points: { show: true, size: 7 }, spanGaps: true },
     ],
   },
