@@ -31,12 +31,12 @@ fn main() {
         let bb = ctx.storage(&vec![0.25f32; (k * n) as usize], "b");
         let c = ctx.storage_zeroed((m * n) as u64 * 4, "c");
         let l = ctx.matmul(MatmulParams::new(m, n, k, ta, tb, false), &a, &bb, &c);
-        run(&ctx, &[&l]);
+        run(&ctx, [&l]);
         sync(&ctx);
         let reps = 50;
         let t0 = now_s();
         for _ in 0..reps {
-            run(&ctx, &[&l]);
+            run(&ctx, [&l]);
         }
         sync(&ctx);
         let dt = (now_s() - t0) / reps as f64;

@@ -26,7 +26,7 @@ async fn matmul_case(ctx: GpuContext) {
                 let ga = ctx.storage(&a, "a");
                 let gb = ctx.storage(&b, "b");
                 let gc = ctx.storage(&c0, "c");
-                run(&ctx, &[&ctx.matmul(MatmulParams::new(m as u32, n as u32, k as u32, ta, tb, accumulate), &ga, &gb, &gc)]);
+                run(&ctx, [&ctx.matmul(MatmulParams::new(m as u32, n as u32, k as u32, ta, tb, accumulate), &ga, &gb, &gc)]);
                 let got: Vec<f32> = ctx.read(&gc).await.unwrap();
                 let a = Array2::from_shape_vec(a_shape, a).unwrap();
                 let b = Array2::from_shape_vec(b_shape, b).unwrap();
@@ -55,7 +55,7 @@ async fn dense_elementwise_case(ctx: GpuContext) {
         // bias_add
         let gy = ctx.storage(&y, "y");
         let gbias = ctx.storage(&bias, "bias");
-        run(&ctx, &[&ctx.bias_add(r, c, &gbias, &gy)]);
+        run(&ctx, [&ctx.bias_add(r, c, &gbias, &gy)]);
         let mut want = y_arr.clone();
         bias_add_reference(&mut want, &Array1::from_vec(bias.clone()));
         assert_close("bias_add", &ctx.read::<f32>(&gy).await.unwrap(), want.as_slice().unwrap(), 1e-6, 1e-6, seed);
@@ -63,13 +63,13 @@ async fn dense_elementwise_case(ctx: GpuContext) {
         // bias_grad
         let gdy = ctx.storage(&dy, "dy");
         let gdb = ctx.storage_zeroed(cols as u64 * 4, "dbias");
-        run(&ctx, &[&ctx.bias_grad(r, c, &gdy, &gdb)]);
+        run(&ctx, [&ctx.bias_grad(r, c, &gdy, &gdb)]);
         let want = bias_grad_reference(&dy_arr);
         assert_close("bias_grad", &ctx.read::<f32>(&gdb).await.unwrap(), want.as_slice().unwrap(), 1e-5, 1e-5 * (rows as f32).sqrt(), seed);
 
         // relu_forward
         let gy = ctx.storage(&y, "y");
-        run(&ctx, &[&ctx.relu_forward(r * c, &gy)]);
+        run(&ctx, [&ctx.relu_forward(r * c, &gy)]);
         let mut relu_out = y_arr.clone();
         relu_forward_reference(&mut relu_out);
         let got_relu: Vec<f32> = ctx.read(&gy).await.unwrap();
@@ -78,7 +78,7 @@ async fn dense_elementwise_case(ctx: GpuContext) {
 
         // relu_backward (on the ReLU output just computed)
         let gdy = ctx.storage(&dy, "dy");
-        run(&ctx, &[&ctx.relu_backward(r * c, &gy, &gdy)]);
+        run(&ctx, [&ctx.relu_backward(r * c, &gy, &gdy)]);
         let mut want = dy_arr.clone();
         relu_backward_reference(&mut want, &relu_out);
         assert_close("relu_backward", &ctx.read::<f32>(&gdy).await.unwrap(), want.as_slice().unwrap(), 0.0, 0.0, seed);
@@ -103,7 +103,7 @@ async fn head_case(ctx: GpuContext) {
         let gacc = ctx.storage(&acc0, "acc");
         run(
             &ctx,
-            &[
+            [
                 &ctx.softmax_xent(p, &step, &gl, &gy, &gd, &gloss),
                 &ctx.argmax_correct(p, &step, &gl, &gy, &gcorrect),
                 &ctx.metrics_accumulate(&step, &gloss, &gcorrect, &gacc),
@@ -138,7 +138,7 @@ async fn optimizer_case(ctx: GpuContext) {
                 let g = random_vec(&mut rng, n, -1.0, 1.0);
                 let gg = ctx.storage(&g, "g");
                 let p = cfg.step_params(n, cfg.lr, t);
-                run(&ctx, &[&ctx.optimizer(kind == OptimizerKind::Adam, p, &gw, &gg, &gm, &gv)]);
+                run(&ctx, [&ctx.optimizer(kind == OptimizerKind::Adam, p, &gw, &gg, &gm, &gv)]);
                 match kind {
                     OptimizerKind::Sgd => sgd_reference(&mut rw, &g, &mut rm, &p),
                     OptimizerKind::Adam => adam_reference(&mut rw, &g, &mut rm, &mut rv, &p),
@@ -174,7 +174,7 @@ async fn gather_case(ctx: GpuContext) {
     // A full batch, then the partial last batch (offset 32, 5 valid rows, 11 rows of padding).
     for &(offset, valid) in &[(0usize, 16usize), (32, 5)] {
         ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
-        run(&ctx, &[&launch]);
+        run(&ctx, [&launch]);
         let (want_x, want_y) = gather_batch_reference(&images, &labels, pixels, &order, offset, valid, rows, scale, shift);
         assert_close(&format!("gather_batch x offset={offset}"), &ctx.read::<f32>(&gx).await.unwrap(), want_x.as_slice().unwrap(), 1e-6, 1e-6, seed);
         assert_eq!(ctx.read::<u32>(&gy).await.unwrap(), want_y, "gather_batch labels offset={offset} (seed {seed})");
@@ -200,7 +200,7 @@ async fn mask_case(ctx: GpuContext) {
         let (gw, gm) = (ctx.storage(&w, "w"), ctx.storage(&mask, "mask"));
         let (gg, gs) = (ctx.storage(&g, "g"), ctx.storage(&score0, "score"));
         // Taylor scores use the unmasked weights; then the mask is applied.
-        run(&ctx, &[&ctx.taylor_accumulate(n as u32, &gw, &gg, &gs), &ctx.mask_apply(n as u32, &gw, &gm)]);
+        run(&ctx, [&ctx.taylor_accumulate(n as u32, &gw, &gg, &gs), &ctx.mask_apply(n as u32, &gw, &gm)]);
         let mut want_score = score0.clone();
         taylor_accumulate_reference(&mut want_score, &w, &g);
         let mut want_w = w.clone();

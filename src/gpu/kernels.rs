@@ -40,7 +40,6 @@ impl Kernels {
         let optim = module(wgpu::include_wgsl!("../../shaders/optim.wgsl"));
         let data = module(wgpu::include_wgsl!("../../shaders/data.wgsl"));
         let mask = module(wgpu::include_wgsl!("../../shaders/mask.wgsl"));
-        let taylor = module(wgpu::include_wgsl!("../../shaders/taylor.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| {
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -66,7 +65,7 @@ impl Kernels {
             adam: k(&optim, "adam"),
             gather_batch: k(&data, "gather_batch"),
             mask_apply: k(&mask, "mask_apply"),
-            taylor_accumulate: k(&taylor, "taylor_accumulate"),
+            taylor_accumulate: k(&mask, "taylor_accumulate"),
         }
     }
 }
@@ -89,7 +88,8 @@ impl Launch {
 }
 
 /// Records `launches` into one compute pass of one encoder and submits it: one submit per call.
-pub fn run(ctx: &GpuContext, launches: &[&Launch]) {
+/// Takes any iterator, so the per-step hot path chains its launch lists without allocating.
+pub fn run<'a>(ctx: &GpuContext, launches: impl IntoIterator<Item = &'a Launch>) {
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -197,7 +197,7 @@ impl GpuContext {
     }
 }
 
-/// Uniform of shaders/mask.wgsl and shaders/taylor.wgsl.
+/// Uniform of shaders/mask.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct MaskParams {

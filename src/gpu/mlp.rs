@@ -180,8 +180,7 @@ impl GpuTrainer {
             let p = self.opt.step_params(n, lr, self.t);
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
         }
-        let all: Vec<&Launch> = self.train.launches.iter().chain(&self.backward).chain(&self.updates).chain(&self.mask_launches).collect();
-        run(&self.ctx, &all);
+        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(&self.updates).chain(&self.mask_launches));
     }
 
     /// Installs pruning masks, one per tensor in W0, b0, W1, b1, ... order (`None`: unpruned), and
@@ -197,7 +196,7 @@ impl GpuTrainer {
                 Some(self.ctx.mask_apply(self.sizes[j] as u32, &self.params[j], &buf))
             })
             .collect();
-        run(&self.ctx, &launches.iter().collect::<Vec<_>>());
+        run(&self.ctx, &launches);
         self.mask_launches = if hard { launches } else { Vec::new() };
     }
 
@@ -213,7 +212,7 @@ impl GpuTrainer {
         while offset < self.eval.n {
             let valid = rows.min(self.eval.n - offset);
             self.eval.set_step(&self.ctx, offset, valid);
-            run(&self.ctx, &self.eval.launches.iter().collect::<Vec<_>>());
+            run(&self.ctx, &self.eval.launches);
             offset += valid;
         }
         self.eval.take_acc(&self.ctx).await
@@ -234,8 +233,7 @@ impl GpuTrainer {
                 break;
             }
             self.train.set_step(&self.ctx, offset, batch.min(n - offset));
-            let all: Vec<&Launch> = self.train.launches.iter().chain(&self.backward).chain(&acc).collect();
-            run(&self.ctx, &all);
+            run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(&acc));
         }
         self.take_metrics().await?; // the scoring batches are not training progress
         let mut out = Vec::with_capacity(layers);

@@ -146,7 +146,7 @@ pub fn mask_apply_reference(w: &mut [f32], mask: &[f32]) {
     }
 }
 
-/// taylor_accumulate: score += |w * g|.   (shaders/taylor.wgsl)
+/// taylor_accumulate: score += |w * g|.   (shaders/mask.wgsl)
 pub fn taylor_accumulate_reference(score: &mut [f32], w: &[f32], g: &[f32]) {
     for ((s, w), g) in score.iter_mut().zip(w).zip(g) {
         *s += (w * g).abs();
