@@ -1,12 +1,13 @@
 //! Kernel benchmark: times each matmul shape of a LeNet-300-100 training step (batch 64) and a
-//! whole training step, on whatever adapter wgpu picks (lavapipe here, a real GPU where there is
-//! one). `cargo bench --bench kernels`. Prints GFLOP/s; figures go into the README with the date.
+//! whole training step of each architecture, on whatever adapter wgpu picks (lavapipe here, a real
+//! GPU where there is one). `cargo bench --bench kernels [-- ARCH...]`. Prints GFLOP/s and
+//! samples/s; figures go into the README with the date.
 
 use squeeze::data::{Dataset, Splits};
 use squeeze::experiment::now_s;
 use squeeze::gpu::kernels::{run, MatmulParams};
 use squeeze::gpu::{GpuContext, GpuTrainer};
-use squeeze::nn::{MlpParams, MlpSpec, OptimizerConfig, OptimizerKind};
+use squeeze::nn::{Net, NetParams, OptimizerConfig, OptimizerKind, Shape};
 
 fn sync(ctx: &GpuContext) {
     ctx.device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
@@ -43,22 +44,27 @@ fn main() {
         let flops = 2.0 * m as f64 * n as f64 * k as f64;
         println!("{label:<16} M={m:<4} N={n:<4} K={k:<4} {:>8.3} ms {:>7.2} GFLOP/s", dt * 1e3, flops / dt / 1e9);
     }
-    // A whole training step of LeNet-300-100 on synthetic data.
+    // A whole training step of each architecture on synthetic data.
     let n = 4096;
     let ds = Dataset { images: (0..n * 784).map(|i| (i % 251) as u8).collect(), labels: (0..n).map(|i| (i % 10) as u8).collect(), n, rows: 28, cols: 28 };
     let data = Splits::new("synthetic", ds.clone(), ds.take(1000)).unwrap();
-    let spec = MlpSpec { inputs: 784, hidden: vec![300, 100], classes: 10 };
-    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
-    let mut t = GpuTrainer::new(&ctx, &spec, &MlpParams::init(&spec, 1), opt, &data, data.train.normalization(), 64);
-    t.begin_epoch(&(0..n as u32).collect::<Vec<_>>());
-    t.train_step(0, 64, 0.01);
-    sync(&ctx);
-    let steps = 60;
-    let t0 = now_s();
-    for s in 0..steps {
-        t.train_step((s * 64) % (n - 64), 64, 0.01);
+    let input = Shape::new(28, 28, 1);
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let nets = [Net::mlp(input, &[300, 100], 10), Net::lenet5(input, 10), Net::vgg_mini(input, &[16, 32], 10), Net::resnet_mini(input, &[16, 32, 64], 10)];
+    for net in nets.iter().filter(|n| only.is_empty() || only.contains(&n.arch)) {
+        let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
+        let mut t = GpuTrainer::new(&ctx, net, &NetParams::init(net, 1), opt, &data, data.train.normalization(), 64);
+        t.begin_epoch(&(0..n as u32).collect::<Vec<_>>());
+        t.train_step(0, 64, 0.01);
+        sync(&ctx);
+        let t0 = now_s();
+        let mut steps = 0;
+        while steps < 3 || (now_s() - t0 < 5.0 && steps < 200) {
+            t.train_step((steps * 64) % (n - 64), 64, 0.01);
+            sync(&ctx);
+            steps += 1;
+        }
+        let dt = (now_s() - t0) / steps as f64;
+        println!("{:<12} train step (batch 64) {:>9.3} ms {:>9.0} samples/s  ({} steps)", net.arch, dt * 1e3, 64.0 / dt, steps);
     }
-    sync(&ctx);
-    let dt = (now_s() - t0) / steps as f64;
-    println!("train step (batch 64) {:>8.3} ms  {:>8.0} samples/s", dt * 1e3, 64.0 / dt);
 }

@@ -5,11 +5,11 @@
 use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
-use crate::nn::{MlpParams, MlpSpec};
+use crate::nn::{Net, NetParams, Shape};
 use crate::compress::prune::{self, Criterion};
 use crate::compress::sparse;
 use crate::recipe::{Granularity, GreedyConfig, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Sparsity, Stage, TrainConfig};
-use crate::reference::mlp::CpuTrainer;
+use crate::reference::net::CpuTrainer;
 use serde::Serialize;
 
 /// Where the math runs.
@@ -211,7 +211,7 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.taylor_scores(order, batch, batches)),
         }
     }
-    fn set_params(&mut self, p: &MlpParams) {
+    fn set_params(&mut self, p: &NetParams) {
         match self {
             Trainer::Gpu(t) => t.set_params(p),
             Trainer::Cpu(t) => t.params = p.clone(),
@@ -223,7 +223,7 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_masks(masks, hard),
         }
     }
-    async fn params(&self) -> Result<MlpParams> {
+    async fn params(&self) -> Result<NetParams> {
         match self {
             Trainer::Gpu(t) => t.params().await,
             Trainer::Cpu(t) => Ok(t.params.clone()),
@@ -237,15 +237,16 @@ fn means(acc: [f32; 4]) -> (f32, f32) {
     (acc[0] / n, acc[1] / n)
 }
 
-/// The model a recipe asks for, on data of `pixels` inputs.
-pub fn model_spec(recipe: &Recipe, pixels: usize) -> MlpSpec {
-    MlpSpec { inputs: pixels, hidden: recipe.model.hidden.clone(), classes: crate::data::CLASSES }
+/// The model a recipe asks for, on images of `rows` x `cols` pixels.
+pub fn model_net(recipe: &Recipe, rows: usize, cols: usize) -> Result<Net> {
+    recipe.model.build(Shape::new(rows, cols, 1), crate::data::CLASSES)
 }
 
-/// The result of a run: the report and the trained parameters.
+/// The result of a run: the report, the final network and its parameters.
 pub struct Outcome {
     pub report: Report,
-    pub params: MlpParams,
+    pub net: Net,
+    pub params: NetParams,
 }
 
 /// Pruning masks in force: one per tensor (W0, b0, W1, ...; `None` = dense) and whether they are hard.
@@ -260,16 +261,16 @@ struct Runner<'a> {
     recipe: &'a Recipe,
     data: Splits,
     norm: crate::data::Normalization,
-    spec: MlpSpec,
+    net: Net,
     backend: &'a Backend,
     opts: &'a RunOptions,
     progress: &'a mut dyn FnMut(&Event) -> bool,
     t_start: f64,
     epoch_counter: usize,
-    params: MlpParams,
+    params: NetParams,
     /// The initial weights, and those after epoch `rewind_epoch` of the first stage, for rewinding.
-    init: MlpParams,
-    early: Option<MlpParams>,
+    init: NetParams,
+    early: Option<NetParams>,
     /// Held-out training samples (limit.holdout), never trained on.
     holdout: Option<crate::data::Dataset>,
     masks: Option<Masks>,
@@ -279,8 +280,8 @@ impl Runner<'_> {
     fn trainer(&self, cfg: &TrainConfig) -> Trainer {
         let opt = cfg.optimizer_config();
         let mut t = match self.backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.spec, &self.params, opt, &self.data, self.norm, cfg.batch))),
-            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(self.params.clone(), opt, self.data.clone(), self.norm, cfg.batch))),
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.net, &self.params, opt, &self.data, self.norm, cfg.batch))),
+            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(&self.net, self.params.clone(), opt, self.data.clone(), self.norm, cfg.batch))),
         };
         if let Some(m) = &self.masks {
             t.set_masks(&m.tensors, m.hard);
@@ -374,8 +375,8 @@ impl Runner<'_> {
     /// Prunes in `cfg.rounds` rounds (each: new masks from the current weights, then fine-tuning);
     /// round r reaches `cfg.schedule.at(s, r, rounds)` of each target s, so the last reaches s.
     async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
-        let targets = cfg.targets(cfg.target_count(self.spec.hidden.len()));
-        let original = self.spec.hidden.clone();
+        let targets = cfg.targets(cfg.target_count(self.net.layer_dims().len()));
+        let original = self.net.hidden();
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 50 + si as u64);
         let mut report: Option<StageReport> = None;
         let mut rounds = Vec::new();
@@ -389,13 +390,13 @@ impl Runner<'_> {
                         let order = self.data.train.epoch_order(self.recipe.seed, 10_000 + round);
                         self.trainer(ft).taylor_scores(&order, ft.batch, 50).await?
                     } else {
-                        self.params.layers.iter().map(|l| prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng)).collect()
+                        self.weights().iter().map(|w| prune::scores(cfg.criterion, w, None, &mut rng)).collect()
                     };
                     let weight_masks = match cfg.scope {
                         PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
                         PruneScope::Global => prune::global_masks(&scores, now[0]),
                     };
-                    let tensors: Vec<Option<Vec<f32>>> = weight_masks.into_iter().flat_map(|m| [Some(m), None]).collect();
+                    let tensors = self.weight_masks(weight_masks);
                     self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
                 }
                 Granularity::Neuron => self.prune_neurons(cfg, &now, &original, &mut rng)?,
@@ -411,7 +412,7 @@ impl Runner<'_> {
             let mut t = self.trainer(ft);
             let (loss_before, before) = means(t.evaluate().await?);
             self.params = t.params().await?;
-            let per_layer: Vec<f32> = self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect();
+            let per_layer: Vec<f32> = self.weights().iter().map(|w| zero_fraction(w)).collect();
             let mut r = match &cfg.finetune {
                 Some(ft) => self.train_with(t, si, "prune", ft).await?,
                 None => {
@@ -442,7 +443,7 @@ impl Runner<'_> {
         let mut report = report.expect("rounds >= 1 is validated");
         if cfg.control {
             // The same final masks on fresh random weights (a seed the run never used).
-            let ticket = std::mem::replace(&mut self.params, MlpParams::init(&self.spec, self.recipe.seed ^ 0x5eed_c0de));
+            let ticket = std::mem::replace(&mut self.params, NetParams::init(&self.net, self.recipe.seed ^ 0x5eed_c0de));
             let ft = cfg.finetune.as_ref().expect("control needs finetune (validated)");
             let control = self.train(si, "prune control", ft).await?;
             self.params = ticket;
@@ -458,7 +459,8 @@ impl Runner<'_> {
     /// Greedy prune-evaluate-restore on the held-out split (see recipe::Stage::Greedy).
     async fn greedy(&mut self, si: usize, cfg: &GreedyConfig) -> Result<StageReport> {
         let holdout = self.holdout.clone().expect("validated: limit.holdout is set");
-        let layers = self.params.layers.len();
+        let wt = self.net.weight_tensors();
+        let layers = wt.len();
         let targets = match &cfg.sparsity {
             Sparsity::All(s) => vec![*s; layers],
             Sparsity::PerLayer(v) => v.clone(),
@@ -467,17 +469,16 @@ impl Runner<'_> {
         let judge_data = Splits { name: "holdout".into(), train: holdout.clone(), test: holdout };
         let opt = self.recipe.train.optimizer_config();
         let mut judge = match self.backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.spec, &self.params, opt, &judge_data, self.norm, 64))),
-            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(self.params.clone(), opt, judge_data, self.norm, 64))),
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &self.net, &self.params, opt, &judge_data, self.norm, 64))),
+            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(&self.net, self.params.clone(), opt, judge_data, self.norm, 64))),
         };
         let (_, start) = means(judge.evaluate().await?);
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 90 + si as u64);
         let orders: Vec<Vec<usize>> = self
-            .params
-            .layers
+            .weights()
             .iter()
-            .map(|l| {
-                let s = prune::scores(cfg.criterion, l.w.as_slice().expect("standard layout"), None, &mut rng);
+            .map(|w| {
+                let s = prune::scores(cfg.criterion, w, None, &mut rng);
                 let mut idx: Vec<usize> = (0..s.len()).collect();
                 idx.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
                 idx
@@ -490,14 +491,14 @@ impl Runner<'_> {
         loop {
             let mut progressed = false;
             for l in 0..layers {
-                let n = current.layers[l].w.len();
+                let n = current.tensors[wt[l]].len();
                 let goal = prune::pruned_count(n, targets[l]);
                 if frozen[l] || pruned[l] >= goal {
                     continue;
                 }
                 let step = ((n as f32 * cfg.chunk).ceil() as usize).max(1).min(goal - pruned[l]);
                 let mut trial = current.clone();
-                let w = trial.layers[l].w.as_slice_mut().expect("standard layout");
+                let w = &mut trial.tensors[wt[l]];
                 for &i in &orders[l][pruned[l]..pruned[l] + step] {
                     w[i] = 0.0;
                 }
@@ -519,12 +520,8 @@ impl Runner<'_> {
             }
         }
         self.params = current;
-        let tensors: Vec<Option<Vec<f32>>> = self
-            .params
-            .layers
-            .iter()
-            .flat_map(|l| [Some(l.w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()), None])
-            .collect();
+        let nonzero: Vec<Vec<f32>> = self.weights().iter().map(|w| w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()).collect();
+        let tensors = self.weight_masks(nonzero);
         self.masks = Some(Masks { tensors, hard: true });
         let mut r = match &cfg.finetune {
             Some(ft) => self.train(si, "greedy", ft).await?,
@@ -547,13 +544,13 @@ impl Runner<'_> {
         let (base_loss, base_acc) = means(trainer.evaluate().await?);
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 70);
         let mut curves = Vec::new();
-        for l in 0..base.layers.len() {
-            let scores = prune::scores(cfg.criterion, base.layers[l].w.as_slice().expect("standard layout"), None, &mut rng);
+        for &j in &self.net.weight_tensors() {
+            let scores = prune::scores(cfg.criterion, &base.tensors[j], None, &mut rng);
             let mut points = Vec::new();
             for &s in &cfg.sparsities {
                 let mask = prune::mask_by_sparsity(&scores, s);
                 let mut p = base.clone();
-                crate::reference::ops::mask_apply_reference(p.layers[l].w.as_slice_mut().expect("standard layout"), &mask);
+                crate::reference::ops::mask_apply_reference(&mut p.tensors[j], &mask);
                 trainer.set_params(&p);
                 let (_, acc) = means(trainer.evaluate().await?);
                 points.push((s, acc));
@@ -575,23 +572,24 @@ impl Runner<'_> {
         })
     }
 
-    /// Removes (hard) or zeroes (soft) the lowest-scoring units of each hidden layer.
-    /// `now` are fractions of the stage's starting widths `original`; after a hard round the layers
-    /// are narrower, so each is converted to a fraction of the current width.
+    /// Removes (hard) or zeroes (soft) the lowest-scoring units (neurons, conv filters) of each
+    /// hidden layer. `now` are fractions of the stage's starting widths `original`; after a hard
+    /// round the layers are narrower, so each is converted to a fraction of the current width.
     fn prune_neurons(&mut self, cfg: &PruneConfig, now: &[f32], original: &[usize], rng: &mut crate::rng::Rng) -> Result<()> {
-        let dims = self.spec.layer_dims();
-        let hidden = self.spec.hidden.len();
+        let dims = self.net.layer_dims();
+        let wt = self.net.weight_tensors();
+        let current = self.net.hidden();
+        let hidden = current.len();
         let now: Vec<f32> = (0..now.len())
             .map(|l| {
                 let width = if cfg.scope == PruneScope::Global { original.iter().sum::<usize>() } else { original[l] };
-                let current = if cfg.scope == PruneScope::Global { self.spec.hidden.iter().sum::<usize>() } else { self.spec.hidden[l] };
+                let cur = if cfg.scope == PruneScope::Global { current.iter().sum::<usize>() } else { current[l] };
                 let keep = (width as f64 * (1.0 - now[l] as f64)).round();
-                (1.0 - keep / current as f64).max(0.0) as f32
+                (1.0 - keep / cur as f64).max(0.0) as f32
             })
             .collect();
         let now = &now[..];
-        let scores: Vec<Vec<f32>> =
-            (0..hidden).map(|l| prune::unit_scores(cfg.criterion, self.params.layers[l].w.as_slice().expect("standard layout"), dims[l].0, dims[l].1, rng)).collect();
+        let scores: Vec<Vec<f32>> = (0..hidden).map(|l| prune::unit_scores(cfg.criterion, &self.params.tensors[wt[l]], dims[l].0, dims[l].1, rng)).collect();
         let unit_masks: Vec<Vec<f32>> = match cfg.scope {
             PruneScope::Layer => scores.iter().zip(now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
             PruneScope::Global => prune::global_masks(&scores, now[0]),
@@ -602,24 +600,40 @@ impl Runner<'_> {
                 if self.masks.is_some() {
                     return Err(Error::recipe("stages", "hard neuron pruning after a weight-pruning stage is not supported yet: put it first, or use \"mode\": \"soft\""));
                 }
-                for (l, m) in unit_masks.iter().enumerate() {
+                // Last layer first: removing units never renumbers an earlier layer's tensors.
+                for (l, m) in unit_masks.iter().enumerate().rev() {
                     let mut keep: Vec<usize> = (0..m.len()).filter(|&o| m[o] == 1.0).collect();
                     if keep.is_empty() {
                         // Never remove a whole layer: keep its best unit.
                         keep.push((0..m.len()).max_by(|&a, &b| scores[l][a].total_cmp(&scores[l][b])).unwrap_or(0));
                     }
-                    self.params = self.params.remove_units(l, &keep);
-                    self.init = self.init.remove_units(l, &keep);
-                    self.early = self.early.as_ref().map(|e| e.remove_units(l, &keep));
-                    self.spec.hidden[l] = keep.len();
+                    let (net, params) = self.params.remove_units(&self.net, l, &keep)?;
+                    self.init = self.init.remove_units(&self.net, l, &keep)?.1;
+                    self.early = match &self.early {
+                        Some(e) => Some(e.remove_units(&self.net, l, &keep)?.1),
+                        None => None,
+                    };
+                    self.params = params;
+                    self.net = net;
                 }
             }
             MaskMode::Soft => {
-                let mut tensors: Vec<Option<Vec<f32>>> = vec![None; 2 * dims.len()];
+                let infos = self.net.tensors();
+                let mut tensors: Vec<Option<Vec<f32>>> = vec![None; infos.len()];
                 for (l, m) in unit_masks.iter().enumerate() {
                     let (inputs, outputs) = dims[l];
-                    tensors[2 * l] = Some((0..inputs * outputs).map(|i| m[i % outputs]).collect());
-                    tensors[2 * l + 1] = Some(m.clone());
+                    tensors[wt[l]] = Some((0..inputs * outputs).map(|i| m[i % outputs]).collect());
+                    tensors[wt[l] + 1] = Some(m.clone());
+                    // A batch norm right after a conv would turn the zeroed channel into beta:
+                    // its gamma and beta are masked with it.
+                    let node = infos[wt[l]].node;
+                    if let [c] = self.net.consumers(node)[..] {
+                        if self.net.nodes[c].op == crate::nn::Op::BatchNorm {
+                            let g = infos.iter().position(|t| t.node == c).expect("bn has tensors");
+                            tensors[g] = Some(m.clone());
+                            tensors[g + 1] = Some(m.clone());
+                        }
+                    }
                 }
                 self.masks = Some(Masks { tensors, hard: false });
             }
@@ -627,29 +641,57 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// The current weight matrices, in `Net::weight_tensors()` order.
+    fn weights(&self) -> Vec<&[f32]> {
+        self.net.weight_tensors().iter().map(|&j| &self.params.tensors[j][..]).collect()
+    }
+
+    /// Per-tensor masks from one mask per weight matrix (other tensors unmasked).
+    fn weight_masks(&self, masks: Vec<Vec<f32>>) -> Vec<Option<Vec<f32>>> {
+        let mut tensors = vec![None; self.params.tensors.len()];
+        for (&j, m) in self.net.weight_tensors().iter().zip(masks) {
+            tensors[j] = Some(m);
+        }
+        tensors
+    }
+
     /// Sparsity, sizes and shape of the current model.
     fn pruning_report(&self, rounds: Vec<PruneRound>, greedy: Option<GreedyReport>) -> PruningReport {
-        let weights: usize = self.params.layers.iter().map(|l| l.w.len()).sum();
-        let zeros: usize = self.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).sum();
+        let infos = self.net.tensors();
+        let wt = self.net.weight_tensors();
+        let weights: usize = wt.iter().map(|&j| infos[j].len()).sum();
+        let nonzero = |j: usize| self.params.tensors[j].iter().filter(|&&v| v != 0.0).count();
+        let zeros: usize = weights - wt.iter().map(|&j| nonzero(j)).sum::<usize>();
+        // A conv weight is used once per output position.
+        let flops: usize = wt.iter().map(|&j| {
+            let s = self.net.nodes[infos[j].node].shape;
+            2 * nonzero(j) * s.h * s.w
+        }).sum();
         PruningReport {
-            per_layer_sparsity: self.params.layers.iter().map(|l| zero_fraction(l.w.as_slice().expect("standard layout"))).collect(),
+            per_layer_sparsity: self.weights().iter().map(|w| zero_fraction(w)).collect(),
             weight_sparsity: zeros as f32 / weights.max(1) as f32,
             weights_left: weights - zeros,
-            flops_per_sample_remaining: 2 * (weights - zeros),
-            bytes_dense: self.params.tensors().iter().map(|t| 4 * t.len()).sum(),
+            flops_per_sample_remaining: flops,
+            bytes_dense: self.params.tensors.iter().map(|t| 4 * t.len()).sum(),
             bytes_bitmask: self.stored_bytes(sparse::encode_bitmask),
             bytes_relative: self.stored_bytes(|w| sparse::encode_relative(w, 5)),
             rounds,
-            hidden: self.spec.hidden.clone(),
-            parameters: self.spec.parameter_count(),
+            hidden: self.net.hidden(),
+            parameters: self.net.parameter_count(),
             greedy,
             control_accuracy: None,
         }
     }
 
-    /// Bytes of the model with every weight matrix encoded by `encode` and biases dense.
+    /// Bytes of the model with every weight matrix encoded by `encode` and the other tensors
+    /// (biases, batch-norm parameters and statistics) dense f32.
     fn stored_bytes(&self, encode: impl Fn(&[f32]) -> Vec<u8>) -> usize {
-        self.params.layers.iter().map(|l| encode(l.w.as_slice().expect("standard layout")).len() + 4 * l.b.len()).sum()
+        self.net
+            .tensors()
+            .iter()
+            .zip(&self.params.tensors)
+            .map(|(info, t)| if info.role == crate::nn::Role::Weight { encode(t).len() } else { 4 * t.len() })
+            .sum()
     }
 }
 
@@ -681,9 +723,9 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     };
     let data = Splits { name: data.name.clone(), train, test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)) };
     let norm = data.train.normalization();
-    let spec = model_spec(recipe, data.train.pixels());
-    let params = MlpParams::init(&spec, recipe.seed);
-    let mut runner = Runner { recipe, data, norm, spec, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
+    let net = model_net(recipe, data.train.rows, data.train.cols)?;
+    let params = NetParams::init(&net, recipe.seed);
+    let mut runner = Runner { recipe, data, norm, net, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
 
     let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
     for (i, s) in recipe.stages.iter().enumerate() {
@@ -695,7 +737,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         });
     }
 
-    let spec = &runner.spec;
+    let net = &runner.net;
     let report = Report {
         dataset: runner.data.name.clone(),
         train_samples: runner.data.train.n,
@@ -707,14 +749,14 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Backend::Cpu => None,
         },
         model: ModelReport {
-            arch: "mlp".into(),
-            layers: spec.layer_dims(),
-            parameters: spec.parameter_count(),
-            flops_per_sample: spec.forward_flops(),
-            bytes_f32: spec.parameter_count() * 4,
+            arch: net.arch.clone(),
+            layers: net.layer_dims(),
+            parameters: net.parameter_count(),
+            flops_per_sample: net.forward_flops(),
+            bytes_f32: net.tensors().iter().map(|t| 4 * t.len()).sum(),
         },
         stages,
         wall_s: now_s() - t_start,
     };
-    Ok(Outcome { report, params: runner.params })
+    Ok(Outcome { report, net: runner.net, params: runner.params })
 }

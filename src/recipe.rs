@@ -60,6 +60,23 @@ pub struct Limit {
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
     Mlp,
+    /// Caffe's LeNet-5 (Han et al. 2015's conv model).
+    Lenet5,
+    /// Two conv-conv-pool blocks with batch norm, fc 128, classifier.
+    VggMini,
+    /// Stem conv and basic residual blocks with batch norm, global average pool, classifier.
+    ResnetMini,
+}
+
+impl Arch {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Arch::Mlp => "mlp",
+            Arch::Lenet5 => "lenet5",
+            Arch::VggMini => "vgg-mini",
+            Arch::ResnetMini => "resnet-mini",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,10 +86,61 @@ pub struct ModelConfig {
     /// Hidden layer widths of an MLP; LeNet-300-100 by default.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
+    /// Channels per block of vgg-mini (default [16, 32]) or resnet-mini (default [16, 32, 64]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Vec<usize>>,
 }
 
 fn default_hidden() -> Vec<usize> {
     vec![300, 100]
+}
+
+impl ModelConfig {
+    /// The network for images of `input` shape and `classes` classes. Errors (naming the field)
+    /// when the images are too small for the architecture's windows.
+    pub fn build(&self, input: crate::nn::Shape, classes: usize) -> Result<crate::nn::Net> {
+        use crate::nn::Net;
+        let net = match self.arch {
+            Arch::Mlp => Net::mlp(input, &self.hidden, classes),
+            Arch::Lenet5 => {
+                check(input.h >= 16 && input.w >= 16, "model.arch", format!("lenet5 needs images of at least 16x16, these are {}x{}", input.h, input.w))?;
+                Net::lenet5(input, classes)
+            }
+            Arch::VggMini | Arch::ResnetMini => {
+                let resnet = self.arch == Arch::ResnetMini;
+                let widths = self.widths.clone().unwrap_or(if resnet { vec![16, 32, 64] } else { vec![16, 32] });
+                let halvings = if resnet { widths.len() - 1 } else { widths.len() };
+                let need = 1usize << halvings;
+                check(input.h >= need && input.w >= need, "model.arch", format!("{} with {} blocks needs images of at least {need}x{need}, these are {}x{}", self.arch.as_str(), widths.len(), input.h, input.w))?;
+                if resnet {
+                    Net::resnet_mini(input, &widths, classes)
+                } else {
+                    Net::vgg_mini(input, &widths, classes)
+                }
+            }
+        };
+        Ok(net)
+    }
+
+    fn validate(&self) -> Result<()> {
+        check(self.hidden.len() <= 8, "model.hidden", format!("at most 8 hidden layers, got {}", self.hidden.len()))?;
+        for (i, &h) in self.hidden.iter().enumerate() {
+            check((1..=4096).contains(&h), &format!("model.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
+        }
+        if let Some(w) = &self.widths {
+            check(matches!(self.arch, Arch::VggMini | Arch::ResnetMini), "model.widths", "only vgg-mini and resnet-mini take widths".into())?;
+            check((1..=4).contains(&w.len()), "model.widths", format!("needs 1..=4 blocks, got {}", w.len()))?;
+            for (i, &c) in w.iter().enumerate() {
+                check((1..=256).contains(&c), &format!("model.widths[{i}]"), format!("must be 1..=256, got {c}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Weight matrices of the model (on MNIST-sized images; the count does not depend on size).
+    pub fn weight_layers(&self) -> usize {
+        self.build(crate::nn::Shape::new(28, 28, 1), crate::data::CLASSES).map(|n| n.layer_dims().len()).unwrap_or(1)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,17 +423,18 @@ impl PruneConfig {
         }
     }
 
-    /// How many sparsity targets this stage takes for a model with `hidden` hidden layers.
-    pub fn target_count(&self, hidden: usize) -> usize {
+    /// How many sparsity targets this stage takes for a model with `weights` weight matrices
+    /// (neuron granularity: all but the classifier).
+    pub fn target_count(&self, weights: usize) -> usize {
         match self.granularity {
-            Granularity::Weight => hidden + 1,
-            Granularity::Neuron => hidden,
+            Granularity::Weight => weights,
+            Granularity::Neuron => weights - 1,
         }
     }
 
-    fn validate(&self, at: &str, hidden: usize) -> Result<()> {
+    fn validate(&self, at: &str, weights: usize) -> Result<()> {
         let f = |name: &str| format!("{at}.{name}");
-        let layers = self.target_count(hidden);
+        let layers = self.target_count(weights);
         let what = if self.granularity == Granularity::Neuron { "hidden layers" } else { "weight matrices" };
         check(layers >= 1, &f("granularity"), "neuron pruning needs at least one hidden layer".into())?;
         check(
@@ -454,16 +523,14 @@ impl Recipe {
         if let Some(n) = self.limit.test {
             check(n >= 1, "limit.test", format!("must be at least 1, got {n}"))?;
         }
-        check(self.model.hidden.len() <= 8, "model.hidden", format!("at most 8 hidden layers, got {}", self.model.hidden.len()))?;
-        for (i, &h) in self.model.hidden.iter().enumerate() {
-            check((1..=4096).contains(&h), &format!("model.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
-        }
+        self.model.validate()?;
+        let weights = self.model.weight_layers();
         self.train.validate("train")?;
         for (i, s) in self.stages.iter().enumerate() {
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
                 Stage::Prune(p) => {
-                    p.validate(&format!("stages[{i}].prune"), self.model.hidden.len())?;
+                    p.validate(&format!("stages[{i}].prune"), weights)?;
                     if let Rewind::Epoch(k) = p.rewind {
                         let at = format!("stages[{i}].prune.rewind.epoch");
                         check(k >= 1 && k <= self.train.epochs, &at, format!("must be 1..={} (an epoch of \"train\"), got {k}", self.train.epochs))?;
@@ -472,7 +539,7 @@ impl Recipe {
                 }
                 Stage::Greedy(g) => {
                     let at = format!("stages[{i}].greedy");
-                    let layers = self.model.hidden.len() + 1;
+                    let layers = weights;
                     let values = match &g.sparsity {
                         Sparsity::All(s) => vec![*s],
                         Sparsity::PerLayer(v) => {

@@ -1,37 +1,54 @@
-//! The golden end-to-end check: a tiny MLP trained a few steps on the GPU and on the CPU reference
-//! from the same initial weights and sample order must give the same loss, accuracy, test metrics
-//! and every parameter (within f32 tolerance), for SGD+momentum and for Adam. Natively and in the browser.
+//! The golden end-to-end check: tiny nets (an MLP; convolutional nets with overlapping pools,
+//! stride 2, padding, batch norm and residual connections) trained a few steps on the GPU and on
+//! the CPU reference from the same initial weights and sample order must give the same loss,
+//! accuracy, test metrics and every parameter and running statistic (within f32 tolerance), for
+//! SGD+momentum and for Adam. Natively and in the browser.
 
 mod common;
 use common::{assert_close, fresh_rng};
 use squeeze::data::{Dataset, Splits};
 use squeeze::gpu::{GpuContext, GpuTrainer};
-use squeeze::nn::{MlpParams, MlpSpec, OptimizerConfig, OptimizerKind};
 use squeeze::compress::prune::mask_by_sparsity;
-use squeeze::reference::mlp::CpuTrainer;
+use squeeze::nn::{Net, NetParams, Op, OptimizerConfig, OptimizerKind, Shape};
+use squeeze::reference::net::CpuTrainer;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// Random u8 images of 7x9 whose label is a function of a few pixels (so training makes progress).
 fn synthetic(rng: &mut squeeze::rng::Rng, n: usize) -> Dataset {
-    let (rows, cols) = (7, 9);
-    let images: Vec<u8> = (0..n * rows * cols).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..n).map(|i| ((images[i * 63] as usize + images[i * 63 + 31] as usize) * 10 / 512) as u8).collect();
+    synthetic_sized(rng, n, 7, 9)
+}
+
+fn synthetic_sized(rng: &mut squeeze::rng::Rng, n: usize, rows: usize, cols: usize) -> Dataset {
+    let p = rows * cols;
+    let images: Vec<u8> = (0..n * p).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..n).map(|i| ((images[i * p] as usize + images[i * p + p / 2] as usize) * 10 / 512) as u8).collect();
     Dataset { images, labels, n, rows, cols }
 }
 
-async fn golden_case(ctx: GpuContext) {
-    let (mut rng, seed) = fresh_rng("golden");
-    let data = Splits::new("synthetic", synthetic(&mut rng, 83), synthetic(&mut rng, 45)).unwrap();
+/// A LeNet-like net on 11x9 images with the awkward cases: stride 2 and padding, an overlapping
+/// max-pool, an overlapping average pool, a conv without ReLU, dense layers after a conv.
+fn odd_convnet() -> Net {
+    let mut net = Net::new("odd", Shape::new(11, 9, 1), 10);
+    net.then(Op::Conv { outputs: 5, k: 3, stride: 2, pad: 1 }, false); // 6x5x5
+    net.then(Op::MaxPool { k: 3, stride: 1 }, false); // 4x3x5
+    net.then(Op::Conv { outputs: 6, k: 2, stride: 1, pad: 1 }, true); // 5x4x6
+    net.then(Op::AvgPool { k: 2, stride: 1 }, false); // 4x3x6
+    net.then(Op::Dense { outputs: 7 }, true);
+    net.then(Op::Dense { outputs: 10 }, false);
+    net
+}
+
+/// Trains `net` for two epochs on both backends with each optimizer and compares everything.
+async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch: usize) {
     let norm = data.train.normalization();
-    let spec = MlpSpec { inputs: 63, hidden: vec![17, 11], classes: 10 };
-    let init = MlpParams::init(&spec, seed);
+    let init = NetParams::init(net, seed);
+    let (train_n, test_n) = (data.train.n, data.test.n);
     for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, l1: 1e-4 };
-        let batch = 16; // 83 = 5 x 16 + 3: the last batch is partial
-        let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, batch);
-        let mut cpu = CpuTrainer::new(init.clone(), opt, data.clone(), norm, batch);
+        let mut gpu = GpuTrainer::new(ctx, net, &init, opt.clone(), data, norm, batch);
+        let mut cpu = CpuTrainer::new(net, init.clone(), opt, data.clone(), norm, batch);
         for epoch in 0..2 {
             let order = data.train.epoch_order(seed, epoch);
             gpu.begin_epoch(&order);
@@ -42,42 +59,66 @@ async fn golden_case(ctx: GpuContext) {
                 cpu.train_step(offset, valid, lr);
             }
         }
-        let what = format!("{kind:?}");
+        let what = format!("{} {kind:?}", net.arch);
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
-        assert_eq!(g[2], 166.0, "{what}: samples seen");
+        assert_eq!(g[2], 2.0 * train_n as f32, "{what}: samples seen");
         assert_eq!(g[1], c[1], "{what}: correct count (seed {seed})");
         assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-4, 1e-4, seed);
         let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
-        assert_eq!(g[2], 45.0, "{what}: test samples");
-        assert_close(&format!("{what} test metrics"), &g, &c, 1e-4, 1e-4, seed);
+        assert_eq!(g[2], test_n as f32, "{what}: test samples");
+        assert_close(&format!("{what} test metrics"), &g, &c, 1e-3, 1e-3, seed);
         let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
-        for (l, (a, b)) in gp.layers.iter().zip(&cp.layers).enumerate() {
-            assert_close(&format!("{what} W{l}"), a.w.as_slice().unwrap(), b.w.as_slice().unwrap(), 1e-3, 1e-5, seed);
-            assert_close(&format!("{what} b{l}"), a.b.as_slice().unwrap(), b.b.as_slice().unwrap(), 1e-3, 1e-5, seed);
+        for (j, (info, (a, b))) in net.tensors().iter().zip(gp.tensors.iter().zip(&cp.tensors)).enumerate() {
+            assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, 2e-3, 2e-4, seed);
         }
         // Training moved the weights: a trainer that silently did nothing would fail here.
         assert!(gp.max_abs_diff(&init) > 1e-3, "{what}: weights did not change");
     }
 }
+
+async fn golden_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("golden");
+    let data = Splits::new("synthetic", synthetic(&mut rng, 83), synthetic(&mut rng, 45)).unwrap();
+    // 83 = 5 x 16 + 3: the last batch is partial
+    golden_net(&ctx, &Net::mlp(Shape::new(7, 9, 1), &[17, 11], 10), &data, seed, 16).await;
+}
 gpu_test!(gpu_training_matches_cpu_reference, golden_case);
+
+async fn golden_conv_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("golden conv");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    golden_net(&ctx, &odd_convnet(), &data, seed, 8).await; // 37 = 4 x 8 + 5
+}
+gpu_test!(gpu_convnet_training_matches_cpu_reference, golden_conv_case);
+
+async fn golden_bn_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("golden bn");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 29, 9, 9), synthetic_sized(&mut rng, 11, 9, 9)).unwrap();
+    // Batch norm with a partial last batch (29 = 3 x 8 + 5), a residual block with identity and
+    // one with a strided 1x1 projection, global average pooling; and vgg-mini's blocks.
+    golden_net(&ctx, &Net::resnet_mini(Shape::new(9, 9, 1), &[3, 5], 10), &data, seed, 8).await;
+    golden_net(&ctx, &Net::vgg_mini(Shape::new(9, 9, 1), &[3, 4], 10), &data, seed, 8).await;
+}
+gpu_test!(gpu_batchnorm_resnet_training_matches_cpu_reference, golden_bn_case);
 
 async fn masks_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("masks");
     let data = Splits::new("synthetic", synthetic(&mut rng, 64), synthetic(&mut rng, 16)).unwrap();
     let norm = data.train.normalization();
-    let spec = MlpSpec { inputs: 63, hidden: vec![19], classes: 10 };
-    let init = MlpParams::init(&spec, seed);
+    let net = Net::mlp(Shape::new(7, 9, 1), &[19], 10);
+    let init = NetParams::init(&net, seed);
+    let weights = net.weight_tensors();
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-3, l1: 1e-3 };
     // Prune 80% of each weight matrix by magnitude; biases stay dense.
     let masks: Vec<Option<Vec<f32>>> = init
-        .tensors()
+        .tensors
         .iter()
         .enumerate()
-        .map(|(j, t)| (j % 2 == 0).then(|| mask_by_sparsity(&t.iter().map(|v| v.abs()).collect::<Vec<_>>(), 0.8)))
+        .map(|(j, t)| weights.contains(&j).then(|| mask_by_sparsity(&t.iter().map(|v| v.abs()).collect::<Vec<_>>(), 0.8)))
         .collect();
     for hard in [true, false] {
-        let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, 16);
-        let mut cpu = CpuTrainer::new(init.clone(), opt.clone(), data.clone(), norm, 16);
+        let mut gpu = GpuTrainer::new(&ctx, &net, &init, opt.clone(), &data, norm, 16);
+        let mut cpu = CpuTrainer::new(&net, init.clone(), opt.clone(), data.clone(), norm, 16);
         gpu.set_masks(&masks, hard);
         cpu.set_masks(&masks, hard);
         for epoch in 0..5 {
@@ -90,10 +131,11 @@ async fn masks_case(ctx: GpuContext) {
             }
         }
         let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
-        for (l, (a, b)) in gp.layers.iter().zip(&cp.layers).enumerate() {
-            assert_close(&format!("hard={hard} W{l}"), a.w.as_slice().unwrap(), b.w.as_slice().unwrap(), 1e-3, 1e-5, seed);
-            let mask = masks[2 * l].as_ref().unwrap();
-            let pruned: Vec<f32> = a.w.iter().zip(mask).filter(|(_, &m)| m == 0.0).map(|(&w, _)| w).collect();
+        for &j in &weights {
+            let (a, b) = (&gp.tensors[j], &cp.tensors[j]);
+            assert_close(&format!("hard={hard} tensor {j}"), a, b, 1e-3, 1e-5, seed);
+            let mask = masks[j].as_ref().unwrap();
+            let pruned: Vec<f32> = a.iter().zip(mask).filter(|(_, &m)| m == 0.0).map(|(&w, _)| w).collect();
             if hard {
                 // 20 momentum steps later, every pruned weight is still exactly zero.
                 assert!(pruned.iter().all(|&w| w == 0.0), "hard mask leaked (seed {seed})");
@@ -111,11 +153,11 @@ async fn taylor_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("taylor");
     let data = Splits::new("synthetic", synthetic(&mut rng, 70), synthetic(&mut rng, 10)).unwrap();
     let norm = data.train.normalization();
-    let spec = MlpSpec { inputs: 63, hidden: vec![13], classes: 10 };
-    let init = MlpParams::init(&spec, seed);
+    let net = Net::mlp(Shape::new(7, 9, 1), &[13], 10);
+    let init = NetParams::init(&net, seed);
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
-    let mut gpu = GpuTrainer::new(&ctx, &spec, &init, opt.clone(), &data, norm, 16);
-    let mut cpu = CpuTrainer::new(init.clone(), opt, data.clone(), norm, 16);
+    let mut gpu = GpuTrainer::new(&ctx, &net, &init, opt.clone(), &data, norm, 16);
+    let mut cpu = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 16);
     let order = data.train.epoch_order(seed, 0);
     // 5 batches of 16 over 70 samples: the last is partial (6 rows).
     let g = gpu.taylor_scores(&order, 16, 5).await.unwrap();

@@ -3,8 +3,8 @@
 //! the analytic gradient, accumulating the loss in f64 to keep the numerical side honest.
 
 use ndarray::{Array1, Array2};
-use squeeze::nn::{MlpParams, MlpSpec};
-use squeeze::reference::mlp::{mlp_forward, mlp_loss_and_grads};
+use squeeze::nn::{Net, NetParams, Op, Shape};
+use squeeze::reference::net::{logits_array, net_forward, net_loss_and_grads};
 use squeeze::reference::ops::*;
 use squeeze::rng::Rng;
 
@@ -118,44 +118,65 @@ fn softmax_xent_backward_matches_finite_differences() {
     assert!(d.slice(ndarray::s![valid.., ..]).iter().all(|&v| v == 0.0));
 }
 
-#[test]
-fn whole_mlp_gradients_match_finite_differences() {
-    let mut rng = Rng::new(14, 0);
-    let spec = MlpSpec { inputs: 9, hidden: vec![8, 6], classes: 4 };
-    let params = MlpParams::init(&spec, 3);
-    let (b, valid) = (5, 5);
-    let x = rand2(&mut rng, b, spec.inputs);
-    let labels: Vec<u32> = (0..b).map(|_| rng.below(4)).collect();
-    let (_, grads, _) = mlp_loss_and_grads(&params, x.clone(), &labels, valid);
-    let loss_of = |p: &MlpParams| {
-        let logits = mlp_forward(p, x.clone()).pop().unwrap();
-        let (_, loss) = softmax_xent_reference(&logits, &labels, valid);
+/// Every trainable tensor's gradient of a whole net (training mode: batch norm with batch
+/// statistics) against central differences of the mean loss, on every 3rd element.
+fn check_net(net: &Net, seed: u64, rows: usize, valid: usize) {
+    let mut rng = Rng::new(seed, 0);
+    let params = NetParams::init(net, seed);
+    let x: Vec<f32> = (0..rows * net.input().size()).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let labels: Vec<u32> = (0..rows).map(|_| rng.below(net.classes as u32)).collect();
+    let (_, grads, _) = net_loss_and_grads(net, &mut params.clone(), x.clone(), &labels, rows, valid);
+    let loss_of = |p: &NetParams| {
+        let tape = net_forward(net, &mut p.clone(), x.clone(), rows, valid, true);
+        let (_, loss) = softmax_xent_reference(&logits_array(tape.logits(), rows, net.classes), &labels, valid);
         loss.iter().map(|&v| v as f64).sum::<f64>() / valid as f64
     };
     let mut checked = 0;
-    for l in 0..params.layers.len() {
-        for (is_bias, n) in [(false, params.layers[l].w.len()), (true, params.layers[l].b.len())] {
-            for i in (0..n).step_by(3) {
-                let h = 1e-3f32;
-                let shifted = |delta: f32| {
-                    let mut p = params.clone();
-                    tensor_mut(&mut p, l, is_bias)[i] += delta;
-                    loss_of(&p)
-                };
-                let num = (shifted(h) - shifted(-h)) / (2.0 * h as f64);
-                let ana = if is_bias { grads.layers[l].b[i] } else { grads.layers[l].w.as_slice().unwrap()[i] };
-                assert_grad(&format!("layer {l} {} [{i}]", if is_bias { "b" } else { "W" }), ana, num, 2e-2);
-                checked += 1;
+    for (j, info) in net.tensors().iter().enumerate() {
+        if !info.trainable {
+            if info.role != squeeze::nn::Role::Bias {
+                assert!(grads.tensors[j].iter().all(|&g| g == 0.0), "running statistics get no gradient");
             }
+            continue;
+        }
+        for i in (0..info.len()).step_by(3) {
+            let h = 1e-3f32;
+            let shifted = |delta: f32| {
+                let mut p = params.clone();
+                p.tensors[j][i] += delta;
+                loss_of(&p)
+            };
+            let num = (shifted(h) - shifted(-h)) / (2.0 * h as f64);
+            assert_grad(&format!("{} tensor {j} ({:?} of node {}) [{i}]", net.arch, info.role, info.node), grads.tensors[j][i], num, 2e-2);
+            checked += 1;
         }
     }
-    assert!(checked > 40);
+    assert!(checked > 40, "{}: only {checked} checks", net.arch);
 }
 
-fn tensor_mut(p: &mut MlpParams, l: usize, bias: bool) -> &mut [f32] {
-    if bias {
-        p.layers[l].b.as_slice_mut().unwrap()
-    } else {
-        p.layers[l].w.as_slice_mut().unwrap()
-    }
+#[test]
+fn whole_mlp_gradients_match_finite_differences() {
+    check_net(&Net::mlp(Shape::new(3, 3, 1), &[8, 6], 4), 3, 5, 5);
+}
+
+#[test]
+fn convnet_gradients_match_finite_differences() {
+    // Stride 2 with padding, an overlapping max-pool, an average pool, dense after conv, and
+    // padding rows (valid 4 of 5) that must not leak into any gradient.
+    let mut net = Net::new("odd", Shape::new(7, 6, 1), 4);
+    net.then(Op::Conv { outputs: 3, k: 3, stride: 2, pad: 1 }, false); // 4x3x3
+    net.then(Op::MaxPool { k: 2, stride: 1 }, false); // 3x2x3
+    net.then(Op::Conv { outputs: 4, k: 2, stride: 1, pad: 1 }, true); // 4x3x4
+    net.then(Op::AvgPool { k: 2, stride: 2 }, false); // 2x1x4
+    net.then(Op::Dense { outputs: 5 }, true);
+    net.then(Op::Dense { outputs: 4 }, false);
+    check_net(&net, 5, 5, 4);
+}
+
+#[test]
+fn batchnorm_residual_gradients_match_finite_differences() {
+    // Batch norm (batch statistics over the valid rows only), identity and projection shortcuts,
+    // global average pooling.
+    check_net(&Net::resnet_mini(Shape::new(6, 6, 1), &[2, 3], 4), 7, 6, 5);
+    check_net(&Net::vgg_mini(Shape::new(4, 4, 1), &[2, 3], 4), 8, 6, 6);
 }

@@ -31,7 +31,7 @@ fn go(recipe: &Recipe, backend: &Backend) -> Outcome {
 fn check_hard(out: &Outcome, what: &str) {
     let p = out.report.stages[1].pruning.as_ref().expect("pruning report");
     // Exactly the target count of zeros per layer: 784*100*0.9, 100*50*0.8, 50*10*0.5.
-    let zeros: Vec<usize> = out.params.layers.iter().map(|l| l.w.iter().filter(|&&v| v == 0.0).count()).collect();
+    let zeros: Vec<usize> = out.net.weight_tensors().iter().map(|&j| out.params.tensors[j].iter().filter(|&&v| v == 0.0).count()).collect();
     assert_eq!(zeros, vec![70_560, 4_000, 250], "{what}: zeros per layer");
     assert_eq!(p.per_layer_sparsity, vec![0.9, 0.8, 0.5], "{what}");
     assert_eq!(p.weights_left, 78_400 + 5_000 + 500 - 70_560 - 4_000 - 250);
@@ -108,33 +108,37 @@ fn lottery_rewinding_resets_survivors_to_their_initial_values_and_runs_the_contr
     let control = t.control_accuracy.expect("control accuracy");
     assert!(control > 0.5 && control <= 1.0, "{control}");
     // The run returns the ticket (its masks at the final sparsity), not the control network.
-    assert_eq!(ticket.params.layers[0].w.iter().filter(|&&v| v == 0.0).count(), 784 * 64 / 2);
+    assert_eq!(ticket.params.tensors[0].iter().filter(|&&v| v == 0.0).count(), 784 * 64 / 2);
     assert_eq!(ticket.report.stages[1].test_accuracy, t.rounds[1].accuracy_after_finetune);
 }
 
 #[test]
 fn removing_units_gives_the_same_outputs_as_masking_them() {
-    use ndarray::Array2;
-    use squeeze::nn::{MlpParams, MlpSpec};
-    use squeeze::reference::mlp::mlp_forward;
-    let spec = MlpSpec { inputs: 13, hidden: vec![11, 7], classes: 5 };
-    let p = MlpParams::init(&spec, 9);
+    use squeeze::nn::{Net, NetParams, Shape};
+    use squeeze::reference::net::net_forward;
+    let net = Net::mlp(Shape::new(13, 1, 1), &[11, 7], 5);
+    let p = NetParams::init(&net, 9);
     let mut rng = squeeze::rng::Rng::new(3, 3);
-    let x = Array2::from_shape_fn((6, 13), |_| rng.uniform(-1.0, 1.0));
+    let x: Vec<f32> = (0..6 * 13).map(|_| rng.uniform(-1.0, 1.0)).collect();
     let keep = [0usize, 2, 3, 7, 10];
-    // Masking: zero the dropped units' incoming weights and biases.
+    // Masking: zero the dropped units' incoming weights and biases (W0 is [13, 11]).
     let mut masked = p.clone();
     for o in (0..11).filter(|o| !keep.contains(o)) {
-        masked.layers[0].w.column_mut(o).fill(0.0);
-        masked.layers[0].b[o] = 0.0;
+        for i in 0..13 {
+            masked.tensors[0][i * 11 + o] = 0.0;
+        }
+        masked.tensors[1][o] = 0.0;
     }
-    let shrunk = p.remove_units(0, &keep);
-    assert_eq!(shrunk.layers[0].w.dim(), (13, 5));
-    assert_eq!(shrunk.layers[1].w.dim(), (5, 7));
-    let a = mlp_forward(&masked, x.clone()).pop().unwrap();
-    let b = mlp_forward(&shrunk, x).pop().unwrap();
-    let diff = (&a - &b).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (small, shrunk) = p.remove_units(&net, 0, &keep).unwrap();
+    assert_eq!(small.layer_dims(), vec![(13, 5), (5, 7), (7, 5)]);
+    assert_eq!(shrunk.tensors[0].len(), 13 * 5);
+    let a = net_forward(&net, &mut masked, x.clone(), 6, 6, false).acts.pop().unwrap();
+    let b = net_forward(&small, &mut shrunk.clone(), x, 6, 6, false).acts.pop().unwrap();
+    let diff = a.iter().zip(&b).fold(0.0f32, |m, (u, v)| m.max((u - v).abs()));
     assert!(diff < 1e-5, "max |masked - shrunk| = {diff}");
+    // Removal refuses layers it cannot shrink consistently (a conv feeding a pool).
+    let lenet = Net::lenet5(Shape::new(28, 28, 1), 10);
+    assert!(NetParams::init(&lenet, 1).remove_units(&lenet, 0, &[0, 1]).is_err());
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn hard_neuron_pruning_shrinks_the_model_and_keeps_accuracy() {
         let p = out.report.stages[1].pruning.as_ref().unwrap();
         assert_eq!(p.hidden, vec![50, 25]);
         assert_eq!(p.parameters, 784 * 50 + 50 + 50 * 25 + 25 + 25 * 10 + 10);
-        assert_eq!(out.params.layers[0].w.dim(), (784, 50), "physically smaller");
+        assert_eq!(out.net.layer_dims()[0], (784, 50), "physically smaller");
         assert_eq!(out.report.model.layers, vec![(784, 50), (50, 25), (25, 10)]);
         let (dense, pruned) = (out.report.stages[0].test_accuracy, out.report.stages[1].test_accuracy);
         assert!(pruned >= dense - 0.02, "dense {dense}, half the units {pruned}");
@@ -181,7 +185,7 @@ fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
         assert!(curves[0][2].1 < curves[0][1].1 - 0.1, "{curves:?}");
         // The scan restored the weights: the next stage sees the dense model again.
         assert_eq!(out.report.stages[2].sensitivity.as_ref().unwrap()[0][0].1, dense);
-        assert!(out.params.layers[0].w.iter().all(|&v| v != 0.0));
+        assert!(out.params.tensors[0].iter().all(|&v| v != 0.0));
     }
 }
 
@@ -215,15 +219,15 @@ fn greedy_pruning_restores_chunks_that_cost_too_much() {
         let p = loose.report.stages[1].pruning.as_ref().unwrap();
         let g = p.greedy.as_ref().unwrap();
         assert_eq!(g.chunks_restored, 0);
-        assert_eq!(loose.params.layers[0].w.iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(784 * 48, 0.98));
-        assert_eq!(loose.params.layers[1].w.iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(480, 0.9));
+        assert_eq!(loose.params.tensors[0].iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(784 * 48, 0.98));
+        assert_eq!(loose.params.tensors[2].iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(480, 0.9));
         // No tolerance: 98% of the first layer cannot go without losing held-out accuracy, so a
         // chunk is restored there and the layer stops short; what was kept are whole chunks.
         let strict = go(&greedy_recipe(0.0), &backend);
         let p = strict.report.stages[1].pruning.as_ref().unwrap();
         let g = p.greedy.as_ref().unwrap();
         assert!(g.chunks_restored >= 1 && g.frozen[0], "{g:?}");
-        let zeros0 = strict.params.layers[0].w.iter().filter(|&&v| v == 0.0).count();
+        let zeros0 = strict.params.tensors[0].iter().filter(|&&v| v == 0.0).count();
         let chunk = (784.0f32 * 48.0 * 0.1).ceil() as usize;
         assert!(zeros0 < squeeze::compress::prune::pruned_count(784 * 48, 0.98), "restored chunk stays: {zeros0}");
         assert_eq!(zeros0 % chunk, 0, "only whole accepted chunks are pruned: {zeros0}");

@@ -3,6 +3,7 @@
 //! replays every step. Kernel sources: shaders/*.wgsl; CPU twins: reference::ops.
 
 use super::context::GpuContext;
+use crate::reference::ops::Geometry;
 
 /// A compiled compute pipeline with its (auto-derived) bind group layout.
 #[derive(Clone)]
@@ -27,6 +28,18 @@ pub struct Kernels {
     pub gather_batch: Kernel,
     pub mask_apply: Kernel,
     pub taylor_accumulate: Kernel,
+    pub im2col: Kernel,
+    pub col2im: Kernel,
+    pub maxpool_forward: Kernel,
+    pub maxpool_backward: Kernel,
+    pub avgpool_forward: Kernel,
+    pub avgpool_backward: Kernel,
+    pub bn_stats: Kernel,
+    pub bn_forward: Kernel,
+    pub bn_backward_sums: Kernel,
+    pub bn_backward_input: Kernel,
+    pub add_forward: Kernel,
+    pub add_into: Kernel,
 }
 
 impl Kernels {
@@ -40,6 +53,10 @@ impl Kernels {
         let optim = module(wgpu::include_wgsl!("../../shaders/optim.wgsl"));
         let data = module(wgpu::include_wgsl!("../../shaders/data.wgsl"));
         let mask = module(wgpu::include_wgsl!("../../shaders/mask.wgsl"));
+        let conv = module(wgpu::include_wgsl!("../../shaders/conv.wgsl"));
+        let pool = module(wgpu::include_wgsl!("../../shaders/pool.wgsl"));
+        let bn = module(wgpu::include_wgsl!("../../shaders/batchnorm.wgsl"));
+        let add = module(wgpu::include_wgsl!("../../shaders/add.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| {
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -66,6 +83,18 @@ impl Kernels {
             gather_batch: k(&data, "gather_batch"),
             mask_apply: k(&mask, "mask_apply"),
             taylor_accumulate: k(&mask, "taylor_accumulate"),
+            im2col: k(&conv, "im2col"),
+            col2im: k(&conv, "col2im"),
+            maxpool_forward: k(&pool, "maxpool_forward"),
+            maxpool_backward: k(&pool, "maxpool_backward"),
+            avgpool_forward: k(&pool, "avgpool_forward"),
+            avgpool_backward: k(&pool, "avgpool_backward"),
+            bn_stats: k(&bn, "bn_stats"),
+            bn_forward: k(&bn, "bn_forward"),
+            bn_backward_sums: k(&bn, "bn_backward_sums"),
+            bn_backward_input: k(&bn, "bn_backward_input"),
+            add_forward: k(&add, "add_forward"),
+            add_into: k(&add, "add_into"),
         }
     }
 }
@@ -113,10 +142,16 @@ fn grid_1d(n: u32) -> [u32; 3] {
 impl GpuContext {
     /// Binds `uniform` at 0 and `buffers` at 1.. in order.
     fn launch<T: bytemuck::Pod>(&self, k: &Kernel, uniform: &T, buffers: &[&wgpu::Buffer], groups: [u32; 3], label: &str) -> Launch {
+        let at: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
+        self.launch_at(k, uniform, &at, groups, label)
+    }
+
+    /// Binds `uniform` at 0 and each buffer at its binding (for kernels whose layout has gaps).
+    fn launch_at<T: bytemuck::Pod>(&self, k: &Kernel, uniform: &T, buffers: &[(u32, &wgpu::Buffer)], groups: [u32; 3], label: &str) -> Launch {
         let uniform = self.uniform(uniform, label);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        for (i, b) in buffers {
+            entries.push(wgpu::BindGroupEntry { binding: *i, resource: b.as_entire_binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &k.layout, entries: &entries });
         Launch { pipeline: k.pipeline.clone(), bind_group, groups, uniform }
@@ -195,6 +230,152 @@ impl GpuContext {
     pub fn gather_batch(&self, p: GatherParams, step: &wgpu::Buffer, images: &wgpu::Buffer, labels: &wgpu::Buffer, perm: &wgpu::Buffer, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.gather_batch, &p, &[step, images, labels, perm, x, y], grid_1d(p.rows * p.pixels), "gather_batch")
     }
+}
+
+/// Convolution and pooling launchers (shaders/conv.wgsl, shaders/pool.wgsl). `g` gives the shape;
+/// `accumulate` makes a backward kernel add into dX instead of overwriting it.
+impl GpuContext {
+    /// cols [B·OH·OW, K·K·C] = im2col(x).
+    pub fn im2col(&self, g: &Geometry, x: &wgpu::Buffer, cols: &wgpu::Buffer) -> Launch {
+        let n = (g.positions() * g.patch()) as u32;
+        self.launch(&self.kernels.im2col, &SpatialParams::new(g, false), &[x, cols], grid_1d(n), "im2col")
+    }
+
+    /// dx [B,H,W,C] (+)= col2im(dcols).
+    pub fn col2im(&self, g: &Geometry, dcols: &wgpu::Buffer, dx: &wgpu::Buffer, accumulate: bool) -> Launch {
+        let n = (g.batch * g.h * g.w * g.c) as u32;
+        self.launch(&self.kernels.col2im, &SpatialParams::new(g, accumulate), &[dcols, dx], grid_1d(n), "col2im")
+    }
+
+    /// y, argmax [B,OH,OW,C] = window maxima of x.
+    pub fn maxpool_forward(&self, g: &Geometry, x: &wgpu::Buffer, y: &wgpu::Buffer, argmax: &wgpu::Buffer) -> Launch {
+        let n = (g.positions() * g.c) as u32;
+        self.launch(&self.kernels.maxpool_forward, &SpatialParams::new(g, false), &[x, y, argmax], grid_1d(n), "maxpool_forward")
+    }
+
+    /// dx (+)= dy routed to each window's argmax.
+    pub fn maxpool_backward(&self, g: &Geometry, dy: &wgpu::Buffer, dx: &wgpu::Buffer, argmax: &wgpu::Buffer, accumulate: bool) -> Launch {
+        let n = (g.batch * g.h * g.w * g.c) as u32;
+        self.launch(&self.kernels.maxpool_backward, &SpatialParams::new(g, accumulate), &[dy, dx, argmax], grid_1d(n), "maxpool_backward")
+    }
+
+    /// y [B,OH,OW,C] = window means of x.
+    pub fn avgpool_forward(&self, g: &Geometry, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
+        let n = (g.positions() * g.c) as u32;
+        self.launch(&self.kernels.avgpool_forward, &SpatialParams::new(g, false), &[x, y], grid_1d(n), "avgpool_forward")
+    }
+
+    /// dx (+)= dy / K² over each window.
+    pub fn avgpool_backward(&self, g: &Geometry, dy: &wgpu::Buffer, dx: &wgpu::Buffer, accumulate: bool) -> Launch {
+        let n = (g.batch * g.h * g.w * g.c) as u32;
+        self.launch(&self.kernels.avgpool_backward, &SpatialParams::new(g, accumulate), &[dy, dx], grid_1d(n), "avgpool_backward")
+    }
+
+    /// y = a + b over `n` elements.
+    pub fn add_forward(&self, n: u32, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.add_forward, &AddParams { n, accumulate: 0 }, &[a, b, y], grid_1d(n), "add_forward")
+    }
+
+    /// dst (+)= src over `n` elements.
+    pub fn add_into(&self, n: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer, accumulate: bool) -> Launch {
+        self.launch(&self.kernels.add_into, &AddParams { n, accumulate: accumulate as u32 }, &[src, dst], grid_1d(n), "add_into")
+    }
+}
+
+/// The buffers of one batch-norm node: X [R, C] in, batch statistics [2C] (mean, var), the
+/// node's parameter tensors, and the step uniform (valid rows).
+pub struct BnBuffers<'a> {
+    pub step: &'a wgpu::Buffer,
+    pub x: &'a wgpu::Buffer,
+    pub stats: &'a wgpu::Buffer,
+    pub gamma: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub running_mean: &'a wgpu::Buffer,
+    pub running_var: &'a wgpu::Buffer,
+}
+
+/// Batch-norm launchers (shaders/batchnorm.wgsl).
+impl GpuContext {
+    /// Batch statistics of the valid rows, and the running statistics moved toward them.
+    pub fn bn_stats(&self, p: BnParams, b: &BnBuffers) -> Launch {
+        self.launch_at(&self.kernels.bn_stats, &p, &[(1, b.step), (2, b.x), (3, b.stats), (4, b.running_mean), (5, b.running_var)], [p.c, 1, 1], "bn_stats")
+    }
+
+    /// y = gamma·x̂ + beta with batch (p.use_batch_stats) or running statistics.
+    pub fn bn_forward(&self, p: BnParams, b: &BnBuffers, y: &wgpu::Buffer) -> Launch {
+        let at = [(2, b.x), (3, b.stats), (4, b.running_mean), (5, b.running_var), (6, b.gamma), (7, b.beta), (8, y)];
+        self.launch_at(&self.kernels.bn_forward, &p, &at, grid_1d(p.rows * p.c), "bn_forward")
+    }
+
+    /// dgamma, dbeta from dy (batch statistics).
+    pub fn bn_backward_sums(&self, p: BnParams, b: &BnBuffers, dy: &wgpu::Buffer, dgamma: &wgpu::Buffer, dbeta: &wgpu::Buffer) -> Launch {
+        let at = [(1, b.step), (2, b.x), (3, b.stats), (4, dy), (5, dgamma), (6, dbeta)];
+        self.launch_at(&self.kernels.bn_backward_sums, &p, &at, [p.c, 1, 1], "bn_backward_sums")
+    }
+
+    /// dx (+)= the input gradient, given bn_backward_sums' dgamma, dbeta.
+    pub fn bn_backward_input(&self, p: BnParams, b: &BnBuffers, dy: &wgpu::Buffer, dgamma: &wgpu::Buffer, dbeta: &wgpu::Buffer, dx: &wgpu::Buffer) -> Launch {
+        let at = [(1, b.step), (2, b.x), (3, b.stats), (4, dy), (5, dgamma), (6, dbeta), (7, b.gamma), (8, dx)];
+        self.launch_at(&self.kernels.bn_backward_input, &p, &at, grid_1d(p.rows * p.c), "bn_backward_input")
+    }
+}
+
+/// Uniform of shaders/conv.wgsl and shaders/pool.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SpatialParams {
+    pub batch: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 2],
+}
+
+impl SpatialParams {
+    pub fn new(g: &Geometry, accumulate: bool) -> SpatialParams {
+        let u = |v: usize| v as u32;
+        SpatialParams {
+            batch: u(g.batch),
+            h: u(g.h),
+            w: u(g.w),
+            c: u(g.c),
+            oh: u(g.oh),
+            ow: u(g.ow),
+            k: u(g.k),
+            stride: u(g.stride),
+            pad: u(g.pad),
+            accumulate: accumulate as u32,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// Uniform of shaders/batchnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BnParams {
+    pub rows: u32,
+    pub c: u32,
+    pub per_sample: u32,
+    pub use_batch_stats: u32,
+    pub momentum: f32,
+    pub eps: f32,
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+/// Uniform of shaders/add.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AddParams {
+    pub n: u32,
+    pub accumulate: u32,
 }
 
 /// Uniform of shaders/mask.wgsl.

@@ -1,10 +1,10 @@
 //! The GPU backend: device and buffers (`context`), one typed launcher per WGSL kernel (`kernels`),
-//! and the MLP trainer built from them (`mlp`).
+//! and the trainer of any `Net` built from them (`net`).
 
 pub mod context;
 pub mod kernels;
-pub mod mlp;
+pub mod net;
 
 pub use context::{AdapterSummary, GpuContext};
 pub use kernels::Launch;
-pub use mlp::GpuTrainer;
+pub use net::GpuTrainer;

@@ -1,7 +1,7 @@
 //! Models, parameters and optimizer settings shared by the CPU reference and the GPU backend.
 
-pub mod mlp;
+pub mod net;
 pub mod optim;
 
-pub use mlp::{DenseParams, MlpParams, MlpSpec};
+pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};

@@ -1,4 +1,4 @@
-//! The CPU reference: every kernel's twin (`ops`) and the MLP built from them (`mlp`).
+//! The CPU reference: every kernel's twin (`ops`) and any `Net` built from them (`net`).
 
-pub mod mlp;
+pub mod net;
 pub mod ops;

@@ -152,3 +152,242 @@ pub fn taylor_accumulate_reference(score: &mut [f32], w: &[f32], g: &[f32]) {
         *s += (w * g).abs();
     }
 }
+
+// ---- Convolutional pieces (NHWC). Legend: B batch, H/W input side, C channels, OH/OW output
+// side, K window, S stride, P zero padding. ----
+
+/// The geometry of a conv or pool layer: input [B, H, W, C] -> output [B, OH, OW, ·].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Geometry {
+    /// Output side follows from the rest: (H + 2P − K) / S + 1.
+    pub fn new(batch: usize, h: usize, w: usize, c: usize, k: usize, stride: usize, pad: usize) -> Geometry {
+        let out = |s: usize| (s + 2 * pad - k) / stride + 1;
+        Geometry { batch, h, w, c, oh: out(h), ow: out(w), k, stride, pad }
+    }
+    /// Columns of the im2col matrix: K·K·C.
+    pub fn patch(&self) -> usize {
+        self.k * self.k * self.c
+    }
+    /// Rows of the im2col matrix (output positions): B·OH·OW.
+    pub fn positions(&self) -> usize {
+        self.batch * self.oh * self.ow
+    }
+    /// Input pixel (row, col) under window offset (kh, kw) of output (oy, ox); None in the padding.
+    fn source(&self, oy: usize, ox: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride + kh).checked_sub(self.pad)?;
+        let x = (ox * self.stride + kw).checked_sub(self.pad)?;
+        (y < self.h && x < self.w).then_some((y, x))
+    }
+}
+
+/// im2col: cols [B·OH·OW, K·K·C], column (kh·K + kw)·C + ci; zeros where the window hangs over the
+/// padding. Conv forward is then cols·W [K·K·C, Cout].   (shaders/conv.wgsl)
+pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
+    let mut cols = vec![0.0; g.positions() * g.patch()];
+    for b in 0..g.batch {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let row = (b * g.oh + oy) * g.ow + ox;
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        if let Some((y, xx)) = g.source(oy, ox, kh, kw) {
+                            let src = ((b * g.h + y) * g.w + xx) * g.c;
+                            let dst = row * g.patch() + (kh * g.k + kw) * g.c;
+                            cols[dst..dst + g.c].copy_from_slice(&x[src..src + g.c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// col2im: dX [B, H, W, C] (+)= the sum of every dcols entry back onto the pixel it was copied
+/// from (the adjoint of im2col). Scatters; the GPU kernel gathers, so they check each other.
+pub fn col2im_reference(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
+    for b in 0..g.batch {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let row = (b * g.oh + oy) * g.ow + ox;
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        if let Some((y, xx)) = g.source(oy, ox, kh, kw) {
+                            let dst = ((b * g.h + y) * g.w + xx) * g.c;
+                            let src = row * g.patch() + (kh * g.k + kw) * g.c;
+                            for ci in 0..g.c {
+                                dx[dst + ci] += dcols[src + ci];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// maxpool_forward: y [B, OH, OW, C] = window maxima (no padding); argmax holds the flat input
+/// index of the first maximum.   (shaders/pool.wgsl)
+pub fn maxpool_forward_reference(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>) {
+    let n = g.positions() * g.c;
+    let (mut y, mut arg) = (vec![0.0; n], vec![0u32; n]);
+    for b in 0..g.batch {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for ci in 0..g.c {
+                    let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
+                    for kh in 0..g.k {
+                        for kw in 0..g.k {
+                            let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
+                            let i = ((b * g.h + yy) * g.w + xx) * g.c + ci;
+                            if x[i] > best {
+                                best = x[i];
+                                at = i;
+                            }
+                        }
+                    }
+                    let o = ((b * g.oh + oy) * g.ow + ox) * g.c + ci;
+                    y[o] = best;
+                    arg[o] = at as u32;
+                }
+            }
+        }
+    }
+    (y, arg)
+}
+
+/// maxpool_backward: dX (+)= dY routed to each window's argmax.
+pub fn maxpool_backward_reference(dy: &[f32], argmax: &[u32], dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
+    for (d, &a) in dy.iter().zip(argmax) {
+        dx[a as usize] += d;
+    }
+}
+
+/// avgpool_forward: y [B, OH, OW, C] = window means (no padding).
+pub fn avgpool_forward_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
+    let mut y = vec![0.0; g.positions() * g.c];
+    let scale = 1.0 / (g.k * g.k) as f32;
+    for b in 0..g.batch {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
+                        for ci in 0..g.c {
+                            y[((b * g.oh + oy) * g.ow + ox) * g.c + ci] += x[((b * g.h + yy) * g.w + xx) * g.c + ci] * scale;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// avgpool_backward: dX (+)= dY / K² spread over each window.
+pub fn avgpool_backward_reference(dy: &[f32], g: &Geometry, dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
+    let scale = 1.0 / (g.k * g.k) as f32;
+    for b in 0..g.batch {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                for kh in 0..g.k {
+                    for kw in 0..g.k {
+                        let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
+                        for ci in 0..g.c {
+                            dx[((b * g.h + yy) * g.w + xx) * g.c + ci] += dy[((b * g.oh + oy) * g.ow + ox) * g.c + ci] * scale;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- Batch norm over X [R, C] (R = B·H·W rows; the first V rows are real samples). ----
+
+/// bn_stats: per-channel mean and biased variance over the first `valid` rows, and the running
+/// statistics moved toward them: r = (1 − m)·r + m·batch (variance unbiased).   (shaders/batchnorm.wgsl)
+pub fn bn_stats_reference(x: &[f32], c: usize, valid: usize, running_mean: &mut [f32], running_var: &mut [f32], momentum: f32) -> (Vec<f32>, Vec<f32>) {
+    let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
+    for ch in 0..c {
+        let m = (0..valid).map(|r| x[r * c + ch]).sum::<f32>() / valid as f32;
+        let v = (0..valid).map(|r| (x[r * c + ch] - m).powi(2)).sum::<f32>() / valid as f32;
+        mean[ch] = m;
+        var[ch] = v;
+        let unbiased = if valid > 1 { v * valid as f32 / (valid - 1) as f32 } else { v };
+        running_mean[ch] = (1.0 - momentum) * running_mean[ch] + momentum * m;
+        running_var[ch] = (1.0 - momentum) * running_var[ch] + momentum * unbiased;
+    }
+    (mean, var)
+}
+
+/// bn_forward: y = gamma·(x − mean)/sqrt(var + eps) + beta, every row.
+pub fn bn_forward_reference(x: &[f32], c: usize, mean: &[f32], var: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let ch = i % c;
+            gamma[ch] * (v - mean[ch]) / (var[ch] + eps).sqrt() + beta[ch]
+        })
+        .collect()
+}
+
+/// bn_backward with batch statistics: (dgamma, dbeta) and dX (+)= over the first `valid` rows
+///   dbeta = Σ dy;  dgamma = Σ dy·x̂;  dx = gamma/(V·σ)·(V·dy − dbeta − x̂·dgamma);  dx = 0 past V.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_backward_reference(dy: &[f32], x: &[f32], c: usize, valid: usize, mean: &[f32], var: &[f32], gamma: &[f32], eps: f32, dx: &mut [f32], accumulate: bool) -> (Vec<f32>, Vec<f32>) {
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    for r in 0..valid {
+        for ch in 0..c {
+            let i = r * c + ch;
+            dbeta[ch] += dy[i];
+            dgamma[ch] += dy[i] * (x[i] - mean[ch]) * inv[ch];
+        }
+    }
+    let n = valid as f32;
+    for (i, d) in dx.iter_mut().enumerate() {
+        let (r, ch) = (i / c, i % c);
+        let v = if r < valid {
+            let xhat = (x[i] - mean[ch]) * inv[ch];
+            gamma[ch] * inv[ch] / n * (n * dy[i] - dbeta[ch] - xhat * dgamma[ch])
+        } else {
+            0.0
+        };
+        *d = if accumulate { *d + v } else { v };
+    }
+    (dgamma, dbeta)
+}
+
+/// add_forward: y = a + b (a residual connection).   (shaders/add.wgsl)
+pub fn add_forward_reference(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+/// add_into: dst = src, or dst += src when accumulating (a gradient reaching a node twice).
+pub fn add_into_reference(dst: &mut [f32], src: &[f32], accumulate: bool) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = if accumulate { *d + s } else { *s };
+    }
+}

@@ -1,0 +1,409 @@
+//! Any `Net` on the GPU: parameters, optimizer state, the u8 datasets and every activation live
+//! in GPU buffers built once; a training step is one `write_buffer` of the step uniform (and the
+//! optimizer uniforms) plus one submit of a prebuilt list of launches (gather, forward node by
+//! node, loss, metrics, backward node by node in reverse, optimizer, hard masks). Loss/accuracy
+//! accumulate on the GPU; nothing is read back unless asked for. Mirrors reference::net.
+//! Legend: B = batch rows (padded), P = pixels, R = B·H·W rows of an NHWC activation.
+
+use super::context::GpuContext;
+use super::kernels::{run, BnBuffers, BnParams, GatherParams, HeadParams, Launch, MatmulParams, StepParams};
+use crate::data::{Dataset, Normalization, Splits};
+use crate::error::Result;
+use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
+use crate::nn::{OptimizerConfig, OptimizerKind};
+use crate::reference::net::{first_tensor, geometry};
+
+/// Largest activation/scratch buffer an evaluation batch may need: keeps every binding well under
+/// WebGPU's default 128 MiB limit.
+const EVAL_BUFFER_BYTES: usize = 48 << 20;
+
+fn zeroed(ctx: &GpuContext, floats: usize, label: &str) -> wgpu::Buffer {
+    ctx.storage_zeroed(floats.max(1) as u64 * 4, label)
+}
+
+/// Activations of one forward pass at a fixed row count, and the launches that compute them.
+struct ForwardProgram {
+    rows: u32,
+    step: wgpu::Buffer,
+    /// acts[n] = output of node n [B, H, W, C]; acts[0] = x [B, P]; the last holds the logits.
+    acts: Vec<wgpu::Buffer>,
+    /// Per node: im2col columns (conv), argmax (max-pool), batch statistics (BN); else a stub.
+    scratch: Vec<wgpu::Buffer>,
+    dlogits: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    /// gather, the nodes, softmax_xent, argmax_correct, metrics_accumulate.
+    launches: Vec<Launch>,
+    order: wgpu::Buffer,
+    n: usize,
+}
+
+impl ForwardProgram {
+    #[allow(clippy::too_many_arguments)]
+    fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
+        let b = rows as usize;
+        let step = ctx.uniform(&StepParams::default(), "step");
+        let images = ctx.storage_u8(&data.images, "images u8");
+        let labels_u8 = ctx.storage_u8(&data.labels, "labels u8");
+        let order_buf = ctx.storage(order, "sample order");
+        let acts: Vec<wgpu::Buffer> = net.nodes.iter().map(|node| zeroed(ctx, b * node.shape.size(), "activation")).collect();
+        let scratch: Vec<wgpu::Buffer> = net
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| match node.op {
+                Op::Conv { .. } => zeroed(ctx, geometry(net, n, b).positions() * geometry(net, n, b).patch(), "im2col"),
+                Op::MaxPool { .. } => zeroed(ctx, b * node.shape.size(), "argmax"),
+                Op::BatchNorm => zeroed(ctx, 2 * node.shape.c, "bn batch stats"),
+                _ => zeroed(ctx, 1, "unused"),
+            })
+            .collect();
+        let labels = zeroed(ctx, b, "batch labels");
+        let classes = net.classes as u32;
+        let dlogits = zeroed(ctx, b * net.classes, "dlogits");
+        let row_loss = zeroed(ctx, b, "row loss");
+        let correct = zeroed(ctx, b, "row correct");
+        let acc = ctx.storage_zeroed(16, "metrics accumulator");
+
+        let (scale, shift) = norm.scale_shift();
+        let pixels = net.input().size() as u32;
+        let mut launches = vec![ctx.gather_batch(GatherParams { rows, pixels, scale, shift }, &step, &images, &labels_u8, &order_buf, &acts[0], &labels)];
+        let first = first_tensor(net);
+        for (n, node) in net.nodes.iter().enumerate().skip(1) {
+            let (x, y) = (&acts[node.inputs[0]], &acts[n]);
+            let t = first[n];
+            match node.op {
+                Op::Input => unreachable!("only node 0"),
+                Op::Dense { outputs } => {
+                    let i = net.nodes[node.inputs[0]].shape.size() as u32;
+                    launches.push(ctx.matmul(MatmulParams::new(rows, outputs as u32, i, false, false, false), x, &params[t], y));
+                    launches.push(ctx.bias_add(rows, outputs as u32, &params[t + 1], y));
+                }
+                Op::Conv { outputs, .. } => {
+                    let g = geometry(net, n, b);
+                    launches.push(ctx.im2col(&g, x, &scratch[n]));
+                    let m = g.positions() as u32;
+                    launches.push(ctx.matmul(MatmulParams::new(m, outputs as u32, g.patch() as u32, false, false, false), &scratch[n], &params[t], y));
+                    launches.push(ctx.bias_add(m, outputs as u32, &params[t + 1], y));
+                }
+                Op::BatchNorm => {
+                    let bufs = bn_buffers(&step, x, &scratch[n], params, t);
+                    let p = bn_params(net, n, rows, training, false);
+                    if training {
+                        launches.push(ctx.bn_stats(p, &bufs));
+                    }
+                    launches.push(ctx.bn_forward(p, &bufs, y));
+                }
+                Op::MaxPool { .. } => launches.push(ctx.maxpool_forward(&geometry(net, n, b), x, y, &scratch[n])),
+                Op::AvgPool { .. } => launches.push(ctx.avgpool_forward(&geometry(net, n, b), x, y)),
+                Op::Add => launches.push(ctx.add_forward(rows * node.shape.size() as u32, x, &acts[node.inputs[1]], y)),
+            }
+            if node.relu {
+                launches.push(ctx.relu_forward(rows * node.shape.size() as u32, y));
+            }
+        }
+        let head = HeadParams { rows, classes };
+        let logits = acts.last().expect("a net has nodes");
+        launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
+        launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
+        launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n }
+    }
+
+    fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
+        ctx.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
+    }
+
+    /// Reads the accumulator and clears it, in one submit and one map.
+    async fn take_acc(&self, ctx: &GpuContext) -> Result<[f32; 4]> {
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("metrics staging"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&self.acc, 0, &staging, 0, 16);
+        enc.clear_buffer(&self.acc, 0, None);
+        ctx.queue.submit([enc.finish()]);
+        let v: Vec<f32> = ctx.map_read(&staging).await?;
+        Ok([v[0], v[1], v[2], v[3]])
+    }
+}
+
+fn bn_buffers<'a>(step: &'a wgpu::Buffer, x: &'a wgpu::Buffer, stats: &'a wgpu::Buffer, params: &'a [wgpu::Buffer], t: usize) -> BnBuffers<'a> {
+    BnBuffers { step, x, stats, gamma: &params[t], beta: &params[t + 1], running_mean: &params[t + 2], running_var: &params[t + 3] }
+}
+
+fn bn_params(net: &Net, n: usize, rows: u32, training: bool, accumulate: bool) -> BnParams {
+    let s = net.nodes[n].shape;
+    BnParams {
+        rows: rows * (s.h * s.w) as u32,
+        c: s.c as u32,
+        per_sample: (s.h * s.w) as u32,
+        use_batch_stats: training as u32,
+        momentum: BN_MOMENTUM,
+        eps: BN_EPS,
+        accumulate: accumulate as u32,
+        _pad: 0,
+    }
+}
+
+/// Trains a `Net` on the GPU. Same interface as `reference::net::CpuTrainer`.
+pub struct GpuTrainer {
+    ctx: GpuContext,
+    net: Net,
+    opt: OptimizerConfig,
+    t: u64,
+    /// One buffer per tensor of `Net::tensors()`, and, parallel to them, gradients.
+    params: Vec<wgpu::Buffer>,
+    sizes: Vec<usize>,
+    train: ForwardProgram,
+    /// Node by node in reverse: ReLU backward, parameter gradients, input gradients.
+    backward: Vec<Launch>,
+    /// One update per trainable tensor (index into `params`), uniforms rewritten each step.
+    updates: Vec<(usize, Launch)>,
+    eval: ForwardProgram,
+    /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
+    mask_launches: Vec<Launch>,
+    grads: Vec<wgpu::Buffer>,
+    _state: Vec<wgpu::Buffer>,
+}
+
+impl GpuTrainer {
+    pub fn new(ctx: &GpuContext, net: &Net, init: &NetParams, opt: OptimizerConfig, data: &Splits, norm: Normalization, batch: usize) -> GpuTrainer {
+        let infos = net.tensors();
+        let sizes: Vec<usize> = infos.iter().map(|t| t.len()).collect();
+        let params: Vec<wgpu::Buffer> = init.tensors.iter().map(|t| ctx.storage(t, "parameter")).collect();
+        let grads: Vec<wgpu::Buffer> = sizes.iter().map(|&n| zeroed(ctx, n, "gradient")).collect();
+        let adam = opt.kind == OptimizerKind::Adam;
+        let first: Vec<wgpu::Buffer> = sizes.iter().map(|&n| zeroed(ctx, n, "momentum / m")).collect();
+        let second: Vec<wgpu::Buffer> = sizes.iter().map(|&n| zeroed(ctx, if adam { n } else { 1 }, "adam v")).collect();
+
+        let rows = batch as u32;
+        let b = batch;
+        let identity: Vec<u32> = (0..data.train.n as u32).collect();
+        let train = ForwardProgram::new(ctx, net, &params, &data.train, norm, rows, &identity, true);
+
+        // dacts[n]: gradient w.r.t. node n's output (none for the input); the last is dlogits.
+        let last = net.last();
+        let dacts: Vec<Option<wgpu::Buffer>> = net
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| match n {
+                0 => None,
+                n if n == last => Some(train.dlogits.clone()),
+                _ => Some(zeroed(ctx, b * node.shape.size(), "activation gradient")),
+            })
+            .collect();
+        let first_t = first_tensor(net);
+        // A node read by several others receives its gradient in pieces: the first overwrites, the
+        // rest accumulate. Launch order is reverse node order, so this is known when building.
+        let mut written = vec![false; net.nodes.len()];
+        let mut backward = Vec::new();
+        for n in (1..net.nodes.len()).rev() {
+            let node = &net.nodes[n];
+            let dy = dacts[n].as_ref().expect("gradient buffer");
+            let size = rows * node.shape.size() as u32;
+            if node.relu {
+                backward.push(ctx.relu_backward(size, &train.acts[n], dy));
+            }
+            let src = node.inputs[0];
+            let x = &train.acts[src];
+            let t = first_t[n];
+            let acc = written[src];
+            match node.op {
+                Op::Input => unreachable!(),
+                Op::Dense { outputs } => {
+                    let i = net.nodes[src].shape.size() as u32;
+                    let o = outputs as u32;
+                    // dW [I,O] = Xᵀ·dY;  db = colsum dY;  dX [B,I] (+)= dY·Wᵀ
+                    backward.push(ctx.matmul(MatmulParams::new(i, o, rows, true, false, false), x, dy, &grads[t]));
+                    backward.push(ctx.bias_grad(rows, o, dy, &grads[t + 1]));
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.matmul(MatmulParams::new(rows, i, o, false, true, acc), dy, &params[t], dx));
+                    }
+                }
+                Op::Conv { outputs, .. } => {
+                    let g = geometry(net, n, b);
+                    let (m, k, o) = (g.positions() as u32, g.patch() as u32, outputs as u32);
+                    let cols = &train.scratch[n];
+                    // dW [K·K·C, Cout] = colsᵀ·dY;  db = colsum dY;  then cols is reused for
+                    // dcols = dY·Wᵀ and dX (+)= col2im(dcols)
+                    backward.push(ctx.matmul(MatmulParams::new(k, o, m, true, false, false), cols, dy, &grads[t]));
+                    backward.push(ctx.bias_grad(m, o, dy, &grads[t + 1]));
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.matmul(MatmulParams::new(m, k, o, false, true, false), dy, &params[t], cols));
+                        backward.push(ctx.col2im(&g, cols, dx, acc));
+                    }
+                }
+                Op::BatchNorm => {
+                    let bufs = bn_buffers(&train.step, x, &train.scratch[n], &params, t);
+                    let p = bn_params(net, n, rows, true, acc);
+                    backward.push(ctx.bn_backward_sums(p, &bufs, dy, &grads[t], &grads[t + 1]));
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.bn_backward_input(p, &bufs, dy, &grads[t], &grads[t + 1], dx));
+                    }
+                }
+                Op::MaxPool { .. } => {
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.maxpool_backward(&geometry(net, n, b), dy, dx, &train.scratch[n], acc));
+                    }
+                }
+                Op::AvgPool { .. } => {
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.avgpool_backward(&geometry(net, n, b), dy, dx, acc));
+                    }
+                }
+                Op::Add => {
+                    let other = node.inputs[1];
+                    if let Some(d) = &dacts[other] {
+                        backward.push(ctx.add_into(size, dy, d, written[other]));
+                        written[other] = true;
+                    }
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.add_into(size, dy, dx, written[src]));
+                    }
+                }
+            }
+            written[src] = true;
+        }
+        let updates = infos
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.trainable)
+            .map(|(j, _)| (j, ctx.optimizer(adam, opt.step_params(sizes[j], opt.lr, 1), &params[j], &grads[j], &first[j], &second[j])))
+            .collect();
+
+        let per_sample = net.largest_per_sample().max(net.input().size()) * 4;
+        let eval_rows = data.test.n.clamp(1, 1000).min((EVAL_BUFFER_BYTES / per_sample).max(1)) as u32;
+        let test_order: Vec<u32> = (0..data.test.n as u32).collect();
+        let eval = ForwardProgram::new(ctx, net, &params, &data.test, norm, eval_rows, &test_order, false);
+
+        let mut state = grads.clone();
+        state.extend(first);
+        state.extend(second);
+        state.extend(dacts.into_iter().flatten());
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, _state: state }
+    }
+
+    /// Uploads this epoch's sample order (the only per-epoch upload).
+    pub fn begin_epoch(&mut self, order: &[u32]) {
+        self.ctx.queue.write_buffer(&self.train.order, 0, bytemuck::cast_slice(order));
+    }
+
+    /// One optimizer step on order[offset..offset+valid]: one write of the step uniform, the
+    /// optimizer uniforms, and one submit.
+    pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
+        self.t += 1;
+        self.train.set_step(&self.ctx, offset, valid);
+        for (j, u) in &self.updates {
+            let p = self.opt.step_params(self.sizes[*j], lr, self.t);
+            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
+        }
+        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(self.updates.iter().map(|(_, l)| l)).chain(&self.mask_launches));
+    }
+
+    /// Installs pruning masks, one per tensor in `Net::tensors()` order (`None`: unpruned), and
+    /// applies them now. `hard`: re-applied after every optimizer step, so pruned weights stay
+    /// exactly zero; soft: applied once, pruned weights keep training and may regrow.
+    pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        let launches: Vec<Launch> = masks
+            .iter()
+            .enumerate()
+            .filter_map(|(j, m)| {
+                let m = m.as_ref()?;
+                let buf = self.ctx.storage(m, "mask"); // kept alive by the launch's bind group
+                Some(self.ctx.mask_apply(self.sizes[j] as u32, &self.params[j], &buf))
+            })
+            .collect();
+        run(&self.ctx, &launches);
+        self.mask_launches = if hard { launches } else { Vec::new() };
+    }
+
+    /// Returns and clears the training accumulator [loss_sum, correct, seen, 0].
+    pub async fn take_metrics(&mut self) -> Result<[f32; 4]> {
+        self.train.take_acc(&self.ctx).await
+    }
+
+    /// Loss/accuracy sums over the whole test split: one submit per evaluation batch.
+    pub async fn evaluate(&mut self) -> Result<[f32; 4]> {
+        let rows = self.eval.rows as usize;
+        let mut offset = 0;
+        while offset < self.eval.n {
+            let valid = rows.min(self.eval.n - offset);
+            self.eval.set_step(&self.ctx, offset, valid);
+            run(&self.ctx, &self.eval.launches);
+            offset += valid;
+        }
+        self.eval.take_acc(&self.ctx).await
+    }
+
+    /// First-order Taylor importance |w·∂L/∂w| of every weight matrix (`Net::weight_tensors()`
+    /// order), summed over the batches `order[offset..]` of `batch` samples (`batches` of them),
+    /// without updating anything (batch-norm running statistics are restored afterwards).
+    /// One submit per batch (forward, backward, accumulate); one read-back at the end.
+    pub async fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Result<Vec<Vec<f32>>> {
+        let running = self.running_stats().await?;
+        self.begin_epoch(order);
+        let weights = self.net.weight_tensors();
+        let scores: Vec<wgpu::Buffer> = weights.iter().map(|&j| zeroed(&self.ctx, self.sizes[j], "taylor scores")).collect();
+        let acc: Vec<Launch> = weights.iter().zip(&scores).map(|(&j, s)| self.ctx.taylor_accumulate(self.sizes[j] as u32, &self.params[j], &self.grads[j], s)).collect();
+        let n = order.len();
+        for b in 0..batches {
+            let offset = b * batch;
+            if offset >= n {
+                break;
+            }
+            self.train.set_step(&self.ctx, offset, batch.min(n - offset));
+            run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(&acc));
+        }
+        self.take_metrics().await?; // the scoring batches are not training progress
+        for (j, v) in running {
+            self.ctx.queue.write_buffer(&self.params[j], 0, bytemuck::cast_slice(&v));
+        }
+        let mut out = Vec::with_capacity(weights.len());
+        for (&j, buf) in weights.iter().zip(&scores) {
+            let v: Vec<f32> = self.ctx.read(buf).await?;
+            out.push(v[..self.sizes[j]].to_vec());
+        }
+        Ok(out)
+    }
+
+    async fn running_stats(&self) -> Result<Vec<(usize, Vec<f32>)>> {
+        let mut out = Vec::new();
+        for (j, t) in self.net.tensors().iter().enumerate() {
+            if matches!(t.role, Role::RunningMean | Role::RunningVar) {
+                let v: Vec<f32> = self.ctx.read(&self.params[j]).await?;
+                out.push((j, v[..self.sizes[j]].to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Overwrites the parameters (same shapes as at creation); optimizer state is kept.
+    pub fn set_params(&mut self, p: &NetParams) {
+        for (buf, t) in self.params.iter().zip(&p.tensors) {
+            self.ctx.queue.write_buffer(buf, 0, bytemuck::cast_slice(t));
+        }
+    }
+
+    /// Copies the parameters back to the host.
+    pub async fn params(&self) -> Result<NetParams> {
+        let mut tensors = Vec::with_capacity(self.params.len());
+        for (buf, &n) in self.params.iter().zip(&self.sizes) {
+            let v: Vec<f32> = self.ctx.read(buf).await?;
+            tensors.push(v[..n].to_vec());
+        }
+        Ok(NetParams { tensors })
+    }
+
+    /// Logits of the last evaluation batch (for tests and the draw-a-digit view).
+    pub async fn last_eval_logits(&self) -> Result<Vec<f32>> {
+        self.ctx.read(self.eval.acts.last().expect("logits")).await
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+}

@@ -1,0 +1,349 @@
+//! Any `Net` on the CPU, built only from the `_reference` ops: forward (keeping what backward
+//! needs on a tape), backward (gradients first, shapes in comments), and a trainer with the same
+//! interface as the GPU one. It is the oracle of the golden end-to-end tests and the backend the
+//! page falls back to when there is no WebGPU.
+//! Legend: B = batch rows, V = valid rows (rows past V are padding), I/O = dense in/out,
+//! R = B·H·W rows of an NHWC activation seen as [R, C].
+
+use super::ops::*;
+use crate::data::{Normalization, Splits};
+use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
+use crate::nn::{OptimizerConfig, OptimizerKind};
+use ndarray::ArrayView2;
+
+/// What a forward pass keeps for backward: every node's output and each op's extras.
+pub struct Tape {
+    pub rows: usize,
+    pub valid: usize,
+    /// acts[n] = output of node n ([B, H, W, C] flattened); acts[0] is the input batch.
+    pub acts: Vec<Vec<f32>>,
+    /// Conv: the im2col matrix; MaxPool: argmax; BN: batch (mean, var).
+    cols: Vec<Vec<f32>>,
+    argmax: Vec<Vec<u32>>,
+    stats: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Tape {
+    pub fn logits(&self) -> &[f32] {
+        self.acts.last().expect("a net has nodes")
+    }
+}
+
+/// The conv/pool geometry of node `n` at `rows` samples.
+pub fn geometry(net: &Net, n: usize, rows: usize) -> Geometry {
+    let x = net.nodes[net.nodes[n].inputs[0]].shape;
+    match net.nodes[n].op {
+        Op::Conv { k, stride, pad, .. } => Geometry::new(rows, x.h, x.w, x.c, k, stride, pad),
+        Op::MaxPool { k, stride } | Op::AvgPool { k, stride } => Geometry::new(rows, x.h, x.w, x.c, k, stride, 0),
+        _ => panic!("node {n} has no window"),
+    }
+}
+
+/// C [M, N] = op(A)·op(B) on flat row-major slices (A is [M, K] or [K, M] when `ta`).
+fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
+    let a = if ta { ArrayView2::from_shape((k, m), a) } else { ArrayView2::from_shape((m, k), a) }.expect("sized");
+    let b = if tb { ArrayView2::from_shape((n, k), b) } else { ArrayView2::from_shape((k, n), b) }.expect("sized");
+    matmul_reference(a, b, ta, tb).into_raw_vec_and_offset().0
+}
+
+fn add_bias(y: &mut [f32], b: &[f32]) {
+    let cols = b.len();
+    for (i, v) in y.iter_mut().enumerate() {
+        *v += b[i % cols];
+    }
+}
+
+fn col_sums(dy: &[f32], cols: usize) -> Vec<f32> {
+    let mut s = vec![0.0; cols];
+    for (i, v) in dy.iter().enumerate() {
+        s[i % cols] += v;
+    }
+    s
+}
+
+/// Index of each node's first tensor in `Net::tensors()` order.
+pub fn first_tensor(net: &Net) -> Vec<usize> {
+    let mut at = vec![usize::MAX; net.nodes.len()];
+    for (i, t) in net.tensors().iter().enumerate().rev() {
+        at[t.node] = i;
+    }
+    at
+}
+
+/// Forward pass of `rows` samples (the first `valid` real). `training`: batch norm uses (and the
+/// running statistics in `params` follow) the batch statistics; otherwise the running ones.
+pub fn net_forward(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool) -> Tape {
+    let first = first_tensor(net);
+    let count = net.nodes.len();
+    let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count] };
+    tape.acts.push(x);
+    for n in 1..count {
+        let node = &net.nodes[n];
+        let t = first[n];
+        let xin = &tape.acts[node.inputs[0]];
+        let mut y = match node.op {
+            Op::Input => unreachable!("only node 0"),
+            Op::Dense { outputs } => {
+                // Y [B, O] = X [B, I]·W [I, O] + b
+                let i = xin.len() / rows;
+                let mut y = mm(xin, &params.tensors[t], rows, outputs, i, false, false);
+                add_bias(&mut y, &params.tensors[t + 1]);
+                y
+            }
+            Op::Conv { outputs, .. } => {
+                // Y [B·OH·OW, Cout] = im2col(X) [B·OH·OW, K·K·Cin]·W [K·K·Cin, Cout] + b
+                let g = geometry(net, n, rows);
+                let cols = im2col_reference(xin, &g);
+                let mut y = mm(&cols, &params.tensors[t], g.positions(), outputs, g.patch(), false, false);
+                add_bias(&mut y, &params.tensors[t + 1]);
+                if training {
+                    tape.cols[n] = cols;
+                }
+                y
+            }
+            Op::BatchNorm => {
+                let s = node.shape;
+                let (mean, var) = if training {
+                    let (head, tail) = params.tensors.split_at_mut(t + 3);
+                    bn_stats_reference(xin, s.c, valid * s.h * s.w, &mut head[t + 2], &mut tail[0], BN_MOMENTUM)
+                } else {
+                    (params.tensors[t + 2].clone(), params.tensors[t + 3].clone())
+                };
+                let y = bn_forward_reference(xin, s.c, &mean, &var, &params.tensors[t], &params.tensors[t + 1], BN_EPS);
+                tape.stats[n] = (mean, var);
+                y
+            }
+            Op::MaxPool { .. } => {
+                let (y, arg) = maxpool_forward_reference(xin, &geometry(net, n, rows));
+                tape.argmax[n] = arg;
+                y
+            }
+            Op::AvgPool { .. } => avgpool_forward_reference(xin, &geometry(net, n, rows)),
+            Op::Add => add_forward_reference(xin, &tape.acts[node.inputs[1]]),
+        };
+        if node.relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        tape.acts.push(y);
+    }
+    tape
+}
+
+/// Adds `g` into the gradient slot of node `i` (the first contribution sets it).
+fn contribute(dacts: &mut [Option<Vec<f32>>], i: usize, g: Vec<f32>) {
+    match &mut dacts[i] {
+        Some(d) => add_into_reference(d, &g, true),
+        slot => *slot = Some(g),
+    }
+}
+
+/// Gradients of every tensor (zeros for the running statistics) from dlogits [B, classes].
+pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>) -> NetParams {
+    let first = first_tensor(net);
+    let rows = tape.rows;
+    let mut grads = NetParams::zeros(net);
+    let mut dacts: Vec<Option<Vec<f32>>> = vec![None; net.nodes.len()];
+    dacts[net.last()] = Some(dlogits);
+    for n in (1..net.nodes.len()).rev() {
+        let node = &net.nodes[n];
+        let Some(mut dy) = dacts[n].take() else { continue };
+        if node.relu {
+            // dY *= (Y > 0), Y the node's (post-ReLU) output
+            for (d, &y) in dy.iter_mut().zip(&tape.acts[n]) {
+                if y <= 0.0 {
+                    *d = 0.0;
+                }
+            }
+        }
+        let t = first[n];
+        let src = node.inputs[0];
+        let xin = &tape.acts[src];
+        let need_dx = src != 0;
+        match node.op {
+            Op::Input => unreachable!(),
+            Op::Dense { outputs } => {
+                let i = xin.len() / rows;
+                grads.tensors[t] = mm(xin, &dy, i, outputs, rows, true, false); // dW [I, O] = Xᵀ·dY
+                grads.tensors[t + 1] = col_sums(&dy, outputs); // db [O]
+                if need_dx {
+                    contribute(&mut dacts, src, mm(&dy, &params.tensors[t], rows, i, outputs, false, true)); // dX [B, I] = dY·Wᵀ
+                }
+            }
+            Op::Conv { outputs, .. } => {
+                let g = geometry(net, n, rows);
+                grads.tensors[t] = mm(&tape.cols[n], &dy, g.patch(), outputs, g.positions(), true, false); // dW = colsᵀ·dY
+                grads.tensors[t + 1] = col_sums(&dy, outputs);
+                if need_dx {
+                    let dcols = mm(&dy, &params.tensors[t], g.positions(), g.patch(), outputs, false, true); // dcols = dY·Wᵀ
+                    let mut dx = vec![0.0; xin.len()];
+                    col2im_reference(&dcols, &g, &mut dx, false);
+                    contribute(&mut dacts, src, dx);
+                }
+            }
+            Op::BatchNorm => {
+                let s = node.shape;
+                let (mean, var) = &tape.stats[n];
+                let mut dx = vec![0.0; xin.len()];
+                let (dg, db) = bn_backward_reference(&dy, xin, s.c, tape.valid * s.h * s.w, mean, var, &params.tensors[t], BN_EPS, &mut dx, false);
+                grads.tensors[t] = dg;
+                grads.tensors[t + 1] = db;
+                if need_dx {
+                    contribute(&mut dacts, src, dx);
+                }
+            }
+            Op::MaxPool { .. } => {
+                let mut dx = vec![0.0; xin.len()];
+                maxpool_backward_reference(&dy, &tape.argmax[n], &mut dx, false);
+                contribute(&mut dacts, src, dx);
+            }
+            Op::AvgPool { .. } => {
+                let mut dx = vec![0.0; xin.len()];
+                avgpool_backward_reference(&dy, &geometry(net, n, rows), &mut dx, false);
+                contribute(&mut dacts, src, dx);
+            }
+            Op::Add => {
+                contribute(&mut dacts, node.inputs[1], dy.clone());
+                contribute(&mut dacts, src, dy);
+            }
+        }
+    }
+    grads
+}
+
+/// Mean cross-entropy over the first `valid` rows, the gradients, and the tape (logits last).
+/// Trains batch norm as the trainer does (batch statistics; running statistics move).
+pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize) -> (f32, NetParams, Tape) {
+    let tape = net_forward(net, params, x, rows, valid, true);
+    let logits = logits_array(tape.logits(), rows, net.classes);
+    let (dlogits, row_loss) = softmax_xent_reference(&logits, labels, valid);
+    let grads = net_backward(net, params, &tape, dlogits.into_raw_vec_and_offset().0);
+    (row_loss.iter().sum::<f32>() / valid as f32, grads, tape)
+}
+
+pub fn logits_array(logits: &[f32], rows: usize, classes: usize) -> ndarray::Array2<f32> {
+    ndarray::Array2::from_shape_vec((rows, classes), logits.to_vec()).expect("logits are [B, C]")
+}
+
+/// Running loss/accuracy sums: [loss_sum, correct, seen, unused], the layout of the GPU accumulator.
+pub type Accumulator = [f32; 4];
+
+/// Trains a `Net` on the CPU with the reference ops; mirrors `gpu::net::GpuTrainer` step for step.
+pub struct CpuTrainer {
+    pub net: Net,
+    pub params: NetParams,
+    first: NetParams,
+    second: NetParams,
+    opt: OptimizerConfig,
+    t: u64,
+    data: Splits,
+    norm: Normalization,
+    batch: usize,
+    order: Vec<u32>,
+    acc: Accumulator,
+    /// Hard pruning masks per tensor (`Net::tensors()` order), re-applied after every step.
+    hard_masks: Vec<Option<Vec<f32>>>,
+}
+
+impl CpuTrainer {
+    pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
+        let zeros = NetParams::zeros(net);
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new() }
+    }
+
+    pub fn begin_epoch(&mut self, order: &[u32]) {
+        self.order = order.to_vec();
+    }
+
+    /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
+    pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
+        let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
+        let (_, grads, tape) = net_loss_and_grads(&self.net, &mut self.params, x, &y, valid, valid);
+        self.accumulate(tape.logits(), &y, valid);
+        self.t += 1;
+        for (j, info) in self.net.tensors().iter().enumerate() {
+            if !info.trainable {
+                continue;
+            }
+            let p = self.opt.step_params(info.len(), lr, self.t);
+            let (w, g, m, v) = (&mut self.params.tensors[j], &grads.tensors[j], &mut self.first.tensors[j], &mut self.second.tensors[j]);
+            match self.opt.kind {
+                OptimizerKind::Sgd => sgd_reference(w, g, m, &p),
+                OptimizerKind::Adam => adam_reference(w, g, m, v, &p),
+            }
+        }
+        let masks = std::mem::take(&mut self.hard_masks);
+        self.apply_masks(&masks);
+        self.hard_masks = masks;
+    }
+
+    /// Same contract as `GpuTrainer::taylor_scores`: |w·∂L/∂w| of every weight matrix (in
+    /// `Net::weight_tensors()` order), summed over `batches` batches, nothing updated.
+    pub fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Vec<Vec<f32>> {
+        let weights = self.net.weight_tensors();
+        let mut scores: Vec<Vec<f32>> = weights.iter().map(|&j| vec![0.0; self.params.tensors[j].len()]).collect();
+        let saved = self.params.clone(); // scoring must not move the running statistics
+        for b in 0..batches {
+            let offset = b * batch;
+            if offset >= order.len() {
+                break;
+            }
+            let valid = batch.min(order.len() - offset);
+            let (x, y) = self.data.train.gather(order, offset, valid, self.norm);
+            let (_, grads, _) = net_loss_and_grads(&self.net, &mut self.params, x, &y, valid, valid);
+            for (s, &j) in scores.iter_mut().zip(&weights) {
+                taylor_accumulate_reference(s, &saved.tensors[j], &grads.tensors[j]);
+            }
+        }
+        self.params = saved;
+        scores
+    }
+
+    /// Same contract as `GpuTrainer::set_masks`.
+    pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        self.apply_masks(masks);
+        self.hard_masks = if hard { masks.to_vec() } else { Vec::new() };
+    }
+
+    fn apply_masks(&mut self, masks: &[Option<Vec<f32>>]) {
+        for (t, m) in self.params.tensors.iter_mut().zip(masks) {
+            if let Some(m) = m {
+                mask_apply_reference(t, m);
+            }
+        }
+    }
+
+    fn accumulate(&mut self, logits: &[f32], y: &[u32], valid: usize) {
+        accumulate_logits(&mut self.acc, logits, self.net.classes, y, valid);
+    }
+
+    /// Returns and clears the training accumulator.
+    pub fn take_metrics(&mut self) -> Accumulator {
+        std::mem::replace(&mut self.acc, [0.0; 4])
+    }
+
+    /// Loss/accuracy sums over the whole test split (running batch-norm statistics).
+    pub fn evaluate(&mut self) -> Accumulator {
+        let test = &self.data.test;
+        let order: Vec<u32> = (0..test.n as u32).collect();
+        let batch = self.batch.max(256);
+        let mut acc = [0.0; 4];
+        for (offset, valid) in test.batches(batch) {
+            let (x, y) = test.gather(&order, offset, valid, self.norm);
+            let tape = net_forward(&self.net, &mut self.params, x, valid, valid, false);
+            accumulate_logits(&mut acc, tape.logits(), self.net.classes, &y, valid);
+        }
+        acc
+    }
+
+    /// Logits of `x` ([rows, pixels], normalised) in inference mode.
+    pub fn predict(&mut self, x: Vec<f32>, rows: usize) -> Vec<f32> {
+        net_forward(&self.net, &mut self.params, x, rows, rows, false).acts.pop().expect("logits")
+    }
+}
+
+fn accumulate_logits(acc: &mut Accumulator, logits: &[f32], classes: usize, y: &[u32], valid: usize) {
+    let logits = logits_array(logits, valid, classes);
+    let (_, row_loss) = softmax_xent_reference(&logits, y, valid);
+    let correct = argmax_correct_reference(&logits, y, valid);
+    metrics_accumulate_reference(acc, &row_loss, &correct, valid);
+}
