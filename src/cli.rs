@@ -52,6 +52,7 @@ enum BackendArg {
 }
 
 pub fn main() -> ExitCode {
+    keep_freed_memory();
     match pollster::block_on(main_async(Cli::parse())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -175,4 +176,16 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The CPU backend allocates large per-step buffers (im2col matrices of tens of MB); by default
+/// glibc maps and unmaps each one, page-faulting it in every step (25% of a vgg-mini step).
+/// Keeping freed memory in the heap instead makes the CPU backend about 1.25x faster.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
 }

@@ -47,16 +47,15 @@ fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) ->
 }
 
 fn add_bias(y: &mut [f32], b: &[f32]) {
-    let cols = b.len();
-    for (i, v) in y.iter_mut().enumerate() {
-        *v += b[i % cols];
+    for row in y.chunks_exact_mut(b.len()) {
+        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
     }
 }
 
 fn col_sums(dy: &[f32], cols: usize) -> Vec<f32> {
     let mut s = vec![0.0; cols];
-    for (i, v) in dy.iter().enumerate() {
-        s[i % cols] += v;
+    for row in dy.chunks_exact(cols) {
+        s.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
     s
 }

@@ -9,7 +9,12 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 pub fn matmul_reference(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, trans_b: bool) -> Array2<f32> {
     let a = if trans_a { a.reversed_axes() } else { a };
     let b = if trans_b { b.reversed_axes() } else { b };
-    a.dot(&b).as_standard_layout().into_owned()
+    let c = a.dot(&b);
+    if c.is_standard_layout() {
+        c
+    } else {
+        c.as_standard_layout().into_owned()
+    }
 }
 
 /// bias_add: Y[b, o] += bias[o].   (shaders/dense.wgsl)
@@ -329,14 +334,20 @@ pub fn avgpool_backward_reference(dy: &[f32], g: &Geometry, dx: &mut [f32], accu
 /// bn_stats: per-channel mean and biased variance over the first `valid` rows, and the running
 /// statistics moved toward them: r = (1 − m)·r + m·batch (variance unbiased).   (shaders/batchnorm.wgsl)
 pub fn bn_stats_reference(x: &[f32], c: usize, valid: usize, running_mean: &mut [f32], running_var: &mut [f32], momentum: f32) -> (Vec<f32>, Vec<f32>) {
-    let (mut mean, mut var) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let rows = &x[..valid * c];
+    let mut mean = vec![0.0f32; c];
+    for row in rows.chunks_exact(c) {
+        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+    }
+    mean.iter_mut().for_each(|m| *m /= valid as f32);
+    let mut var = vec![0.0f32; c];
+    for row in rows.chunks_exact(c) {
+        var.iter_mut().zip(row).zip(&mean).for_each(|((q, v), m)| *q += (v - m) * (v - m));
+    }
+    var.iter_mut().for_each(|q| *q /= valid as f32);
     for ch in 0..c {
-        let m = (0..valid).map(|r| x[r * c + ch]).sum::<f32>() / valid as f32;
-        let v = (0..valid).map(|r| (x[r * c + ch] - m).powi(2)).sum::<f32>() / valid as f32;
-        mean[ch] = m;
-        var[ch] = v;
-        let unbiased = if valid > 1 { v * valid as f32 / (valid - 1) as f32 } else { v };
-        running_mean[ch] = (1.0 - momentum) * running_mean[ch] + momentum * m;
+        let unbiased = if valid > 1 { var[ch] * valid as f32 / (valid - 1) as f32 } else { var[ch] };
+        running_mean[ch] = (1.0 - momentum) * running_mean[ch] + momentum * mean[ch];
         running_var[ch] = (1.0 - momentum) * running_var[ch] + momentum * unbiased;
     }
     (mean, var)
@@ -344,13 +355,14 @@ pub fn bn_stats_reference(x: &[f32], c: usize, valid: usize, running_mean: &mut 
 
 /// bn_forward: y = gamma·(x − mean)/sqrt(var + eps) + beta, every row.
 pub fn bn_forward_reference(x: &[f32], c: usize, mean: &[f32], var: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> Vec<f32> {
-    x.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let ch = i % c;
-            gamma[ch] * (v - mean[ch]) / (var[ch] + eps).sqrt() + beta[ch]
-        })
-        .collect()
+    let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let mut y = vec![0.0; x.len()];
+    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for ch in 0..c {
+            yr[ch] = gamma[ch] * (xr[ch] - mean[ch]) * inv[ch] + beta[ch];
+        }
+    }
+    y
 }
 
 /// bn_backward with batch statistics: (dgamma, dbeta) and dX (+)= over the first `valid` rows
@@ -359,23 +371,23 @@ pub fn bn_forward_reference(x: &[f32], c: usize, mean: &[f32], var: &[f32], gamm
 pub fn bn_backward_reference(dy: &[f32], x: &[f32], c: usize, valid: usize, mean: &[f32], var: &[f32], gamma: &[f32], eps: f32, dx: &mut [f32], accumulate: bool) -> (Vec<f32>, Vec<f32>) {
     let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
     let inv: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    for r in 0..valid {
+    for (dr, xr) in dy[..valid * c].chunks_exact(c).zip(x.chunks_exact(c)) {
         for ch in 0..c {
-            let i = r * c + ch;
-            dbeta[ch] += dy[i];
-            dgamma[ch] += dy[i] * (x[i] - mean[ch]) * inv[ch];
+            dbeta[ch] += dr[ch];
+            dgamma[ch] += dr[ch] * (xr[ch] - mean[ch]) * inv[ch];
         }
     }
     let n = valid as f32;
-    for (i, d) in dx.iter_mut().enumerate() {
-        let (r, ch) = (i / c, i % c);
-        let v = if r < valid {
-            let xhat = (x[i] - mean[ch]) * inv[ch];
-            gamma[ch] * inv[ch] / n * (n * dy[i] - dbeta[ch] - xhat * dgamma[ch])
-        } else {
-            0.0
-        };
-        *d = if accumulate { *d + v } else { v };
+    for (r, ((dxr, dr), xr)) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)).zip(x.chunks_exact(c)).enumerate() {
+        for ch in 0..c {
+            let v = if r < valid {
+                let xhat = (xr[ch] - mean[ch]) * inv[ch];
+                gamma[ch] * inv[ch] / n * (n * dr[ch] - dbeta[ch] - xhat * dgamma[ch])
+            } else {
+                0.0
+            };
+            dxr[ch] = if accumulate { dxr[ch] + v } else { v };
+        }
     }
     (dgamma, dbeta)
 }
