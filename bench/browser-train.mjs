@@ -30,7 +30,10 @@ try {
   await page.selectOption('#dataset', recipe.dataset);
   await set('#limit-train', opt('--train') ?? recipe.limit?.train ?? 60000);
   await set('#limit-test', recipe.limit?.test ?? 10000);
-  await set('#hidden', recipe.model.hidden.join(', '));
+  await page.selectOption('#arch', recipe.model.arch);
+  if (recipe.model.hidden) await set('#hidden', recipe.model.hidden.join(', '));
+  if (recipe.model.widths) await set('#widths', recipe.model.widths.join(', '));
+  await set('#weight-decay', recipe.train.weight_decay ?? 0);
   await set('#epochs', recipe.train.epochs);
   await set('#batch', recipe.train.batch);
   await page.selectOption('#optimizer', recipe.train.optimizer);

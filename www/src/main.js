@@ -29,20 +29,39 @@ function redraw() {
   chart.setData([series.x, series.train, series.test]);
 }
 
+const list = (id) => $(id).value.split(',').map((s) => s.trim()).filter((s) => s.length).map(Number);
+
+// The model settings the chosen architecture takes (the others are hidden, not sent).
+function readModel() {
+  const arch = $('arch').value;
+  if (arch === 'mlp') return { arch, hidden: list('hidden') };
+  if (arch === 'lenet5') return { arch };
+  const widths = list('widths');
+  return widths.length ? { arch, widths } : { arch };
+}
+
+function showModelFields() {
+  for (const f of document.querySelectorAll('.field[data-for]')) {
+    f.hidden = !f.dataset.for.split(' ').includes($('arch').value);
+  }
+}
+$('arch').addEventListener('change', showModelFields);
+showModelFields();
+
 function readRecipe() {
   const num = (id) => Number($(id).value);
-  const hidden = $('hidden').value.split(',').map((s) => s.trim()).filter((s) => s.length).map(Number);
   return {
     dataset: $('dataset').value,
     seed: num('seed'),
     limit: { train: num('limit-train'), test: num('limit-test') },
-    model: { arch: 'mlp', hidden },
+    model: readModel(),
     train: {
       epochs: num('epochs'),
       batch: num('batch'),
       optimizer: $('optimizer').value,
       lr: num('lr'),
       momentum: num('momentum'),
+      weight_decay: num('weight-decay'),
       schedule: $('schedule').value,
     },
   };

@@ -128,3 +128,23 @@ test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a convolutional net (LeNet-5) trains in the page on WebGPU', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  await page.selectOption('#arch', 'lenet5');
+  assert.equal(await page.isVisible('#hidden'), false, 'MLP widths are hidden for a conv net');
+  await page.fill('#limit-train', '640');
+  await page.fill('#limit-test', '300');
+  await page.fill('#epochs', '1');
+  await page.fill('#batch', '32');
+  await page.fill('#lr', '0.01');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 220_000 });
+  assert.equal(await page.textContent('#error'), '');
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  // 20 steps of LeNet-5 on real digits: well above chance (10%) when every backward works.
+  assert.ok(acc >= 40, `LeNet-5 test accuracy after one epoch on 640 images: ${acc}`);
+  await page.screenshot({ path: path.join(artifacts, 'lenet5-trained.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
