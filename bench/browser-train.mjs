@@ -1,7 +1,8 @@
 // Browser training benchmark: serves the built site (www/dist), opens it in Debian's headless
 // Chromium (WebGPU on SwiftShader unless --gpu), fills the controls from a recipe and presses
 // Train, then prints the per-epoch table and the report the page shows. Not a test.
-// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N]   (after scripts/serve's build)
+// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct]
+// (after scripts/serve's build)
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,13 +24,13 @@ if (!args.includes('--gpu')) flags.push('--enable-features=Vulkan', '--use-vulka
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: flags });
 try {
   const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${port}/`);
+  await page.goto(`http://127.0.0.1:${port}/${opt('--conv') ? `?conv=${opt('--conv')}` : ''}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   console.log(await page.textContent('#adapter'));
   const set = (id, v) => page.fill(id, String(v));
   await page.selectOption('#dataset', recipe.dataset);
   await set('#limit-train', opt('--train') ?? recipe.limit?.train ?? 60000);
-  await set('#limit-test', recipe.limit?.test ?? 10000);
+  await set('#limit-test', opt('--test') ?? recipe.limit?.test ?? 10000);
   await page.selectOption('#arch', recipe.model.arch);
   if (recipe.model.hidden) await set('#hidden', recipe.model.hidden.join(', '));
   if (recipe.model.widths) await set('#widths', recipe.model.widths.join(', '));

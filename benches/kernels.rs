@@ -6,6 +6,7 @@
 use squeeze::data::{Dataset, Splits};
 use squeeze::experiment::now_s;
 use squeeze::gpu::kernels::{run, MatmulParams};
+use squeeze::gpu::net::ConvMethod;
 use squeeze::gpu::{GpuContext, GpuTrainer};
 use squeeze::nn::{Net, NetParams, OptimizerConfig, OptimizerKind, Shape};
 
@@ -51,7 +52,13 @@ fn main() {
     let input = Shape::new(28, 28, 1);
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let nets = [Net::mlp(input, &[300, 100], 10), Net::lenet5(input, 10), Net::vgg_mini(input, &[16, 32], 10), Net::resnet_mini(input, &[16, 32, 64], 10)];
-    for net in nets.iter().filter(|n| only.is_empty() || only.contains(&n.arch)) {
+    let runs = nets.iter().filter(|n| only.is_empty() || only.contains(&n.arch)).flat_map(|n| {
+        let methods: &[ConvMethod] = if n.arch == "mlp" { &[ConvMethod::Im2col] } else { &[ConvMethod::Im2col, ConvMethod::Direct] };
+        methods.iter().map(move |&m| (n, m))
+    });
+    for (net, method) in runs {
+        let mut ctx = ctx.clone();
+        ctx.conv = method;
         let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
         let mut t = GpuTrainer::new(&ctx, net, &NetParams::init(net, 1), opt, &data, data.train.normalization(), 64);
         t.begin_epoch(&(0..n as u32).collect::<Vec<_>>());
@@ -65,6 +72,6 @@ fn main() {
             steps += 1;
         }
         let dt = (now_s() - t0) / steps as f64;
-        println!("{:<12} train step (batch 64) {:>9.3} ms {:>9.0} samples/s  ({} steps)", net.arch, dt * 1e3, 64.0 / dt, steps);
+        println!("{:<12} conv {:<7} train step (batch 64) {:>9.3} ms {:>9.0} samples/s  ({} steps)", net.arch, format!("{method:?}"), dt * 1e3, 64.0 / dt, steps);
     }
 }

@@ -14,7 +14,7 @@ struct SpatialParams {
     stride: u32,
     pad: u32,
     accumulate: u32, // backward: 1 adds into dX, 0 overwrites
-    _pad0: u32,
+    outputs: u32,    // unused here
     _pad1: u32,
 }
 

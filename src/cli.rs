@@ -26,6 +26,9 @@ enum Command {
         /// Where the math runs.
         #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
         backend: BackendArg,
+        /// How convolutions run on the GPU: "im2col" or "direct" (default: the faster on this adapter).
+        #[arg(long)]
+        conv: Option<String>,
         /// Data directory holding mnist/ and fashion-mnist/ (default: $SQUEEZE_DATA or www/public/data).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -77,7 +80,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, data, json, progress_every, seed } => {
+        Command::Run { recipe, backend, conv, data, json, progress_every, seed } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
@@ -85,7 +88,13 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let dir = data.unwrap_or_else(default_data_dir);
             let splits = load_named(&dir, r.dataset.as_str())?;
             let backend = match backend {
-                BackendArg::Gpu => Backend::Gpu(GpuContext::new().await?),
+                BackendArg::Gpu => {
+                    let mut ctx = GpuContext::new().await?;
+                    if let Some(name) = conv {
+                        ctx.conv = crate::gpu::net::ConvMethod::parse(&name).ok_or_else(|| crate::Error::recipe("--conv", format!("\"im2col\" or \"direct\", got {name:?}")))?;
+                    }
+                    Backend::Gpu(ctx)
+                }
                 BackendArg::Cpu => Backend::Cpu,
             };
             eprintln!("recipe {} | {} | {}", recipe.display(), r.dataset.as_str(), backend.describe());
@@ -114,7 +123,8 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let rep = &out.report;
             println!("\n{} | train {} / test {} samples | seed {} | {}", rep.dataset, rep.train_samples, rep.test_samples, rep.seed, rep.backend);
             println!(
-                "model mlp {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
+                "model {} {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
+                rep.model.arch,
                 rep.model.layers, rep.model.parameters, rep.model.flops_per_sample, rep.model.bytes_f32
             );
             println!("{:<12} {:>7} {:>10} {:>10} {:>10} {:>12} {:>12}", "stage", "epochs", "test acc", "test loss", "train s", "samples/s", "µs/image");

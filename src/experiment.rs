@@ -23,7 +23,7 @@ pub enum Backend {
 impl Backend {
     pub fn describe(&self) -> String {
         match self {
-            Backend::Gpu(ctx) => format!("gpu: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type),
+            Backend::Gpu(ctx) => format!("gpu: {} ({}, {}; conv {:?})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type, ctx.conv),
             Backend::Cpu => "cpu reference".to_string(),
         }
     }

@@ -53,11 +53,17 @@ struct DatasetInfo {
 #[wasm_bindgen]
 impl Squeeze {
     /// Acquires WebGPU; without it (or with `preferGpu` false) runs on the CPU reference and says why.
-    pub async fn create(prefer_gpu: bool) -> Squeeze {
+    pub async fn create(prefer_gpu: bool, conv: Option<String>) -> Squeeze {
         console_error_panic_hook::set_once();
         let (backend, fallback_reason) = if prefer_gpu {
             match GpuContext::new().await {
-                Ok(ctx) => (Backend::Gpu(ctx), None),
+                Ok(mut ctx) => {
+                    // An unknown name keeps the adapter's default (the URL is user input).
+                    if let Some(m) = conv.as_deref().and_then(crate::gpu::net::ConvMethod::parse) {
+                        ctx.conv = m;
+                    }
+                    (Backend::Gpu(ctx), None)
+                }
                 Err(e) => (Backend::Cpu, Some(e.to_string())),
             }
         } else {

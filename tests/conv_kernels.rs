@@ -158,3 +158,50 @@ async fn add_case(ctx: GpuContext) {
     }
 }
 gpu_test!(residual_add_matches_reference, add_case);
+
+async fn conv_direct_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("conv direct");
+    for &(batch, h, w, c, k, stride, pad) in &CONV_SHAPES {
+        for cout in [1usize, 6, 13] {
+            let g = Geometry::new(batch, h, w, c, k, stride, pad);
+            let what = format!("{g:?} Cout={cout}");
+            let x = random_vec(&mut rng, batch * h * w * c, -1.0, 1.0);
+            let wt = random_vec(&mut rng, g.patch() * cout, -1.0, 1.0);
+            let bias = random_vec(&mut rng, cout, -1.0, 1.0);
+            let dy = random_vec(&mut rng, g.positions() * cout, -1.0, 1.0);
+            let want_y = conv_direct_forward_reference(&x, &wt, &bias, &g);
+            // The twin agrees with the im2col way (im2col·W + b).
+            let cols = ndarray::Array2::from_shape_vec((g.positions(), g.patch()), im2col_reference(&x, &g)).unwrap();
+            let wm = ndarray::Array2::from_shape_vec((g.patch(), cout), wt.clone()).unwrap();
+            let via_im2col: Vec<f32> = (cols.dot(&wm) + &ndarray::Array1::from_vec(bias.clone())).iter().copied().collect();
+            assert_close(&format!("direct vs im2col twin {what}"), &want_y, &via_im2col, 1e-4, 1e-5, seed);
+
+            let (gx, gw, gb, gdy) = (ctx.storage(&x, "x"), ctx.storage(&wt, "w"), ctx.storage(&bias, "b"), ctx.storage(&dy, "dy"));
+            let gy = ctx.storage_zeroed((g.positions() * cout) as u64 * 4, "y");
+            run(&ctx, [&ctx.conv_direct_forward(&g, cout, &gx, &gw, &gb, &gy)]);
+            assert_close(&format!("conv_direct_forward {what}"), &ctx.read::<f32>(&gy).await.unwrap(), &want_y, 1e-4, 1e-5, seed);
+
+            let gdw = ctx.storage_zeroed((g.patch() * cout) as u64 * 4, "dw");
+            run(&ctx, [&ctx.conv_direct_dw(&g, cout, &gx, &gdy, &gdw)]);
+            let want_dw = conv_direct_dw_reference(&x, &dy, &g, cout);
+            let dym = ndarray::Array2::from_shape_vec((g.positions(), cout), dy.clone()).unwrap();
+            let dw_im2col: Vec<f32> = cols.t().dot(&dym).iter().copied().collect();
+            assert_close(&format!("dw direct vs im2col twin {what}"), &want_dw, &dw_im2col, 1e-4, 1e-4, seed);
+            assert_close(&format!("conv_direct_dw {what}"), &ctx.read::<f32>(&gdw).await.unwrap(), &want_dw, 1e-4, 1e-4, seed);
+
+            for accumulate in [false, true] {
+                let dx0 = random_vec(&mut rng, x.len(), -1.0, 1.0);
+                let gdx = ctx.storage(&dx0, "dx");
+                run(&ctx, [&ctx.conv_direct_dx(&g, cout, &gdy, &gw, &gdx, accumulate)]);
+                let mut want = dx0.clone();
+                conv_direct_dx_reference(&dy, &wt, &g, cout, &mut want, accumulate);
+                let mut via_col2im = dx0.clone();
+                let dcols: Vec<f32> = dym.dot(&wm.t()).iter().copied().collect();
+                col2im_reference(&dcols, &g, &mut via_col2im, accumulate);
+                assert_close(&format!("dx direct vs col2im twin {what}"), &want, &via_col2im, 1e-4, 1e-4, seed);
+                assert_close(&format!("conv_direct_dx {what} accumulate={accumulate}"), &ctx.read::<f32>(&gdx).await.unwrap(), &want, 1e-4, 1e-4, seed);
+            }
+        }
+    }
+}
+gpu_test!(direct_convolution_matches_reference, conv_direct_case);

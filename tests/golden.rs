@@ -7,6 +7,7 @@
 mod common;
 use common::{assert_close, fresh_rng};
 use squeeze::data::{Dataset, Splits};
+use squeeze::gpu::net::ConvMethod;
 use squeeze::gpu::{GpuContext, GpuTrainer};
 use squeeze::compress::prune::mask_by_sparsity;
 use squeeze::nn::{Net, NetParams, Op, OptimizerConfig, OptimizerKind, Shape};
@@ -45,7 +46,11 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
     let norm = data.train.normalization();
     let init = NetParams::init(net, seed);
     let (train_n, test_n) = (data.train.n, data.test.n);
-    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+    // Both ways of running a convolution (im2col + matmul, direct), each optimizer.
+    for (conv, kind) in [(ConvMethod::Im2col, OptimizerKind::Sgd), (ConvMethod::Direct, OptimizerKind::Sgd), (ConvMethod::Im2col, OptimizerKind::Adam), (ConvMethod::Direct, OptimizerKind::Adam)] {
+        let mut ctx = ctx.clone();
+        ctx.conv = conv;
+        let ctx = &ctx;
         let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 1e-4, l1: 1e-4 };
         let mut gpu = GpuTrainer::new(ctx, net, &init, opt.clone(), data, norm, batch);
         let mut cpu = CpuTrainer::new(net, init.clone(), opt, data.clone(), norm, batch);
@@ -59,7 +64,7 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
                 cpu.train_step(offset, valid, lr);
             }
         }
-        let what = format!("{} {kind:?}", net.arch);
+        let what = format!("{} {kind:?} conv {conv:?}", net.arch);
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
         assert_eq!(g[2], 2.0 * train_n as f32, "{what}: samples seen");
         assert_eq!(g[1], c[1], "{what}: correct count (seed {seed})");

@@ -24,6 +24,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub kernels: Kernels,
+    /// How convolutions run here: chosen per adapter from measurements, or set by the caller.
+    pub conv: super::net::ConvMethod,
 }
 
 impl GpuContext {
@@ -74,7 +76,8 @@ impl GpuContext {
         if let Some(e) = scope.pop().await {
             return Err(Error::Gpu(format!("shader compilation failed: {e}")));
         }
-        Ok(GpuContext { device, queue, adapter, kernels })
+        let conv = super::net::ConvMethod::for_adapter(&adapter);
+        Ok(GpuContext { device, queue, adapter, kernels, conv })
     }
 
     /// A uniform buffer holding `value` (UNIFORM to bind it, COPY_DST so steps can rewrite it).

@@ -30,6 +30,9 @@ pub struct Kernels {
     pub taylor_accumulate: Kernel,
     pub im2col: Kernel,
     pub col2im: Kernel,
+    pub conv_direct_forward: Kernel,
+    pub conv_direct_dw: Kernel,
+    pub conv_direct_dx: Kernel,
     pub maxpool_forward: Kernel,
     pub maxpool_backward: Kernel,
     pub avgpool_forward: Kernel,
@@ -85,6 +88,9 @@ impl Kernels {
             taylor_accumulate: k(&mask, "taylor_accumulate"),
             im2col: k(&conv, "im2col"),
             col2im: k(&conv, "col2im"),
+            conv_direct_forward: k(&conv, "conv_direct_forward"),
+            conv_direct_dw: k(&conv, "conv_direct_dw"),
+            conv_direct_dx: k(&conv, "conv_direct_dx"),
             maxpool_forward: k(&pool, "maxpool_forward"),
             maxpool_backward: k(&pool, "maxpool_backward"),
             avgpool_forward: k(&pool, "avgpool_forward"),
@@ -131,7 +137,16 @@ pub fn run<'a>(ctx: &GpuContext, launches: impl IntoIterator<Item = &'a Launch>)
 
 /// Grid for `n` invocations of a 256-wide 1D kernel, folded into y past the 65535-group limit.
 fn grid_1d(n: u32) -> [u32; 3] {
-    let groups = n.div_ceil(256).max(1);
+    grid_folded(n.div_ceil(256))
+}
+
+/// The same for a 64-wide kernel.
+fn grid_64(n: u32) -> [u32; 3] {
+    grid_folded(n.div_ceil(64))
+}
+
+fn grid_folded(groups: u32) -> [u32; 3] {
+    let groups = groups.max(1);
     if groups <= 65535 {
         [groups, 1, 1]
     } else {
@@ -247,6 +262,24 @@ impl GpuContext {
         self.launch(&self.kernels.col2im, &SpatialParams::new(g, accumulate), &[dcols, dx], grid_1d(n), "col2im")
     }
 
+    /// y [B·OH·OW, Cout] = bias + direct convolution of x with w [K·K·C, Cout] (no patch matrix).
+    pub fn conv_direct_forward(&self, g: &Geometry, outputs: usize, x: &wgpu::Buffer, w: &wgpu::Buffer, bias: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
+        let n = (g.positions() * outputs.div_ceil(4)) as u32;
+        self.launch(&self.kernels.conv_direct_forward, &SpatialParams::new(g, false).with_outputs(outputs), &[x, w, bias, y], grid_64(n), "conv_direct_forward")
+    }
+
+    /// dw [K·K·C, Cout] = the weight gradient from x and dy, directly.
+    pub fn conv_direct_dw(&self, g: &Geometry, outputs: usize, x: &wgpu::Buffer, dy: &wgpu::Buffer, dw: &wgpu::Buffer) -> Launch {
+        let n = (g.patch() * outputs) as u32;
+        self.launch(&self.kernels.conv_direct_dw, &SpatialParams::new(g, false).with_outputs(outputs), &[x, dy, dw], grid_64(n), "conv_direct_dw")
+    }
+
+    /// dx [B,H,W,C] (+)= the input gradient from dy and w, directly.
+    pub fn conv_direct_dx(&self, g: &Geometry, outputs: usize, dy: &wgpu::Buffer, w: &wgpu::Buffer, dx: &wgpu::Buffer, accumulate: bool) -> Launch {
+        let n = (g.batch * g.h * g.w * g.c) as u32;
+        self.launch(&self.kernels.conv_direct_dx, &SpatialParams::new(g, accumulate).with_outputs(outputs), &[dy, w, dx], grid_64(n), "conv_direct_dx")
+    }
+
     /// y, argmax [B,OH,OW,C] = window maxima of x.
     pub fn maxpool_forward(&self, g: &Geometry, x: &wgpu::Buffer, y: &wgpu::Buffer, argmax: &wgpu::Buffer) -> Launch {
         let n = (g.positions() * g.c) as u32;
@@ -334,7 +367,8 @@ pub struct SpatialParams {
     pub stride: u32,
     pub pad: u32,
     pub accumulate: u32,
-    pub _pad: [u32; 2],
+    pub outputs: u32,
+    pub _pad: u32,
 }
 
 impl SpatialParams {
@@ -351,8 +385,13 @@ impl SpatialParams {
             stride: u(g.stride),
             pad: u(g.pad),
             accumulate: accumulate as u32,
-            _pad: [0; 2],
+            outputs: 0,
+            _pad: 0,
         }
+    }
+
+    pub fn with_outputs(self, outputs: usize) -> SpatialParams {
+        SpatialParams { outputs: outputs as u32, ..self }
     }
 }
 

@@ -13,6 +13,34 @@ use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
 use crate::nn::{OptimizerConfig, OptimizerKind};
 use crate::reference::net::{first_tensor, geometry};
 
+/// The two ways a convolution runs (both in shaders/conv.wgsl): im2col + matmul, or direct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvMethod {
+    Im2col,
+    Direct,
+}
+
+impl ConvMethod {
+    pub fn parse(name: &str) -> Option<ConvMethod> {
+        match name {
+            "im2col" => Some(ConvMethod::Im2col),
+            "direct" => Some(ConvMethod::Direct),
+            _ => None,
+        }
+    }
+
+    /// The faster method on this adapter, from the measurements in the README ("Convolution,
+    /// two ways"): im2col + matmul trains 3-4x faster than direct on both software adapters
+    /// (lavapipe natively, SwiftShader in Chromium), for lenet5, vgg-mini and resnet-mini alike.
+    /// No real GPU has been measured yet; until one is, every adapter gets im2col, and `--conv` /
+    /// `?conv=` select the other for comparison.
+    pub fn for_adapter(adapter: &super::AdapterSummary) -> ConvMethod {
+        let _ = adapter;
+        ConvMethod::Im2col
+    }
+}
+
 /// Largest activation/scratch buffer an evaluation batch may need: keeps every binding well under
 /// WebGPU's default 128 MiB limit.
 const EVAL_BUFFER_BYTES: usize = 48 << 20;
@@ -51,7 +79,7 @@ impl ForwardProgram {
             .iter()
             .enumerate()
             .map(|(n, node)| match node.op {
-                Op::Conv { .. } => zeroed(ctx, geometry(net, n, b).positions() * geometry(net, n, b).patch(), "im2col"),
+                Op::Conv { .. } if ctx.conv == ConvMethod::Im2col => zeroed(ctx, geometry(net, n, b).positions() * geometry(net, n, b).patch(), "im2col"),
                 Op::MaxPool { .. } => zeroed(ctx, b * node.shape.size(), "argmax"),
                 Op::BatchNorm => zeroed(ctx, 2 * node.shape.c, "bn batch stats"),
                 _ => zeroed(ctx, 1, "unused"),
@@ -77,6 +105,9 @@ impl ForwardProgram {
                     let i = net.nodes[node.inputs[0]].shape.size() as u32;
                     launches.push(ctx.matmul(MatmulParams::new(rows, outputs as u32, i, false, false, false), x, &params[t], y));
                     launches.push(ctx.bias_add(rows, outputs as u32, &params[t + 1], y));
+                }
+                Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
+                    launches.push(ctx.conv_direct_forward(&geometry(net, n, b), outputs, x, &params[t], &params[t + 1], y));
                 }
                 Op::Conv { outputs, .. } => {
                     let g = geometry(net, n, b);
@@ -222,6 +253,14 @@ impl GpuTrainer {
                     backward.push(ctx.bias_grad(rows, o, dy, &grads[t + 1]));
                     if let Some(dx) = &dacts[src] {
                         backward.push(ctx.matmul(MatmulParams::new(rows, i, o, false, true, acc), dy, &params[t], dx));
+                    }
+                }
+                Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
+                    let g = geometry(net, n, b);
+                    backward.push(ctx.conv_direct_dw(&g, outputs, x, dy, &grads[t]));
+                    backward.push(ctx.bias_grad(g.positions() as u32, outputs as u32, dy, &grads[t + 1]));
+                    if let Some(dx) = &dacts[src] {
+                        backward.push(ctx.conv_direct_dx(&g, outputs, dy, &params[t], dx, acc));
                     }
                 }
                 Op::Conv { outputs, .. } => {

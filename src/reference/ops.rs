@@ -246,6 +246,69 @@ pub fn col2im_reference(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate:
     }
 }
 
+/// conv_direct_forward: Y [B·OH·OW, Cout] = bias + the convolution computed window by window
+/// (no patch matrix; the same numbers as im2col·W).   (shaders/conv.wgsl)
+pub fn conv_direct_forward_reference(x: &[f32], w: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32> {
+    let cout = bias.len();
+    let mut y = vec![0.0; g.positions() * cout];
+    for (row, out) in y.chunks_exact_mut(cout).enumerate() {
+        out.copy_from_slice(bias);
+        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
+        for kh in 0..g.k {
+            for kw in 0..g.k {
+                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
+                    for ci in 0..g.c {
+                        let xv = x[((b * g.h + yy) * g.w + xx) * g.c + ci];
+                        let wr = &w[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
+                        out.iter_mut().zip(wr).for_each(|(o, wv)| *o += xv * wv);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// conv_direct_dw: dW [K·K·C, Cout] = Σ over output positions of input pixel × dY.
+pub fn conv_direct_dw_reference(x: &[f32], dy: &[f32], g: &Geometry, cout: usize) -> Vec<f32> {
+    let mut dw = vec![0.0; g.patch() * cout];
+    for (row, d) in dy.chunks_exact(cout).enumerate() {
+        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
+        for kh in 0..g.k {
+            for kw in 0..g.k {
+                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
+                    for ci in 0..g.c {
+                        let xv = x[((b * g.h + yy) * g.w + xx) * g.c + ci];
+                        let wr = &mut dw[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
+                        wr.iter_mut().zip(d).for_each(|(o, dv)| *o += xv * dv);
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// conv_direct_dx: dX (+)= Σ over the windows covering each pixel of dY·Wᵀ.
+pub fn conv_direct_dx_reference(dy: &[f32], w: &[f32], g: &Geometry, cout: usize, dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
+    for (row, d) in dy.chunks_exact(cout).enumerate() {
+        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
+        for kh in 0..g.k {
+            for kw in 0..g.k {
+                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
+                    for ci in 0..g.c {
+                        let wr = &w[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
+                        dx[((b * g.h + yy) * g.w + xx) * g.c + ci] += wr.iter().zip(d).map(|(a, b)| a * b).sum::<f32>();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// maxpool_forward: y [B, OH, OW, C] = window maxima (no padding); argmax holds the flat input
 /// index of the first maximum.   (shaders/pool.wgsl)
 pub fn maxpool_forward_reference(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>) {

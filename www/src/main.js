@@ -151,4 +151,4 @@ $('controls').addEventListener('submit', (e) => {
 $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
 
 const params = new URLSearchParams(location.search);
-worker.postMessage({ type: 'init', preferGpu: params.get('backend') !== 'cpu' });
+worker.postMessage({ type: 'init', preferGpu: params.get('backend') !== 'cpu', conv: params.get('conv') });

@@ -47,7 +47,7 @@ self.onmessage = async (msg) => {
   try {
     if (m.type === 'init') {
       await init();
-      engine = await Squeeze.create(m.preferGpu !== false);
+      engine = await Squeeze.create(m.preferGpu !== false, m.conv ?? undefined);
       self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuInfo: await gpuInfo() });
     } else if (m.type === 'cancel') {
       cancelled = true;
