@@ -53,6 +53,16 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     cols[i] = v;
 }
 
+// The output position (along one axis of `side` positions) whose window offset `kk` lands on
+// input coordinate `v`, or -1 when none does (off the edge, or between strides).
+fn covering(v: u32, kk: u32, side: u32) -> i32 {
+    let t = i32(v + p.pad) - i32(kk);
+    if (t < 0 || u32(t) % p.stride != 0u || u32(t) / p.stride >= side) {
+        return -1;
+    }
+    return t / i32(p.stride);
+}
+
 // col2im: dX[b, y, x, ci] (+)= Σ over the windows (kh, kw) that copied this pixel of dcols.
 // One invocation per input element gathers its terms: no atomics, deterministic.
 @group(0) @binding(1) var<storage, read> dcols: array<f32>;
@@ -71,18 +81,16 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let pw = p.k * p.k * p.c;
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let ty = i32(y + p.pad) - i32(kh);
-        if (ty < 0 || u32(ty) % p.stride != 0u || u32(ty) / p.stride >= p.oh) {
+        let oy = covering(y, kh, p.oh);
+        if (oy < 0) {
             continue;
         }
-        let oy = u32(ty) / p.stride;
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let tx = i32(xx + p.pad) - i32(kw);
-            if (tx < 0 || u32(tx) % p.stride != 0u || u32(tx) / p.stride >= p.ow) {
+            let ox = covering(xx, kw, p.ow);
+            if (ox < 0) {
                 continue;
             }
-            let ox = u32(tx) / p.stride;
-            s = s + dcols[((b * p.oh + oy) * p.ow + ox) * pw + (kh * p.k + kw) * p.c + ci];
+            s = s + dcols[((b * p.oh + u32(oy)) * p.ow + u32(ox)) * pw + (kh * p.k + kw) * p.c + ci];
         }
     }
     if (p.accumulate != 0u) {
@@ -193,16 +201,16 @@ fn conv_direct_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let b = i / (p.c * p.w * p.h);
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let ty = i32(y + p.pad) - i32(kh);
-        if (ty < 0 || u32(ty) % p.stride != 0u || u32(ty) / p.stride >= p.oh) {
+        let oy = covering(y, kh, p.oh);
+        if (oy < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let tx = i32(xx + p.pad) - i32(kw);
-            if (tx < 0 || u32(tx) % p.stride != 0u || u32(tx) / p.stride >= p.ow) {
+            let ox = covering(xx, kw, p.ow);
+            if (ox < 0) {
                 continue;
             }
-            let row = (b * p.oh + u32(ty) / p.stride) * p.ow + u32(tx) / p.stride;
+            let row = (b * p.oh + u32(oy)) * p.ow + u32(ox);
             let wr = ((kh * p.k + kw) * p.c + ci) * p.outputs;
             for (var co = 0u; co < p.outputs; co = co + 1u) {
                 s = s + xdy[row * p.outputs + co] * xw[wr + co];

@@ -36,7 +36,7 @@ fn lenet5_learns_real_digits_on_the_gpu() {
 
 #[test]
 fn vgg_mini_learns_real_digits_on_the_gpu() {
-    // Measured: 87-90%.
+    // The same set-up at lr 0.05 on the CPU reference: 87.6% after epoch 2.
     train(r#"{"arch": "vgg-mini", "widths": [8, 16]}"#, 0.02, 2, 0.8);
 }
 

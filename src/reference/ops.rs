@@ -195,28 +195,37 @@ impl Geometry {
         let x = (ox * self.stride + kw).checked_sub(self.pad)?;
         (y < self.h && x < self.w).then_some((y, x))
     }
-}
 
-/// im2col: cols [B·OH·OW, K·K·C], column (kh·K + kw)·C + ci; zeros where the window hangs over the
-/// padding. Conv forward is then cols·W [K·K·C, Cout].   (shaders/conv.wgsl)
-pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
-    let mut cols = vec![0.0; g.positions() * g.patch()];
-    for b in 0..g.batch {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = (b * g.oh + oy) * g.ow + ox;
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        if let Some((y, xx)) = g.source(oy, ox, kh, kw) {
-                            let src = ((b * g.h + y) * g.w + xx) * g.c;
-                            let dst = row * g.patch() + (kh * g.k + kw) * g.c;
-                            cols[dst..dst + g.c].copy_from_slice(&x[src..src + g.c]);
+    /// Calls `f(row, pixel, tap)` for every window tap that lands inside the image: `row` is the
+    /// output position (b·OH + oy)·OW + ox, `pixel` the flat index of the input pixel's channel 0,
+    /// `tap` the first patch column of that tap, (kh·K + kw)·C. Every CPU conv and pool twin walks
+    /// its windows through this one loop.
+    pub fn taps(&self, mut f: impl FnMut(usize, usize, usize)) {
+        for b in 0..self.batch {
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    let row = (b * self.oh + oy) * self.ow + ox;
+                    for kh in 0..self.k {
+                        for kw in 0..self.k {
+                            if let Some((y, x)) = self.source(oy, ox, kh, kw) {
+                                f(row, ((b * self.h + y) * self.w + x) * self.c, (kh * self.k + kw) * self.c);
+                            }
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// im2col: cols [B·OH·OW, K·K·C], column (kh·K + kw)·C + ci; zeros where the window hangs over the
+/// padding. Conv forward is then cols·W [K·K·C, Cout].   (shaders/conv.wgsl)
+pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
+    let mut cols = vec![0.0; g.positions() * g.patch()];
+    g.taps(|row, px, tap| {
+        let dst = row * g.patch() + tap;
+        cols[dst..dst + g.c].copy_from_slice(&x[px..px + g.c]);
+    });
     cols
 }
 
@@ -226,66 +235,37 @@ pub fn col2im_reference(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate:
     if !accumulate {
         dx.fill(0.0);
     }
-    for b in 0..g.batch {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = (b * g.oh + oy) * g.ow + ox;
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        if let Some((y, xx)) = g.source(oy, ox, kh, kw) {
-                            let dst = ((b * g.h + y) * g.w + xx) * g.c;
-                            let src = row * g.patch() + (kh * g.k + kw) * g.c;
-                            for ci in 0..g.c {
-                                dx[dst + ci] += dcols[src + ci];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    g.taps(|row, px, tap| {
+        let src = row * g.patch() + tap;
+        dx[px..px + g.c].iter_mut().zip(&dcols[src..src + g.c]).for_each(|(d, v)| *d += v);
+    });
 }
 
 /// conv_direct_forward: Y [B·OH·OW, Cout] = bias + the convolution computed window by window
 /// (no patch matrix; the same numbers as im2col·W).   (shaders/conv.wgsl)
 pub fn conv_direct_forward_reference(x: &[f32], w: &[f32], bias: &[f32], g: &Geometry) -> Vec<f32> {
     let cout = bias.len();
-    let mut y = vec![0.0; g.positions() * cout];
-    for (row, out) in y.chunks_exact_mut(cout).enumerate() {
-        out.copy_from_slice(bias);
-        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
-                    for ci in 0..g.c {
-                        let xv = x[((b * g.h + yy) * g.w + xx) * g.c + ci];
-                        let wr = &w[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
-                        out.iter_mut().zip(wr).for_each(|(o, wv)| *o += xv * wv);
-                    }
-                }
-            }
+    let mut y: Vec<f32> = (0..g.positions()).flat_map(|_| bias.iter().copied()).collect();
+    g.taps(|row, px, tap| {
+        let out = &mut y[row * cout..][..cout];
+        for ci in 0..g.c {
+            let xv = x[px + ci];
+            out.iter_mut().zip(&w[(tap + ci) * cout..][..cout]).for_each(|(o, wv)| *o += xv * wv);
         }
-    }
+    });
     y
 }
 
 /// conv_direct_dw: dW [K·K·C, Cout] = Σ over output positions of input pixel × dY.
 pub fn conv_direct_dw_reference(x: &[f32], dy: &[f32], g: &Geometry, cout: usize) -> Vec<f32> {
     let mut dw = vec![0.0; g.patch() * cout];
-    for (row, d) in dy.chunks_exact(cout).enumerate() {
-        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
-                    for ci in 0..g.c {
-                        let xv = x[((b * g.h + yy) * g.w + xx) * g.c + ci];
-                        let wr = &mut dw[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
-                        wr.iter_mut().zip(d).for_each(|(o, dv)| *o += xv * dv);
-                    }
-                }
-            }
+    g.taps(|row, px, tap| {
+        let d = &dy[row * cout..][..cout];
+        for ci in 0..g.c {
+            let xv = x[px + ci];
+            dw[(tap + ci) * cout..][..cout].iter_mut().zip(d).for_each(|(o, dv)| *o += xv * dv);
         }
-    }
+    });
     dw
 }
 
@@ -294,48 +274,29 @@ pub fn conv_direct_dx_reference(dy: &[f32], w: &[f32], g: &Geometry, cout: usize
     if !accumulate {
         dx.fill(0.0);
     }
-    for (row, d) in dy.chunks_exact(cout).enumerate() {
-        let (b, oy, ox) = (row / (g.oh * g.ow), (row / g.ow) % g.oh, row % g.ow);
-        for kh in 0..g.k {
-            for kw in 0..g.k {
-                if let Some((yy, xx)) = g.source(oy, ox, kh, kw) {
-                    for ci in 0..g.c {
-                        let wr = &w[((kh * g.k + kw) * g.c + ci) * cout..][..cout];
-                        dx[((b * g.h + yy) * g.w + xx) * g.c + ci] += wr.iter().zip(d).map(|(a, b)| a * b).sum::<f32>();
-                    }
-                }
-            }
+    g.taps(|row, px, tap| {
+        let d = &dy[row * cout..][..cout];
+        for ci in 0..g.c {
+            dx[px + ci] += w[(tap + ci) * cout..][..cout].iter().zip(d).map(|(a, b)| a * b).sum::<f32>();
         }
-    }
+    });
 }
 
 /// maxpool_forward: y [B, OH, OW, C] = window maxima (no padding); argmax holds the flat input
 /// index of the first maximum.   (shaders/pool.wgsl)
 pub fn maxpool_forward_reference(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>) {
     let n = g.positions() * g.c;
-    let (mut y, mut arg) = (vec![0.0; n], vec![0u32; n]);
-    for b in 0..g.batch {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                for ci in 0..g.c {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
-                    for kh in 0..g.k {
-                        for kw in 0..g.k {
-                            let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
-                            let i = ((b * g.h + yy) * g.w + xx) * g.c + ci;
-                            if x[i] > best {
-                                best = x[i];
-                                at = i;
-                            }
-                        }
-                    }
-                    let o = ((b * g.oh + oy) * g.ow + ox) * g.c + ci;
-                    y[o] = best;
-                    arg[o] = at as u32;
-                }
+    let (mut y, mut arg) = (vec![f32::NEG_INFINITY; n], vec![0u32; n]);
+    // Taps come in window order, so a strict `>` keeps the first maximum.
+    g.taps(|row, px, _| {
+        for ci in 0..g.c {
+            let (o, i) = (row * g.c + ci, px + ci);
+            if x[i] > y[o] {
+                y[o] = x[i];
+                arg[o] = i as u32;
             }
         }
-    }
+    });
     (y, arg)
 }
 
@@ -353,20 +314,11 @@ pub fn maxpool_backward_reference(dy: &[f32], argmax: &[u32], dx: &mut [f32], ac
 pub fn avgpool_forward_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
     let mut y = vec![0.0; g.positions() * g.c];
     let scale = 1.0 / (g.k * g.k) as f32;
-    for b in 0..g.batch {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
-                        for ci in 0..g.c {
-                            y[((b * g.oh + oy) * g.ow + ox) * g.c + ci] += x[((b * g.h + yy) * g.w + xx) * g.c + ci] * scale;
-                        }
-                    }
-                }
-            }
+    g.taps(|row, px, _| {
+        for ci in 0..g.c {
+            y[row * g.c + ci] += x[px + ci] * scale;
         }
-    }
+    });
     y
 }
 
@@ -376,20 +328,11 @@ pub fn avgpool_backward_reference(dy: &[f32], g: &Geometry, dx: &mut [f32], accu
         dx.fill(0.0);
     }
     let scale = 1.0 / (g.k * g.k) as f32;
-    for b in 0..g.batch {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                for kh in 0..g.k {
-                    for kw in 0..g.k {
-                        let (yy, xx) = g.source(oy, ox, kh, kw).expect("pools have no padding");
-                        for ci in 0..g.c {
-                            dx[((b * g.h + yy) * g.w + xx) * g.c + ci] += dy[((b * g.oh + oy) * g.ow + ox) * g.c + ci] * scale;
-                        }
-                    }
-                }
-            }
+    g.taps(|row, px, _| {
+        for ci in 0..g.c {
+            dx[px + ci] += dy[row * g.c + ci] * scale;
         }
-    }
+    });
 }
 
 // ---- Batch norm over X [R, C] (R = B·H·W rows; the first V rows are real samples). ----
