@@ -2,7 +2,11 @@
 // Forward (Y = X·W) and both backward products (dX = dY·Wᵀ, dW = Xᵀ·dY) are this one kernel.
 // Register-blocked: each invocation computes 4x4 elements of C straight from global memory (no
 // workgroup tiles), the fast shape on software adapters (SwiftShader, lavapipe); see ENVIRONMENT.md.
-// CPU twin: reference::ops::matmul_reference.
+// Split-K: when C is small and K long (a conv weight gradient sums over B·OH·OW positions), one
+// 32x32 tile would be one workgroup walking all of K; workgroup z then takes K rows
+// [z·k_chunk, (z+1)·k_chunk) and writes its partial C to slice z of a scratch buffer, and
+// split_sum adds the slices in order (no float atomics, deterministic).
+// CPU twins: reference::ops::matmul_reference, reference::ops::split_sum_reference.
 
 struct MatmulParams {
     m: u32,
@@ -15,6 +19,8 @@ struct MatmulParams {
     b_col: u32,
     // 1: C += op(A)·op(B); 0: C = op(A)·op(B).
     accumulate: u32,
+    // K rows per workgroup along z; workgroup z writes c[z·M·N ..]. k_chunk >= k: no split.
+    k_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
@@ -38,7 +44,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk = kk + 1u) {
+    let k_end = min(p.k, (wg.z + 1u) * p.k_chunk);
+    for (var kk = wg.z * p.k_chunk; kk < k_end; kk = kk + 1u) {
         let ka = kk * p.a_col;
         let kb = kk * p.b_row;
         let av = vec4<f32>(a[ra.x + ka], a[ra.y + ka], a[ra.z + ka], a[ra.w + ka]);
@@ -55,7 +62,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let col = col0 + 8u * j;
                 if (col < p.n) {
-                    let idx = r * p.n + col;
+                    let idx = wg.z * p.m * p.n + r * p.n + col;
                     var v = accs[i][j];
                     if (p.accumulate != 0u) {
                         v = v + c[idx];
@@ -65,4 +72,32 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             }
         }
     }
+}
+
+// split_sum: total[i] (+)= Σ_z partial[z·len + i], z = 0..splits, in order.
+struct SplitParams {
+    len: u32,
+    splits: u32,
+    accumulate: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SplitParams;
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> total: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn split_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    if (i >= sp.len) {
+        return;
+    }
+    var s = 0.0;
+    for (var z = 0u; z < sp.splits; z = z + 1u) {
+        s = s + partial[z * sp.len + i];
+    }
+    if (sp.accumulate != 0u) {
+        s = s + total[i];
+    }
+    total[i] = s;
 }

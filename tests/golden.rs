@@ -7,6 +7,7 @@
 mod common;
 use common::{assert_close, fresh_rng};
 use squeeze::data::{Dataset, Splits};
+use squeeze::gpu::kernels::MatmulParams;
 use squeeze::gpu::net::ConvMethod;
 use squeeze::gpu::{GpuContext, GpuTrainer};
 use squeeze::compress::prune::mask_by_sparsity;
@@ -93,6 +94,14 @@ async fn golden_conv_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("golden conv");
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
     golden_net(&ctx, &odd_convnet(), &data, seed, 8).await; // 37 = 4 x 8 + 5
+    // Enough positions (8 x 23 x 21) that the conv weight and bias gradients take the split-K path.
+    let mut net = Net::new("split-k", Shape::new(23, 21, 1), 10);
+    net.then(Op::Conv { outputs: 4, k: 3, stride: 1, pad: 1 }, true);
+    net.then(Op::MaxPool { k: 2, stride: 2 }, false);
+    net.then(Op::Dense { outputs: 10 }, false);
+    assert!(MatmulParams::new(9, 4, 8 * 23 * 21, true, false, false).split_k() > 1, "this case must exercise split-K");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 19, 23, 21), synthetic_sized(&mut rng, 7, 23, 21)).unwrap();
+    golden_net(&ctx, &net, &data, seed, 8).await;
 }
 gpu_test!(gpu_convnet_training_matches_cpu_reference, golden_conv_case);
 

@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, fresh_rng, random_vec};
 use ndarray::{Array1, Array2};
-use squeeze::gpu::kernels::{run, GatherParams, HeadParams, MatmulParams, StepParams};
+use squeeze::gpu::kernels::{run, GatherParams, HeadParams, MatmulParams, SplitParams, StepParams};
 use squeeze::gpu::GpuContext;
 use squeeze::nn::{OptimizerConfig, OptimizerKind};
 use squeeze::reference::ops::*;
@@ -41,6 +41,47 @@ async fn matmul_case(ctx: GpuContext) {
     }
 }
 gpu_test!(matmul_matches_reference, matmul_case);
+
+async fn matmul_split_k_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("matmul split-k");
+    // (M, N, K, splits): a conv weight gradient (colsᵀ·dY), a bias sum (1ᵀ·dY), chunks that do not
+    // divide K, more splits than tiles, and splits that leave the last chunk short.
+    for &(m, n, k, splits, ta) in &[(25, 20, 5003, 9, true), (1, 20, 3001, 7, false), (7, 13, 4099, 64, true), (150, 50, 4096, 8, true), (33, 3, 517, 5, false)] {
+        for &accumulate in &[false, true] {
+            let a = random_vec(&mut rng, m * k, -1.0, 1.0);
+            let b = random_vec(&mut rng, k * n, -1.0, 1.0);
+            let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
+            let (ga, gb, gc) = (ctx.storage(&a, "a"), ctx.storage(&b, "b"), ctx.storage(&c0, "c"));
+            // Garbage in the scratch buffer: every slice must be overwritten, not added to.
+            let partial = ctx.storage(&random_vec(&mut rng, splits * m * n, -9.0, 9.0), "partial");
+            let p = MatmulParams::new(m as u32, n as u32, k as u32, ta, false, accumulate);
+            let launches = ctx.matmul_split_k(p, splits as u32, &ga, &gb, &gc, &partial);
+            assert_eq!(launches.len(), 2, "split-k is a product and a sum");
+            run(&ctx, &launches);
+            let got: Vec<f32> = ctx.read(&gc).await.unwrap();
+            let a = Array2::from_shape_vec(if ta { (k, m) } else { (m, k) }, a).unwrap();
+            let mut want = matmul_reference(a.view(), Array2::from_shape_vec((k, n), b).unwrap().view(), ta, false);
+            if accumulate {
+                want += &Array2::from_shape_vec((m, n), c0).unwrap();
+            }
+            let what = format!("split-k matmul M={m} N={n} K={k} splits={splits} accumulate={accumulate}");
+            assert_close(&what, &got, want.as_slice().unwrap(), 1e-4, 1e-5 * (k as f32).sqrt(), seed);
+        }
+    }
+    // split_sum alone against its twin, odd length, accumulating.
+    let (len, splits) = (1001, 3);
+    let partial = random_vec(&mut rng, len * splits, -1.0, 1.0);
+    let total = random_vec(&mut rng, len, -1.0, 1.0);
+    let gt = ctx.storage(&total, "total");
+    run(&ctx, [&ctx.split_sum(SplitParams { len: len as u32, splits: splits as u32, accumulate: 1, _pad: 0 }, &ctx.storage(&partial, "partial"), &gt)]);
+    let mut want = total.clone();
+    split_sum_reference(&partial, splits, &mut want, true);
+    assert_close("split_sum", &ctx.read::<f32>(&gt).await.unwrap(), &want, 1e-6, 1e-6, seed);
+    // The heuristic splits exactly the products that need it.
+    assert!(MatmulParams::new(25, 20, 36864, true, false, false).split_k() > 16, "LeNet-5 conv1 dW must split");
+    assert_eq!(MatmulParams::new(300, 100, 64, true, false, false).split_k(), 1, "a dense dW over a batch must not");
+}
+gpu_test!(matmul_split_k_matches_reference, matmul_split_k_case);
 
 async fn dense_elementwise_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("dense");

@@ -16,6 +16,7 @@ pub struct Kernel {
 #[derive(Clone)]
 pub struct Kernels {
     pub matmul: Kernel,
+    pub split_sum: Kernel,
     pub bias_add: Kernel,
     pub bias_grad: Kernel,
     pub relu_forward: Kernel,
@@ -74,6 +75,7 @@ impl Kernels {
         };
         Kernels {
             matmul: k(&matmul, "matmul"),
+            split_sum: k(&matmul, "split_sum"),
             bias_add: k(&dense, "bias_add"),
             bias_grad: k(&dense, "bias_grad"),
             relu_forward: k(&dense, "relu_forward"),
@@ -176,6 +178,26 @@ impl GpuContext {
     pub fn matmul(&self, p: MatmulParams, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Launch {
         let groups = [p.n.div_ceil(32), p.m.div_ceil(32), 1];
         self.launch(&self.kernels.matmul, &p, &[a, b, c], groups, "matmul")
+    }
+
+    /// The same product with K split over `splits` workgroup layers (see shaders/matmul.wgsl):
+    /// partial products go to `partial` (at least splits·M·N floats), then `split_sum` adds them
+    /// into C. One plain `matmul` when `splits` <= 1. Pick `splits` with `MatmulParams::split_k`.
+    pub fn matmul_split_k(&self, p: MatmulParams, splits: u32, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer, partial: &wgpu::Buffer) -> Vec<Launch> {
+        if splits <= 1 {
+            return vec![self.matmul(p, a, b, c)];
+        }
+        let chunk = p.k.div_ceil(splits);
+        let splits = p.k.div_ceil(chunk);
+        let part = MatmulParams { k_chunk: chunk, accumulate: 0, ..p };
+        let groups = [p.n.div_ceil(32), p.m.div_ceil(32), splits];
+        let product = self.launch(&self.kernels.matmul, &part, &[a, b, partial], groups, "matmul split-k");
+        vec![product, self.split_sum(SplitParams { len: p.m * p.n, splits, accumulate: p.accumulate, _pad: 0 }, partial, c)]
+    }
+
+    /// total[i] (+)= Σ_z partial[z·len + i].
+    pub fn split_sum(&self, p: SplitParams, partial: &wgpu::Buffer, total: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.split_sum, &p, &[partial, total], grid_1d(p.len), "split_sum")
     }
 
     /// Y[B,O] += bias[O].
@@ -436,6 +458,17 @@ pub struct MatmulParams {
     pub b_row: u32,
     pub b_col: u32,
     pub accumulate: u32,
+    pub k_chunk: u32,
+}
+
+/// Uniform of split_sum in shaders/matmul.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SplitParams {
+    pub len: u32,
+    pub splits: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
 }
 
 impl MatmulParams {
@@ -443,7 +476,18 @@ impl MatmulParams {
     pub fn new(m: u32, n: u32, k: u32, trans_a: bool, trans_b: bool, accumulate: bool) -> MatmulParams {
         let (a_row, a_col) = if trans_a { (1, m) } else { (k, 1) };
         let (b_row, b_col) = if trans_b { (1, k) } else { (n, 1) };
-        MatmulParams { m, n, k, a_row, a_col, b_row, b_col, accumulate: accumulate as u32 }
+        MatmulParams { m, n, k, a_row, a_col, b_row, b_col, accumulate: accumulate as u32, k_chunk: k }
+    }
+
+    /// How many K splits this product wants: one unless C has too few 32x32 tiles to fill a GPU
+    /// and K is long (conv weight gradients: C is [K·K·Cin, Cout], K is B·OH·OW). Then enough
+    /// layers for about 256 workgroups, each still walking at least 512 K rows.
+    pub fn split_k(&self) -> u32 {
+        let tiles = self.m.div_ceil(32) * self.n.div_ceil(32);
+        if tiles >= 64 || self.k < 2048 {
+            return 1;
+        }
+        256u32.div_ceil(tiles).min(self.k / 512).max(1)
     }
 }
 

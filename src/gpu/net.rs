@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
 use crate::nn::{OptimizerConfig, OptimizerKind};
 use crate::reference::net::{first_tensor, geometry};
+use crate::reference::ops::Geometry;
 
 /// The two ways a convolution runs (both in shaders/conv.wgsl): im2col + matmul, or direct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -161,6 +162,13 @@ impl ForwardProgram {
     }
 }
 
+/// A conv layer's gradient products over its B·OH·OW positions: dW [K·K·Cin, Cout] = colsᵀ·dY
+/// and db [1, Cout] = 1ᵀ·dY.
+fn conv_grad_products(g: &Geometry, outputs: usize) -> (MatmulParams, MatmulParams) {
+    let (m, k, o) = (g.positions() as u32, g.patch() as u32, outputs as u32);
+    (MatmulParams::new(k, o, m, true, false, false), MatmulParams::new(1, o, m, false, false, false))
+}
+
 fn bn_buffers<'a>(step: &'a wgpu::Buffer, x: &'a wgpu::Buffer, stats: &'a wgpu::Buffer, params: &'a [wgpu::Buffer], t: usize) -> BnBuffers<'a> {
     BnBuffers { step, x, stats, gamma: &params[t], beta: &params[t + 1], running_mean: &params[t + 2], running_var: &params[t + 3] }
 }
@@ -227,6 +235,19 @@ impl GpuTrainer {
                 _ => Some(zeroed(ctx, b * node.shape.size(), "activation gradient")),
             })
             .collect();
+        // Conv weight and bias gradients reduce over all B·OH·OW positions: split-K products
+        // sharing one scratch buffer (layers run one after another), bias sums as 1ᵀ·dY.
+        let (mut partial_len, mut ones_len) = (1, 1);
+        for (n, node) in net.nodes.iter().enumerate() {
+            if let Op::Conv { outputs, .. } = node.op {
+                let g = geometry(net, n, b);
+                let (dw, db) = conv_grad_products(&g, outputs);
+                partial_len = partial_len.max((dw.split_k() * dw.m * dw.n).max(db.split_k() * db.n) as usize);
+                ones_len = ones_len.max(g.positions());
+            }
+        }
+        let partial = zeroed(ctx, partial_len, "split-k partial products");
+        let ones = ctx.storage(&vec![1.0f32; ones_len], "ones");
         let first_t = first_tensor(net);
         // A node read by several others receives its gradient in pieces: the first overwrites, the
         // rest accumulate. Launch order is reverse node order, so this is known when building.
@@ -258,7 +279,8 @@ impl GpuTrainer {
                 Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
                     let g = geometry(net, n, b);
                     backward.push(ctx.conv_direct_dw(&g, outputs, x, dy, &grads[t]));
-                    backward.push(ctx.bias_grad(g.positions() as u32, outputs as u32, dy, &grads[t + 1]));
+                    let (_, db) = conv_grad_products(&g, outputs);
+                    backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
                         backward.push(ctx.conv_direct_dx(&g, outputs, dy, &params[t], dx, acc));
                     }
@@ -267,10 +289,11 @@ impl GpuTrainer {
                     let g = geometry(net, n, b);
                     let (m, k, o) = (g.positions() as u32, g.patch() as u32, outputs as u32);
                     let cols = &train.scratch[n];
-                    // dW [K·K·C, Cout] = colsᵀ·dY;  db = colsum dY;  then cols is reused for
+                    // dW [K·K·C, Cout] = colsᵀ·dY;  db = 1ᵀ·dY;  then cols is reused for
                     // dcols = dY·Wᵀ and dX (+)= col2im(dcols)
-                    backward.push(ctx.matmul(MatmulParams::new(k, o, m, true, false, false), cols, dy, &grads[t]));
-                    backward.push(ctx.bias_grad(m, o, dy, &grads[t + 1]));
+                    let (dw, db) = conv_grad_products(&g, outputs);
+                    backward.extend(ctx.matmul_split_k(dw, dw.split_k(), cols, dy, &grads[t], &partial));
+                    backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
                         backward.push(ctx.matmul(MatmulParams::new(m, k, o, false, true, false), dy, &params[t], cols));
                         backward.push(ctx.col2im(&g, cols, dx, acc));
@@ -323,6 +346,7 @@ impl GpuTrainer {
         state.extend(first);
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
+        state.extend([partial, ones]);
         GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, _state: state }
     }
 

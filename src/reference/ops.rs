@@ -17,6 +17,15 @@ pub fn matmul_reference(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, t
     }
 }
 
+/// split_sum: total[i] (+)= Σ_z partial[z·len + i], z in order.   (shaders/matmul.wgsl)
+pub fn split_sum_reference(partial: &[f32], splits: usize, total: &mut [f32], accumulate: bool) {
+    let len = total.len();
+    for (i, t) in total.iter_mut().enumerate() {
+        let s: f32 = (0..splits).map(|z| partial[z * len + i]).sum();
+        *t = if accumulate { s + *t } else { s };
+    }
+}
+
 /// bias_add: Y[b, o] += bias[o].   (shaders/dense.wgsl)
 pub fn bias_add_reference(y: &mut Array2<f32>, bias: &Array1<f32>) {
     *y += bias;
