@@ -5,7 +5,7 @@
 use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
-use crate::nn::{Net, NetParams, Shape};
+use crate::nn::{surgery, Net, NetParams, Shape};
 use crate::compress::prune::{self, Criterion};
 use crate::compress::sparse;
 use crate::recipe::{Granularity, GreedyConfig, MaskMode, PruneConfig, PruneScope, Recipe, Rewind, SensitivityConfig, Sparsity, Stage, TrainConfig};
@@ -385,10 +385,7 @@ impl Runner<'_> {
             match cfg.granularity {
                 Granularity::Weight => {
                     let scores: Vec<Vec<f32>> = if cfg.criterion == Criterion::Taylor {
-                        // |w·g| summed over up to 50 training batches (masks in force), no update.
-                        let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
-                        let order = self.data.train.epoch_order(self.recipe.seed, 10_000 + round);
-                        self.trainer(ft).taylor_scores(&order, ft.batch, 50).await?
+                        self.taylor(cfg, round).await?
                     } else {
                         self.weights().iter().map(|w| prune::scores(cfg.criterion, w, None, &mut rng)).collect()
                     };
@@ -399,7 +396,7 @@ impl Runner<'_> {
                     let tensors = self.weight_masks(weight_masks);
                     self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
                 }
-                Granularity::Neuron => self.prune_neurons(cfg, &now, &original, &mut rng)?,
+                Granularity::Neuron | Granularity::Channel => self.prune_units(cfg, round, &now, &original, &mut rng).await?,
             }
             // Rewound weights are masked by the trainer.
             match cfg.rewind {
@@ -572,12 +569,16 @@ impl Runner<'_> {
         })
     }
 
-    /// Removes (hard) or zeroes (soft) the lowest-scoring units (neurons, conv filters) of each
-    /// hidden layer. `now` are fractions of the stage's starting widths `original`; after a hard
-    /// round the layers are narrower, so each is converted to a fraction of the current width.
-    fn prune_neurons(&mut self, cfg: &PruneConfig, now: &[f32], original: &[usize], rng: &mut crate::rng::Rng) -> Result<()> {
-        let dims = self.net.layer_dims();
+    /// Removes (hard) or zeroes (soft) the lowest-scoring units of each hidden layer: neurons and
+    /// conv filters scored by their own weights (a column of W), or channels scored by the weights
+    /// that read them (rows of every reader; channel pruning). Layers tied by a residual add are
+    /// one group (mean score, the first layer's target). `now` are fractions of the stage's
+    /// starting widths `original`; after a hard round the layers are narrower, so each is
+    /// converted to a fraction of the current width.
+    async fn prune_units(&mut self, cfg: &PruneConfig, round: usize, now: &[f32], original: &[usize], rng: &mut crate::rng::Rng) -> Result<()> {
+        let infos = self.net.tensors();
         let wt = self.net.weight_tensors();
+        let nodes: Vec<usize> = wt.iter().map(|&j| infos[j].node).collect();
         let current = self.net.hidden();
         let hidden = current.len();
         let now: Vec<f32> = (0..now.len())
@@ -588,29 +589,66 @@ impl Runner<'_> {
                 (1.0 - keep / cur as f64).max(0.0) as f32
             })
             .collect();
-        let now = &now[..];
-        let scores: Vec<Vec<f32>> = (0..hidden).map(|l| prune::unit_scores(cfg.criterion, &self.params.tensors[wt[l]], dims[l].0, dims[l].1, rng)).collect();
-        let unit_masks: Vec<Vec<f32>> = match cfg.scope {
-            PruneScope::Layer => scores.iter().zip(now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
-            PruneScope::Global => prune::global_masks(&scores, now[0]),
+        let taylor = match cfg.criterion {
+            Criterion::Taylor => Some(self.taylor(cfg, round).await?),
+            _ => None,
         };
-        // Units whose column is already all zero (pruned in an earlier round) rank lowest anyway.
+        let score = |j: usize, units: prune::Units, rng: &mut crate::rng::Rng| {
+            // Taylor scores come one per weight matrix, in weight_tensors() order.
+            let t = taylor.as_ref().map(|t| &t[wt.iter().position(|&k| k == j).expect("a weight matrix")][..]);
+            prune::unit_scores(cfg.criterion, &self.params.tensors[j], t, infos[j].rows, infos[j].cols, units, rng)
+        };
+        let mut groups = Vec::with_capacity(hidden);
+        for &node in &nodes[..hidden] {
+            groups.push(surgery::channel_group(&self.net, node)?);
+        }
+        let mut scores: Vec<Vec<f32>> = Vec::with_capacity(hidden);
+        for l in 0..hidden {
+            scores.push(match cfg.granularity {
+                Granularity::Channel => {
+                    let mut s = vec![0.0; current[l]];
+                    for &r in &groups[l].readers {
+                        let j = wt[nodes.iter().position(|&n| n == r).expect("readers are weight layers")];
+                        let cin = self.net.nodes[self.net.nodes[r].inputs[0]].shape.c;
+                        s.iter_mut().zip(score(j, prune::Units::InputChannels(cin), rng)).for_each(|(a, b)| *a += b);
+                    }
+                    s
+                }
+                _ => score(wt[l], prune::Units::Outputs, rng),
+            });
+        }
+        // One decision per channel group, made by its first layer on its members' mean score.
+        let leaders = surgery::group_leaders(&self.net, &nodes[..hidden]);
+        let lead: Vec<usize> = (0..hidden).filter(|&l| leaders[l] == l).collect();
+        let group_scores: Vec<Vec<f32>> = lead
+            .iter()
+            .map(|&g| {
+                let members: Vec<usize> = (0..hidden).filter(|&l| leaders[l] == g).collect();
+                (0..current[g]).map(|u| members.iter().map(|&l| scores[l][u]).sum::<f32>() / members.len() as f32).collect()
+            })
+            .collect();
+        let group_masks: Vec<Vec<f32>> = match cfg.scope {
+            PruneScope::Layer => group_scores.iter().zip(&lead).map(|(s, &g)| prune::mask_by_sparsity(s, now[g])).collect(),
+            PruneScope::Global => prune::global_masks(&group_scores, now[0]),
+        };
         match cfg.mode {
             MaskMode::Hard => {
                 if self.masks.is_some() {
                     return Err(Error::recipe("stages", "hard neuron pruning after a weight-pruning stage is not supported yet: put it first, or use \"mode\": \"soft\""));
                 }
-                // Last layer first: removing units never renumbers an earlier layer's tensors.
-                for (l, m) in unit_masks.iter().enumerate().rev() {
+                for (gi, m) in group_masks.iter().enumerate() {
                     let mut keep: Vec<usize> = (0..m.len()).filter(|&o| m[o] == 1.0).collect();
                     if keep.is_empty() {
                         // Never remove a whole layer: keep its best unit.
-                        keep.push((0..m.len()).max_by(|&a, &b| scores[l][a].total_cmp(&scores[l][b])).unwrap_or(0));
+                        let s = &group_scores[gi];
+                        keep.push((0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap_or(0));
                     }
-                    let (net, params) = self.params.remove_units(&self.net, l, &keep)?;
-                    self.init = self.init.remove_units(&self.net, l, &keep)?.1;
+                    // Node indices survive removal, so every group is addressed by its first layer's node.
+                    let node = nodes[lead[gi]];
+                    let (net, params) = surgery::remove_channels(&self.net, &self.params, node, &keep)?;
+                    self.init = surgery::remove_channels(&self.net, &self.init, node, &keep)?.1;
                     self.early = match &self.early {
-                        Some(e) => Some(e.remove_units(&self.net, l, &keep)?.1),
+                        Some(e) => Some(surgery::remove_channels(&self.net, e, node, &keep)?.1),
                         None => None,
                     };
                     self.params = params;
@@ -618,20 +656,24 @@ impl Runner<'_> {
                 }
             }
             MaskMode::Soft => {
-                let infos = self.net.tensors();
                 let mut tensors: Vec<Option<Vec<f32>>> = vec![None; infos.len()];
-                for (l, m) in unit_masks.iter().enumerate() {
-                    let (inputs, outputs) = dims[l];
-                    tensors[wt[l]] = Some((0..inputs * outputs).map(|i| m[i % outputs]).collect());
-                    tensors[wt[l] + 1] = Some(m.clone());
-                    // A batch norm right after a conv would turn the zeroed channel into beta:
-                    // its gamma and beta are masked with it.
-                    let node = infos[wt[l]].node;
-                    if let [c] = self.net.consumers(node)[..] {
-                        if self.net.nodes[c].op == crate::nn::Op::BatchNorm {
-                            let g = infos.iter().position(|t| t.node == c).expect("bn has tensors");
-                            tensors[g] = Some(m.clone());
-                            tensors[g + 1] = Some(m.clone());
+                for (gi, m) in group_masks.iter().enumerate() {
+                    let group = &groups[lead[gi]];
+                    if cfg.granularity == Granularity::Channel {
+                        // The readers' rows of the pruned channels.
+                        for &r in &group.readers {
+                            let j = infos.iter().position(|t| t.node == r && t.role == crate::nn::Role::Weight).expect("reader has W");
+                            let cin = self.net.nodes[self.net.nodes[r].inputs[0]].shape.c;
+                            tensors[j] = Some((0..infos[j].len()).map(|i| m[(i / infos[j].cols) % cin]).collect());
+                        }
+                        continue;
+                    }
+                    // The producers' columns and biases, and the gamma and beta of every batch
+                    // norm in the group (which would otherwise turn a zeroed channel into beta).
+                    for (j, info) in infos.iter().enumerate() {
+                        let masked = group.nodes.contains(&info.node) && !matches!(info.role, crate::nn::Role::RunningMean | crate::nn::Role::RunningVar);
+                        if masked {
+                            tensors[j] = Some((0..info.len()).map(|i| m[i % info.cols]).collect());
                         }
                     }
                 }
@@ -639,6 +681,13 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Accumulated |w·g| over up to 50 training batches (masks in force, no update).
+    async fn taylor(&mut self, cfg: &PruneConfig, round: usize) -> Result<Vec<Vec<f32>>> {
+        let ft = cfg.finetune.as_ref().unwrap_or(&self.recipe.train);
+        let order = self.data.train.epoch_order(self.recipe.seed, 10_000 + round);
+        self.trainer(ft).taylor_scores(&order, ft.batch, 50).await
     }
 
     /// The current weight matrices, in `Net::weight_tensors()` order.

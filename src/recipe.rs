@@ -321,13 +321,13 @@ pub enum Sparsity {
 pub struct PruneConfig {
     #[serde(default = "default_criterion")]
     pub criterion: Criterion,
-    /// What one pruning decision removes: single weights, or whole hidden neurons.
+    /// What one pruning decision removes: single weights, or whole neurons/filters/channels.
     #[serde(default = "default_granularity")]
     pub granularity: Granularity,
     #[serde(default = "default_scope")]
     pub scope: PruneScope,
-    /// Fraction of weights removed (0.92 leaves 8%), one per weight matrix; with neuron granularity,
-    /// the fraction of units removed, one per hidden layer.
+    /// Fraction of weights removed (0.92 leaves 8%), one per weight matrix; with neuron, filter or
+    /// channel granularity, the fraction of units removed, one per hidden layer.
     pub sparsity: Sparsity,
     #[serde(default = "default_mode")]
     pub mode: MaskMode,
@@ -373,9 +373,15 @@ fn default_criterion() -> Criterion {
 pub enum Granularity {
     /// Individual weights (unstructured).
     Weight,
-    /// Hidden units: a column of one weight matrix, its bias and the matching row of the next.
-    /// Hard mode removes them physically (a smaller dense model); soft mode zeroes them.
+    /// Hidden units scored by their own weights: a dense layer's neurons, a conv layer's filters
+    /// (`"filter"` names the same thing). Hard mode removes them physically, with the rows that
+    /// read them and the batch-norm entries on them (nn::surgery: a smaller dense model); soft
+    /// mode zeroes them.
+    #[serde(alias = "filter")]
     Neuron,
+    /// Input channels scored by the weights that read them (the rows of every next layer, He et
+    /// al. 2017's channel pruning); removing a channel removes the filter producing it.
+    Channel,
 }
 
 /// Sparsity after round r of R, for a final target s.
@@ -428,20 +434,15 @@ impl PruneConfig {
     pub fn target_count(&self, weights: usize) -> usize {
         match self.granularity {
             Granularity::Weight => weights,
-            Granularity::Neuron => weights - 1,
+            Granularity::Neuron | Granularity::Channel => weights - 1,
         }
     }
 
     fn validate(&self, at: &str, weights: usize) -> Result<()> {
         let f = |name: &str| format!("{at}.{name}");
         let layers = self.target_count(weights);
-        let what = if self.granularity == Granularity::Neuron { "hidden layers" } else { "weight matrices" };
-        check(layers >= 1, &f("granularity"), "neuron pruning needs at least one hidden layer".into())?;
-        check(
-            self.criterion != Criterion::Taylor || self.granularity == Granularity::Weight,
-            &f("criterion"),
-            "`taylor` scores single weights only for now; for neurons use \"l1\", \"l2\", \"magnitude\" or \"random\"".into(),
-        )?;
+        let what = if self.granularity == Granularity::Weight { "weight matrices" } else { "hidden layers" };
+        check(layers >= 1, &f("granularity"), "neuron, filter and channel pruning need at least one hidden layer".into())?;
         let values = match &self.sparsity {
             Sparsity::All(s) => vec![*s],
             Sparsity::PerLayer(v) => {

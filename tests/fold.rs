@@ -4,26 +4,12 @@
 //! on the GPU.
 
 mod common;
-use common::{assert_close, fresh_rng, random_vec};
-use squeeze::nn::{Net, NetParams, Op, Role, Shape};
+use common::{assert_close, fresh_rng, random_vec, trained_like};
+use squeeze::nn::{Net, Op, Shape};
 use squeeze::reference::net::net_forward;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-/// Parameters with non-trivial batch-norm state (as after training), seeded.
-fn trained_like(net: &Net, rng: &mut squeeze::rng::Rng, seed: u64) -> NetParams {
-    let mut p = NetParams::init(net, seed);
-    for (t, info) in p.tensors.iter_mut().zip(net.tensors()) {
-        let (lo, hi) = match info.role {
-            Role::Gamma | Role::RunningVar => (0.5, 2.0),
-            Role::Beta | Role::RunningMean | Role::Bias => (-0.5, 0.5),
-            Role::Weight => continue,
-        };
-        *t = random_vec(rng, t.len(), lo, hi);
-    }
-    p
-}
 
 async fn fold_case(ctx: squeeze::gpu::GpuContext) {
     let (mut rng, seed) = fresh_rng("fold");

@@ -2,7 +2,6 @@
 //! masks that reach an exact sparsity per layer or under one global threshold, and the gradual
 //! (polynomial) schedule of Zhu & Gupta 2017. Masks are f32 0/1 tensors shaped like the weights;
 //! the backends apply them (gpu: shaders/mask.wgsl, cpu: reference::ops::mask_apply_reference).
-//! Work in progress toward the pruning issue: this file holds the parts both backends share.
 
 use crate::rng::Rng;
 
@@ -31,28 +30,43 @@ pub fn scores(criterion: Criterion, w: &[f32], taylor: Option<&[f32]>, rng: &mut
     }
 }
 
-/// Scores of the units (columns) of a weight matrix `w` [I, O] stored row-major: the L1 norm of
-/// each column (Magnitude, L1), its L2 norm, or a seeded random score.
-pub fn unit_scores(criterion: Criterion, w: &[f32], inputs: usize, outputs: usize, rng: &mut Rng) -> Vec<f32> {
-    let mut s = vec![0.0f32; outputs];
-    match criterion {
-        Criterion::Random => return (0..outputs).map(|_| rng.next_f32()).collect(),
-        Criterion::Taylor => panic!("Taylor unit scores are not implemented"),
-        Criterion::Magnitude | Criterion::L1 => {
-            for i in 0..inputs {
-                for o in 0..outputs {
-                    s[o] += w[i * outputs + o].abs();
-                }
-            }
+/// Which units of a weight matrix W [rows, cols] a score is about: its columns (the layer's own
+/// neurons or conv filters) or the input channels it reads (rows r with r % C_in = c, for conv
+/// patches and flattened NHWC inputs alike; see nn::surgery).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Units {
+    Outputs,
+    InputChannels(usize),
+}
+
+/// Scores of the units of `w` [rows, cols]: the L1 norm of each unit's weights (Magnitude, L1),
+/// their L2 norm, the sum of their accumulated Taylor importances |w·∂L/∂w| (`taylor`, shaped like
+/// `w`; the group form of Molchanov et al. 2019), or a seeded random score.
+pub fn unit_scores(criterion: Criterion, w: &[f32], taylor: Option<&[f32]>, rows: usize, cols: usize, units: Units, rng: &mut Rng) -> Vec<f32> {
+    let (n, cin) = match units {
+        Units::Outputs => (cols, 0),
+        Units::InputChannels(cin) => (cin, cin),
+    };
+    if criterion == Criterion::Random {
+        return (0..n).map(|_| rng.next_f32()).collect();
+    }
+    let taylor = taylor.unwrap_or(&[]);
+    assert!(criterion != Criterion::Taylor || taylor.len() == w.len(), "Taylor unit scores need accumulated |w·g| shaped like w");
+    let mut s = vec![0.0f32; n];
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = r * cols + c;
+            let unit = if cin == 0 { c } else { r % cin };
+            s[unit] += match criterion {
+                Criterion::Magnitude | Criterion::L1 => w[i].abs(),
+                Criterion::L2 => w[i] * w[i],
+                Criterion::Taylor => taylor[i],
+                Criterion::Random => unreachable!("handled above"),
+            };
         }
-        Criterion::L2 => {
-            for i in 0..inputs {
-                for o in 0..outputs {
-                    s[o] += w[i * outputs + o] * w[i * outputs + o];
-                }
-            }
-            s.iter_mut().for_each(|v| *v = v.sqrt());
-        }
+    }
+    if criterion == Criterion::L2 {
+        s.iter_mut().for_each(|v| *v = v.sqrt());
     }
     s
 }
@@ -148,8 +162,20 @@ mod tests {
         // w [2, 3]: columns (1, -2), (0, 0), (3, 4).
         let w = [1.0, 0.0, 3.0, -2.0, 0.0, 4.0];
         let mut rng = Rng::new(0, 0);
-        assert_eq!(unit_scores(Criterion::L1, &w, 2, 3, &mut rng), vec![3.0, 0.0, 7.0]);
-        assert_eq!(unit_scores(Criterion::L2, &w, 2, 3, &mut rng), vec![5.0f32.sqrt(), 0.0, 5.0]);
+        assert_eq!(unit_scores(Criterion::L1, &w, None, 2, 3, Units::Outputs, &mut rng), vec![3.0, 0.0, 7.0]);
+        assert_eq!(unit_scores(Criterion::L2, &w, None, 2, 3, Units::Outputs, &mut rng), vec![5.0f32.sqrt(), 0.0, 5.0]);
+        let taylor = [0.5, 1.0, 0.0, 0.25, 2.0, 1.0];
+        assert_eq!(unit_scores(Criterion::Taylor, &w, Some(&taylor), 2, 3, Units::Outputs, &mut rng), vec![0.75, 3.0, 1.0]);
+    }
+
+    #[test]
+    fn channel_scores_group_rows_by_input_channel() {
+        // w [4, 2] reading 2 input channels: rows 0 and 2 are channel 0, rows 1 and 3 channel 1
+        // (two taps of a conv patch, or two pixels of a flattened map).
+        let w = [1.0, -1.0, 0.0, 2.0, 3.0, 0.0, 0.0, -4.0];
+        let mut rng = Rng::new(0, 0);
+        assert_eq!(unit_scores(Criterion::L1, &w, None, 4, 2, Units::InputChannels(2), &mut rng), vec![5.0, 6.0]);
+        assert_eq!(unit_scores(Criterion::L2, &w, None, 4, 2, Units::InputChannels(2), &mut rng), vec![11.0f32.sqrt(), 20.0f32.sqrt()]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod net;
 pub mod optim;
+pub mod surgery;
 
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};

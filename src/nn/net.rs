@@ -297,17 +297,6 @@ impl Net {
             .max()
             .unwrap_or(1)
     }
-
-    /// `hidden` layer `layer` (a Dense layer read only by the next Dense) narrowed to `units`.
-    pub fn with_units(&self, layer: usize, units: usize) -> Net {
-        let node = self.tensors()[self.weight_tensors()[layer]].node;
-        let mut net = self.clone();
-        if let Op::Dense { outputs } = &mut net.nodes[node].op {
-            *outputs = units;
-        }
-        net.nodes[node].shape = Shape::new(1, 1, units);
-        net
-    }
 }
 
 /// The values of every tensor of a `Net`, in `Net::tensors()` order.
@@ -340,26 +329,11 @@ impl NetParams {
         NetParams { tensors: net.tensors().iter().map(|t| vec![0.0; t.len()]).collect() }
     }
 
-    /// The net with only units `keep` (sorted) of hidden dense layer `layer`: columns of its W and
-    /// entries of its b, and the matching rows of the next dense layer's W. Physically smaller.
-    /// Returns the narrowed net too. Errors when the layer is not a dense layer feeding a dense one.
+    /// Removes every unit (neuron, conv filter) of weight layer `layer` not in `keep`, with the
+    /// input rows that read them and everything tied to them (see nn::surgery).
     pub fn remove_units(&self, net: &Net, layer: usize, keep: &[usize]) -> crate::Result<(Net, NetParams)> {
-        let infos = net.tensors();
-        let wi = net.weight_tensors()[layer];
-        let node = infos[wi].node;
-        let consumers = net.consumers(node);
-        let dense = |n: usize| matches!(net.nodes[n].op, Op::Dense { .. });
-        if !dense(node) || consumers.len() != 1 || !dense(consumers[0]) {
-            return Err(crate::Error::recipe("stages", "hard neuron removal works on dense layers that feed a dense layer (MLPs, LeNet-5's fc layer) for now; use \"mode\": \"soft\""));
-        }
-        let next = infos.iter().position(|t| t.node == consumers[0] && t.role == Role::Weight).expect("dense has W");
-        let (rows, cols) = (infos[wi].rows, infos[wi].cols);
-        let mut out = self.clone();
-        out.tensors[wi] = (0..rows).flat_map(|i| keep.iter().map(move |&o| (i, o))).map(|(i, o)| self.tensors[wi][i * cols + o]).collect();
-        out.tensors[wi + 1] = keep.iter().map(|&o| self.tensors[wi + 1][o]).collect();
-        let next_cols = infos[next].cols;
-        out.tensors[next] = keep.iter().flat_map(|&i| self.tensors[next][i * next_cols..(i + 1) * next_cols].iter().copied()).collect();
-        Ok((net.with_units(layer, keep.len()), out))
+        let node = net.tensors()[net.weight_tensors()[layer]].node;
+        super::surgery::remove_channels(net, self, node, keep)
     }
 
     pub fn max_abs_diff(&self, other: &NetParams) -> f32 {

@@ -74,3 +74,19 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32,
         (got[i] - want[i]).abs()
     );
 }
+
+/// Parameters with non-trivial batch-norm state (as after training), seeded.
+pub fn trained_like(net: &squeeze::nn::Net, rng: &mut Rng, seed: u64) -> squeeze::nn::NetParams {
+    use squeeze::nn::Role;
+    let mut p = squeeze::nn::NetParams::init(net, seed);
+    for (t, info) in p.tensors.iter_mut().zip(net.tensors()) {
+        let (lo, hi) = match info.role {
+            Role::Gamma | Role::RunningVar => (0.5, 2.0),
+            Role::Beta | Role::RunningMean | Role::Bias => (-0.5, 0.5),
+            Role::Weight => continue,
+        };
+        *t = random_vec(rng, t.len(), lo, hi);
+    }
+    p
+}
+
