@@ -123,7 +123,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let rep = &out.report;
             println!("\n{} | train {} / test {} samples | seed {} | {}", rep.dataset, rep.train_samples, rep.test_samples, rep.seed, rep.backend);
             println!(
-                "model {} {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
+                "model at the end {} {:?}: {} parameters, {} FLOPs/sample, {} bytes (f32)",
                 rep.model.arch,
                 rep.model.layers, rep.model.parameters, rep.model.flops_per_sample, rep.model.bytes_f32
             );

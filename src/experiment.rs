@@ -156,6 +156,7 @@ pub struct Report {
     pub seed: u64,
     pub backend: String,
     pub adapter: Option<AdapterSummary>,
+    /// The model as it ends the run (narrower after hard neuron/filter/channel pruning).
     pub model: ModelReport,
     pub stages: Vec<StageReport>,
     pub wall_s: f64,
@@ -256,6 +257,15 @@ struct Masks {
     hard: bool,
 }
 
+/// A gradual pruning stage's plan and what it has done so far (see `Runner::prune_gradual`).
+struct Gradual {
+    cfg: PruneConfig,
+    targets: Vec<f32>,
+    every: usize,
+    rng: crate::rng::Rng,
+    rounds: Vec<PruneRound>,
+}
+
 /// What the stages of one run share.
 struct Runner<'a> {
     recipe: &'a Recipe,
@@ -289,8 +299,6 @@ impl Runner<'_> {
         t
     }
 
-    /// Microseconds per test image of one full evaluation pass (after the warm-up the last epoch's
-    /// evaluation already gave).
     /// Microseconds per test image of a whole evaluation pass: the median of three timed passes
     /// after a warm-up one.
     async fn time_inference(&self, trainer: &mut Trainer) -> Result<f64> {
@@ -319,7 +327,12 @@ impl Runner<'_> {
         self.train_with(trainer, si, name, cfg).await
     }
 
-    async fn train_with(&mut self, mut trainer: Trainer, si: usize, name: &str, cfg: &TrainConfig) -> Result<StageReport> {
+    async fn train_with(&mut self, trainer: Trainer, si: usize, name: &str, cfg: &TrainConfig) -> Result<StageReport> {
+        self.train_run(trainer, si, name, cfg, None).await
+    }
+
+    /// Trains `cfg.epochs` epochs; a gradual pruning `plan` re-masks every `plan.every` steps.
+    async fn train_run(&mut self, mut trainer: Trainer, si: usize, name: &str, cfg: &TrainConfig, mut plan: Option<&mut Gradual>) -> Result<StageReport> {
         let n = self.data.train.n;
         let steps = n.div_ceil(cfg.batch);
         let total = steps * cfg.epochs;
@@ -333,7 +346,13 @@ impl Runner<'_> {
             let mut epoch_acc = [0.0f32; 4];
             for step in 0..steps {
                 let (offset, valid) = (step * cfg.batch, cfg.batch.min(n - step * cfg.batch));
-                trainer.train_step(offset, valid, cfg.lr_at(epoch * steps + step, total));
+                let t = epoch * steps + step;
+                if let Some(g) = plan.as_deref_mut() {
+                    if t % g.every == 0 && g.rounds.len() < g.cfg.rounds {
+                        self.gradual_step(&mut trainer, g).await?;
+                    }
+                }
+                trainer.train_step(offset, valid, cfg.lr_at(t, total));
                 if (step + 1) % self.opts.progress_every.max(1) == 0 || step + 1 == steps {
                     let acc = trainer.take_metrics().await?;
                     for k in 0..3 {
@@ -363,9 +382,12 @@ impl Runner<'_> {
                 self.early = Some(trainer.params().await?);
             }
         }
+        let last = epochs.last().expect("epochs >= 1 is validated");
+        if let Some(r) = plan.and_then(|g| g.rounds.last_mut()) {
+            r.accuracy_after_finetune = last.test_accuracy;
+        }
         let inference_us_per_image = self.time_inference(&mut trainer).await?;
         self.params = trainer.params().await?;
-        let last = epochs.last().expect("epochs >= 1 is validated");
         Ok(StageReport {
             name: name.to_string(),
             test_accuracy: last.test_accuracy,
@@ -382,6 +404,9 @@ impl Runner<'_> {
     /// Prunes in `cfg.rounds` rounds (each: new masks from the current weights, then fine-tuning);
     /// round r reaches `cfg.schedule.at(s, r, rounds)` of each target s, so the last reaches s.
     async fn prune(&mut self, si: usize, cfg: &PruneConfig) -> Result<StageReport> {
+        if let Some(every) = cfg.every {
+            return self.prune_gradual(si, cfg, every).await;
+        }
         let targets = cfg.targets(cfg.target_count(self.net.layer_dims().len()));
         let original = self.net.hidden();
         let mut rng = crate::rng::Rng::new(self.recipe.seed, 50 + si as u64);
@@ -391,16 +416,11 @@ impl Runner<'_> {
             let now: Vec<f32> = targets.iter().map(|&s| cfg.schedule.at(s, round, cfg.rounds)).collect();
             match cfg.granularity {
                 Granularity::Weight => {
-                    let scores: Vec<Vec<f32>> = if cfg.criterion == Criterion::Taylor {
-                        self.taylor(cfg, round).await?
-                    } else {
-                        self.weights().iter().map(|w| prune::scores(cfg.criterion, w, None, &mut rng)).collect()
+                    let taylor = match cfg.criterion {
+                        Criterion::Taylor => Some(self.taylor(cfg, round).await?),
+                        _ => None,
                     };
-                    let weight_masks = match cfg.scope {
-                        PruneScope::Layer => scores.iter().zip(&now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
-                        PruneScope::Global => prune::global_masks(&scores, now[0]),
-                    };
-                    let tensors = self.weight_masks(weight_masks);
+                    let tensors = self.weight_prune_masks(cfg, &now, taylor, &mut rng);
                     self.masks = Some(Masks { tensors, hard: cfg.mode == MaskMode::Hard });
                 }
                 Granularity::Neuron | Granularity::Channel => self.prune_units(cfg, round, &now, &original, &mut rng).await?,
@@ -687,6 +707,67 @@ impl Runner<'_> {
                 self.masks = Some(Masks { tensors, hard: false });
             }
         }
+        Ok(())
+    }
+
+    /// Masks for single weights at sparsities `now` (per layer, or `now[0]` globally), scored by
+    /// `cfg.criterion` on the current weights (`taylor`: accumulated |w·g| per weight matrix).
+    fn weight_prune_masks(&self, cfg: &PruneConfig, now: &[f32], taylor: Option<Vec<Vec<f32>>>, rng: &mut crate::rng::Rng) -> Vec<Option<Vec<f32>>> {
+        let scores: Vec<Vec<f32>> = match taylor {
+            Some(t) => t,
+            None => self.weights().iter().map(|w| prune::scores(cfg.criterion, w, None, rng)).collect(),
+        };
+        let weight_masks = match cfg.scope {
+            PruneScope::Layer => scores.iter().zip(now).map(|(s, &t)| prune::mask_by_sparsity(s, t)).collect(),
+            PruneScope::Global => prune::global_masks(&scores, now[0]),
+        };
+        self.weight_masks(weight_masks)
+    }
+
+    /// Gradual pruning inside one training run (Zhu & Gupta 2017): at training steps 0, Δt, 2Δt, …
+    /// (`every` = Δt, `rounds` times) new masks reach the schedule's next sparsity, the last one
+    /// the target; the rest of the run trains under the final masks.
+    async fn prune_gradual(&mut self, si: usize, cfg: &PruneConfig, every: usize) -> Result<StageReport> {
+        let ft = cfg.finetune.as_ref().expect("gradual pruning trains (validated)");
+        let steps = self.data.train.n.div_ceil(ft.batch) * ft.epochs;
+        if (cfg.rounds - 1) * every >= steps {
+            return Err(Error::recipe(
+                &format!("stages[{si}].prune.every"),
+                format!("{} pruning steps {every} training steps apart need more than {} steps; the fine-tuning run has {steps} ({} epochs of {} batches)", cfg.rounds, (cfg.rounds - 1) * every, ft.epochs, steps / ft.epochs),
+            ));
+        }
+        let targets = cfg.targets(cfg.target_count(self.net.layer_dims().len()));
+        let mut plan = Gradual { cfg: cfg.clone(), targets, every, rng: crate::rng::Rng::new(self.recipe.seed, 50 + si as u64), rounds: Vec::new() };
+        let trainer = self.trainer(ft);
+        let mut report = self.train_run(trainer, si, "prune", ft, Some(&mut plan)).await?;
+        report.pruning = Some(self.pruning_report(plan.rounds, None));
+        Ok(report)
+    }
+
+    /// One pruning step of a gradual plan, on the live trainer: closes the previous step's
+    /// accuracy, masks to the next sparsity, measures accuracy right after.
+    async fn gradual_step(&mut self, trainer: &mut Trainer, plan: &mut Gradual) -> Result<()> {
+        let k = plan.rounds.len() + 1;
+        if let Some(prev) = plan.rounds.last_mut() {
+            prev.accuracy_after_finetune = means(trainer.evaluate().await?).1;
+        }
+        self.params = trainer.params().await?;
+        let now: Vec<f32> = plan.targets.iter().map(|&s| plan.cfg.schedule.at(s, k, plan.cfg.rounds)).collect();
+        let taylor = match plan.cfg.criterion {
+            Criterion::Taylor => {
+                let order = self.data.train.epoch_order(self.recipe.seed, 10_000 + k);
+                Some(trainer.taylor_scores(&order, plan.cfg.finetune.as_ref().map_or(64, |f| f.batch), 50).await?)
+            }
+            _ => None,
+        };
+        let tensors = self.weight_prune_masks(&plan.cfg, &now, taylor, &mut plan.rng);
+        let hard = plan.cfg.mode == MaskMode::Hard;
+        trainer.set_masks(&tensors, hard);
+        self.masks = Some(Masks { tensors, hard });
+        let before = means(trainer.evaluate().await?).1;
+        self.params = trainer.params().await?;
+        let sparsity = self.weights().iter().map(|w| zero_fraction(w)).collect();
+        plan.rounds.push(PruneRound { round: k, target: now, sparsity, accuracy_before_finetune: before, accuracy_after_finetune: before });
         Ok(())
     }
 

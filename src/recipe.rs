@@ -339,6 +339,11 @@ pub struct PruneConfig {
     pub schedule: PruneSchedule,
     /// Training after each round (usually at a lower learning rate); none = prune only.
     pub finetune: Option<TrainConfig>,
+    /// Gradual pruning during training (Zhu & Gupta 2017): prune `rounds` times, `every` training
+    /// steps apart (Δt), inside one `finetune` run, the k-th time to the schedule's k-th sparsity
+    /// (with `"schedule": "polynomial"`, s_f(1 − (1 − k/n)³)). Single weights only.
+    #[serde(default)]
+    pub every: Option<usize>,
     /// Before each round's training, reset the surviving weights to their initial values
     /// (lottery-ticket rewinding, Frankle & Carbin 2019), or keep the trained ones.
     #[serde(default = "default_rewind")]
@@ -455,7 +460,14 @@ impl PruneConfig {
             let name = if values.len() > 1 { format!("sparsity[{i}]") } else { "sparsity".into() };
             check(s.is_finite() && (0.0..1.0).contains(s), &f(&name), format!("must be in [0, 1), got {s}"))?;
         }
-        check((1..=50).contains(&self.rounds), &f("rounds"), format!("must be 1..=50, got {}", self.rounds))?;
+        let max_rounds = if self.every.is_some() { 1000 } else { 50 };
+        check((1..=max_rounds).contains(&self.rounds), &f("rounds"), format!("must be 1..={max_rounds}, got {}", self.rounds))?;
+        if let Some(every) = self.every {
+            check(every >= 1, &f("every"), "must be at least 1 training step".into())?;
+            check(self.finetune.is_some(), &f("finetune"), "gradual pruning (\"every\") prunes during a training run: give it \"finetune\"".into())?;
+            check(self.granularity == Granularity::Weight, &f("every"), "gradual pruning during training works on single weights (\"granularity\": \"weight\")".into())?;
+            check(self.rewind == Rewind::None && !self.control, &f("every"), "gradual pruning does not rewind; lottery tickets use rounds without \"every\"".into())?;
+        }
         check(
             self.finetune.is_some() || (self.rewind == Rewind::None && !self.control),
             &f("finetune"),

@@ -5,8 +5,8 @@
 //! SGD+momentum and for Adam. Natively and in the browser.
 
 mod common;
-use common::{assert_close, fresh_rng};
-use squeeze::data::{Dataset, Splits};
+use common::{assert_close, fresh_rng, synthetic, synthetic_sized};
+use squeeze::data::Splits;
 use squeeze::gpu::kernels::MatmulParams;
 use squeeze::gpu::net::ConvMethod;
 use squeeze::gpu::{GpuContext, GpuTrainer};
@@ -16,18 +16,6 @@ use squeeze::reference::net::CpuTrainer;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-/// Random u8 images of 7x9 whose label is a function of a few pixels (so training makes progress).
-fn synthetic(rng: &mut squeeze::rng::Rng, n: usize) -> Dataset {
-    synthetic_sized(rng, n, 7, 9)
-}
-
-fn synthetic_sized(rng: &mut squeeze::rng::Rng, n: usize, rows: usize, cols: usize) -> Dataset {
-    let p = rows * cols;
-    let images: Vec<u8> = (0..n * p).map(|_| rng.below(256) as u8).collect();
-    let labels = (0..n).map(|i| ((images[i * p] as usize + images[i * p + p / 2] as usize) * 10 / 512) as u8).collect();
-    Dataset { images, labels, n, rows, cols }
-}
 
 /// A LeNet-like net on 11x9 images with the awkward cases: stride 2 and padding, an overlapping
 /// max-pool, an overlapping average pool, a conv without ReLU, dense layers after a conv.

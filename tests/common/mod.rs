@@ -90,3 +90,15 @@ pub fn trained_like(net: &squeeze::nn::Net, rng: &mut Rng, seed: u64) -> squeeze
     p
 }
 
+
+/// Random u8 images of 7x9 whose label is a function of a few pixels (so training makes progress).
+pub fn synthetic(rng: &mut Rng, n: usize) -> squeeze::data::Dataset {
+    synthetic_sized(rng, n, 7, 9)
+}
+
+pub fn synthetic_sized(rng: &mut Rng, n: usize, rows: usize, cols: usize) -> squeeze::data::Dataset {
+    let p = rows * cols;
+    let images: Vec<u8> = (0..n * p).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..n).map(|i| ((images[i * p] as usize + images[i * p + p / 2] as usize) * 10 / 512) as u8).collect();
+    squeeze::data::Dataset { images, labels, n, rows, cols }
+}

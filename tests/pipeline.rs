@@ -1,0 +1,62 @@
+//! Pruning stages run through `experiment::run` on synthetic digits, on the GPU and the CPU
+//! reference, natively and in the browser: gradual pruning during training (Zhu & Gupta) masks at
+//! the planned steps to the polynomial schedule's sparsities and ends exactly at the target; hard
+//! filter pruning of a conv net inside a recipe gives a physically smaller model that still runs.
+
+mod common;
+use common::{fresh_rng, synthetic_sized};
+use squeeze::compress::prune::{polynomial_sparsity, pruned_count};
+use squeeze::data::Splits;
+use squeeze::experiment::{run, Backend, RunOptions};
+use squeeze::recipe::Recipe;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
+    let (mut rng, seed) = fresh_rng("pipeline");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 320, 10, 9), synthetic_sized(&mut rng, 96, 10, 9)).unwrap();
+    // 320 samples / batch 16 = 20 steps per epoch, 2 epochs: pruning at steps 0, 6, 12, 18.
+    let gradual = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 3, "model": {"arch": "mlp", "hidden": [24]},
+            "train": {"epochs": 2, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"prune": {"sparsity": [0.8, 0.5], "schedule": "polynomial", "rounds": 4, "every": 6, "mode": "hard",
+                                  "finetune": {"epochs": 2, "batch": 16, "lr": 0.02, "momentum": 0.9}}}]}"#,
+    )
+    .unwrap();
+    let filters = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 4, "model": {"arch": "vgg-mini", "widths": [4, 6]},
+            "train": {"epochs": 1, "batch": 16, "lr": 0.02, "momentum": 0.9},
+            "stages": [{"prune": {"granularity": "filter", "sparsity": 0.5, "mode": "hard",
+                                  "finetune": {"epochs": 1, "batch": 16, "lr": 0.01, "momentum": 0.9}}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5 }, &mut |_| true).await.unwrap();
+        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        assert_eq!(p.rounds.len(), 4, "{what}: four pruning steps");
+        for (k, r) in p.rounds.iter().enumerate() {
+            for (l, (&target, &final_s)) in r.target.iter().zip(&[0.8f32, 0.5]).enumerate() {
+                let want = polynomial_sparsity(0.0, final_s, k + 1, 0, 4, 1);
+                assert!((target - want).abs() < 1e-6, "{what}: step {} layer {l} target {target}, schedule {want} (seed {seed})", k + 1);
+                // The sparsity reached right after masking is the target (to one weight).
+                let n = [90 * 24, 24 * 10][l] as f32;
+                assert!((r.sparsity[l] - target).abs() <= 1.0 / n + 1e-6, "{what}: step {} layer {l}: {} vs {target}", k + 1, r.sparsity[l]);
+            }
+        }
+        // Hard masks: after the whole run exactly the target's zeros remain.
+        let zeros: Vec<usize> = out.net.weight_tensors().iter().map(|&j| out.params.tensors[j].iter().filter(|&&v| v == 0.0).count()).collect();
+        assert_eq!(zeros, vec![pruned_count(90 * 24, 0.8), pruned_count(240, 0.5)], "{what}");
+        assert_eq!(out.report.stages[1].epochs.len(), 2, "{what}: one fine-tuning run");
+
+        let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| true).await.unwrap();
+        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        assert_eq!(p.hidden, vec![2, 2, 3, 3, 64], "{what}: half of every hidden layer");
+        let dense = squeeze::nn::Net::vgg_mini(squeeze::nn::Shape::new(10, 9, 1), &[4, 6], 10).parameter_count();
+        assert!(p.parameters < dense / 2, "{what}: {} of {dense} parameters", p.parameters);
+        assert_eq!(out.net.parameter_count(), p.parameters, "{what}: the returned net is the shrunk one");
+        assert!(out.report.stages[1].test_accuracy.is_finite());
+    }
+}
+gpu_test!(gradual_and_filter_pruning_run_through_recipes, pipeline_case);
