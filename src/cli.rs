@@ -116,6 +116,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                         report.train_s,
                         report.samples_per_s
                     ),
+                    Event::Stage { stage, report } => eprintln!("stage {stage} ({}) done: test acc {:.2}%", report.name, report.test_accuracy * 100.0),
                 }
                 true
             };

@@ -61,6 +61,11 @@ pub enum Event {
         #[serde(flatten)]
         report: EpochReport,
     },
+    /// A stage finished (its full report: accuracy, pruning sizes and sparsities, sensitivity).
+    Stage {
+        stage: usize,
+        report: StageReport,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -864,14 +869,18 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let params = NetParams::init(&net, recipe.seed);
     let mut runner = Runner { recipe, data, norm, net, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
 
-    let mut stages = vec![runner.train(0, "train", &recipe.train).await?];
+    let first = runner.train(0, "train", &recipe.train).await?;
+    runner.emit(&Event::Stage { stage: 0, report: first.clone() })?;
+    let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {
-        stages.push(match s {
+        let report = match s {
             Stage::Train(t) => runner.train(i + 1, "fine-tune", t).await?,
             Stage::Prune(p) => runner.prune(i + 1, p).await?,
             Stage::Sensitivity(c) => runner.sensitivity(i + 1, c).await?,
             Stage::Greedy(g) => runner.greedy(i + 1, g).await?,
-        });
+        };
+        runner.emit(&Event::Stage { stage: i + 1, report: report.clone() })?;
+        stages.push(report);
     }
 
     let net = &runner.net;
