@@ -103,6 +103,8 @@ pub struct StageReport {
 pub struct PruningReport {
     /// Fraction of exactly-zero weights per layer (biases are not pruned).
     pub per_layer_sparsity: Vec<f32>,
+    /// Weights per layer (the sizes the sparsities are fractions of).
+    pub per_layer_weights: Vec<usize>,
     /// Over all weight matrices.
     pub weight_sparsity: f32,
     pub weights_left: usize,
@@ -811,6 +813,7 @@ impl Runner<'_> {
         }).sum();
         PruningReport {
             per_layer_sparsity: self.weights().iter().map(|w| zero_fraction(w)).collect(),
+            per_layer_weights: wt.iter().map(|&j| infos[j].len()).collect(),
             weight_sparsity: zeros as f32 / weights.max(1) as f32,
             weights_left: weights - zeros,
             flops_per_sample_remaining: flops,

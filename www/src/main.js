@@ -1,44 +1,15 @@
-// The playground page: reads the controls into a recipe, hands it to the engine worker, and
-// draws what comes back (progress bar with ETA, accuracy chart, per-epoch table). The page never
-// does the math itself, so it stays responsive while the worker trains.
-import uPlot from 'uplot';
-import 'uplot/dist/uPlot.min.css';
+// The playground page: reads the controls and the compression pipeline into a recipe, hands it to
+// the engine worker, and draws what comes back (progress bar with ETA over the whole pipeline,
+// accuracy chart, per-stage pruning and sensitivity charts, a table of all runs). The page never
+// does the math itself, so it stays responsive while the worker trains. The recipe lives in the
+// URL (?r=...), so a link reproduces the experiment.
+import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
+import { accuracyChart, pruningPanel, sensitivityPanel } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const dataBase = new URL('data/', document.baseURI).href;
-
-// The chart: x = epochs (fractional while training), running train accuracy and per-epoch test accuracy.
-const series = { x: [], train: [], test: [] };
-const chart = new uPlot(
-  {
-    width: Math.min(760, $('chart').clientWidth || 700),
-    height: 320,
-    scales: { x: { time: false }, y: { range: [0, 100] } },
-    axes: [{ label: 'epoch' }, { label: 'accuracy (%)' }],
-    series: [
-      {},
-      { label: 'train (running)', stroke: '#1f5fbf', width: 2, spanGaps: true },
-      { label: 'test', stroke: '#d0421b', width: 2, points: { show: true, size: 7 }, spanGaps: true },
-    ],
-  },
-  [[], [], []],
-  $('chart'),
-);
-function redraw() {
-  chart.setData([series.x, series.train, series.test]);
-}
-
-const list = (id) => $(id).value.split(',').map((s) => s.trim()).filter((s) => s.length).map(Number);
-
-// The model settings the chosen architecture takes (the others are hidden, not sent).
-function readModel() {
-  const arch = $('arch').value;
-  if (arch === 'mlp') return { arch, hidden: list('hidden') };
-  if (arch === 'lenet5') return { arch };
-  const widths = list('widths');
-  return widths.length ? { arch, widths } : { arch };
-}
+const chart = accuracyChart($('chart'));
 
 function showModelFields() {
   for (const f of document.querySelectorAll('.field[data-for]')) {
@@ -46,28 +17,32 @@ function showModelFields() {
   }
 }
 $('arch').addEventListener('change', showModelFields);
+setupPipelineControls();
+
+// A shared link fills the controls; a malformed one says so and leaves the defaults.
+try {
+  const shared = recipeFromURL();
+  if (shared) {
+    const skipped = writeRecipe(shared);
+    if (skipped.length) $('error').textContent = `This page cannot run these stages of the shared recipe yet: ${skipped.join(', ')}.`;
+  }
+} catch (e) {
+  $('error').textContent = e.message;
+}
 showModelFields();
 
-function readRecipe() {
-  const num = (id) => Number($(id).value);
-  return {
-    dataset: $('dataset').value,
-    seed: num('seed'),
-    limit: { train: num('limit-train'), test: num('limit-test') },
-    model: readModel(),
-    train: {
-      epochs: num('epochs'),
-      batch: num('batch'),
-      optimizer: $('optimizer').value,
-      lr: num('lr'),
-      momentum: num('momentum'),
-      weight_decay: num('weight-decay'),
-      schedule: $('schedule').value,
-    },
-  };
+// Epochs the whole pipeline trains, for one progress bar over every stage.
+function plannedEpochs(r) {
+  let n = r.train.epochs;
+  for (const s of r.stages) {
+    if (s.train) n += s.train.epochs;
+    if (s.prune?.finetune) n += s.prune.every ? s.prune.finetune.epochs : s.prune.rounds * s.prune.finetune.epochs;
+  }
+  return Math.max(n, 1);
 }
 
-let started = 0;
+let run = null; // {recipe, started, planned, done (epochs finished), n}
+let runCount = 0;
 let running = false;
 function setRunning(on) {
   running = on;
@@ -77,28 +52,52 @@ function setRunning(on) {
 
 function onEvent(ev) {
   if (ev.kind === 'progress') {
-    const frac = (ev.epoch + ev.step / ev.steps) / ev.epochs;
+    const x = run.done + ev.step / ev.steps;
+    const frac = Math.min(x / run.planned, 1);
     $('progress').value = frac;
-    const elapsed = (performance.now() - started) / 1000;
+    const elapsed = (performance.now() - run.started) / 1000;
     const eta = frac > 0 ? elapsed * (1 / frac - 1) : 0;
-    $('status').textContent = `Epoch ${ev.epoch + 1}/${ev.epochs}, step ${ev.step}/${ev.steps}: loss ${ev.train_loss.toFixed(4)}, training accuracy ${(100 * ev.train_accuracy).toFixed(2)}% · ${elapsed.toFixed(0)} s elapsed, about ${eta.toFixed(0)} s left`;
-    series.x.push(ev.epoch + ev.step / ev.steps);
-    series.train.push(100 * ev.train_accuracy);
-    series.test.push(null);
-    redraw();
+    $('status').textContent = `Stage ${ev.stage}, epoch ${ev.epoch + 1}/${ev.epochs}, step ${ev.step}/${ev.steps}: loss ${ev.train_loss.toFixed(4)}, training accuracy ${(100 * ev.train_accuracy).toFixed(2)}% · ${elapsed.toFixed(0)} s elapsed, about ${eta.toFixed(0)} s left`;
+    chart.train(x, 100 * ev.train_accuracy);
   } else if (ev.kind === 'epoch') {
-    series.x.push(ev.epoch);
-    series.train.push(null);
-    series.test.push(100 * ev.test_accuracy);
-    redraw();
+    run.done += 1;
+    chart.test(run.done, 100 * ev.test_accuracy);
     const row = document.createElement('tr');
-    for (const v of [ev.epoch, ev.train_loss.toFixed(4), `${(100 * ev.train_accuracy).toFixed(2)}%`, ev.test_loss.toFixed(4), `${(100 * ev.test_accuracy).toFixed(2)}%`, ev.samples_per_s.toFixed(0)]) {
+    for (const v of [ev.stage, ev.epoch, ev.train_loss.toFixed(4), `${(100 * ev.train_accuracy).toFixed(2)}%`, ev.test_loss.toFixed(4), `${(100 * ev.test_accuracy).toFixed(2)}%`, ev.samples_per_s.toFixed(0)]) {
       const td = document.createElement('td');
       td.textContent = v;
       row.appendChild(td);
     }
     $('epochs-table').querySelector('tbody').appendChild(row);
+  } else if (ev.kind === 'stage') {
+    if (ev.report.pruning) pruningPanel($('stage-results'), ev.stage, ev.report);
+    if (ev.report.sensitivity) sensitivityPanel($('stage-results'), ev.stage, ev.report);
   }
+}
+
+// One row per finished run, kept for the page's lifetime: compare settings side by side.
+function addRunRow(report, recipe) {
+  const last = report.stages[report.stages.length - 1];
+  const pruned = [...report.stages].reverse().find((s) => s.pruning)?.pruning;
+  const model = recipe.model.arch + (recipe.model.hidden ? ` ${recipe.model.hidden.join('-')}` : recipe.model.widths ? ` ${recipe.model.widths.join('-')}` : '');
+  const pipeline = ['train', ...recipe.stages.map((s) => Object.keys(s)[0])].join(' → ');
+  const cells = [
+    runCount,
+    model,
+    pipeline,
+    `${(100 * last.test_accuracy).toFixed(2)}%`,
+    pruned ? `${(100 * pruned.weight_sparsity).toFixed(1)}%` : '0%',
+    (pruned ? pruned.parameters : report.model.parameters).toLocaleString('en'),
+    pruned ? `${(pruned.bytes_relative / 1024).toFixed(1)} KiB (5-bit rel.)` : `${(report.model.bytes_f32 / 1024).toFixed(1)} KiB (f32)`,
+    last.inference_us_per_image.toFixed(1),
+  ];
+  const row = document.createElement('tr');
+  for (const v of cells) {
+    const td = document.createElement('td');
+    td.textContent = v;
+    row.appendChild(td);
+  }
+  $('runs-table').querySelector('tbody').appendChild(row);
 }
 
 worker.onmessage = (msg) => {
@@ -125,8 +124,10 @@ worker.onmessage = (msg) => {
     setRunning(false);
     const s = m.report.stages[m.report.stages.length - 1];
     $('progress').value = 1;
-    $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${s.epochs.length} epochs, ${s.train_s.toFixed(1)} s of training (${s.samples_per_s.toFixed(0)} samples/s).`;
+    const seconds = m.report.stages.reduce((a, st) => a + st.train_s, 0);
+    $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
+    addRunRow(m.report, run.recipe);
   } else if (m.type === 'error') {
     setRunning(false);
     $('error').textContent = m.message;
@@ -139,16 +140,33 @@ $('controls').addEventListener('submit', (e) => {
   if (running) return;
   $('error').textContent = '';
   $('status').dataset.done = '';
-  series.x.length = series.train.length = series.test.length = 0;
-  redraw();
+  chart.clear();
   $('epochs-table').querySelector('tbody').replaceChildren();
+  $('stage-results').replaceChildren();
   $('progress').value = 0;
-  started = performance.now();
+  const recipe = readRecipe();
+  // The address bar always reproduces the last run.
+  history.replaceState(null, '', recipeToURL(recipe));
+  run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0 };
+  runCount += 1;
   setRunning(true);
   $('status').textContent = 'Loading data…';
-  worker.postMessage({ type: 'run', recipe: readRecipe(), dataBase, progressEvery: 25 });
+  worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
 });
 $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+$('share').addEventListener('click', async () => {
+  const link = recipeToURL(readRecipe());
+  history.replaceState(null, '', link);
+  $('share-link').hidden = false;
+  $('share-link').value = link;
+  $('share-link').select();
+  try {
+    await navigator.clipboard.writeText(link);
+    $('status').textContent = 'Link copied: it opens this page with these settings.';
+  } catch {
+    $('status').textContent = 'Copy the link above: it opens this page with these settings.';
+  }
+});
 
 const params = new URLSearchParams(location.search);
 worker.postMessage({ type: 'init', preferGpu: params.get('backend') !== 'cpu', conv: params.get('conv') });

@@ -148,3 +148,82 @@ test('a convolutional net (LeNet-5) trains in the page on WebGPU', { timeout: 24
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('a pruning stage added in the pipeline editor runs and its charts show what it did', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#limit-train', '2000');
+  await page.fill('#limit-test', '500');
+  await page.fill('#hidden', '64');
+  await page.fill('#epochs', '1');
+  await page.fill('#batch', '32');
+  await page.fill('#lr', '0.01');
+  await page.selectOption('#add-stage-kind', 'prune');
+  await page.click('#add-stage');
+  assert.equal(await page.locator('#pipeline fieldset.stage').count(), 1);
+  await page.fill('#stage-0-sparsity', '0.8');
+  await page.fill('#stage-0-rounds', '2');
+  await page.fill('#stage-0-ft_epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 220_000 });
+  assert.equal(await page.textContent('#error'), '');
+  // The stage's panel: 80% of every layer's weights zero, said in words and drawn (uPlot canvases).
+  const facts = await page.textContent('.stage-result[data-stage="1"] .facts');
+  assert.match(facts, /^80\.0% of weights are zero/, facts);
+  const labels = await page.$$eval('.stage-result[data-stage="1"] .chart', (els) => els.map((e) => e.getAttribute('aria-label')));
+  assert.equal(labels.length, 3, labels.join(' | '));
+  assert.match(labels[0], /W1 80\.0%, W2 80\.0%/);
+  assert.equal(await page.locator('.stage-result[data-stage="1"] canvas').count(), 3);
+  // Accuracy after fine-tuning at 80% sparsity stays well above chance (measured ~85%).
+  const acc = [...labels[2].matchAll(/([\d.]+)% after fine-tuning/g)].map((m) => parseFloat(m[1]));
+  assert.equal(acc.length, 2, labels[2]);
+  assert.ok(acc[1] >= 60, `accuracy after pruning to 80% and fine-tuning: ${acc}`);
+  // Three epochs in all (training, then one fine-tuning epoch per round) in one table, and the run's row.
+  assert.equal(await page.locator('#epochs-table tbody tr').count(), 3);
+  const run = await page.$$eval('#runs-table tbody tr td', (tds) => tds.map((td) => td.textContent));
+  assert.equal(run[2], 'train → prune');
+  assert.equal(run[4], '80.0%');
+  // The address bar now holds the recipe that ran.
+  const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
+  assert.equal(shared.stages[0].prune.sparsity, 0.8);
+  await page.screenshot({ path: path.join(artifacts, 'pruned.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a shared link opens the page with the same recipe, and a broken one says so', { timeout: 120_000 }, async () => {
+  const recipe = {
+    dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567 },
+    model: { arch: 'mlp', hidden: [50, 20] },
+    train: { epochs: 3, batch: 16, optimizer: 'adam', lr: 0.002, momentum: 0.9, weight_decay: 0.0001, schedule: 'constant' },
+    stages: [
+      { sensitivity: { sparsities: [0, 0.5, 0.9], criterion: 'magnitude' } },
+      { prune: { granularity: 'neuron', criterion: 'l2', sparsity: [0.5, 0.25], scope: 'layer', mode: 'hard', rounds: 2, schedule: 'polynomial', rewind: 'none',
+                 finetune: { batch: 16, optimizer: 'adam', momentum: 0.9, weight_decay: 0.0001, schedule: 'constant', epochs: 2, lr: 0.001 } } },
+    ],
+  };
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${URL}?r=${encodeURIComponent(JSON.stringify(recipe))}`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.equal(await page.inputValue('#dataset'), 'fashion-mnist');
+  assert.equal(await page.inputValue('#hidden'), '50, 20');
+  assert.equal(await page.inputValue('#optimizer'), 'adam');
+  assert.deepEqual(await page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind)), ['sensitivity', 'prune']);
+  assert.equal(await page.inputValue('#stage-1-sparsity'), '0.5, 0.25');
+  assert.equal(await page.inputValue('#stage-1-granularity'), 'neuron');
+  // Copy link gives back exactly the recipe that came in.
+  await page.click('#share');
+  const again = JSON.parse(new globalThis.URL(await page.inputValue('#share-link')).searchParams.get('r'));
+  assert.deepEqual(again, recipe);
+  assert.equal(await page.textContent('#error'), '');
+  await page.screenshot({ path: path.join(artifacts, 'shared-link.png'), fullPage: true });
+  // A malformed link: the error is shown, the page still works with its defaults.
+  await page.goto(`${URL}?r=%7Bnot-json`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.match(await page.textContent('#error'), /shared link's recipe could not be read/);
+  assert.equal(await page.inputValue('#hidden'), '300, 100');
+  assert.equal(await page.isDisabled('#train'), false);
+  assert.deepEqual(errors, []);
+  await page.close();
+});

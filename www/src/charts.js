@@ -1,0 +1,163 @@
+// The charts (uPlot): accuracy during the whole pipeline, and per pruning stage its per-layer
+// sparsity, accuracy versus sparsity over its rounds, and stored size by encoding; per sensitivity
+// stage one accuracy-versus-sparsity curve per layer. Each chart is labelled for screen readers.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+const COLORS = ['#1f5fbf', '#d0421b', '#2a8a3a', '#8a2a8a', '#b07800', '#0a7a8a', '#555', '#c0306a', '#4a4aa0', '#708000'];
+const width = (el) => Math.min(760, el.clientWidth || 700);
+
+// Training accuracy (running) and test accuracy over epochs of every stage, one x axis.
+export function accuracyChart(el) {
+  const data = { x: [], train: [], test: [] };
+  const chart = new uPlot(
+    {
+      width: width(el),
+      height: 300,
+      scales: { x: { time: false }, y: { range: [0, 100] } },
+      axes: [{ label: 'epochs, all stages' }, { label: 'accuracy (%)' }],
+      series: [
+        {},
+        { label: 'train (running)', stroke: COLORS[0], width: 2, spanGaps: true },
+        { label: 'test', stroke: COLORS[1], width: 2, points: { show: true, size: 7 }, spanGaps: true },
+      ],
+    },
+    [[], [], []],
+    el,
+  );
+  const redraw = () => chart.setData([data.x, data.train, data.test]);
+  return {
+    clear() {
+      data.x.length = data.train.length = data.test.length = 0;
+      redraw();
+    },
+    train(x, acc) {
+      data.x.push(x);
+      data.train.push(acc);
+      data.test.push(null);
+      redraw();
+    },
+    test(x, acc) {
+      data.x.push(x);
+      data.train.push(null);
+      data.test.push(acc);
+      redraw();
+    },
+  };
+}
+
+function bars(el, { title, labels, values, yLabel, yMax }) {
+  const xs = labels.map((_, i) => i + 1);
+  return new uPlot(
+    {
+      title,
+      width: width(el),
+      height: 220,
+      scales: { x: { time: false, range: [0.5, labels.length + 0.5] }, y: { range: [0, yMax ?? (Math.max(...values) * 1.1 || 1)] } },
+      axes: [{ values: (_, ticks) => ticks.map((t) => labels[t - 1] ?? ''), splits: () => xs, label: '' }, { label: yLabel }],
+      series: [{}, { label: yLabel, fill: COLORS[0] + 'bb', stroke: COLORS[0], paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
+      legend: { show: false },
+    },
+    [xs, values],
+    el,
+  );
+}
+
+function panel(parent, text) {
+  const div = document.createElement('div');
+  div.className = 'chart';
+  div.setAttribute('role', 'img');
+  div.setAttribute('aria-label', text);
+  parent.appendChild(div);
+  return div;
+}
+
+const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
+
+// One pruning stage's report (experiment::StageReport with its PruningReport).
+export function pruningPanel(parent, index, report) {
+  const p = report.pruning;
+  const box = document.createElement('section');
+  box.className = 'stage-result';
+  box.dataset.stage = String(index);
+  const h = document.createElement('h3');
+  h.textContent = `Stage ${index}: ${report.name}`;
+  box.appendChild(h);
+  const facts = document.createElement('p');
+  facts.className = 'facts';
+  facts.textContent =
+    `${(100 * p.weight_sparsity).toFixed(1)}% of weights are zero (${p.weights_left.toLocaleString('en')} left); ` +
+    `${p.parameters.toLocaleString('en')} parameters, hidden widths ${p.hidden.join('-')}; ` +
+    `${(p.flops_per_sample_remaining / 1e6).toFixed(2)} MFLOPs per image on nonzero weights; ` +
+    `test accuracy ${(100 * report.test_accuracy).toFixed(2)}%, inference ${report.inference_us_per_image.toFixed(1)} µs per image.`;
+  box.appendChild(facts);
+  parent.appendChild(box);
+
+  const names = p.per_layer_sparsity.map((_, i) => `W${i + 1}`);
+  bars(panel(box, `Per-layer sparsity: ${p.per_layer_sparsity.map((s, i) => `${names[i]} ${(100 * s).toFixed(1)}%`).join(', ')}`), {
+    title: 'Sparsity per layer',
+    labels: names,
+    values: p.per_layer_sparsity.map((s) => 100 * s),
+    yLabel: 'weights zero (%)',
+    yMax: 100,
+  });
+  const sizes = [['dense f32', p.bytes_dense], ['bitmask', p.bytes_bitmask], ['5-bit rel. index', p.bytes_relative]];
+  bars(panel(box, `Stored size: ${sizes.map(([n, b]) => `${n} ${kb(b)}`).join(', ')}`), {
+    title: 'Stored size by encoding (bytes actually written)',
+    labels: sizes.map(([n]) => n),
+    values: sizes.map(([, b]) => b / 1024),
+    yLabel: 'KiB',
+  });
+  if (p.rounds.length) {
+    // Overall sparsity of each round, weighting layers by their weight count.
+    const counts = p.per_layer_weights;
+    const total = counts.reduce((a, b) => a + b, 0);
+    const overall = p.rounds.map((r) => (100 * r.sparsity.reduce((a, s, l) => a + s * (counts[l] ?? 0), 0)) / (total || 1));
+    const order = overall.map((_, i) => i).sort((a, b) => overall[a] - overall[b]);
+    const el = panel(box, `Accuracy versus sparsity over ${p.rounds.length} rounds: ` + p.rounds.map((r, i) => `${overall[i].toFixed(1)}% sparse: ${(100 * r.accuracy_before_finetune).toFixed(1)}% before, ${(100 * r.accuracy_after_finetune).toFixed(1)}% after fine-tuning`).join('; '));
+    new uPlot(
+      {
+        title: 'Accuracy versus sparsity (each round)',
+        width: width(el),
+        height: 240,
+        scales: { x: { time: false }, y: { range: [0, 100] } },
+        axes: [{ label: 'weights zero (%)' }, { label: 'test accuracy (%)' }],
+        series: [
+          {},
+          { label: 'right after pruning', stroke: COLORS[1], width: 2, points: { show: true, size: 7 } },
+          { label: 'after fine-tuning', stroke: COLORS[2], width: 2, points: { show: true, size: 7 } },
+        ],
+      },
+      [order.map((i) => overall[i]), order.map((i) => 100 * p.rounds[i].accuracy_before_finetune), order.map((i) => 100 * p.rounds[i].accuracy_after_finetune)],
+      el,
+    );
+  }
+  return box;
+}
+
+// One sensitivity stage: accuracy versus sparsity, one curve per layer.
+export function sensitivityPanel(parent, index, report) {
+  const curves = report.sensitivity;
+  const box = document.createElement('section');
+  box.className = 'stage-result';
+  box.dataset.stage = String(index);
+  const h = document.createElement('h3');
+  h.textContent = `Stage ${index}: sensitivity of each layer`;
+  box.appendChild(h);
+  parent.appendChild(box);
+  const xs = curves[0].map(([s]) => 100 * s);
+  const el = panel(box, 'Per-layer sensitivity: ' + curves.map((c, l) => `W${l + 1}: ` + c.map(([s, a]) => `${(100 * s).toFixed(0)}% → ${(100 * a).toFixed(1)}%`).join(', ')).join('; '));
+  new uPlot(
+    {
+      title: 'Accuracy with one layer pruned (no fine-tuning)',
+      width: width(el),
+      height: 260,
+      scales: { x: { time: false }, y: { range: [0, 100] } },
+      axes: [{ label: 'weights of that layer zero (%)' }, { label: 'test accuracy (%)' }],
+      series: [{}, ...curves.map((_, l) => ({ label: `W${l + 1}`, stroke: COLORS[l % COLORS.length], width: 2, points: { show: true } }))],
+    },
+    [xs, ...curves.map((c) => c.map(([, a]) => 100 * a))],
+    el,
+  );
+  return box;
+}

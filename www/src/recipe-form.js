@@ -1,0 +1,251 @@
+// The page's state is a recipe (the same JSON the CLI runs). This module is the one table that
+// maps controls to recipe fields, the pipeline editor for compression stages, and the recipe's
+// round trip through the URL (?r=...), so a link reproduces an experiment.
+
+const $ = (id) => document.getElementById(id);
+
+const numList = (text) => text.split(',').map((s) => s.trim()).filter((s) => s.length).map(Number);
+const oneOrList = (text) => {
+  const v = numList(text);
+  return v.length === 1 ? v[0] : v;
+};
+const showList = (v) => (Array.isArray(v) ? v.join(', ') : v === undefined || v === null ? '' : String(v));
+
+// Every fixed control: element id, path in the recipe, how to read it, whether it applies.
+// kind: 'num' | 'text' (a string) | 'list' (comma-separated numbers).
+export const FIELDS = [
+  { id: 'dataset', path: 'dataset', kind: 'text' },
+  { id: 'seed', path: 'seed', kind: 'num' },
+  { id: 'limit-train', path: 'limit.train', kind: 'num' },
+  { id: 'limit-test', path: 'limit.test', kind: 'num' },
+  { id: 'arch', path: 'model.arch', kind: 'text' },
+  { id: 'hidden', path: 'model.hidden', kind: 'list', when: (r) => r.model.arch === 'mlp' },
+  { id: 'widths', path: 'model.widths', kind: 'list', when: (r) => ['vgg-mini', 'resnet-mini'].includes(r.model.arch), optional: true },
+  { id: 'epochs', path: 'train.epochs', kind: 'num' },
+  { id: 'batch', path: 'train.batch', kind: 'num' },
+  { id: 'optimizer', path: 'train.optimizer', kind: 'text' },
+  { id: 'lr', path: 'train.lr', kind: 'num' },
+  { id: 'momentum', path: 'train.momentum', kind: 'num' },
+  { id: 'weight-decay', path: 'train.weight_decay', kind: 'num' },
+  { id: 'schedule', path: 'train.schedule', kind: 'text' },
+];
+
+function setPath(obj, path, value) {
+  const keys = path.split('.');
+  let o = obj;
+  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+  o[keys[keys.length - 1]] = value;
+}
+function getPath(obj, path) {
+  return path.split('.').reduce((o, k) => (o === undefined || o === null ? undefined : o[k]), obj);
+}
+
+// Compression stage kinds the pipeline editor offers. Each: a label, its fields (key, label,
+// control, default), and the recipe stage it makes. Quantization and distillation join here.
+const SELECT = (options) => ({ control: 'select', options });
+export const STAGE_KINDS = {
+  prune: {
+    label: 'Prune',
+    fields: [
+      { key: 'granularity', label: 'What to remove', ...SELECT([['weight', 'single weights'], ['neuron', 'neurons / conv filters'], ['channel', 'channels (scored by their readers)']]), value: 'weight' },
+      { key: 'criterion', label: 'Importance score', ...SELECT([['magnitude', '|w| (magnitude)'], ['l1', 'L1 norm'], ['l2', 'L2 norm'], ['taylor', 'Taylor |w·∂L/∂w|'], ['random', 'random (baseline)']]), value: 'magnitude' },
+      { key: 'sparsity', label: 'Fraction removed (one, or one per layer)', control: 'text', value: '0.8' },
+      { key: 'scope', label: 'Threshold', ...SELECT([['layer', 'per layer'], ['global', 'one global']]), value: 'layer' },
+      { key: 'mode', label: 'Masks', ...SELECT([['hard', 'hard (pruned stay zero; units physically removed)'], ['soft', 'soft (may regrow)']]), value: 'hard' },
+      { key: 'rounds', label: 'Rounds (1 = one-shot)', control: 'number', value: '3' },
+      { key: 'schedule', label: 'Sparsity schedule over rounds', ...SELECT([['geometric', 'geometric (same share each round)'], ['polynomial', 'polynomial (Zhu & Gupta)']]), value: 'geometric' },
+      { key: 'every', label: 'Gradual: prune every N training steps (empty = once per round)', control: 'number', value: '' },
+      { key: 'rewind', label: 'Rewind survivors', ...SELECT([['none', 'no (fine-tune them)'], ['init', 'to their initial values (lottery ticket)']]), value: 'none' },
+      { key: 'ft_epochs', label: 'Fine-tuning epochs per round (0 = none)', control: 'number', value: '1' },
+      { key: 'ft_lr', label: 'Fine-tuning learning rate', control: 'number', value: '0.01' },
+    ],
+    toRecipe(v, train) {
+      const p = { granularity: v.granularity, criterion: v.criterion, sparsity: oneOrList(v.sparsity), scope: v.scope, mode: v.mode, rounds: Number(v.rounds), schedule: v.schedule, rewind: v.rewind };
+      if (v.every !== '') p.every = Number(v.every);
+      if (Number(v.ft_epochs) > 0) p.finetune = { ...train, epochs: Number(v.ft_epochs), lr: Number(v.ft_lr) };
+      return { prune: p };
+    },
+    fromRecipe(p) {
+      return {
+        granularity: p.granularity === 'filter' ? 'neuron' : p.granularity,
+        criterion: p.criterion,
+        sparsity: showList(p.sparsity),
+        scope: p.scope,
+        mode: p.mode,
+        rounds: p.rounds,
+        schedule: p.schedule,
+        every: p.every ?? '',
+        rewind: typeof p.rewind === 'string' ? p.rewind : undefined,
+        ft_epochs: p.finetune ? p.finetune.epochs : 0,
+        ft_lr: p.finetune?.lr,
+      };
+    },
+  },
+  sensitivity: {
+    label: 'Sensitivity scan',
+    fields: [
+      { key: 'sparsities', label: 'Sparsities to try per layer', control: 'text', value: '0, 0.5, 0.8, 0.9, 0.95' },
+      { key: 'criterion', label: 'Importance score', ...SELECT([['magnitude', '|w|'], ['random', 'random']]), value: 'magnitude' },
+    ],
+    toRecipe: (v) => ({ sensitivity: { sparsities: numList(v.sparsities), criterion: v.criterion } }),
+    fromRecipe: (s) => ({ sparsities: showList(s.sparsities), criterion: s.criterion }),
+  },
+  train: {
+    label: 'Fine-tune',
+    fields: [
+      { key: 'epochs', label: 'Epochs', control: 'number', value: '1' },
+      { key: 'lr', label: 'Learning rate', control: 'number', value: '0.01' },
+    ],
+    toRecipe: (v, train) => ({ train: { ...train, epochs: Number(v.epochs), lr: Number(v.lr) } }),
+    fromRecipe: (t) => ({ epochs: t.epochs, lr: t.lr }),
+  },
+};
+// Kinds the engine does not have yet: shown, disabled, so the pipeline's shape is visible.
+const COMING = [['quantize', 'Quantize (coming)'], ['distill', 'Distill (coming)']];
+
+// The pipeline: an ordered list of {kind, values}.
+const pipeline = [];
+let stageIds = 0;
+
+function stageCard(stage, index) {
+  const kind = STAGE_KINDS[stage.kind];
+  const card = document.createElement('fieldset');
+  card.className = 'stage';
+  card.dataset.kind = stage.kind;
+  const legend = document.createElement('legend');
+  legend.textContent = `${index + 1}. ${kind.label}`;
+  card.appendChild(legend);
+  for (const f of kind.fields) {
+    const id = `stage-${stage.id}-${f.key}`;
+    const label = document.createElement('label');
+    label.htmlFor = id;
+    label.textContent = f.label;
+    let input;
+    if (f.control === 'select') {
+      input = document.createElement('select');
+      for (const [value, text] of f.options) input.appendChild(new Option(text, value));
+    } else {
+      input = document.createElement('input');
+      input.type = f.control === 'number' ? 'number' : 'text';
+      if (f.control === 'number') input.step = 'any';
+    }
+    input.id = id;
+    input.dataset.key = f.key;
+    input.value = stage.values[f.key] ?? f.value;
+    for (const ev of ['input', 'change']) input.addEventListener(ev, () => (stage.values[f.key] = input.value));
+    card.append(label, input);
+  }
+  const buttons = document.createElement('div');
+  buttons.className = 'stage-buttons';
+  const button = (text, aria, fn, disabled) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'small';
+    b.textContent = text;
+    b.setAttribute('aria-label', `${aria} stage ${index + 1} (${kind.label})`);
+    b.disabled = disabled;
+    b.addEventListener('click', fn);
+    buttons.appendChild(b);
+  };
+  button('↑', 'Move up', () => move(index, -1), index === 0);
+  button('↓', 'Move down', () => move(index, 1), index === pipeline.length - 1);
+  button('Remove', 'Remove', () => {
+    pipeline.splice(index, 1);
+    renderPipeline();
+  });
+  card.appendChild(buttons);
+  return card;
+}
+
+function move(index, by) {
+  const [s] = pipeline.splice(index, 1);
+  pipeline.splice(index + by, 0, s);
+  renderPipeline();
+}
+
+export function renderPipeline() {
+  const list = $('pipeline');
+  list.replaceChildren(...pipeline.map(stageCard));
+  $('pipeline-empty').hidden = pipeline.length > 0;
+}
+
+export function addStage(kind, values = {}) {
+  const defaults = Object.fromEntries(STAGE_KINDS[kind].fields.map((f) => [f.key, f.value]));
+  const clean = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== null));
+  pipeline.push({ id: stageIds++, kind, values: { ...defaults, ...clean } });
+  renderPipeline();
+}
+
+export function setupPipelineControls() {
+  const select = $('add-stage-kind');
+  for (const [kind, k] of Object.entries(STAGE_KINDS)) select.appendChild(new Option(k.label, kind));
+  for (const [value, text] of COMING) {
+    const o = new Option(text, value);
+    o.disabled = true;
+    select.appendChild(o);
+  }
+  $('add-stage').addEventListener('click', () => addStage(select.value));
+  renderPipeline();
+}
+
+// Controls -> recipe.
+export function readRecipe() {
+  const r = { model: {}, train: {}, limit: {} };
+  for (const f of FIELDS) {
+    const raw = $(f.id).value;
+    const value = f.kind === 'num' ? Number(raw) : f.kind === 'list' ? numList(raw) : raw;
+    setPath(r, f.path, value);
+  }
+  for (const f of FIELDS) {
+    const v = getPath(r, f.path);
+    if ((f.when && !f.when(r)) || (f.optional && Array.isArray(v) && v.length === 0)) {
+      const keys = f.path.split('.');
+      delete getPath(r, keys.slice(0, -1).join('.'))[keys[keys.length - 1]];
+    }
+  }
+  const { epochs, lr, ...trainRest } = r.train;
+  r.stages = pipeline.map((s) => STAGE_KINDS[s.kind].toRecipe(s.values, trainRest));
+  return r;
+}
+
+// Recipe -> controls (a shared link). Unknown stage kinds are reported, not dropped silently.
+export function writeRecipe(r) {
+  for (const f of FIELDS) {
+    const v = getPath(r, f.path);
+    if (v !== undefined) $(f.id).value = f.kind === 'list' ? showList(v) : String(v);
+  }
+  pipeline.length = 0;
+  const skipped = [];
+  for (const stage of r.stages ?? []) {
+    const [kind] = Object.keys(stage);
+    if (STAGE_KINDS[kind]) addStage(kind, STAGE_KINDS[kind].fromRecipe(stage[kind]));
+    else skipped.push(kind);
+  }
+  renderPipeline();
+  $('arch').dispatchEvent(new Event('change'));
+  return skipped;
+}
+
+export function recipeToURL(recipe) {
+  const u = new URL(location.href);
+  u.search = '';
+  u.searchParams.set('r', JSON.stringify(recipe));
+  for (const keep of ['backend', 'conv']) {
+    const v = new URLSearchParams(location.search).get(keep);
+    if (v) u.searchParams.set(keep, v);
+  }
+  return u.href;
+}
+
+// The recipe of a shared link, or null; throws with a readable message when it is malformed.
+export function recipeFromURL() {
+  const raw = new URLSearchParams(location.search).get('r');
+  if (raw === null) return null;
+  try {
+    const r = JSON.parse(raw);
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error('not a recipe object');
+    return r;
+  } catch (e) {
+    throw new Error(`The shared link's recipe could not be read (${e.message}); the settings below are the defaults.`);
+  }
+}
