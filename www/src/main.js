@@ -17,6 +17,18 @@ function showModelFields() {
   }
 }
 $('arch').addEventListener('change', showModelFields);
+const showDataFields = () => ($('idx-field').hidden = $('dataset').value !== 'custom');
+$('dataset').addEventListener('change', showDataFields);
+$('idx-files').addEventListener('change', () => {
+  const files = [...$('idx-files').files];
+  if (!files.length) return;
+  $('idx-status').textContent = `Reading ${files.length} file(s)…`;
+  $('idx-status').className = 'hint';
+  $('idx-status').setAttribute('role', 'status');
+  $('idx-status').dataset.loaded = '';
+  $('error').textContent = '';
+  worker.postMessage({ type: 'load-custom', files });
+});
 setupPipelineControls();
 
 // A shared link fills the controls; a malformed one says so and leaves the defaults.
@@ -30,6 +42,7 @@ try {
   $('error').textContent = e.message;
 }
 showModelFields();
+showDataFields();
 
 // Epochs the whole pipeline trains, for one progress bar over every stage.
 function plannedEpochs(r) {
@@ -118,6 +131,9 @@ worker.onmessage = (msg) => {
     $('train').disabled = false;
   } else if (m.type === 'loaded') {
     $('status').textContent = `Loaded ${m.info.name}: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}. Training…`;
+  } else if (m.type === 'custom-loaded') {
+    $('idx-status').textContent = `Loaded your files: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}.`;
+    $('idx-status').dataset.loaded = 'true';
   } else if (m.type === 'event') {
     onEvent(m.event);
   } else if (m.type === 'done') {
@@ -128,6 +144,11 @@ worker.onmessage = (msg) => {
     $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
     addRunRow(m.report, run.recipe);
+  } else if (m.type === 'error' && m.during === 'load-custom') {
+    // Next to the file picker; whatever was loaded before (and any run) is untouched.
+    $('idx-status').textContent = m.message;
+    $('idx-status').className = 'error';
+    $('idx-status').setAttribute('role', 'alert');
   } else if (m.type === 'error') {
     setRunning(false);
     $('error').textContent = m.message;

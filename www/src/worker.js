@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load'|'run'|'cancel'}.
-// Messages out: {type: 'ready'|'loaded'|'event'|'done'|'error', ...}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'}.
+// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
 const FILES = {
@@ -18,8 +18,30 @@ async function fetchBytes(url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
+// The user's own files: four IDX files told apart by name (train/t10k|test, images/labels).
+function classify(files) {
+  const slot = (f) => `${/t10k|test/i.test(f.name) ? 'test' : /train/i.test(f.name) ? 'train' : '?'} ${/label/i.test(f.name) ? 'labels' : 'images'}`;
+  const want = ['train images', 'train labels', 'test images', 'test labels'];
+  const bySlot = new Map(files.map((f) => [slot(f), f]));
+  if (files.length !== 4 || want.some((w) => !bySlot.has(w))) {
+    const seen = files.map((f) => `${f.name} (${slot(f)})`).join(', ') || 'none';
+    throw new Error(`Choose exactly four IDX files whose names say train or t10k/test and images or labels, like MNIST's train-images-idx3-ubyte.gz. Got: ${seen}.`);
+  }
+  return want.map((w) => bySlot.get(w));
+}
+
+async function loadCustom(files) {
+  const ordered = classify(files);
+  const bytes = await Promise.all(ordered.map(async (f) => new Uint8Array(await f.arrayBuffer())));
+  // On a bad file the engine throws and keeps whatever it had loaded before.
+  const info = engine.loadDataset('custom', ordered.map((f) => f.name), ...bytes);
+  loaded.add('custom');
+  return info;
+}
+
 async function loadNamed(name, dataBase) {
   if (loaded.has(name)) return null;
+  if (name === 'custom') throw new Error('Load your IDX files first: choose "Your own IDX files" and pick four files.');
   const files = FILES[name];
   if (!files) throw new Error(`unknown dataset ${name}`);
   const bytes = await Promise.all(files.map((f) => fetchBytes(new URL(`${name}/${f}`, dataBase).href)));
@@ -49,6 +71,8 @@ self.onmessage = async (msg) => {
       await init();
       engine = await Squeeze.create(m.preferGpu !== false, m.conv ?? undefined);
       self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuInfo: await gpuInfo() });
+    } else if (m.type === 'load-custom') {
+      self.postMessage({ type: 'custom-loaded', info: await loadCustom(m.files) });
     } else if (m.type === 'cancel') {
       cancelled = true;
     } else if (m.type === 'run') {

@@ -227,3 +227,53 @@ test('a shared link opens the page with the same recipe, and a broken one says s
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('your own IDX files: a corrupt one is reported next to the picker, good ones load and train', { timeout: 180_000 }, async () => {
+  const { mkdtempSync, copyFileSync, readFileSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const mnist = path.join(www, 'public', 'data', 'mnist');
+  const dir = (name) => {
+    const d = mkdtempSync(path.join(os.tmpdir(), `squeeze-${name}-`));
+    for (const [to, from] of [['train-images-idx3-ubyte', 't10k-images-idx3-ubyte'], ['train-labels-idx1-ubyte', 't10k-labels-idx1-ubyte'], ['t10k-images-idx3-ubyte', 't10k-images-idx3-ubyte'], ['t10k-labels-idx1-ubyte', 't10k-labels-idx1-ubyte']]) {
+      copyFileSync(path.join(mnist, from), path.join(d, to));
+    }
+    return d;
+  };
+  const files = (d) => ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'].map((f) => path.join(d, f));
+  const bad = dir('bad');
+  // The training images cut off mid-image.
+  writeFileSync(path.join(bad, 'train-images-idx3-ubyte'), readFileSync(path.join(bad, 'train-images-idx3-ubyte')).subarray(0, 5000));
+  const good = dir('good');
+
+  const { page, errors } = await openPage();
+  await page.selectOption('#dataset', 'custom');
+  assert.equal(await page.isVisible('#idx-files'), true);
+  // Run before loading anything: a clear error, nothing breaks.
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('error').textContent.length > 0, null, { timeout: 30_000 });
+  assert.match(await page.textContent('#error'), /Load your IDX files first/);
+  // A corrupt file: the message names it, next to the picker.
+  await page.setInputFiles('#idx-files', files(bad));
+  await page.waitForFunction(() => document.getElementById('idx-status').className === 'error', null, { timeout: 30_000 });
+  const message = await page.textContent('#idx-status');
+  assert.match(message, /train-images-idx3-ubyte/, message);
+  await page.locator('#controls fieldset').first().screenshot({ path: path.join(artifacts, 'corrupt-idx.png') });
+  // Three files are not a dataset.
+  await page.setInputFiles('#idx-files', files(good).slice(0, 3));
+  await page.waitForFunction(() => /exactly four IDX files/.test(document.getElementById('idx-status').textContent), null, { timeout: 30_000 });
+  // The good files load and train.
+  await page.setInputFiles('#idx-files', files(good));
+  await page.waitForFunction(() => document.getElementById('idx-status').dataset.loaded === 'true', null, { timeout: 30_000 });
+  assert.match(await page.textContent('#idx-status'), /10000 training and 10000 test images of 28×28/);
+  await page.fill('#limit-train', '2000');
+  await page.fill('#limit-test', '500');
+  await page.fill('#hidden', '32');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('status').textContent.startsWith('Stopped'), null, { timeout: 100_000 });
+  assert.equal(await page.textContent('#error'), '');
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+  assert.ok(acc >= 60, `one epoch on 2000 of the user's digits: ${acc}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
