@@ -89,7 +89,9 @@ export function pruningPanel(parent, index, report) {
     `${(100 * p.weight_sparsity).toFixed(1)}% of weights are zero (${p.weights_left.toLocaleString('en')} left); ` +
     `${p.parameters.toLocaleString('en')} parameters, hidden widths ${p.hidden.join('-')}; ` +
     `${(p.flops_per_sample_remaining / 1e6).toFixed(2)} MFLOPs per image on nonzero weights; ` +
-    `test accuracy ${(100 * report.test_accuracy).toFixed(2)}%, inference ${report.inference_us_per_image.toFixed(1)} µs per image.`;
+    `test accuracy ${(100 * report.test_accuracy).toFixed(2)}%, inference ${report.inference_us_per_image.toFixed(1)} µs per image.` +
+    (p.greedy ? ` Greedy search: ${p.greedy.chunks_accepted} chunks kept pruned, ${p.greedy.chunks_restored} restored (held-out accuracy at the start ${(100 * p.greedy.holdout_accuracy_start).toFixed(2)}%).` : '') +
+    (p.control_accuracy !== undefined ? ` Same masks from fresh random weights (control): ${(100 * p.control_accuracy).toFixed(2)}%.` : '');
   box.appendChild(facts);
   parent.appendChild(box);
 

@@ -18,6 +18,7 @@ export const FIELDS = [
   { id: 'seed', path: 'seed', kind: 'num' },
   { id: 'limit-train', path: 'limit.train', kind: 'num' },
   { id: 'limit-test', path: 'limit.test', kind: 'num' },
+  { id: 'limit-holdout', path: 'limit.holdout', kind: 'num', optional: true },
   { id: 'arch', path: 'model.arch', kind: 'text' },
   { id: 'hidden', path: 'model.hidden', kind: 'list', when: (r) => r.model.arch === 'mlp' },
   { id: 'widths', path: 'model.widths', kind: 'list', when: (r) => ['vgg-mini', 'resnet-mini'].includes(r.model.arch), optional: true },
@@ -55,13 +56,16 @@ export const STAGE_KINDS = {
       { key: 'rounds', label: 'Rounds (1 = one-shot)', control: 'number', value: '3' },
       { key: 'schedule', label: 'Sparsity schedule over rounds', ...SELECT([['geometric', 'geometric (same share each round)'], ['polynomial', 'polynomial (Zhu & Gupta)']]), value: 'geometric' },
       { key: 'every', label: 'Gradual: prune every N training steps (empty = once per round)', control: 'number', value: '' },
-      { key: 'rewind', label: 'Rewind survivors', ...SELECT([['none', 'no (fine-tune them)'], ['init', 'to their initial values (lottery ticket)']]), value: 'none' },
+      { key: 'rewind', label: 'Rewind survivors', ...SELECT([['none', 'no (fine-tune them)'], ['init', 'to their initial values (lottery ticket)'], ['epoch-1', 'to their values after epoch 1']]), value: 'none' },
+      { key: 'control', label: 'Lottery control: also train the final masks from fresh weights', ...SELECT([['no', 'no'], ['yes', 'yes']]), value: 'no' },
       { key: 'ft_epochs', label: 'Fine-tuning epochs per round (0 = none)', control: 'number', value: '1' },
       { key: 'ft_lr', label: 'Fine-tuning learning rate', control: 'number', value: '0.01' },
     ],
     toRecipe(v, train) {
-      const p = { granularity: v.granularity, criterion: v.criterion, sparsity: oneOrList(v.sparsity), scope: v.scope, mode: v.mode, rounds: Number(v.rounds), schedule: v.schedule, rewind: v.rewind };
+      const rewind = v.rewind === 'epoch-1' ? { epoch: 1 } : v.rewind;
+      const p = { granularity: v.granularity, criterion: v.criterion, sparsity: oneOrList(v.sparsity), scope: v.scope, mode: v.mode, rounds: Number(v.rounds), schedule: v.schedule, rewind };
       if (v.every !== '') p.every = Number(v.every);
+      if (v.control === 'yes') p.control = true;
       if (Number(v.ft_epochs) > 0) p.finetune = { ...train, epochs: Number(v.ft_epochs), lr: Number(v.ft_lr) };
       return { prune: p };
     },
@@ -75,11 +79,22 @@ export const STAGE_KINDS = {
         rounds: p.rounds,
         schedule: p.schedule,
         every: p.every ?? '',
-        rewind: typeof p.rewind === 'string' ? p.rewind : undefined,
+        rewind: typeof p.rewind === 'string' ? p.rewind : p.rewind?.epoch === 1 ? 'epoch-1' : undefined,
+        control: p.control ? 'yes' : 'no',
         ft_epochs: p.finetune ? p.finetune.epochs : 0,
         ft_lr: p.finetune?.lr,
       };
     },
+  },
+  greedy: {
+    label: 'Greedy prune (evaluate, restore)',
+    fields: [
+      { key: 'sparsity', label: 'Target fraction removed (one, or one per layer)', control: 'text', value: '0.9' },
+      { key: 'chunk', label: 'Chunk: fraction of a layer removed per try', control: 'number', value: '0.05' },
+      { key: 'tolerance', label: 'Largest accepted held-out accuracy drop (0.005 = half a point); needs held-out samples', control: 'number', value: '0.005' },
+    ],
+    toRecipe: (v) => ({ greedy: { sparsity: oneOrList(v.sparsity), chunk: Number(v.chunk), tolerance: Number(v.tolerance) } }),
+    fromRecipe: (g) => ({ sparsity: showList(g.sparsity), chunk: g.chunk, tolerance: g.tolerance }),
   },
   sensitivity: {
     label: 'Sensitivity scan',
@@ -198,7 +213,8 @@ export function readRecipe() {
   }
   for (const f of FIELDS) {
     const v = getPath(r, f.path);
-    if ((f.when && !f.when(r)) || (f.optional && Array.isArray(v) && v.length === 0)) {
+    const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && $(f.id).value.trim() === '');
+    if ((f.when && !f.when(r)) || (f.optional && empty)) {
       const keys = f.path.split('.');
       delete getPath(r, keys.slice(0, -1).join('.'))[keys[keys.length - 1]];
     }

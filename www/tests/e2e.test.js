@@ -192,13 +192,14 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
 
 test('a shared link opens the page with the same recipe, and a broken one says so', { timeout: 120_000 }, async () => {
   const recipe = {
-    dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567 },
+    dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567, holdout: 200 },
     model: { arch: 'mlp', hidden: [50, 20] },
     train: { epochs: 3, batch: 16, optimizer: 'adam', lr: 0.002, momentum: 0.9, weight_decay: 0.0001, schedule: 'constant' },
     stages: [
       { sensitivity: { sparsities: [0, 0.5, 0.9], criterion: 'magnitude' } },
-      { prune: { granularity: 'neuron', criterion: 'l2', sparsity: [0.5, 0.25], scope: 'layer', mode: 'hard', rounds: 2, schedule: 'polynomial', rewind: 'none',
+      { prune: { granularity: 'neuron', criterion: 'l2', sparsity: [0.5, 0.25], scope: 'layer', mode: 'hard', rounds: 2, schedule: 'polynomial', rewind: { epoch: 1 }, control: true,
                  finetune: { batch: 16, optimizer: 'adam', momentum: 0.9, weight_decay: 0.0001, schedule: 'constant', epochs: 2, lr: 0.001 } } },
+      { greedy: { sparsity: 0.8, chunk: 0.1, tolerance: 0.01 } },
     ],
   };
   const page = await browser.newPage();
@@ -209,7 +210,8 @@ test('a shared link opens the page with the same recipe, and a broken one says s
   assert.equal(await page.inputValue('#dataset'), 'fashion-mnist');
   assert.equal(await page.inputValue('#hidden'), '50, 20');
   assert.equal(await page.inputValue('#optimizer'), 'adam');
-  assert.deepEqual(await page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind)), ['sensitivity', 'prune']);
+  assert.deepEqual(await page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind)), ['sensitivity', 'prune', 'greedy']);
+  assert.equal(await page.inputValue('#limit-holdout'), '200');
   assert.equal(await page.inputValue('#stage-1-sparsity'), '0.5, 0.25');
   assert.equal(await page.inputValue('#stage-1-granularity'), 'neuron');
   // Copy link gives back exactly the recipe that came in.
@@ -218,6 +220,15 @@ test('a shared link opens the page with the same recipe, and a broken one says s
   assert.deepEqual(again, recipe);
   assert.equal(await page.textContent('#error'), '');
   await page.screenshot({ path: path.join(artifacts, 'shared-link.png'), fullPage: true });
+  // Reorder and remove stages; the recipe follows.
+  const kinds = () => page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind));
+  await page.click('button[aria-label^="Move up stage 3"]');
+  assert.deepEqual(await kinds(), ['sensitivity', 'greedy', 'prune']);
+  await page.click('button[aria-label^="Remove stage 1"]');
+  assert.deepEqual(await kinds(), ['greedy', 'prune']);
+  await page.click('#share');
+  const edited = JSON.parse(new globalThis.URL(await page.inputValue('#share-link')).searchParams.get('r'));
+  assert.deepEqual(edited.stages, [recipe.stages[2], recipe.stages[1]]);
   // A malformed link: the error is shown, the page still works with its defaults.
   await page.goto(`${URL}?r=%7Bnot-json`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
