@@ -1,7 +1,8 @@
 //! Pruning stages run through `experiment::run` on synthetic digits, on the GPU and the CPU
 //! reference, natively and in the browser: gradual pruning during training (Zhu & Gupta) masks at
 //! the planned steps to the polynomial schedule's sparsities and ends exactly at the target; hard
-//! filter pruning of a conv net inside a recipe gives a physically smaller model that still runs.
+//! filter pruning of a conv net inside a recipe gives a physically smaller model that still runs;
+//! greedy pruning restores the chunk that cost held-out accuracy.
 
 mod common;
 use common::{fresh_rng, synthetic_sized};
@@ -57,6 +58,23 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
         assert!(p.parameters < dense / 2, "{what}: {} of {dense} parameters", p.parameters);
         assert_eq!(out.net.parameter_count(), p.parameters, "{what}: the returned net is the shrunk one");
         assert!(out.report.stages[1].test_accuracy.is_finite());
+
+        // Greedy with no tolerance, removing random chunks of the first layer until the held-out
+        // accuracy drops: that chunk is restored (the layer stops short of 98%, holding only
+        // whole accepted chunks), and what was accepted never hurt held-out accuracy.
+        let greedy = Recipe::from_json(
+            r#"{"dataset": "mnist", "seed": 5, "limit": {"holdout": 96}, "model": {"arch": "mlp", "hidden": [16]},
+                "train": {"epochs": 3, "batch": 16, "lr": 0.05, "momentum": 0.9},
+                "stages": [{"greedy": {"criterion": "random", "sparsity": [0.98, 0.0], "chunk": 0.1, "tolerance": 0.0}}]}"#,
+        )
+        .unwrap();
+        let out = run(&greedy, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| true).await.unwrap();
+        let g = out.report.stages[1].pruning.as_ref().unwrap().greedy.clone().unwrap();
+        assert!(g.chunks_restored >= 1 && g.frozen[0], "{what}: {g:?} (seed {seed})");
+        let zeros = out.params.tensors[0].iter().filter(|&&v| v == 0.0).count();
+        let chunk = (90.0f32 * 16.0 * 0.1).ceil() as usize;
+        assert!(zeros < pruned_count(90 * 16, 0.98) && zeros % chunk == 0, "{what}: {zeros} zeros, chunk {chunk}");
+        assert_eq!(zeros / chunk, g.chunks_accepted, "{what}: only accepted chunks stay pruned");
     }
 }
 gpu_test!(gradual_and_filter_pruning_run_through_recipes, pipeline_case);
