@@ -62,6 +62,9 @@ pub enum Error {
     Diverged(String),
     #[error("cancelled")]
     Cancelled,
+    /// A bad argument from the page (an image of the wrong size, a model that does not exist).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Error {

@@ -5,6 +5,7 @@
 use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, GpuTrainer};
+use crate::inspect::StageModel;
 use crate::nn::{surgery, Net, NetParams, Shape};
 use crate::compress::prune::{self, Criterion};
 use crate::compress::sparse;
@@ -255,6 +256,10 @@ pub struct Outcome {
     pub report: Report,
     pub net: Net,
     pub params: NetParams,
+    /// The model after training and after every stage that changes it (not sensitivity scans).
+    pub models: Vec<StageModel>,
+    /// The input normalisation the models were trained with.
+    pub norm: crate::data::Normalization,
 }
 
 /// Pruning masks in force: one per tensor (W0, b0, W1, ...; `None` = dense) and whether they are hard.
@@ -874,6 +879,8 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
 
     let first = runner.train(0, "train", &recipe.train).await?;
     runner.emit(&Event::Stage { stage: 0, report: first.clone() })?;
+    let snapshot = |r: &Runner, stage: usize, name: String| StageModel { stage, name, net: r.net.clone(), params: r.params.clone() };
+    let mut models = vec![snapshot(&runner, 0, "trained".into())];
     let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {
         let report = match s {
@@ -883,6 +890,9 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Greedy(g) => runner.greedy(i + 1, g).await?,
         };
         runner.emit(&Event::Stage { stage: i + 1, report: report.clone() })?;
+        if !matches!(s, Stage::Sensitivity(_)) {
+            models.push(snapshot(&runner, i + 1, format!("{}. {}", i + 1, report.name)));
+        }
         stages.push(report);
     }
 
@@ -907,5 +917,5 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         stages,
         wall_s: now_s() - t_start,
     };
-    Ok(Outcome { report, net: runner.net, params: runner.params })
+    Ok(Outcome { report, net: runner.net, params: runner.params, models, norm: runner.norm })
 }

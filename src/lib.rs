@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod gpu;
+pub mod inspect;
 pub mod nn;
 pub mod recipe;
 pub mod reference;

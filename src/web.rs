@@ -5,6 +5,7 @@
 use crate::data::{Dataset, Splits};
 use crate::experiment::{run, Backend, Event, RunOptions};
 use crate::gpu::GpuContext;
+use crate::inspect::{self, StageModel};
 use crate::recipe::Recipe;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +17,39 @@ struct Inner {
     fallback_reason: Option<String>,
     datasets: HashMap<String, Splits>,
     running: bool,
+    /// The last finished run's models (after training and after each stage), for the pictures and
+    /// draw-a-digit panels, with its normalisation and dataset.
+    models: Vec<StageModel>,
+    norm: Option<crate::data::Normalization>,
+    models_dataset: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    index: usize,
+    stage: usize,
+    name: String,
+    arch: String,
+    parameters: usize,
+    nonzero: usize,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Prediction {
+    name: String,
+    probabilities: Vec<f32>,
+}
+
+#[derive(serde::Serialize)]
+struct ConfusionView {
+    #[serde(flatten)]
+    confusion: inspect::Confusion,
+    /// Pixels (u8, rows·cols each) of the first misclassified images, in `misclassified` order.
+    misclassified_pixels: Vec<Vec<u8>>,
+    rows: usize,
+    cols: usize,
 }
 
 #[wasm_bindgen]
@@ -69,7 +103,7 @@ impl Squeeze {
         } else {
             (Backend::Cpu, Some("CPU backend requested".to_string()))
         };
-        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, fallback_reason, datasets: HashMap::new(), running: false })) }
+        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new() })) }
     }
 
     /// `{backend: "webgpu" | "cpu", adapter: {name, backend, deviceType, driver, software} | null, fallbackReason}`.
@@ -121,6 +155,54 @@ impl Squeeze {
         Ok(to_js(&r)?)
     }
 
+    /// The last run's models: after training, and after every stage that changed the model.
+    pub fn models(&self) -> Result<JsValue, JsError> {
+        let i = self.inner.borrow();
+        let list: Vec<ModelInfo> = i
+            .models
+            .iter()
+            .enumerate()
+            .map(|(index, m)| ModelInfo { index, stage: m.stage, name: m.name.clone(), arch: m.net.arch.clone(), parameters: m.net.parameter_count(), nonzero: m.nonzero() })
+            .collect();
+        Ok(to_js(&list)?)
+    }
+
+    /// Class probabilities of every model of the last run for one image (pixels in [0, 1],
+    /// row-major, the models' input size).
+    pub fn predict(&self, pixels: Vec<f32>) -> Result<JsValue, JsError> {
+        let i = self.inner.borrow();
+        let norm = i.norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
+        let mut out = Vec::with_capacity(i.models.len());
+        for m in &i.models {
+            out.push(Prediction { name: m.name.clone(), probabilities: inspect::predict(m, norm, &pixels).map_err(js_err)? });
+        }
+        Ok(to_js(&out)?)
+    }
+
+    fn model(&self, index: usize) -> Result<StageModel, JsError> {
+        let i = self.inner.borrow();
+        i.models.get(index).cloned().ok_or_else(|| JsError::new(&format!("there is no model {index}: the last run has {}", i.models.len())))
+    }
+
+    /// Model `index`'s first weight layer, one tile per neuron or filter.
+    #[wasm_bindgen(js_name = firstLayer)]
+    pub fn first_layer(&self, index: usize) -> Result<JsValue, JsError> {
+        Ok(to_js(&inspect::first_layer(&self.model(index)?))?)
+    }
+
+    /// Model `index`'s confusion matrix on the first `n` test images of the run's dataset, with
+    /// the pixels of up to `show` misclassified ones.
+    pub fn confusion(&self, index: usize, n: usize, show: usize) -> Result<JsValue, JsError> {
+        let model = self.model(index)?;
+        let i = self.inner.borrow();
+        let norm = i.norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
+        let test = &i.datasets.get(&i.models_dataset).ok_or_else(|| JsError::new("the run's dataset is no longer loaded"))?.test;
+        let confusion = inspect::confusion(&model, norm, test, n);
+        let p = test.rows * test.cols;
+        let misclassified_pixels = confusion.misclassified.iter().take(show).map(|&(k, _, _)| test.images[k * p..(k + 1) * p].to_vec()).collect();
+        Ok(to_js(&ConfusionView { confusion, misclassified_pixels, rows: test.rows, cols: test.cols })?)
+    }
+
     /// Runs a recipe on the dataset it names (loaded with `loadDataset`). `onEvent` gets every
     /// progress/epoch event as a plain object and may return `false` to cancel. Resolves to the report.
     pub fn run(&self, recipe: JsValue, on_event: js_sys::Function, progress_every: Option<u32>) -> js_sys::Promise {
@@ -149,6 +231,12 @@ impl Squeeze {
             let result = run(&recipe, &splits, &backend, &opts, &mut callback).await;
             inner.borrow_mut().running = false;
             let outcome = result.map_err(js_err)?;
+            {
+                let mut i = inner.borrow_mut();
+                i.models = outcome.models;
+                i.norm = Some(outcome.norm);
+                i.models_dataset = recipe.dataset.as_str().to_string();
+            }
             Ok(to_js(&outcome.report).map_err(JsError::from)?)
         })
     }

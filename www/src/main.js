@@ -5,6 +5,7 @@
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
 import { accuracyChart, pruningPanel, sensitivityPanel } from './charts.js';
+import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -144,6 +145,15 @@ worker.onmessage = (msg) => {
     $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
     addRunRow(m.report, run.recipe);
+    showModels(m.models, run.recipe);
+  } else if (m.type === 'predictions') {
+    if (m.seq === predictSeq) showPredictions(m.predictions);
+  } else if (m.type === 'pictures') {
+    drawFirstLayer($('first-layer'), m.layer);
+    showConfusion(m.confusion);
+    $('inspect').dataset.pictures = String(m.index);
+  } else if (m.type === 'error' && (m.during === 'predict' || m.during === 'pictures')) {
+    $('error').textContent = m.message;
   } else if (m.type === 'error' && m.during === 'load-custom') {
     // Next to the file picker; whatever was loaded before (and any run) is untouched.
     $('idx-status').textContent = m.message;
@@ -175,6 +185,31 @@ $('controls').addEventListener('submit', (e) => {
   worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
 });
 $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+
+// Looking inside: the last run's models (after training, after each compressing stage).
+function showModels(models, recipe) {
+  setDataset(recipe.dataset);
+  const select = $('inspect-model');
+  select.replaceChildren(...models.map((m) => new Option(`${m.name}: ${m.nonzero.toLocaleString('en')} of ${m.parameters.toLocaleString('en')} parameters nonzero`, String(m.index))));
+  select.value = String(models.length - 1);
+  $('inspect').hidden = false;
+  requestPictures();
+  predictDrawing();
+}
+const requestPictures = () => worker.postMessage({ type: 'pictures', index: Number($('inspect-model').value), images: 1000, show: 24 });
+$('inspect-model').addEventListener('change', requestPictures);
+let predictSeq = 0;
+function predictDrawing() {
+  const pixels = mnistPixels($('draw'));
+  if (!pixels) return;
+  predictSeq += 1;
+  worker.postMessage({ type: 'predict', pixels, seq: predictSeq });
+}
+const pad = drawingPad($('draw'), predictDrawing);
+$('clear-draw').addEventListener('click', () => {
+  pad.clear();
+  $('predictions').replaceChildren();
+});
 $('share').addEventListener('click', async () => {
   const link = recipeToURL(readRecipe());
   history.replaceState(null, '', link);

@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'}.
-// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'error', ...}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'|'predict'|'pictures'}.
+// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'predictions'|'pictures'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
 const FILES = {
@@ -84,7 +84,11 @@ self.onmessage = async (msg) => {
         self.postMessage({ type: 'event', event: ev });
         return !cancelled;
       }, m.progressEvery ?? 25);
-      self.postMessage({ type: 'done', report });
+      self.postMessage({ type: 'done', report, models: engine.models() });
+    } else if (m.type === 'predict') {
+      self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels), seq: m.seq });
+    } else if (m.type === 'pictures') {
+      self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
     }
   } catch (e) {
     self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type });

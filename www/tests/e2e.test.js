@@ -186,6 +186,29 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
   assert.equal(shared.stages[0].prune.sparsity, 0.8);
   await page.screenshot({ path: path.join(artifacts, 'pruned.png'), fullPage: true });
+  // Inside the models: the trained and the pruned one; pictures of the pruned first layer show
+  // its pruned weights (80% of them), a confusion matrix over 1000 test images, misclassified ones.
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '1', null, { timeout: 30_000 });
+  assert.deepEqual(await page.$$eval('#inspect-model option', (os) => os.map((o) => o.textContent.split(':')[0])), ['trained', '1. prune']);
+  const shown = Number(await page.getAttribute('#first-layer', 'data-shown'));
+  const prunedPx = Number(await page.getAttribute('#first-layer', 'data-pruned'));
+  assert.ok(shown === 64 * 784 && Math.abs(prunedPx / shown - 0.8) < 0.02, `pruned pixels ${prunedPx} of ${shown}`);
+  assert.match(await page.textContent('#confusion caption'), /first 1000 test images/);
+  const cells = await page.$$eval('#confusion td', (tds) => tds.map((td) => Number(td.textContent)));
+  assert.equal(cells.reduce((a, b) => a + b, 0), 1000);
+  assert.ok((await page.locator('#misclassified figure').count()) > 0);
+  // Draw a "1": a vertical stroke. Both models predict, side by side, and the pruned model's
+  // picture differs from the trained one's (its first layer is 80% zeros).
+  const box = await page.locator('#draw').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
+  await page.mouse.down();
+  for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * t);
+  await page.mouse.up();
+  await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 2, null, { timeout: 30_000 });
+  const tops = await page.$$eval('#predictions .prediction', (els) => els.map((e) => e.dataset.top));
+  assert.equal(await page.locator('#predictions .prediction').first().locator('.bar-row').count(), 10);
+  assert.deepEqual(tops, ['1', '1'], `a vertical stroke is a 1 to both models: ${tops}`);
+  await page.locator('#inspect').screenshot({ path: path.join(artifacts, 'inspect.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });
