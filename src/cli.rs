@@ -35,6 +35,10 @@ enum Command {
         /// Also write the full report as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write the final model to this file (the .sqz format of src/export.rs: pruned weight
+        /// matrices in the 5-bit relative-index encoding) and print its size.
+        #[arg(long)]
+        save_model: Option<PathBuf>,
         /// Print a progress line every N training steps.
         #[arg(long, default_value_t = 200)]
         progress_every: usize,
@@ -80,7 +84,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, progress_every, seed } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, progress_every, seed } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
@@ -183,6 +187,11 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))
                     .map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+            }
+            if let Some(path) = save_model {
+                let bytes = crate::export::save(&out.net, &out.params, out.norm);
+                std::fs::write(&path, &bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+                println!("model file: {} bytes ({})", bytes.len(), path.display());
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod compress;
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod export;
 pub mod gpu;
 pub mod inspect;
 pub mod nn;

@@ -184,6 +184,14 @@ impl Squeeze {
         i.models.get(index).cloned().ok_or_else(|| JsError::new(&format!("there is no model {index}: the last run has {}", i.models.len())))
     }
 
+    /// Model `index` as a `.sqz` model file (src/export.rs): the bytes a download saves.
+    #[wasm_bindgen(js_name = exportModel)]
+    pub fn export_model(&self, index: usize) -> Result<Vec<u8>, JsError> {
+        let model = self.model(index)?;
+        let norm = self.inner.borrow().norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
+        Ok(crate::export::save(&model.net, &model.params, norm))
+    }
+
     /// Model `index`'s first weight layer, one tile per neuron or filter.
     #[wasm_bindgen(js_name = firstLayer)]
     pub fn first_layer(&self, index: usize) -> Result<JsValue, JsError> {

@@ -63,12 +63,36 @@ function bars(el, { title, labels, values, yLabel, yMax }) {
   );
 }
 
-function panel(parent, text) {
+// Saves a file the browser offers to download.
+export function download(name, blob) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+// A "PNG" button that saves the chart drawn in `el` (uPlot draws on one canvas).
+export function pngButton(el, name) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'small secondary png';
+  b.textContent = 'PNG';
+  b.setAttribute('aria-label', `Download this chart as PNG (${name})`);
+  b.addEventListener('click', () => el.querySelector('canvas')?.toBlob((blob) => blob && download(`${name}.png`, blob)));
+  el.after(b);
+  return b;
+}
+
+function panel(parent, text, name) {
   const div = document.createElement('div');
   div.className = 'chart';
   div.setAttribute('role', 'img');
   div.setAttribute('aria-label', text);
   parent.appendChild(div);
+  if (name) pngButton(div, name);
   return div;
 }
 
@@ -96,7 +120,7 @@ export function pruningPanel(parent, index, report) {
   parent.appendChild(box);
 
   const names = p.per_layer_sparsity.map((_, i) => `W${i + 1}`);
-  bars(panel(box, `Per-layer sparsity: ${p.per_layer_sparsity.map((s, i) => `${names[i]} ${(100 * s).toFixed(1)}%`).join(', ')}`), {
+  bars(panel(box, `Per-layer sparsity: ${p.per_layer_sparsity.map((s, i) => `${names[i]} ${(100 * s).toFixed(1)}%`).join(', ')}`, `stage${index}-sparsity`), {
     title: 'Sparsity per layer',
     labels: names,
     values: p.per_layer_sparsity.map((s) => 100 * s),
@@ -104,7 +128,7 @@ export function pruningPanel(parent, index, report) {
     yMax: 100,
   });
   const sizes = [['dense f32', p.bytes_dense], ['bitmask', p.bytes_bitmask], ['5-bit rel. index', p.bytes_relative]];
-  bars(panel(box, `Stored size: ${sizes.map(([n, b]) => `${n} ${kb(b)}`).join(', ')}`), {
+  bars(panel(box, `Stored size: ${sizes.map(([n, b]) => `${n} ${kb(b)}`).join(', ')}`, `stage${index}-sizes`), {
     title: 'Stored size by encoding (bytes actually written)',
     labels: sizes.map(([n]) => n),
     values: sizes.map(([, b]) => b / 1024),
@@ -116,7 +140,7 @@ export function pruningPanel(parent, index, report) {
     const total = counts.reduce((a, b) => a + b, 0);
     const overall = p.rounds.map((r) => (100 * r.sparsity.reduce((a, s, l) => a + s * (counts[l] ?? 0), 0)) / (total || 1));
     const order = overall.map((_, i) => i).sort((a, b) => overall[a] - overall[b]);
-    const el = panel(box, `Accuracy versus sparsity over ${p.rounds.length} rounds: ` + p.rounds.map((r, i) => `${overall[i].toFixed(1)}% sparse: ${(100 * r.accuracy_before_finetune).toFixed(1)}% before, ${(100 * r.accuracy_after_finetune).toFixed(1)}% after fine-tuning`).join('; '));
+    const el = panel(box, `Accuracy versus sparsity over ${p.rounds.length} rounds: ` + p.rounds.map((r, i) => `${overall[i].toFixed(1)}% sparse: ${(100 * r.accuracy_before_finetune).toFixed(1)}% before, ${(100 * r.accuracy_after_finetune).toFixed(1)}% after fine-tuning`).join('; '), `stage${index}-accuracy-vs-sparsity`);
     new uPlot(
       {
         title: 'Accuracy versus sparsity (each round)',
@@ -148,7 +172,7 @@ export function sensitivityPanel(parent, index, report) {
   box.appendChild(h);
   parent.appendChild(box);
   const xs = curves[0].map(([s]) => 100 * s);
-  const el = panel(box, 'Per-layer sensitivity: ' + curves.map((c, l) => `W${l + 1}: ` + c.map(([s, a]) => `${(100 * s).toFixed(0)}% → ${(100 * a).toFixed(1)}%`).join(', ')).join('; '));
+  const el = panel(box, 'Per-layer sensitivity: ' + curves.map((c, l) => `W${l + 1}: ` + c.map(([s, a]) => `${(100 * s).toFixed(0)}% → ${(100 * a).toFixed(1)}%`).join(', ')).join('; '), `stage${index}-sensitivity`);
   new uPlot(
     {
       title: 'Accuracy with one layer pruned (no fine-tuning)',

@@ -4,13 +4,14 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton } from './charts.js';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const dataBase = new URL('data/', document.baseURI).href;
 const chart = accuracyChart($('chart'));
+pngButton($('chart'), 'accuracy');
 
 function showModelFields() {
   for (const f of document.querySelectorAll('.field[data-for]')) {
@@ -145,9 +146,16 @@ worker.onmessage = (msg) => {
     $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
     addRunRow(m.report, run.recipe);
+    run.report = m.report;
+    $('downloads').hidden = false;
     showModels(m.models, run.recipe);
   } else if (m.type === 'predictions') {
     if (m.seq === predictSeq) showPredictions(m.predictions);
+  } else if (m.type === 'model-file') {
+    const name = $('inspect-model').selectedOptions[0]?.textContent.split(':')[0].replace(/[^a-z0-9]+/gi, '-') ?? 'model';
+    $('model-file-size').textContent = `${m.bytes.length.toLocaleString('en')} bytes`;
+    $('model-file-size').dataset.bytes = String(m.bytes.length);
+    download(`squeeze-${run.recipe.model.arch}-${name}.sqz`, new Blob([m.bytes], { type: 'application/octet-stream' }));
   } else if (m.type === 'pictures') {
     drawFirstLayer($('first-layer'), m.layer);
     showConfusion(m.confusion);
@@ -174,6 +182,7 @@ $('controls').addEventListener('submit', (e) => {
   chart.clear();
   $('epochs-table').querySelector('tbody').replaceChildren();
   $('stage-results').replaceChildren();
+  $('downloads').hidden = true;
   $('progress').value = 0;
   const recipe = readRecipe();
   // The address bar always reproduces the last run.
@@ -198,6 +207,13 @@ function showModels(models, recipe) {
 }
 const requestPictures = () => worker.postMessage({ type: 'pictures', index: Number($('inspect-model').value), images: 1000, show: 24 });
 $('inspect-model').addEventListener('change', requestPictures);
+$('download-model').addEventListener('click', () => worker.postMessage({ type: 'export', index: Number($('inspect-model').value) }));
+$('download-json').addEventListener('click', () => download('squeeze-results.json', new Blob([JSON.stringify({ recipe: run.recipe, report: run.report }, null, 2)], { type: 'application/json' })));
+$('download-csv').addEventListener('click', () => {
+  const head = 'stage,name,epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_s,samples_per_s';
+  const rows = run.report.stages.flatMap((s, i) => s.epochs.map((e) => [i, s.name, e.epoch, e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy, e.train_s, e.samples_per_s].join(',')));
+  download('squeeze-epochs.csv', new Blob([[head, ...rows].join('\n') + '\n'], { type: 'text/csv' }));
+});
 let predictSeq = 0;
 function predictDrawing() {
   const pixels = mnistPixels($('draw'));

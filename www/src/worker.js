@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'|'predict'|'pictures'}.
-// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'predictions'|'pictures'|'error', ...}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'|'predict'|'pictures'|'export'}.
+// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
 const FILES = {
@@ -87,6 +87,9 @@ self.onmessage = async (msg) => {
       self.postMessage({ type: 'done', report, models: engine.models() });
     } else if (m.type === 'predict') {
       self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels), seq: m.seq });
+    } else if (m.type === 'export') {
+      const bytes = engine.exportModel(m.index);
+      self.postMessage({ type: 'model-file', index: m.index, bytes }, [bytes.buffer]);
     } else if (m.type === 'pictures') {
       self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
     }

@@ -209,6 +209,29 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   assert.equal(await page.locator('#predictions .prediction').first().locator('.bar-row').count(), 10);
   assert.deepEqual(tops, ['1', '1'], `a vertical stroke is a 1 to both models: ${tops}`);
   await page.locator('#inspect').screenshot({ path: path.join(artifacts, 'inspect.png') });
+  // Downloads: the pruned model's file (SQZM, 5-bit relative indices: far smaller than the
+  // trained model's), the results as JSON and CSV, a chart as PNG.
+  const { readFileSync } = await import('node:fs');
+  const save = async (click) => {
+    const [d] = await Promise.all([page.waitForEvent('download'), click()]);
+    const to = path.join(artifacts, d.suggestedFilename());
+    await d.saveAs(to);
+    return readFileSync(to);
+  };
+  const prunedFile = await save(() => page.click('#download-model'));
+  assert.equal(prunedFile.subarray(0, 4).toString(), 'SQZM');
+  assert.equal(String(prunedFile.length), await page.getAttribute('#model-file-size', 'data-bytes'));
+  await page.selectOption('#inspect-model', '0');
+  const trainedFile = await save(() => page.click('#download-model'));
+  assert.ok(prunedFile.length < trainedFile.length / 3, `pruned ${prunedFile.length} vs trained ${trainedFile.length} bytes`);
+  const results = JSON.parse((await save(() => page.click('#download-json'))).toString());
+  assert.equal(results.report.stages.length, 2);
+  assert.equal(results.recipe.stages[0].prune.sparsity, 0.8);
+  const csv = (await save(() => page.click('#download-csv'))).toString().trim().split('\n');
+  assert.equal(csv.length, 4, csv.join(' | '));
+  assert.match(csv[0], /^stage,name,epoch,/);
+  const png = await save(() => page.click('button[aria-label^="Download this chart as PNG (accuracy)"]'));
+  assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
   assert.deepEqual(errors, []);
   await page.close();
 });

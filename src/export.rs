@@ -1,0 +1,184 @@
+//! The model file (`.sqz`) the page downloads and `squeeze run --save-model` writes: what a
+//! compressed model really costs to store, and enough to load it back bit for bit.
+//!
+//! Layout: b"SQZM", version u32 LE (1), header length u32 LE, the header (JSON: the net's nodes,
+//! input shape, classes, the input normalisation, and per tensor its role, shape, encoding and byte
+//! length), then each tensor's bytes in order. A weight matrix is stored as the smaller of dense
+//! f32 LE and Deep Compression's 5-bit relative-index encoding (compress::sparse); every other
+//! tensor as dense f32. Loading checks everything against the header and the rebuilt net (a
+//! malformed file is an error naming what is wrong, never a panic or a huge allocation).
+
+use crate::compress::sparse;
+use crate::data::Normalization;
+use crate::error::{Error, Result};
+use crate::nn::{Net, NetParams, Op, Role, Shape};
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 4] = b"SQZM";
+const VERSION: u32 = 1;
+const INDEX_BITS: u32 = 5;
+/// Far above any model here (vgg-mini: 218,586 parameters); bounds what a file can make us allocate.
+const MAX_ELEMENTS: usize = 64 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    arch: String,
+    input: [usize; 3],
+    classes: usize,
+    norm: [f32; 2],
+    nodes: Vec<NodeSpec>,
+    tensors: Vec<TensorSpec>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeSpec {
+    op: Op,
+    inputs: Vec<usize>,
+    relu: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TensorSpec {
+    role: String,
+    rows: usize,
+    cols: usize,
+    /// "f32" or "relative5".
+    encoding: String,
+    bytes: usize,
+}
+
+fn bad(message: impl Into<String>) -> Error {
+    Error::Io { path: "model file".into(), message: message.into() }
+}
+
+/// The file's bytes for `net` with `params` (trained with normalisation `norm`).
+pub fn save(net: &Net, params: &NetParams, norm: Normalization) -> Vec<u8> {
+    let infos = net.tensors();
+    let mut payloads = Vec::with_capacity(infos.len());
+    let mut tensors = Vec::with_capacity(infos.len());
+    for (info, t) in infos.iter().zip(&params.tensors) {
+        let dense: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (encoding, bytes) = match info.role {
+            Role::Weight => {
+                let rel = sparse::encode_relative(t, INDEX_BITS);
+                if rel.len() < dense.len() { ("relative5", rel) } else { ("f32", dense) }
+            }
+            _ => ("f32", dense),
+        };
+        tensors.push(TensorSpec { role: format!("{:?}", info.role), rows: info.rows, cols: info.cols, encoding: encoding.into(), bytes: bytes.len() });
+        payloads.push(bytes);
+    }
+    let input = net.input();
+    let header = Header {
+        arch: net.arch.clone(),
+        input: [input.h, input.w, input.c],
+        classes: net.classes,
+        norm: [norm.mean, norm.std],
+        nodes: net.nodes.iter().skip(1).map(|n| NodeSpec { op: n.op, inputs: n.inputs.clone(), relu: n.relu }).collect(),
+        tensors,
+    };
+    let json = serde_json::to_vec(&header).expect("the header serializes");
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    payloads.iter().for_each(|p| out.extend_from_slice(p));
+    out
+}
+
+/// Reads a model file back: the net, its parameters and the normalisation it was trained with.
+pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
+    if bytes.len() < 12 || &bytes[..4] != MAGIC {
+        return Err(bad("not a Squeeze model file (no SQZM signature)"));
+    }
+    let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(bad(format!("format version {version}; this build reads version {VERSION}")));
+    }
+    let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+    let json = bytes.get(12..12usize.saturating_add(len)).ok_or_else(|| bad(format!("header of {len} bytes, but the file has {} after the preamble", bytes.len() - 12)))?;
+    let header: Header = serde_json::from_slice(json).map_err(|e| bad(format!("header: {e}")))?;
+    let [h, w, c] = header.input;
+    if h == 0 || w == 0 || c == 0 || h * w * c > 1 << 20 || header.classes == 0 || header.classes > 1 << 16 {
+        return Err(bad(format!("input {h}x{w}x{c} with {} classes is not a model this reads", header.classes)));
+    }
+    let net = rebuild(&header, Shape::new(h, w, c))?;
+    let infos = net.tensors();
+    if infos.len() != header.tensors.len() {
+        return Err(bad(format!("the net has {} tensors, the header lists {}", infos.len(), header.tensors.len())));
+    }
+    let mut at = 12 + len;
+    let mut tensors = Vec::with_capacity(infos.len());
+    for (j, (info, spec)) in infos.iter().zip(&header.tensors).enumerate() {
+        if (spec.rows, spec.cols) != (info.rows, info.cols) || spec.role != format!("{:?}", info.role) {
+            return Err(bad(format!("tensor {j}: the header says {} {}x{}, the net needs {:?} {}x{}", spec.role, spec.rows, spec.cols, info.role, info.rows, info.cols)));
+        }
+        let n = info.len();
+        if n > MAX_ELEMENTS {
+            return Err(bad(format!("tensor {j} has {n} elements, more than this reads")));
+        }
+        let data = bytes.get(at..at.saturating_add(spec.bytes)).ok_or_else(|| bad(format!("tensor {j} needs {} bytes at offset {at}; the file ends at {}", spec.bytes, bytes.len())))?;
+        at += spec.bytes;
+        let values = match spec.encoding.as_str() {
+            "f32" if data.len() == 4 * n => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            "f32" => return Err(bad(format!("tensor {j}: {} bytes of f32 for {n} values", data.len()))),
+            "relative5" => {
+                let head = |k: usize| data.get(k..k + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+                match (head(0), head(4)) {
+                    // Each entry is a kept value or a filler bridging a gap of 32: at most n + n/32 + 1.
+                    (Some(len), Some(entries)) if len == n && entries <= n + n / 32 + 1 => {
+                        sparse::decode_relative(data, INDEX_BITS).ok_or_else(|| bad(format!("tensor {j}: the relative-index encoding is cut short or points past the end")))?
+                    }
+                    _ => return Err(bad(format!("tensor {j}: the relative-index encoding does not describe {n} values"))),
+                }
+            }
+            other => return Err(bad(format!("tensor {j}: unknown encoding `{other}`"))),
+        };
+        if values.iter().any(|v: &f32| !v.is_finite()) {
+            return Err(bad(format!("tensor {j} holds a value that is not a finite number")));
+        }
+        tensors.push(values);
+    }
+    if at != bytes.len() {
+        return Err(bad(format!("{} bytes after the last tensor", bytes.len() - at)));
+    }
+    let norm = Normalization { mean: header.norm[0], std: header.norm[1] };
+    if !norm.mean.is_finite() || !(norm.std.is_finite() && norm.std > 0.0) {
+        return Err(bad("the input normalisation is not usable (std must be > 0)"));
+    }
+    Ok((net, NetParams { tensors }, norm))
+}
+
+/// The net the header describes, every node checked before `Net::push` (which trusts its caller).
+fn rebuild(header: &Header, input: Shape) -> Result<Net> {
+    if header.nodes.is_empty() || header.nodes.len() > 1000 {
+        return Err(bad(format!("{} nodes", header.nodes.len())));
+    }
+    let mut net = Net::new(&header.arch, input, header.classes);
+    for (i, node) in header.nodes.iter().enumerate() {
+        let n = i + 1;
+        let want = if node.op == Op::Add { 2 } else { 1 };
+        if node.inputs.len() != want || node.inputs.iter().any(|&x| x >= n) {
+            return Err(bad(format!("node {n} ({:?}) must read {want} earlier node(s), reads {:?}", node.op, node.inputs)));
+        }
+        let x = net.nodes[node.inputs[0]].shape;
+        let fits = |k: usize, stride: usize, pad: usize| k >= 1 && stride >= 1 && k <= x.h + 2 * pad && k <= x.w + 2 * pad && pad < k;
+        let ok = match node.op {
+            Op::Input => false,
+            Op::Dense { outputs } => (1..=1 << 16).contains(&outputs),
+            Op::Conv { outputs, k, stride, pad } => (1..=4096).contains(&outputs) && fits(k, stride, pad),
+            Op::MaxPool { k, stride } | Op::AvgPool { k, stride } => fits(k, stride, 0),
+            Op::BatchNorm => true,
+            Op::Add => net.nodes[node.inputs[1]].shape == x,
+        };
+        if !ok {
+            return Err(bad(format!("node {n} ({:?}) does not fit its input {}x{}x{}", node.op, x.h, x.w, x.c)));
+        }
+        net.push(node.op, &node.inputs, node.relu);
+    }
+    let last = net.nodes[net.last()].shape;
+    if last.size() != header.classes {
+        return Err(bad(format!("the last node gives {} outputs for {} classes", last.size(), header.classes)));
+    }
+    Ok(net)
+}
