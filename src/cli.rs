@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use crate::data::files::{default_data_dir, load_named};
-use crate::experiment::{run, Backend, Event, RunOptions};
+use crate::experiment::{run, Backend, Control, Event, RunOptions};
 use crate::gpu::GpuContext;
 use crate::recipe::Recipe;
 use std::path::PathBuf;
@@ -121,8 +121,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                         report.samples_per_s
                     ),
                     Event::Stage { stage, report } => eprintln!("stage {stage} ({}) done: test acc {:.2}%", report.name, report.test_accuracy * 100.0),
+                    Event::Paused => {}
                 }
-                true
+                Control::Continue
             };
             let out = run(&r, &splits, &backend, &opts, &mut on_event).await?;
             let rep = &out.report;

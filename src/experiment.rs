@@ -42,6 +42,15 @@ impl Default for RunOptions {
     }
 }
 
+/// What a run's listener answers to each event: go on, wait (paused; asked again every 100 ms
+/// with `Event::Paused`), or stop with `Error::Cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Pause,
+    Cancel,
+}
+
 /// Streamed while a recipe runs. Serialized with a `kind` tag for the page.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -67,6 +76,8 @@ pub enum Event {
         stage: usize,
         report: StageReport,
     },
+    /// Sent every 100 ms while the listener keeps answering `Control::Pause`.
+    Paused,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -168,6 +179,24 @@ pub struct Report {
     pub model: ModelReport,
     pub stages: Vec<StageReport>,
     pub wall_s: f64,
+}
+
+/// Waits `ms` milliseconds without blocking the browser's event loop (natively: sleeps).
+async fn sleep_ms(ms: u32) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use wasm_bindgen::JsCast;
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            let set_timeout = js_sys::Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+            match set_timeout {
+                Some(f) => drop(f.call2(&wasm_bindgen::JsValue::NULL, &resolve, &(ms as f64).into())),
+                None => drop(resolve.call0(&wasm_bindgen::JsValue::NULL)),
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
 }
 
 /// Seconds since an arbitrary origin; works natively and in the browser (std's Instant does not on wasm).
@@ -286,8 +315,10 @@ struct Runner<'a> {
     net: Net,
     backend: &'a Backend,
     opts: &'a RunOptions,
-    progress: &'a mut dyn FnMut(&Event) -> bool,
+    progress: &'a mut dyn FnMut(&Event) -> Control,
     t_start: f64,
+    /// Seconds spent paused so far (not counted as training time).
+    paused_s: f64,
     epoch_counter: usize,
     params: NetParams,
     /// The initial weights, and those after epoch `rewind_epoch` of the first stage, for rewinding.
@@ -325,11 +356,23 @@ impl Runner<'_> {
         Ok(times[1])
     }
 
-    fn emit(&mut self, e: &Event) -> Result<()> {
-        if (self.progress)(e) {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
+    async fn emit(&mut self, e: &Event) -> Result<()> {
+        // In the browser, let the worker's message loop run (pause and cancel arrive there; the
+        // CPU backend would otherwise never yield).
+        #[cfg(target_arch = "wasm32")]
+        sleep_ms(0).await;
+        let mut control = (self.progress)(e);
+        if control == Control::Pause {
+            let t0 = now_s();
+            while control == Control::Pause {
+                sleep_ms(100).await;
+                control = (self.progress)(&Event::Paused);
+            }
+            self.paused_s += now_s() - t0;
+        }
+        match control {
+            Control::Cancel => Err(Error::Cancelled),
+            _ => Ok(()),
         }
     }
 
@@ -354,7 +397,7 @@ impl Runner<'_> {
             let order = self.data.train.epoch_order(self.recipe.seed, self.epoch_counter);
             self.epoch_counter += 1;
             trainer.begin_epoch(&order);
-            let t0 = now_s();
+            let (t0, paused0) = (now_s(), self.paused_s);
             let mut epoch_acc = [0.0f32; 4];
             for step in 0..steps {
                 let (offset, valid) = (step * cfg.batch, cfg.batch.min(n - step * cfg.batch));
@@ -380,15 +423,15 @@ impl Runner<'_> {
                         )));
                     }
                     let elapsed_s = now_s() - self.t_start;
-                    self.emit(&Event::Progress { stage: si, epoch, epochs: cfg.epochs, step: step + 1, steps, train_loss: loss, train_accuracy: accuracy, elapsed_s })?;
+                    self.emit(&Event::Progress { stage: si, epoch, epochs: cfg.epochs, step: step + 1, steps, train_loss: loss, train_accuracy: accuracy, elapsed_s }).await?;
                 }
             }
-            let train_s = now_s() - t0;
+            let train_s = now_s() - t0 - (self.paused_s - paused0);
             stage_train_s += train_s;
             let (test_loss, test_accuracy) = means(trainer.evaluate().await?);
             let (train_loss, train_accuracy) = means(epoch_acc);
             let report = EpochReport { epoch: epoch + 1, train_loss, train_accuracy, test_loss, test_accuracy, train_s, samples_per_s: n as f64 / train_s.max(1e-9) };
-            self.emit(&Event::Epoch { stage: si, report: report.clone() })?;
+            self.emit(&Event::Epoch { stage: si, report: report.clone() }).await?;
             epochs.push(report);
             if si == 0 && Some(epoch + 1) == self.recipe.rewind_epoch() {
                 self.early = Some(trainer.params().await?);
@@ -851,7 +894,7 @@ fn zero_fraction(w: &[f32]) -> f32 {
 
 /// Runs `recipe` on `data` with `backend`. `progress` receives every event and returns false to
 /// cancel (the run then ends with `Error::Cancelled`).
-pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> bool) -> Result<Outcome> {
+pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> Control) -> Result<Outcome> {
     recipe.validate()?;
     let t_start = now_s();
     let mut train = data.train.take(recipe.limit.train.unwrap_or(usize::MAX));
@@ -875,10 +918,10 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
     let params = NetParams::init(&net, recipe.seed);
-    let mut runner = Runner { recipe, data, norm, net, backend, opts, progress, t_start, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
+    let mut runner = Runner { recipe, data, norm, net, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, init: params.clone(), early: None, params, masks: None, holdout };
 
     let first = runner.train(0, "train", &recipe.train).await?;
-    runner.emit(&Event::Stage { stage: 0, report: first.clone() })?;
+    runner.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
     let snapshot = |r: &Runner, stage: usize, name: String| StageModel { stage, name, net: r.net.clone(), params: r.params.clone() };
     let mut models = vec![snapshot(&runner, 0, "trained".into())];
     let mut stages = vec![first];
@@ -889,7 +932,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Sensitivity(c) => runner.sensitivity(i + 1, c).await?,
             Stage::Greedy(g) => runner.greedy(i + 1, g).await?,
         };
-        runner.emit(&Event::Stage { stage: i + 1, report: report.clone() })?;
+        runner.emit(&Event::Stage { stage: i + 1, report: report.clone() }).await?;
         if !matches!(s, Stage::Sensitivity(_)) {
             models.push(snapshot(&runner, i + 1, format!("{}. {}", i + 1, report.name)));
         }

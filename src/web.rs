@@ -3,7 +3,7 @@
 //! module). JS owns fetching, the DOM and the worker; this file owns nothing but the hand-off.
 
 use crate::data::{Dataset, Splits};
-use crate::experiment::{run, Backend, Event, RunOptions};
+use crate::experiment::{run, Backend, Control, Event, RunOptions};
 use crate::gpu::GpuContext;
 use crate::inspect::{self, StageModel};
 use crate::recipe::Recipe;
@@ -212,7 +212,7 @@ impl Squeeze {
     }
 
     /// Runs a recipe on the dataset it names (loaded with `loadDataset`). `onEvent` gets every
-    /// progress/epoch event as a plain object and may return `false` to cancel. Resolves to the report.
+    /// event as a plain object and may return `false` to cancel or "pause" to wait. Resolves to the report.
     pub fn run(&self, recipe: JsValue, on_event: js_sys::Function, progress_every: Option<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
@@ -232,9 +232,12 @@ impl Squeeze {
                 (i.backend.clone(), splits)
             };
             let opts = RunOptions { progress_every: progress_every.unwrap_or(50).max(1) as usize };
-            let mut callback = |e: &Event| match to_js(e) {
-                Ok(v) => !matches!(on_event.call1(&JsValue::NULL, &v), Ok(r) if r == JsValue::FALSE),
-                Err(_) => true,
+            // onEvent returns false to cancel, "pause" to hold the run (it is asked again every
+            // 100 ms with a {kind: "paused"} event), anything else to go on.
+            let mut callback = |e: &Event| match to_js(e).map(|v| on_event.call1(&JsValue::NULL, &v)) {
+                Ok(Ok(r)) if r == JsValue::FALSE => Control::Cancel,
+                Ok(Ok(r)) if r.as_string().as_deref() == Some("pause") => Control::Pause,
+                _ => Control::Continue,
             };
             let result = run(&recipe, &splits, &backend, &opts, &mut callback).await;
             inner.borrow_mut().running = false;

@@ -8,7 +8,7 @@ mod common;
 use common::{fresh_rng, synthetic_sized};
 use squeeze::compress::prune::{polynomial_sparsity, pruned_count};
 use squeeze::data::Splits;
-use squeeze::experiment::{run, Backend, RunOptions};
+use squeeze::experiment::{run, Backend, Control, RunOptions};
 use squeeze::recipe::Recipe;
 
 #[cfg(target_arch = "wasm32")]
@@ -34,7 +34,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5 }, &mut |_| true).await.unwrap();
+        let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5 }, &mut |_| Control::Continue).await.unwrap();
         let p = out.report.stages[1].pruning.as_ref().unwrap();
         assert_eq!(p.rounds.len(), 4, "{what}: four pruning steps");
         for (k, r) in p.rounds.iter().enumerate() {
@@ -51,7 +51,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
         assert_eq!(zeros, vec![pruned_count(90 * 24, 0.8), pruned_count(240, 0.5)], "{what}");
         assert_eq!(out.report.stages[1].epochs.len(), 2, "{what}: one fine-tuning run");
 
-        let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| true).await.unwrap();
+        let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
         let p = out.report.stages[1].pruning.as_ref().unwrap();
         assert_eq!(p.hidden, vec![2, 2, 3, 3, 64], "{what}: half of every hidden layer");
         let dense = squeeze::nn::Net::vgg_mini(squeeze::nn::Shape::new(10, 9, 1), &[4, 6], 10).parameter_count();
@@ -68,7 +68,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
                 "stages": [{"greedy": {"criterion": "random", "sparsity": [0.98, 0.0], "chunk": 0.1, "tolerance": 0.0}}]}"#,
         )
         .unwrap();
-        let out = run(&greedy, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| true).await.unwrap();
+        let out = run(&greedy, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
         let g = out.report.stages[1].pruning.as_ref().unwrap().greedy.clone().unwrap();
         assert!(g.chunks_restored >= 1 && g.frozen[0], "{what}: {g:?} (seed {seed})");
         let zeros = out.params.tensors[0].iter().filter(|&&v| v == 0.0).count();
@@ -78,3 +78,36 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
     }
 }
 gpu_test!(gradual_and_filter_pruning_run_through_recipes, pipeline_case);
+
+async fn pause_case(ctx: squeeze::gpu::GpuContext) {
+    use squeeze::experiment::Event;
+    let (mut rng, _) = fresh_rng("pause");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 160, 10, 9), synthetic_sized(&mut rng, 32, 10, 9)).unwrap();
+    let recipe = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [8]}, "train": {"epochs": 2, "batch": 16, "lr": 0.05}}"#).unwrap();
+    // Pause at the first progress event, for three polls (~300 ms), then go on; then cancel at
+    // the second epoch's first progress event.
+    let (mut polls, mut progress, mut paused_answered) = (0, 0, false);
+    let mut listener = |e: &Event| match e {
+        Event::Paused => {
+            polls += 1;
+            if polls < 3 { Control::Pause } else { Control::Continue }
+        }
+        Event::Progress { epoch, .. } => {
+            progress += 1;
+            if progress == 1 {
+                paused_answered = true;
+                Control::Pause
+            } else if *epoch == 1 {
+                Control::Cancel
+            } else {
+                Control::Continue
+            }
+        }
+        _ => Control::Continue,
+    };
+    let result = run(&recipe, &data, &Backend::Gpu(ctx), &RunOptions { progress_every: 2 }, &mut listener).await;
+    assert!(paused_answered);
+    assert_eq!(polls, 3, "asked again while paused, until it answered Continue");
+    assert!(matches!(result, Err(squeeze::Error::Cancelled)), "cancelled in the second epoch");
+}
+gpu_test!(a_run_pauses_resumes_and_cancels, pause_case);

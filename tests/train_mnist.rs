@@ -4,7 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use squeeze::data::files::{default_data_dir, load_named};
-use squeeze::experiment::{run, Backend, Event, RunOptions};
+use squeeze::experiment::{run, Backend, Control, Event, RunOptions};
 use squeeze::gpu::GpuContext;
 use squeeze::recipe::Recipe;
 
@@ -23,7 +23,7 @@ fn train(backend: Backend) -> (f32, Vec<f32>) {
         if let Event::Epoch { report, .. } = e {
             epoch_acc.push(report.test_accuracy);
         }
-        true
+        Control::Continue
     }))
     .unwrap();
     (out.report.stages[0].test_accuracy, epoch_acc)

@@ -59,18 +59,35 @@ function plannedEpochs(r) {
 let run = null; // {recipe, started, planned, done (epochs finished), n}
 let runCount = 0;
 let running = false;
+let paused = false;
 function setRunning(on) {
   running = on;
   $('train').disabled = on;
   $('cancel').disabled = !on;
+  $('pause').disabled = !on;
+  setPaused(false);
+}
+function setPaused(on) {
+  if (run && on !== paused) {
+    if (on) run.pausedAt = performance.now();
+    else if (run.pausedAt) run.pausedMs += performance.now() - run.pausedAt;
+  }
+  paused = on;
+  $('pause').textContent = on ? 'Resume' : 'Pause';
+  $('pause').setAttribute('aria-pressed', String(on));
+  if (on) $('status').textContent = 'Paused. Resume to go on from here.';
 }
 
 function onEvent(ev) {
   if (ev.kind === 'progress') {
     const x = run.done + ev.step / ev.steps;
+    if (paused) {
+      chart.train(x, 100 * ev.train_accuracy);
+      return;
+    }
     const frac = Math.min(x / run.planned, 1);
     $('progress').value = frac;
-    const elapsed = (performance.now() - run.started) / 1000;
+    const elapsed = (performance.now() - run.started - run.pausedMs) / 1000;
     const eta = frac > 0 ? elapsed * (1 / frac - 1) : 0;
     $('status').textContent = `Stage ${ev.stage}, epoch ${ev.epoch + 1}/${ev.epochs}, step ${ev.step}/${ev.steps}: loss ${ev.train_loss.toFixed(4)}, training accuracy ${(100 * ev.train_accuracy).toFixed(2)}% · ${elapsed.toFixed(0)} s elapsed, about ${eta.toFixed(0)} s left`;
     chart.train(x, 100 * ev.train_accuracy);
@@ -187,13 +204,17 @@ $('controls').addEventListener('submit', (e) => {
   const recipe = readRecipe();
   // The address bar always reproduces the last run.
   history.replaceState(null, '', recipeToURL(recipe));
-  run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0 };
+  run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0, pausedMs: 0 };
   runCount += 1;
   setRunning(true);
   $('status').textContent = 'Loading data…';
   worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
 });
 $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+$('pause').addEventListener('click', () => {
+  setPaused(!paused);
+  worker.postMessage({ type: paused ? 'pause' : 'resume' });
+});
 
 // Looking inside: the last run's models (after training, after each compressing stage).
 function showModels(models, recipe) {

@@ -1,5 +1,5 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'cancel'|'predict'|'pictures'|'export'}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'}.
 // Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
@@ -10,6 +10,7 @@ const FILES = {
 
 let engine = null;
 let cancelled = false;
+let paused = false;
 const loaded = new Set();
 
 async function fetchBytes(url) {
@@ -75,14 +76,17 @@ self.onmessage = async (msg) => {
       self.postMessage({ type: 'custom-loaded', info: await loadCustom(m.files) });
     } else if (m.type === 'cancel') {
       cancelled = true;
+    } else if (m.type === 'pause' || m.type === 'resume') {
+      paused = m.type === 'pause';
     } else if (m.type === 'run') {
       cancelled = false;
+      paused = false;
       const recipe = engine.validateRecipe(m.recipe);
       const info = await loadNamed(recipe.dataset, m.dataBase);
       if (info) self.postMessage({ type: 'loaded', info });
       const report = await engine.run(recipe, (ev) => {
-        self.postMessage({ type: 'event', event: ev });
-        return !cancelled;
+        if (ev.kind !== 'paused') self.postMessage({ type: 'event', event: ev });
+        return cancelled ? false : paused ? 'pause' : true;
       }, m.progressEvery ?? 25);
       self.postMessage({ type: 'done', report, models: engine.models() });
     } else if (m.type === 'predict') {

@@ -69,7 +69,7 @@ test('the engine runs on WebGPU in a worker and training shows accuracy climbing
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 180_000 });
   const rows = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
   assert.equal(rows.length, 2);
-  const testAcc = rows.map((r) => parseFloat(r[4]));
+  const testAcc = rows.map((r) => parseFloat(r[5]));
   // Measured about 88-90% (1000 test digits); chance is 10% and a broken gradient stays far below 80%.
   assert.ok(testAcc[1] >= 80, `test accuracy after 2 epochs on 3000 real digits: ${testAcc}`);
   assert.ok(testAcc[1] >= testAcc[0] - 1, `accuracy should climb: ${testAcc}`);
@@ -105,7 +105,7 @@ test('without WebGPU the page runs on the CPU reference backend and says so', { 
   await page.fill('#epochs', '1');
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
   assert.ok(acc >= 70, `CPU backend test accuracy after one epoch on 2000 digits: ${acc}`);
   await page.screenshot({ path: path.join(artifacts, 'cpu-fallback.png') });
   assert.deepEqual(errors, []);
@@ -122,7 +122,7 @@ test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 100_000 });
   assert.equal(await page.textContent('#error'), '');
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
   assert.ok(acc >= 55, `Fashion-MNIST test accuracy after one epoch on 2000 images: ${acc}`);
   assert.equal(await page.textContent('#error'), '');
   assert.deepEqual(errors, []);
@@ -141,7 +141,7 @@ test('a convolutional net (LeNet-5) trains in the page on WebGPU', { timeout: 24
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 220_000 });
   assert.equal(await page.textContent('#error'), '');
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(5)', (td) => td.textContent));
+  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
   // 20 steps of LeNet-5 on real digits: well above chance (10%) when every backward works.
   assert.ok(acc >= 40, `LeNet-5 test accuracy after one epoch on 640 images: ${acc}`);
   await page.screenshot({ path: path.join(artifacts, 'lenet5-trained.png'), fullPage: true });
@@ -331,6 +331,32 @@ test('your own IDX files: a corrupt one is reported next to the picker, good one
   assert.equal(await page.textContent('#error'), '');
   const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
   assert.ok(acc >= 60, `one epoch on 2000 of the user's digits: ${acc}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a run pauses, holds still while paused, resumes and finishes', { timeout: 180_000 }, async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#limit-train', '3000');
+  await page.fill('#limit-test', '500');
+  await page.fill('#hidden', '64');
+  await page.fill('#epochs', '2');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('progress').value > 0.15, null, { timeout: 60_000 });
+  await page.click('#pause');
+  assert.equal(await page.getAttribute('#pause', 'aria-pressed'), 'true');
+  await page.waitForTimeout(1000); // events already on their way arrive
+  const held = await page.$eval('#progress', (p) => p.value);
+  const rows = await page.locator('#epochs-table tbody tr').count();
+  await page.waitForTimeout(3000);
+  assert.equal(await page.$eval('#progress', (p) => p.value), held, 'no progress while paused');
+  assert.equal(await page.locator('#epochs-table tbody tr').count(), rows);
+  assert.match(await page.textContent('#status'), /Paused/);
+  await page.click('#pause');
+  assert.equal(await page.textContent('#pause'), 'Pause');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 120_000 });
+  assert.equal(await page.textContent('#error'), '');
+  assert.equal(await page.locator('#epochs-table tbody tr').count(), 2);
   assert.deepEqual(errors, []);
   await page.close();
 });
