@@ -192,6 +192,14 @@ impl Squeeze {
         Ok(crate::export::save(&model.net, &model.params, norm))
     }
 
+    /// Model `index`'s weight matrices (one flat array per layer), for the weight histograms.
+    #[wasm_bindgen(js_name = layerWeights)]
+    pub fn layer_weights(&self, index: usize) -> Result<JsValue, JsError> {
+        let m = self.model(index)?;
+        let w: Vec<&Vec<f32>> = m.net.weight_tensors().iter().map(|&j| &m.params.tensors[j]).collect();
+        Ok(to_js(&w)?)
+    }
+
     /// Model `index`'s first weight layer, one tile per neuron or filter.
     #[wasm_bindgen(js_name = firstLayer)]
     pub fn first_layer(&self, index: usize) -> Result<JsValue, JsError> {

@@ -187,3 +187,32 @@ export function sensitivityPanel(parent, index, report) {
   );
   return box;
 }
+
+// A histogram of one layer's nonzero weights (pruned zeros counted in the label, not drawn: they
+// would dwarf the rest). Quantization will mark its levels on this chart.
+export function weightHistogram(el, values, name) {
+  el.replaceChildren();
+  const nz = values.filter((v) => v !== 0);
+  const zeros = values.length - nz.length;
+  const bins = 60;
+  const lim = nz.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-12);
+  const counts = new Array(bins).fill(0);
+  for (const v of nz) counts[Math.min(bins - 1, Math.floor(((v + lim) / (2 * lim)) * bins))]++;
+  const xs = counts.map((_, i) => -lim + ((i + 0.5) * 2 * lim) / bins);
+  el.setAttribute('aria-label', `Histogram of ${name}: ${nz.length} nonzero weights between ${(-lim).toPrecision(3)} and ${lim.toPrecision(3)}; ${zeros} of ${values.length} are zero (pruned), not drawn`);
+  el.dataset.zeros = String(zeros);
+  el.dataset.nonzero = String(nz.length);
+  return new uPlot(
+    {
+      title: `${name}: ${nz.length.toLocaleString('en')} nonzero weights (${zeros.toLocaleString('en')} pruned, not drawn)`,
+      width: width(el),
+      height: 220,
+      scales: { x: { time: false }, y: { range: [0, Math.max(...counts) * 1.1 || 1] } },
+      axes: [{ label: 'weight value' }, { label: 'count' }],
+      series: [{}, { label: 'count', fill: COLORS[0] + 'bb', stroke: COLORS[0], paths: uPlot.paths.bars({ size: [1, 40] }), points: { show: false } }],
+      legend: { show: false },
+    },
+    [xs, counts],
+    el,
+  );
+}

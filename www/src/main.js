@@ -4,7 +4,7 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton, weightHistogram } from './charts.js';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -175,6 +175,7 @@ worker.onmessage = (msg) => {
     download(`squeeze-${run.recipe.model.arch}-${name}.sqz`, new Blob([m.bytes], { type: 'application/octet-stream' }));
   } else if (m.type === 'pictures') {
     drawFirstLayer($('first-layer'), m.layer);
+    showHistograms(m.weights);
     showConfusion(m.confusion);
     $('inspect').dataset.pictures = String(m.index);
   } else if (m.type === 'error' && (m.during === 'predict' || m.during === 'pictures')) {
@@ -228,6 +229,18 @@ function showModels(models, recipe) {
 }
 const requestPictures = () => worker.postMessage({ type: 'pictures', index: Number($('inspect-model').value), images: 1000, show: 24 });
 $('inspect-model').addEventListener('change', requestPictures);
+let layerWeights = [];
+function showHistograms(weights) {
+  layerWeights = weights;
+  const select = $('histogram-layer');
+  const keep = Math.min(Number(select.value) || 0, weights.length - 1);
+  select.replaceChildren(...weights.map((w, i) => new Option(`W${i + 1} (${w.length.toLocaleString('en')} weights)`, String(i))));
+  select.value = String(keep);
+  drawHistogram();
+}
+const drawHistogram = () => weightHistogram($('histogram'), layerWeights[Number($('histogram-layer').value)], `W${Number($('histogram-layer').value) + 1}`);
+$('histogram-layer').addEventListener('change', drawHistogram);
+pngButton($('histogram'), 'weight-histogram');
 $('download-model').addEventListener('click', () => worker.postMessage({ type: 'export', index: Number($('inspect-model').value) }));
 $('download-json').addEventListener('click', () => download('squeeze-results.json', new Blob([JSON.stringify({ recipe: run.recipe, report: run.report }, null, 2)], { type: 'application/json' })));
 $('download-csv').addEventListener('click', () => {

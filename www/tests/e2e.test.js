@@ -194,6 +194,11 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   const prunedPx = Number(await page.getAttribute('#first-layer', 'data-pruned'));
   assert.ok(shown === 64 * 784 && Math.abs(prunedPx / shown - 0.8) < 0.02, `pruned pixels ${prunedPx} of ${shown}`);
   assert.match(await page.textContent('#confusion caption'), /first 1000 test images/);
+  // The weight histogram of W1 draws the 20% nonzero weights and counts the pruned 80% aside.
+  assert.equal(Number(await page.getAttribute('#histogram', 'data-zeros')), Math.round(784 * 64 * 0.8));
+  assert.equal(Number(await page.getAttribute('#histogram', 'data-nonzero')), 784 * 64 - Math.round(784 * 64 * 0.8));
+  await page.selectOption('#histogram-layer', '1');
+  assert.equal(Number(await page.getAttribute('#histogram', 'data-zeros')), Math.round(640 * 0.8));
   const cells = await page.$$eval('#confusion td', (tds) => tds.map((td) => Number(td.textContent)));
   assert.equal(cells.reduce((a, b) => a + b, 0), 1000);
   assert.ok((await page.locator('#misclassified figure').count()) > 0);
