@@ -33,6 +33,8 @@ struct ModelInfo {
     arch: String,
     parameters: usize,
     nonzero: usize,
+    /// Bytes of its `.sqz` model file (what a download stores).
+    file_bytes: usize,
 }
 
 #[derive(serde::Serialize)]
@@ -162,7 +164,15 @@ impl Squeeze {
             .models
             .iter()
             .enumerate()
-            .map(|(index, m)| ModelInfo { index, stage: m.stage, name: m.name.clone(), arch: m.net.arch.clone(), parameters: m.net.parameter_count(), nonzero: m.nonzero() })
+            .map(|(index, m)| ModelInfo {
+                index,
+                stage: m.stage,
+                name: m.name.clone(),
+                arch: m.net.arch.clone(),
+                parameters: m.net.parameter_count(),
+                nonzero: m.nonzero(),
+                file_bytes: crate::export::save(&m.net, &m.params, i.norm.unwrap_or(crate::data::Normalization { mean: 0.0, std: 1.0 })).len(),
+            })
             .collect();
         Ok(to_js(&list)?)
     }

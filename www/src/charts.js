@@ -216,3 +216,12 @@ export function weightHistogram(el, values, name) {
     el,
   );
 }
+
+// The model file after each stage of the run (bytes of the .sqz a download saves): how each
+// compression stage shrinks what is stored.
+export function sizeByStage(el, models) {
+  el.replaceChildren();
+  const labels = models.map((m) => m.name);
+  el.setAttribute('aria-label', `Model file size after each stage: ${models.map((m) => `${m.name} ${m.fileBytes} bytes`).join(', ')}`);
+  return bars(el, { title: 'Model file after each stage (bytes actually written)', labels, values: models.map((m) => m.fileBytes / 1024), yLabel: 'KiB' });
+}

@@ -4,7 +4,7 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton, weightHistogram } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -224,6 +224,7 @@ function showModels(models, recipe) {
   select.replaceChildren(...models.map((m) => new Option(`${m.name}: ${m.nonzero.toLocaleString('en')} of ${m.parameters.toLocaleString('en')} parameters nonzero`, String(m.index))));
   select.value = String(models.length - 1);
   $('inspect').hidden = false;
+  sizeByStage($('size-by-stage'), models);
   requestPictures();
   predictDrawing();
 }
@@ -241,6 +242,7 @@ function showHistograms(weights) {
 const drawHistogram = () => weightHistogram($('histogram'), layerWeights[Number($('histogram-layer').value)], `W${Number($('histogram-layer').value) + 1}`);
 $('histogram-layer').addEventListener('change', drawHistogram);
 pngButton($('histogram'), 'weight-histogram');
+pngButton($('size-by-stage'), 'size-by-stage');
 $('download-model').addEventListener('click', () => worker.postMessage({ type: 'export', index: Number($('inspect-model').value) }));
 $('download-json').addEventListener('click', () => download('squeeze-results.json', new Blob([JSON.stringify({ recipe: run.recipe, report: run.report }, null, 2)], { type: 'application/json' })));
 $('download-csv').addEventListener('click', () => {

@@ -229,6 +229,9 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   await page.selectOption('#inspect-model', '0');
   const trainedFile = await save(() => page.click('#download-model'));
   assert.ok(prunedFile.length < trainedFile.length / 3, `pruned ${prunedFile.length} vs trained ${trainedFile.length} bytes`);
+  // The size-by-stage chart states those same file sizes.
+  const sizes = await page.getAttribute('#size-by-stage', 'aria-label');
+  assert.ok(sizes.includes(`trained ${trainedFile.length} bytes`) && sizes.includes(`1. prune ${prunedFile.length} bytes`), sizes);
   const results = JSON.parse((await save(() => page.click('#download-json'))).toString());
   assert.equal(results.report.stages.length, 2);
   assert.equal(results.recipe.stages[0].prune.sparsity, 0.8);
@@ -362,6 +365,34 @@ test('a run pauses, holds still while paused, resumes and finishes', { timeout: 
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 120_000 });
   assert.equal(await page.textContent('#error'), '');
   assert.equal(await page.locator('#epochs-table tbody tr').count(), 2);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a diverging run says so and the page keeps its earlier results and models', { timeout: 180_000 }, async () => {
+  const { page, errors } = await openPage();
+  await page.fill('#limit-train', '1000');
+  await page.fill('#limit-test', '300');
+  await page.fill('#hidden', '32');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '0', null, { timeout: 30_000 });
+  // A learning rate of 10 with momentum 0.999: the loss becomes NaN within the first epoch
+  // (measured natively: step 15 of MLP 32-32 on 1,000 digits).
+  await page.fill('#hidden', '32, 32');
+  await page.fill('#lr', '10');
+  await page.fill('#momentum', '0.999');
+  await page.fill('#epochs', '3');
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('error').textContent.length > 0, null, { timeout: 100_000 });
+  assert.match(await page.textContent('#error'), /diverged.*lower the learning rate/);
+  assert.equal(await page.isDisabled('#train'), false);
+  // The first run's row, models and pictures are still there.
+  assert.equal(await page.locator('#runs-table tbody tr').count(), 1);
+  assert.equal(await page.isVisible('#inspect'), true);
+  assert.deepEqual(await page.$$eval('#inspect-model option', (os) => os.map((o) => o.textContent.split(':')[0])), ['trained']);
+  await page.screenshot({ path: path.join(artifacts, 'diverged.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });
