@@ -700,7 +700,7 @@ impl Runner<'_> {
             });
         }
         // One decision per channel group, made by its first layer on its members' mean score.
-        let leaders = surgery::group_leaders(&self.net, &nodes[..hidden]);
+        let leaders: Vec<usize> = groups.iter().enumerate().map(|(l, g)| nodes[..hidden].iter().position(|n| g.producers.contains(n)).unwrap_or(l)).collect();
         let lead: Vec<usize> = (0..hidden).filter(|&l| leaders[l] == l).collect();
         let group_scores: Vec<Vec<f32>> = lead
             .iter()
@@ -818,9 +818,14 @@ impl Runner<'_> {
         let tensors = self.weight_prune_masks(&plan.cfg, &now, taylor, &mut plan.rng);
         let hard = plan.cfg.mode == MaskMode::Hard;
         trainer.set_masks(&tensors, hard);
+        // The trainer multiplies by the masks; do the same here rather than read the weights back.
+        for (t, m) in self.params.tensors.iter_mut().zip(&tensors) {
+            if let Some(m) = m {
+                crate::reference::ops::mask_apply_reference(t, m);
+            }
+        }
         self.masks = Some(Masks { tensors, hard });
         let before = means(trainer.evaluate().await?).1;
-        self.params = trainer.params().await?;
         let sparsity = self.weights().iter().map(|w| zero_fraction(w)).collect();
         plan.rounds.push(PruneRound { round: k, target: now, sparsity, accuracy_before_finetune: before, accuracy_after_finetune: before });
         Ok(())

@@ -103,17 +103,3 @@ pub fn remove_channels(net: &Net, params: &NetParams, node: usize, keep: &[usize
     }
     Ok((smaller, out))
 }
-
-/// For each of `layers` (conv/dense node indices), the index in `layers` of the first layer of its
-/// channel group: layers that share an index must be pruned together. Layers whose channels
-/// cannot be removed map to themselves.
-pub fn group_leaders(net: &Net, layers: &[usize]) -> Vec<usize> {
-    layers
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| match channel_group(net, n) {
-            Ok(g) => layers.iter().position(|m| g.producers.contains(m)).unwrap_or(i),
-            Err(_) => i,
-        })
-        .collect()
-}

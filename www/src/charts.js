@@ -98,15 +98,38 @@ function panel(parent, text, name) {
 
 const kb = (b) => `${(b / 1024).toFixed(1)} KiB`;
 
-// One pruning stage's report (experiment::StageReport with its PruningReport).
-export function pruningPanel(parent, index, report) {
-  const p = report.pruning;
+// A stage's section in the results, titled.
+function stageBox(parent, index, title) {
   const box = document.createElement('section');
   box.className = 'stage-result';
   box.dataset.stage = String(index);
   const h = document.createElement('h3');
-  h.textContent = `Stage ${index}: ${report.name}`;
+  h.textContent = `Stage ${index}: ${title}`;
   box.appendChild(h);
+  parent.appendChild(box);
+  return box;
+}
+
+// Accuracy (%) against sparsity (%): one line per entry of `lines` ([label, ys]).
+function accuracyVsSparsity(el, title, xLabel, xs, lines) {
+  return new uPlot(
+    {
+      title,
+      width: width(el),
+      height: 250,
+      scales: { x: { time: false }, y: { range: [0, 100] } },
+      axes: [{ label: xLabel }, { label: 'test accuracy (%)' }],
+      series: [{}, ...lines.map(([label], l) => ({ label, stroke: COLORS[l % COLORS.length], width: 2, points: { show: true, size: 7 } }))],
+    },
+    [xs, ...lines.map(([, ys]) => ys)],
+    el,
+  );
+}
+
+// One pruning stage's report (experiment::StageReport with its PruningReport).
+export function pruningPanel(parent, index, report) {
+  const p = report.pruning;
+  const box = stageBox(parent, index, report.name);
   const facts = document.createElement('p');
   facts.className = 'facts';
   facts.textContent =
@@ -117,7 +140,6 @@ export function pruningPanel(parent, index, report) {
     (p.greedy ? ` Greedy search: ${p.greedy.chunks_accepted} chunks kept pruned, ${p.greedy.chunks_restored} restored (held-out accuracy at the start ${(100 * p.greedy.holdout_accuracy_start).toFixed(2)}%).` : '') +
     (p.control_accuracy !== undefined ? ` Same masks from fresh random weights (control): ${(100 * p.control_accuracy).toFixed(2)}%.` : '');
   box.appendChild(facts);
-  parent.appendChild(box);
 
   const names = p.per_layer_sparsity.map((_, i) => `W${i + 1}`);
   bars(panel(box, `Per-layer sparsity: ${p.per_layer_sparsity.map((s, i) => `${names[i]} ${(100 * s).toFixed(1)}%`).join(', ')}`, `stage${index}-sparsity`), {
@@ -141,22 +163,10 @@ export function pruningPanel(parent, index, report) {
     const overall = p.rounds.map((r) => (100 * r.sparsity.reduce((a, s, l) => a + s * (counts[l] ?? 0), 0)) / (total || 1));
     const order = overall.map((_, i) => i).sort((a, b) => overall[a] - overall[b]);
     const el = panel(box, `Accuracy versus sparsity over ${p.rounds.length} rounds: ` + p.rounds.map((r, i) => `${overall[i].toFixed(1)}% sparse: ${(100 * r.accuracy_before_finetune).toFixed(1)}% before, ${(100 * r.accuracy_after_finetune).toFixed(1)}% after fine-tuning`).join('; '), `stage${index}-accuracy-vs-sparsity`);
-    new uPlot(
-      {
-        title: 'Accuracy versus sparsity (each round)',
-        width: width(el),
-        height: 240,
-        scales: { x: { time: false }, y: { range: [0, 100] } },
-        axes: [{ label: 'weights zero (%)' }, { label: 'test accuracy (%)' }],
-        series: [
-          {},
-          { label: 'right after pruning', stroke: COLORS[1], width: 2, points: { show: true, size: 7 } },
-          { label: 'after fine-tuning', stroke: COLORS[2], width: 2, points: { show: true, size: 7 } },
-        ],
-      },
-      [order.map((i) => overall[i]), order.map((i) => 100 * p.rounds[i].accuracy_before_finetune), order.map((i) => 100 * p.rounds[i].accuracy_after_finetune)],
-      el,
-    );
+    accuracyVsSparsity(el, 'Accuracy versus sparsity (each round)', 'weights zero (%)', order.map((i) => overall[i]), [
+      ['right after pruning', order.map((i) => 100 * p.rounds[i].accuracy_before_finetune)],
+      ['after fine-tuning', order.map((i) => 100 * p.rounds[i].accuracy_after_finetune)],
+    ]);
   }
   return box;
 }
@@ -164,27 +174,10 @@ export function pruningPanel(parent, index, report) {
 // One sensitivity stage: accuracy versus sparsity, one curve per layer.
 export function sensitivityPanel(parent, index, report) {
   const curves = report.sensitivity;
-  const box = document.createElement('section');
-  box.className = 'stage-result';
-  box.dataset.stage = String(index);
-  const h = document.createElement('h3');
-  h.textContent = `Stage ${index}: sensitivity of each layer`;
-  box.appendChild(h);
-  parent.appendChild(box);
+  const box = stageBox(parent, index, 'sensitivity of each layer');
   const xs = curves[0].map(([s]) => 100 * s);
   const el = panel(box, 'Per-layer sensitivity: ' + curves.map((c, l) => `W${l + 1}: ` + c.map(([s, a]) => `${(100 * s).toFixed(0)}% → ${(100 * a).toFixed(1)}%`).join(', ')).join('; '), `stage${index}-sensitivity`);
-  new uPlot(
-    {
-      title: 'Accuracy with one layer pruned (no fine-tuning)',
-      width: width(el),
-      height: 260,
-      scales: { x: { time: false }, y: { range: [0, 100] } },
-      axes: [{ label: 'weights of that layer zero (%)' }, { label: 'test accuracy (%)' }],
-      series: [{}, ...curves.map((_, l) => ({ label: `W${l + 1}`, stroke: COLORS[l % COLORS.length], width: 2, points: { show: true } }))],
-    },
-    [xs, ...curves.map((c) => c.map(([, a]) => 100 * a))],
-    el,
-  );
+  accuracyVsSparsity(el, 'Accuracy with one layer pruned (no fine-tuning)', 'weights of that layer zero (%)', xs, curves.map((c, l) => [`W${l + 1}`, c.map(([, a]) => 100 * a)]));
   return box;
 }
 

@@ -52,16 +52,23 @@ async function openPage() {
   return { page, errors };
 }
 
+// Fills several inputs: {'#id': 'value', ...}.
+async function fillAll(page, values) {
+  for (const [selector, value] of Object.entries(values)) await page.fill(selector, value);
+}
+
+// Waits until the run is done or an error is shown.
+const runEnds = (page, timeout) =>
+  page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout });
+
+// Test accuracy (%) of the first epoch row.
+const firstTestAccuracy = async (page) => parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+
 test('the engine runs on WebGPU in a worker and training shows accuracy climbing', { timeout: 240_000 }, async () => {
   const { page, errors } = await openPage();
   assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'webgpu', await page.textContent('#adapter'));
   assert.match(await page.textContent('#adapter'), /software adapter.*swiftshader/i);
-  await page.fill('#limit-train', '3000');
-  await page.fill('#limit-test', '1000');
-  await page.fill('#hidden', '100');
-  await page.fill('#epochs', '2');
-  await page.fill('#batch', '32');
-  await page.fill('#lr', '0.01');
+  await fillAll(page, { '#limit-train': '3000', '#limit-test': '1000', '#hidden': '100', '#epochs': '2', '#batch': '32', '#lr': '0.01' });
   await page.click('#train');
   // The page stays responsive while the worker trains: the progress bar moves.
   await page.waitForFunction(() => document.getElementById('progress').value > 0.2, null, { timeout: 120_000 });
@@ -99,13 +106,10 @@ test('without WebGPU the page runs on the CPU reference backend and says so', { 
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'cpu');
   assert.match(await page.textContent('#adapter'), /CPU reference backend/);
-  await page.fill('#limit-train', '2000');
-  await page.fill('#limit-test', '500');
-  await page.fill('#hidden', '32');
-  await page.fill('#epochs', '1');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+  const acc = await firstTestAccuracy(page);
   assert.ok(acc >= 70, `CPU backend test accuracy after one epoch on 2000 digits: ${acc}`);
   await page.screenshot({ path: path.join(artifacts, 'cpu-fallback.png') });
   assert.deepEqual(errors, []);
@@ -115,14 +119,11 @@ test('without WebGPU the page runs on the CPU reference backend and says so', { 
 test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_000 }, async () => {
   const { page, errors } = await openPage();
   await page.selectOption('#dataset', 'fashion-mnist');
-  await page.fill('#limit-train', '2000');
-  await page.fill('#limit-test', '500');
-  await page.fill('#hidden', '32');
-  await page.fill('#epochs', '1');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
-  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 100_000 });
+  await runEnds(page, 100_000);
   assert.equal(await page.textContent('#error'), '');
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+  const acc = await firstTestAccuracy(page);
   assert.ok(acc >= 55, `Fashion-MNIST test accuracy after one epoch on 2000 images: ${acc}`);
   assert.equal(await page.textContent('#error'), '');
   assert.deepEqual(errors, []);
@@ -133,15 +134,11 @@ test('a convolutional net (LeNet-5) trains in the page on WebGPU', { timeout: 24
   const { page, errors } = await openPage();
   await page.selectOption('#arch', 'lenet5');
   assert.equal(await page.isVisible('#hidden'), false, 'MLP widths are hidden for a conv net');
-  await page.fill('#limit-train', '640');
-  await page.fill('#limit-test', '300');
-  await page.fill('#epochs', '1');
-  await page.fill('#batch', '32');
-  await page.fill('#lr', '0.01');
+  await fillAll(page, { '#limit-train': '640', '#limit-test': '300', '#epochs': '1', '#batch': '32', '#lr': '0.01' });
   await page.click('#train');
-  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 220_000 });
+  await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+  const acc = await firstTestAccuracy(page);
   // 20 steps of LeNet-5 on real digits: well above chance (10%) when every backward works.
   assert.ok(acc >= 40, `LeNet-5 test accuracy after one epoch on 640 images: ${acc}`);
   await page.screenshot({ path: path.join(artifacts, 'lenet5-trained.png'), fullPage: true });
@@ -151,20 +148,13 @@ test('a convolutional net (LeNet-5) trains in the page on WebGPU', { timeout: 24
 
 test('a pruning stage added in the pipeline editor runs and its charts show what it did', { timeout: 240_000 }, async () => {
   const { page, errors } = await openPage();
-  await page.fill('#limit-train', '2000');
-  await page.fill('#limit-test', '500');
-  await page.fill('#hidden', '64');
-  await page.fill('#epochs', '1');
-  await page.fill('#batch', '32');
-  await page.fill('#lr', '0.01');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.01' });
   await page.selectOption('#add-stage-kind', 'prune');
   await page.click('#add-stage');
   assert.equal(await page.locator('#pipeline fieldset.stage').count(), 1);
-  await page.fill('#stage-0-sparsity', '0.8');
-  await page.fill('#stage-0-rounds', '2');
-  await page.fill('#stage-0-ft_epochs', '1');
+  await fillAll(page, { '#stage-0-sparsity': '0.8', '#stage-0-rounds': '2', '#stage-0-ft_epochs': '1' });
   await page.click('#train');
-  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 220_000 });
+  await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
   // The stage's panel: 80% of every layer's weights zero, said in words and drawn (uPlot canvases).
   const facts = await page.textContent('.stage-result[data-stage="1"] .facts');
@@ -330,14 +320,11 @@ test('your own IDX files: a corrupt one is reported next to the picker, good one
   await page.setInputFiles('#idx-files', files(good));
   await page.waitForFunction(() => document.getElementById('idx-status').dataset.loaded === 'true', null, { timeout: 30_000 });
   assert.match(await page.textContent('#idx-status'), /10000 training and 10000 test images of 28×28/);
-  await page.fill('#limit-train', '2000');
-  await page.fill('#limit-test', '500');
-  await page.fill('#hidden', '32');
-  await page.fill('#epochs', '1');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('status').textContent.startsWith('Stopped'), null, { timeout: 100_000 });
   assert.equal(await page.textContent('#error'), '');
-  const acc = parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
+  const acc = await firstTestAccuracy(page);
   assert.ok(acc >= 60, `one epoch on 2000 of the user's digits: ${acc}`);
   assert.deepEqual(errors, []);
   await page.close();
@@ -345,10 +332,7 @@ test('your own IDX files: a corrupt one is reported next to the picker, good one
 
 test('a run pauses, holds still while paused, resumes and finishes', { timeout: 180_000 }, async () => {
   const { page, errors } = await openPage();
-  await page.fill('#limit-train', '3000');
-  await page.fill('#limit-test', '500');
-  await page.fill('#hidden', '64');
-  await page.fill('#epochs', '2');
+  await fillAll(page, { '#limit-train': '3000', '#limit-test': '500', '#hidden': '64', '#epochs': '2' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('progress').value > 0.15, null, { timeout: 60_000 });
   await page.click('#pause');
@@ -362,7 +346,7 @@ test('a run pauses, holds still while paused, resumes and finishes', { timeout: 
   assert.match(await page.textContent('#status'), /Paused/);
   await page.click('#pause');
   assert.equal(await page.textContent('#pause'), 'Pause');
-  await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout: 120_000 });
+  await runEnds(page, 120_000);
   assert.equal(await page.textContent('#error'), '');
   assert.equal(await page.locator('#epochs-table tbody tr').count(), 2);
   assert.deepEqual(errors, []);
@@ -371,19 +355,13 @@ test('a run pauses, holds still while paused, resumes and finishes', { timeout: 
 
 test('a diverging run says so and the page keeps its earlier results and models', { timeout: 180_000 }, async () => {
   const { page, errors } = await openPage();
-  await page.fill('#limit-train', '1000');
-  await page.fill('#limit-test', '300');
-  await page.fill('#hidden', '32');
-  await page.fill('#epochs', '1');
+  await fillAll(page, { '#limit-train': '1000', '#limit-test': '300', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
   await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '0', null, { timeout: 30_000 });
   // A learning rate of 10 with momentum 0.999: the loss becomes NaN within the first epoch
   // (measured natively: step 15 of MLP 32-32 on 1,000 digits).
-  await page.fill('#hidden', '32, 32');
-  await page.fill('#lr', '10');
-  await page.fill('#momentum', '0.999');
-  await page.fill('#epochs', '3');
+  await fillAll(page, { '#hidden': '32, 32', '#lr': '10', '#momentum': '0.999', '#epochs': '3' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('error').textContent.length > 0, null, { timeout: 100_000 });
   assert.match(await page.textContent('#error'), /diverged.*lower the learning rate/);
