@@ -3,11 +3,6 @@
 // additions is fixed (deterministic). acc is [loss_sum, correct, seen, unused].
 // CPU twin: reference::ops::metrics_accumulate_reference.
 
-struct StepParams {
-    offset: u32,
-    valid: u32,
-}
-
 @group(0) @binding(0) var<uniform> step: StepParams;
 @group(0) @binding(1) var<storage, read> row_loss: array<f32>; // [B]
 @group(0) @binding(2) var<storage, read> correct: array<u32>;  // [B]

@@ -16,7 +16,7 @@ struct AddParams {
 
 @compute @workgroup_size(256, 1, 1)
 fn add_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }
@@ -29,7 +29,7 @@ fn add_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 @compute @workgroup_size(256, 1, 1)
 fn add_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }

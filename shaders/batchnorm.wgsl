@@ -19,11 +19,6 @@ struct BnParams {
     _pad: u32,
 }
 
-struct StepParams {
-    offset: u32,
-    valid: u32, // V samples
-}
-
 @group(0) @binding(0) var<uniform> p: BnParams;
 @group(0) @binding(1) var<uniform> step: StepParams;
 
@@ -93,7 +88,7 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
 
 @compute @workgroup_size(256, 1, 1)
 fn bn_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.c) {
         return;
     }
@@ -143,7 +138,7 @@ fn bn_backward_sums(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
 
 @compute @workgroup_size(256, 1, 1)
 fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.c) {
         return;
     }

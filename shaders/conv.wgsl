@@ -8,21 +8,6 @@
 //   backward: dW = colsᵀ·dY;  dcols = dY·Wᵀ;  dX = col2im(dcols)
 // CPU twins: reference::ops::{im2col,col2im}_reference.
 
-struct SpatialParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    accumulate: u32, // col2im, conv_direct_dx: 1 adds into dX (a node read twice), 0 overwrites
-    outputs: u32,    // Cout (direct kernels)
-    _pad1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: SpatialParams;
 
 // im2col: cols[row, col] = X[b, oy·S + kh − P, ox·S + kw − P, ci], 0 in the padding.
@@ -31,7 +16,7 @@ struct SpatialParams {
 
 @compute @workgroup_size(256, 1, 1)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     let pw = p.k * p.k * p.c;
     if (i >= p.batch * p.oh * p.ow * pw) {
         return;
@@ -53,16 +38,6 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     cols[i] = v;
 }
 
-// The output position (along one axis of `side` positions) whose window offset `kk` lands on
-// input coordinate `v`, or -1 when none does (off the edge, or between strides).
-fn covering(v: u32, kk: u32, side: u32) -> i32 {
-    let t = i32(v + p.pad) - i32(kk);
-    if (t < 0 || u32(t) % p.stride != 0u || u32(t) / p.stride >= side) {
-        return -1;
-    }
-    return t / i32(p.stride);
-}
-
 // col2im: dX[b, y, x, ci] (+)= Σ over the windows (kh, kw) that copied this pixel of dcols.
 // One invocation per input element gathers its terms: no atomics, deterministic.
 @group(0) @binding(1) var<storage, read> dcols: array<f32>;
@@ -70,7 +45,7 @@ fn covering(v: u32, kk: u32, side: u32) -> i32 {
 
 @compute @workgroup_size(256, 1, 1)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.batch * p.h * p.w * p.c) {
         return;
     }
@@ -81,12 +56,12 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let pw = p.k * p.k * p.c;
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let oy = covering(y, kh, p.oh);
+        let oy = covering(y, kh, p.oh, p.stride, p.pad);
         if (oy < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let ox = covering(xx, kw, p.ow);
+            let ox = covering(xx, kw, p.ow, p.stride, p.pad);
             if (ox < 0) {
                 continue;
             }
@@ -124,7 +99,7 @@ fn window_pixel(row: u32, kh: u32, kw: u32) -> i32 {
 
 @compute @workgroup_size(64, 1, 1)
 fn conv_direct_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_id(gid, nwg, 64u);
     let groups = (p.outputs + 3u) / 4u;
     if (i >= p.batch * p.oh * p.ow * groups) {
         return;
@@ -163,7 +138,7 @@ fn conv_direct_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 
 @compute @workgroup_size(64, 1, 1)
 fn conv_direct_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_id(gid, nwg, 64u);
     let pw = p.k * p.k * p.c;
     if (i >= pw * p.outputs) {
         return;
@@ -191,7 +166,7 @@ fn conv_direct_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 @compute @workgroup_size(64, 1, 1)
 fn conv_direct_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;
+    let i = flat_id(gid, nwg, 64u);
     if (i >= p.batch * p.h * p.w * p.c) {
         return;
     }
@@ -201,12 +176,12 @@ fn conv_direct_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let b = i / (p.c * p.w * p.h);
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let oy = covering(y, kh, p.oh);
+        let oy = covering(y, kh, p.oh, p.stride, p.pad);
         if (oy < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let ox = covering(xx, kw, p.ow);
+            let ox = covering(xx, kw, p.ow, p.stride, p.pad);
             if (ox < 0) {
                 continue;
             }

@@ -12,11 +12,6 @@ struct GatherParams {
     shift: f32,
 }
 
-struct StepParams {
-    offset: u32,
-    valid: u32, // V
-}
-
 @group(0) @binding(0) var<uniform> p: GatherParams;
 @group(0) @binding(1) var<uniform> step: StepParams;
 @group(0) @binding(2) var<storage, read> images: array<u32>; // packed u8 [N * P]
@@ -31,7 +26,7 @@ fn byte_at(word: u32, i: u32) -> u32 {
 
 @compute @workgroup_size(256, 1, 1)
 fn gather_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.pixels) {
         return;
     }

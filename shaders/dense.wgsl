@@ -16,7 +16,7 @@ struct DenseParams {
 
 @compute @workgroup_size(256, 1, 1)
 fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.cols) {
         return;
     }
@@ -45,7 +45,7 @@ fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(256, 1, 1)
 fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.cols) {
         return;
     }
@@ -58,7 +58,7 @@ fn relu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 
 @compute @workgroup_size(256, 1, 1)
 fn relu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.rows * p.cols) {
         return;
     }

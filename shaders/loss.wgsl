@@ -3,17 +3,6 @@
 // Legend: B = batch rows (padded), V = valid rows this step (rows >= V are padding), C = classes.
 // CPU twins: reference::ops::{softmax_xent,argmax_correct,metrics_accumulate}_reference.
 
-struct HeadParams {
-    rows: u32,    // B
-    classes: u32, // C
-}
-
-// Written once per step by the host; shared with the batch gather (see data.wgsl).
-struct StepParams {
-    offset: u32, // first sample of this batch in the epoch's permutation
-    valid: u32,  // V
-}
-
 @group(0) @binding(0) var<uniform> p: HeadParams;
 @group(0) @binding(1) var<uniform> step: StepParams;
 @group(0) @binding(2) var<storage, read> logits: array<f32>; // [B, C]

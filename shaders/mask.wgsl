@@ -14,7 +14,7 @@ struct MaskParams {
 // mask_apply: w = w * mask (mask is exactly 0 or 1, so pruned weights become exactly 0).
 @compute @workgroup_size(256, 1, 1)
 fn mask_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }
@@ -29,7 +29,7 @@ fn mask_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 
 @compute @workgroup_size(256, 1, 1)
 fn taylor_accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }

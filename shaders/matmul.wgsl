@@ -88,7 +88,7 @@ struct SplitParams {
 
 @compute @workgroup_size(256, 1, 1)
 fn split_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= sp.len) {
         return;
     }

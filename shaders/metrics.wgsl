@@ -3,16 +3,6 @@
 // Legend: B = batch rows (padded), V = valid rows this step, C = classes.
 // CPU twins: reference::ops::{argmax_correct,metrics_accumulate}_reference.
 
-struct HeadParams {
-    rows: u32,    // B
-    classes: u32, // C
-}
-
-struct StepParams {
-    offset: u32,
-    valid: u32, // V
-}
-
 @group(0) @binding(0) var<uniform> p: HeadParams;
 @group(0) @binding(1) var<uniform> step: StepParams;
 @group(0) @binding(2) var<storage, read> logits: array<f32>;  // [B, C]

@@ -22,7 +22,7 @@ struct OptimParams {
 // sgd: v = mu * v + (g + wd * w + l1 * sign(w));  w = w - lr * v
 @compute @workgroup_size(256, 1, 1)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }
@@ -35,7 +35,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 // adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w = w - lr_t * m / (sqrt(v) + eps_t)
 @compute @workgroup_size(256, 1, 1)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.n) {
         return;
     }

@@ -1,28 +1,9 @@
 // Max and average pooling (no padding), forward and backward side by side. NHWC; the uniform is
-// conv.wgsl's SpatialParams (pad = 0, c = channels in and out). Backward kernels gather: one
+// the preamble's SpatialParams (shaders/common.wgsl) (pad = 0, c = channels in and out). Backward kernels gather: one
 // invocation per input element sums the windows that cover it (no atomics, deterministic).
 // CPU twins: reference::ops::{maxpool,avgpool}_{forward,backward}_reference.
 
-struct SpatialParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    accumulate: u32, // backward: 1 adds into dX, 0 overwrites
-    outputs: u32,    // unused here
-    _pad1: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: SpatialParams;
-
-fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u; // 2D grid past 65535 groups
-}
 
 // maxpool_forward: y[b, oy, ox, ci] = max of the K×K window; argmax = flat index into X of the
 // first maximum (row-major window order, as the CPU twin).
@@ -32,7 +13,7 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 @compute @workgroup_size(256, 1, 1)
 fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = flat_id(gid, nwg);
+    let o = flat_id(gid, nwg, 256u);
     if (o >= p.batch * p.oh * p.ow * p.c) {
         return;
     }
@@ -59,7 +40,7 @@ fn maxpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // avgpool_forward: y[b, oy, ox, ci] = mean of the K×K window.
 @compute @workgroup_size(256, 1, 1)
 fn avgpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = flat_id(gid, nwg);
+    let o = flat_id(gid, nwg, 256u);
     if (o >= p.batch * p.oh * p.ow * p.c) {
         return;
     }
@@ -82,18 +63,9 @@ fn avgpool_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<storage, read> arg: array<u32>;
 
-// Window (oy, ox) of output covering input row `y` at offset kh, if any: oy = (y − kh) / S.
-fn covering(v: u32, kk: u32, side: u32) -> i32 {
-    let t = i32(v) - i32(kk);
-    if (t < 0 || u32(t) % p.stride != 0u || u32(t) / p.stride >= side) {
-        return -1;
-    }
-    return t / i32(p.stride);
-}
-
 @compute @workgroup_size(256, 1, 1)
 fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.batch * p.h * p.w * p.c) {
         return;
     }
@@ -103,12 +75,12 @@ fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b = i / (p.c * p.w * p.h);
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let oy = covering(yy, kh, p.oh);
+        let oy = covering(yy, kh, p.oh, p.stride, 0u);
         if (oy < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let ox = covering(xx, kw, p.ow);
+            let ox = covering(xx, kw, p.ow, p.stride, 0u);
             if (ox < 0) {
                 continue;
             }
@@ -126,7 +98,7 @@ fn maxpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 
 @compute @workgroup_size(256, 1, 1)
 fn avgpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
+    let i = flat_id(gid, nwg, 256u);
     if (i >= p.batch * p.h * p.w * p.c) {
         return;
     }
@@ -136,12 +108,12 @@ fn avgpool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b = i / (p.c * p.w * p.h);
     var s = 0.0;
     for (var kh = 0u; kh < p.k; kh = kh + 1u) {
-        let oy = covering(yy, kh, p.oh);
+        let oy = covering(yy, kh, p.oh, p.stride, 0u);
         if (oy < 0) {
             continue;
         }
         for (var kw = 0u; kw < p.k; kw = kw + 1u) {
-            let ox = covering(xx, kw, p.ow);
+            let ox = covering(xx, kw, p.ow, p.stride, 0u);
             if (ox < 0) {
                 continue;
             }

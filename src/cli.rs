@@ -146,7 +146,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     s.inference_us_per_image
                 );
             }
-            for s in rep.stages.iter().filter_map(|s| s.pruning.as_ref()) {
+            for s in rep.stages.iter().filter_map(|s| s.pruning()) {
                 let layers: Vec<String> = s.per_layer_sparsity.iter().map(|v| format!("{:.1}%", v * 100.0)).collect();
                 println!(
                     "pruned: {:.2}% of weights zero ({} left, {} FLOPs/image on nonzero weights), per layer [{}]; hidden units {:?}, {} parameters",
@@ -174,14 +174,14 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     );
                 }
             }
-            for curves in rep.stages.iter().filter_map(|s| s.sensitivity.as_ref()) {
+            for curves in rep.stages.iter().filter_map(|s| s.sensitivity()) {
                 println!("sensitivity (test accuracy with one layer pruned, no fine-tuning):");
                 for (l, points) in curves.iter().enumerate() {
                     let cells: Vec<String> = points.iter().map(|(s, a)| format!("{:.0}%: {:.2}%", s * 100.0, a * 100.0)).collect();
                     println!("  layer {l}: {}", cells.join("  "));
                 }
             }
-            for c in rep.stages.iter().filter_map(|s| s.pruning.as_ref()?.control_accuracy) {
+            for c in rep.stages.iter().filter_map(|s| s.pruning()?.control_accuracy) {
                 println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);
             }
             println!("wall time {:.1}s", rep.wall_s);

@@ -4,11 +4,11 @@
 //! Layout: b"SQZM", version u32 LE (1), header length u32 LE, the header (JSON: the net's nodes,
 //! input shape, classes, the input normalisation, and per tensor its role, shape, encoding and byte
 //! length), then each tensor's bytes in order. A weight matrix is stored as the smaller of dense
-//! f32 LE and Deep Compression's 5-bit relative-index encoding (compress::sparse); every other
+//! f32 LE and Deep Compression's 5-bit relative-index encoding (compress::encoding); every other
 //! tensor as dense f32. Loading checks everything against the header and the rebuilt net (a
 //! malformed file is an error naming what is wrong, never a panic or a huge allocation).
 
-use crate::compress::sparse;
+use crate::compress::encoding::Encoding;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetParams, Op, Role, Shape};
@@ -42,7 +42,7 @@ struct TensorSpec {
     role: String,
     rows: usize,
     cols: usize,
-    /// "f32" or "relative5".
+    /// A compress::encoding name: "f32" or "relative5".
     encoding: String,
     bytes: usize,
 }
@@ -57,15 +57,11 @@ pub fn save(net: &Net, params: &NetParams, norm: Normalization) -> Vec<u8> {
     let mut payloads = Vec::with_capacity(infos.len());
     let mut tensors = Vec::with_capacity(infos.len());
     for (info, t) in infos.iter().zip(&params.tensors) {
-        let dense: Vec<u8> = t.iter().flat_map(|v| v.to_le_bytes()).collect();
         let (encoding, bytes) = match info.role {
-            Role::Weight => {
-                let rel = sparse::encode_relative(t, INDEX_BITS);
-                if rel.len() < dense.len() { ("relative5", rel) } else { ("f32", dense) }
-            }
-            _ => ("f32", dense),
+            Role::Weight => Encoding::smallest(t, &[Encoding::F32, Encoding::Relative { bits: INDEX_BITS }]),
+            _ => (Encoding::F32, Encoding::F32.encode(t)),
         };
-        tensors.push(TensorSpec { role: format!("{:?}", info.role), rows: info.rows, cols: info.cols, encoding: encoding.into(), bytes: bytes.len() });
+        tensors.push(TensorSpec { role: format!("{:?}", info.role), rows: info.rows, cols: info.cols, encoding: encoding.name(), bytes: bytes.len() });
         payloads.push(bytes);
     }
     let input = net.input();
@@ -119,21 +115,8 @@ pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
         }
         let data = bytes.get(at..at.saturating_add(spec.bytes)).ok_or_else(|| bad(format!("tensor {j} needs {} bytes at offset {at}; the file ends at {}", spec.bytes, bytes.len())))?;
         at += spec.bytes;
-        let values = match spec.encoding.as_str() {
-            "f32" if data.len() == 4 * n => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            "f32" => return Err(bad(format!("tensor {j}: {} bytes of f32 for {n} values", data.len()))),
-            "relative5" => {
-                let head = |k: usize| data.get(k..k + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-                match (head(0), head(4)) {
-                    // Each entry is a kept value or a filler bridging a gap of 32: at most n + n/32 + 1.
-                    (Some(len), Some(entries)) if len == n && entries <= n + n / 32 + 1 => {
-                        sparse::decode_relative(data, INDEX_BITS).ok_or_else(|| bad(format!("tensor {j}: the relative-index encoding is cut short or points past the end")))?
-                    }
-                    _ => return Err(bad(format!("tensor {j}: the relative-index encoding does not describe {n} values"))),
-                }
-            }
-            other => return Err(bad(format!("tensor {j}: unknown encoding `{other}`"))),
-        };
+        let encoding = Encoding::parse(&spec.encoding).ok_or_else(|| bad(format!("tensor {j}: unknown encoding `{}`", spec.encoding)))?;
+        let values = encoding.decode(data, n).ok_or_else(|| bad(format!("tensor {j}: {} bytes of `{}` do not describe {n} values", data.len(), spec.encoding)))?;
         if values.iter().any(|v: &f32| !v.is_finite()) {
             return Err(bad(format!("tensor {j} holds a value that is not a finite number")));
         }

@@ -35,7 +35,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
         let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5 }, &mut |_| Control::Continue).await.unwrap();
-        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.rounds.len(), 4, "{what}: four pruning steps");
         for (k, r) in p.rounds.iter().enumerate() {
             for (l, (&target, &final_s)) in r.target.iter().zip(&[0.8f32, 0.5]).enumerate() {
@@ -52,7 +52,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
         assert_eq!(out.report.stages[1].epochs.len(), 2, "{what}: one fine-tuning run");
 
         let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
-        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.hidden, vec![2, 2, 3, 3, 64], "{what}: half of every hidden layer");
         let dense = squeeze::nn::Net::vgg_mini(squeeze::nn::Shape::new(10, 9, 1), &[4, 6], 10).parameter_count();
         assert!(p.parameters < dense / 2, "{what}: {} of {dense} parameters", p.parameters);
@@ -76,7 +76,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
         )
         .unwrap();
         let out = run(&greedy, &easy, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
-        let g = out.report.stages[1].pruning.as_ref().unwrap().greedy.clone().unwrap();
+        let g = out.report.stages[1].pruning().unwrap().greedy.clone().unwrap();
         // The dense model must have learnt the task (chance is about 50%; measured 73-95%) for a
         // chunk to cost accuracy.
         assert!(g.holdout_accuracy_start > 0.65, "{what}: {g:?} (seed {seed})");

@@ -29,7 +29,7 @@ fn go(recipe: &Recipe, backend: &Backend) -> Outcome {
 }
 
 fn check_hard(out: &Outcome, what: &str) {
-    let p = out.report.stages[1].pruning.as_ref().expect("pruning report");
+    let p = out.report.stages[1].pruning().expect("pruning report");
     // Exactly the target count of zeros per layer: 784*100*0.9, 100*50*0.8, 50*10*0.5.
     let zeros: Vec<usize> = out.net.weight_tensors().iter().map(|&j| out.params.tensors[j].iter().filter(|&&v| v == 0.0).count()).collect();
     assert_eq!(zeros, vec![70_560, 4_000, 250], "{what}: zeros per layer");
@@ -52,7 +52,7 @@ fn hard_pruning_reaches_exact_sparsity_and_recovers_on_gpu() {
     let gpu = Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap());
     let out = go(&recipe("hard", 2), &gpu);
     check_hard(&out, "gpu");
-    let rounds = &out.report.stages[1].pruning.as_ref().unwrap().rounds;
+    let rounds = &out.report.stages[1].pruning().unwrap().rounds;
     assert_eq!(rounds.len(), 2);
     // Round 1 reaches 1 - sqrt(1 - s) of each target, round 2 the target.
     assert!((rounds[0].target[0] - (1.0 - 0.1f32.sqrt())).abs() < 1e-6, "{:?}", rounds[0].target);
@@ -67,11 +67,11 @@ fn hard_pruning_on_cpu_reference_matches_the_contract() {
 #[test]
 fn soft_pruning_lets_weights_regrow() {
     let out = go(&recipe("soft", 1), &Backend::Cpu);
-    let round = &out.report.stages[1].pruning.as_ref().unwrap().rounds[0];
+    let round = &out.report.stages[1].pruning().unwrap().rounds[0];
     // Right after pruning the target was met ...
     assert!((round.sparsity[0] - 0.9).abs() < 1e-4, "{round:?}");
     // ... and after a soft fine-tuning epoch most pruned weights carry values again.
-    let now = out.report.stages[1].pruning.as_ref().unwrap().per_layer_sparsity[0];
+    let now = out.report.stages[1].pruning().unwrap().per_layer_sparsity[0];
     assert!(now < 0.2, "first-layer sparsity after soft fine-tuning: {now}");
 }
 
@@ -96,7 +96,7 @@ fn lottery_rewinding_resets_survivors_to_their_initial_values_and_runs_the_contr
     let kept = go(&lottery_recipe("none"), &Backend::Cpu);
     let trained = ticket.report.stages[0].test_accuracy;
     assert!(trained > 0.8, "{trained}");
-    let (t, k) = (ticket.report.stages[1].pruning.as_ref().unwrap(), kept.report.stages[1].pruning.as_ref().unwrap());
+    let (t, k) = (ticket.report.stages[1].pruning().unwrap(), kept.report.stages[1].pruning().unwrap());
     // Pruning 29% of trained weights barely hurts; the same masks on the rewound (initial) weights
     // are far worse until retrained (above chance all the same: a magnitude mask alone carries
     // information, the "supermask" effect of Zhou et al. 2019).
@@ -152,7 +152,7 @@ fn hard_neuron_pruning_shrinks_the_model_and_keeps_accuracy() {
     .unwrap();
     for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
         let out = go(&r, &backend);
-        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.hidden, vec![50, 25]);
         assert_eq!(p.parameters, 784 * 50 + 50 + 50 * 25 + 25 + 25 * 10 + 10);
         assert_eq!(out.net.layer_dims()[0], (784, 50), "physically smaller");
@@ -175,7 +175,7 @@ fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
     for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
         let out = go(&r, &backend);
         let dense = out.report.stages[0].test_accuracy;
-        let curves = out.report.stages[1].sensitivity.as_ref().unwrap();
+        let curves = out.report.stages[1].sensitivity().unwrap();
         assert_eq!(curves.len(), 2);
         for c in curves {
             assert_eq!(c[0], (0.0, dense), "0% sparsity is the dense model");
@@ -183,7 +183,7 @@ fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
         // Removing 99% of the first layer hurts far more than removing half of it.
         assert!(curves[0][2].1 < curves[0][1].1 - 0.1, "{curves:?}");
         // The scan restored the weights: the next stage sees the dense model again.
-        assert_eq!(out.report.stages[2].sensitivity.as_ref().unwrap()[0][0].1, dense);
+        assert_eq!(out.report.stages[2].sensitivity().unwrap()[0][0].1, dense);
         assert!(out.params.tensors[0].iter().all(|&v| v != 0.0));
     }
 }
@@ -192,7 +192,7 @@ fn sensitivity_scan_prunes_one_layer_at_a_time_and_restores() {
 fn rewinding_to_an_early_epoch_restores_those_weights() {
     let early = go(&lottery_recipe_with(r#"{"epoch": 1}"#), &Backend::Cpu);
     let init = go(&lottery_recipe("init"), &Backend::Cpu);
-    let (e, i) = (early.report.stages[1].pruning.as_ref().unwrap(), init.report.stages[1].pruning.as_ref().unwrap());
+    let (e, i) = (early.report.stages[1].pruning().unwrap(), init.report.stages[1].pruning().unwrap());
     // Weights after one epoch of training, masked, classify far better than masked initial weights.
     assert!(e.rounds[0].accuracy_before_finetune > i.rounds[0].accuracy_before_finetune + 0.1, "{:?} vs {:?}", e.rounds[0], i.rounds[0]);
     // And it is the model the first stage reported after epoch 1, with 29% of its weights masked.
@@ -215,7 +215,7 @@ fn greedy_pruning_restores_chunks_that_cost_too_much() {
     for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
         // Loose tolerance: every chunk is accepted and both targets are met exactly.
         let loose = go(&greedy_recipe(0.9), &backend);
-        let p = loose.report.stages[1].pruning.as_ref().unwrap();
+        let p = loose.report.stages[1].pruning().unwrap();
         let g = p.greedy.as_ref().unwrap();
         assert_eq!(g.chunks_restored, 0);
         assert_eq!(loose.params.tensors[0].iter().filter(|&&v| v == 0.0).count(), squeeze::compress::prune::pruned_count(784 * 48, 0.98));
@@ -223,7 +223,7 @@ fn greedy_pruning_restores_chunks_that_cost_too_much() {
         // No tolerance: 98% of the first layer cannot go without losing held-out accuracy, so a
         // chunk is restored there and the layer stops short; what was kept are whole chunks.
         let strict = go(&greedy_recipe(0.0), &backend);
-        let p = strict.report.stages[1].pruning.as_ref().unwrap();
+        let p = strict.report.stages[1].pruning().unwrap();
         let g = p.greedy.as_ref().unwrap();
         assert!(g.chunks_restored >= 1 && g.frozen[0], "{g:?}");
         let zeros0 = strict.params.tensors[0].iter().filter(|&&v| v == 0.0).count();
@@ -296,7 +296,7 @@ fn hard_filter_and_channel_pruning_shrink_conv_nets() {
     .unwrap();
     for backend in [Backend::Cpu, Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap())] {
         let out = go(&lenet, &backend);
-        let p = out.report.stages[1].pruning.as_ref().unwrap();
+        let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.hidden, vec![10, 25, 250]);
         assert_eq!(out.net.layer_dims(), vec![(25, 10), (250, 25), (4 * 4 * 25, 250), (250, 10)]);
         assert_eq!(p.parameters, 25 * 10 + 10 + 250 * 25 + 25 + 400 * 250 + 250 + 250 * 10 + 10);
@@ -316,10 +316,10 @@ fn hard_filter_and_channel_pruning_shrink_conv_nets() {
     )
     .unwrap();
     let out = go(&resnet, &Backend::Cpu);
-    let hidden = out.report.stages[1].pruning.as_ref().unwrap().hidden.clone();
+    let hidden = out.report.stages[1].pruning().unwrap().hidden.clone();
     // Weight layers: stem, b1c1, b1c2, b2c1, b2c2, b2proj, b3c1, b3c2, b3proj (, classifier).
     assert_eq!(hidden, vec![2, 2, 2, 4, 4, 4, 4, 4, 4]);
-    let r = &out.report.stages[1].pruning.as_ref().unwrap().rounds[0];
+    let r = &out.report.stages[1].pruning().unwrap().rounds[0];
     // resnet-mini learns slowly from 1,024 images (measured: 22% dense, 27% after pruning and a
     // fine-tuning epoch); above chance (10%, σ ≈ 1.7% on 300 images) is what is asserted: a
     // broken shrunk model (mismatched tensors, dead channels) stays at chance.

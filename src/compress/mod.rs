@@ -1,5 +1,8 @@
-//! Compression methods. Pruning decisions live here (`prune`); quantization and distillation join
-//! as they are built. Backends apply what these modules decide.
+//! Compression methods, as pure algorithms with no backend: pruning decisions (`prune`), sparse
+//! storage (`sparse`) and the registry of tensor encodings every size is measured with
+//! (`encoding`). Quantizers and distillation losses join as they are built. Backends apply what
+//! these modules decide.
 
+pub mod encoding;
 pub mod prune;
 pub mod sparse;

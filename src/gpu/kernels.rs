@@ -46,21 +46,32 @@ pub struct Kernels {
     pub add_into: Kernel,
 }
 
+/// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
+/// named file, both compiled into the binary.
+macro_rules! shader {
+    ($file:literal) => {
+        wgpu::ShaderModuleDescriptor {
+            label: Some($file),
+            source: wgpu::ShaderSource::Wgsl(concat!(include_str!("../../shaders/common.wgsl"), include_str!(concat!("../../shaders/", $file))).into()),
+        }
+    };
+}
+
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
         let module = |src: wgpu::ShaderModuleDescriptor| device.create_shader_module(src);
-        let matmul = module(wgpu::include_wgsl!("../../shaders/matmul.wgsl"));
-        let dense = module(wgpu::include_wgsl!("../../shaders/dense.wgsl"));
-        let loss = module(wgpu::include_wgsl!("../../shaders/loss.wgsl"));
-        let metrics = module(wgpu::include_wgsl!("../../shaders/metrics.wgsl"));
-        let accumulate = module(wgpu::include_wgsl!("../../shaders/accumulate.wgsl"));
-        let optim = module(wgpu::include_wgsl!("../../shaders/optim.wgsl"));
-        let data = module(wgpu::include_wgsl!("../../shaders/data.wgsl"));
-        let mask = module(wgpu::include_wgsl!("../../shaders/mask.wgsl"));
-        let conv = module(wgpu::include_wgsl!("../../shaders/conv.wgsl"));
-        let pool = module(wgpu::include_wgsl!("../../shaders/pool.wgsl"));
-        let bn = module(wgpu::include_wgsl!("../../shaders/batchnorm.wgsl"));
-        let add = module(wgpu::include_wgsl!("../../shaders/add.wgsl"));
+        let matmul = module(shader!("matmul.wgsl"));
+        let dense = module(shader!("dense.wgsl"));
+        let loss = module(shader!("loss.wgsl"));
+        let metrics = module(shader!("metrics.wgsl"));
+        let accumulate = module(shader!("accumulate.wgsl"));
+        let optim = module(shader!("optim.wgsl"));
+        let data = module(shader!("data.wgsl"));
+        let mask = module(shader!("mask.wgsl"));
+        let conv = module(shader!("conv.wgsl"));
+        let pool = module(shader!("pool.wgsl"));
+        let bn = module(shader!("batchnorm.wgsl"));
+        let add = module(shader!("add.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| {
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -375,7 +386,7 @@ impl GpuContext {
     }
 }
 
-/// Uniform of shaders/conv.wgsl and shaders/pool.wgsl.
+/// Uniform of shaders/conv.wgsl and shaders/pool.wgsl (declared in shaders/common.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SpatialParams {

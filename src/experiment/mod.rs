@@ -1,0 +1,312 @@
+//! Runs a `Recipe`: `run` owns one run (the recipe, the data splits, the backend, the events and
+//! pause/cancel, the model state and the models each stage leaves) and hands the model to each
+//! stage in turn. A stage kind is a module of its own with one signature,
+//! `async fn run(run: &mut Run, stage: usize, config) -> Result<StageReport>`: it reads and
+//! replaces `run.model` and returns its report. Nothing here knows about the DOM or the terminal.
+//!
+//! Stages: `train` (also fine-tuning and the training loop every stage shares), `prune`,
+//! `greedy`, `sensitivity`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
+
+pub mod greedy;
+pub mod platform;
+pub mod prune;
+pub mod report;
+pub mod sensitivity;
+pub mod train;
+pub mod trainer;
+
+pub use platform::now_s;
+pub use report::{EpochReport, GreedyReport, ModelReport, PruneRound, PruningReport, Report, StageDetail, StageReport};
+pub use trainer::Trainer;
+
+use crate::data::{Dataset, Normalization, Splits};
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuTrainer};
+use crate::inspect::StageModel;
+use crate::nn::{Net, NetParams, Shape};
+use crate::recipe::{Recipe, Stage, TrainConfig};
+use crate::reference::net::CpuTrainer;
+use serde::Serialize;
+use trainer::means;
+
+/// Where the math runs.
+#[derive(Clone)]
+pub enum Backend {
+    Gpu(GpuContext),
+    /// The CPU reference (the fallback when there is no WebGPU).
+    Cpu,
+}
+
+impl Backend {
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Gpu(ctx) => format!("gpu: {} ({}, {}; conv {:?})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type, ctx.conv),
+            Backend::Cpu => "cpu reference".to_string(),
+        }
+    }
+}
+
+/// How often to stop and report (each report reads a few bytes back from the GPU).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub progress_every: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { progress_every: 100 }
+    }
+}
+
+/// What a run's listener answers to each event: go on, wait (paused; asked again every 100 ms
+/// with `Event::Paused`), or stop with `Error::Cancelled`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Pause,
+    Cancel,
+}
+
+/// Streamed while a recipe runs. Serialized with a `kind` tag for the page.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Progress {
+        stage: usize,
+        epoch: usize,
+        epochs: usize,
+        step: usize,
+        steps: usize,
+        /// Mean training loss / accuracy since the previous progress event.
+        train_loss: f32,
+        train_accuracy: f32,
+        elapsed_s: f64,
+    },
+    Epoch {
+        stage: usize,
+        #[serde(flatten)]
+        report: EpochReport,
+    },
+    /// A stage finished (its full report: accuracy, pruning sizes and sparsities, sensitivity).
+    Stage {
+        stage: usize,
+        report: StageReport,
+    },
+    /// Sent every 100 ms while the listener keeps answering `Control::Pause`.
+    Paused,
+}
+
+/// The model a recipe asks for, on images of `rows` x `cols` pixels.
+pub fn model_net(recipe: &Recipe, rows: usize, cols: usize) -> Result<Net> {
+    recipe.model.build(Shape::new(rows, cols, 1), crate::data::CLASSES)
+}
+
+/// The result of a run: the report, the final network and its parameters.
+pub struct Outcome {
+    pub report: Report,
+    pub net: Net,
+    pub params: NetParams,
+    /// The model after training and after every stage that changes it (not sensitivity scans).
+    pub models: Vec<StageModel>,
+    /// The input normalisation the models were trained with.
+    pub norm: Normalization,
+}
+
+/// Pruning masks in force: one per tensor (W0, b0, W1, ...; `None` = dense) and whether they are
+/// hard (re-applied after every optimizer step).
+#[derive(Clone)]
+pub struct Masks {
+    pub tensors: Vec<Option<Vec<f32>>>,
+    pub hard: bool,
+}
+
+/// What a stage takes and leaves: the net, its parameters, and the compression in force on them.
+#[derive(Clone)]
+pub struct ModelState {
+    pub net: Net,
+    pub params: NetParams,
+    pub masks: Option<Masks>,
+}
+
+impl ModelState {
+    /// The current weight matrices, in `Net::weight_tensors()` order.
+    pub fn weights(&self) -> Vec<&[f32]> {
+        self.net.weight_tensors().iter().map(|&j| &self.params.tensors[j][..]).collect()
+    }
+
+    /// Per-tensor masks from one mask per weight matrix (other tensors unmasked).
+    pub fn weight_masks(&self, masks: Vec<Vec<f32>>) -> Vec<Option<Vec<f32>>> {
+        let mut tensors = vec![None; self.params.tensors.len()];
+        for (&j, m) in self.net.weight_tensors().iter().zip(masks) {
+            tensors[j] = Some(m);
+        }
+        tensors
+    }
+}
+
+/// Fraction of exact zeros.
+pub fn zero_fraction(w: &[f32]) -> f32 {
+    w.iter().filter(|&&v| v == 0.0).count() as f32 / w.len().max(1) as f32
+}
+
+/// One run in progress: what every stage shares.
+pub struct Run<'a> {
+    pub recipe: &'a Recipe,
+    pub data: Splits,
+    pub norm: Normalization,
+    pub backend: &'a Backend,
+    opts: &'a RunOptions,
+    progress: &'a mut dyn FnMut(&Event) -> Control,
+    t_start: f64,
+    /// Seconds spent paused so far (not counted as training time).
+    pub paused_s: f64,
+    /// Epochs trained so far in this run (seeds each epoch's sample order).
+    pub epoch_counter: usize,
+    pub model: ModelState,
+    /// The initial weights, and those after epoch `rewind_epoch` of the first stage, for rewinding.
+    pub init: NetParams,
+    pub early: Option<NetParams>,
+    /// Held-out training samples (limit.holdout), never trained on.
+    pub holdout: Option<Dataset>,
+}
+
+impl Run<'_> {
+    /// A trainer on the current model (masks in force) with `cfg`'s optimizer and batch.
+    pub fn trainer(&self, cfg: &TrainConfig) -> Trainer {
+        self.trainer_on(&self.data, cfg)
+    }
+
+    /// The same on other splits (greedy pruning judges on the held-out split).
+    pub fn trainer_on(&self, data: &Splits, cfg: &TrainConfig) -> Trainer {
+        let opt = cfg.optimizer_config();
+        let m = &self.model;
+        let mut t = match self.backend {
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &m.net, &m.params, opt, data, self.norm, cfg.batch))),
+            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), self.norm, cfg.batch))),
+        };
+        if let Some(masks) = &m.masks {
+            t.set_masks(&masks.tensors, masks.hard);
+        }
+        t
+    }
+
+    /// Microseconds per test image of a whole evaluation pass: the median of three timed passes
+    /// after a warm-up one.
+    pub async fn time_inference(&self, trainer: &mut Trainer) -> Result<f64> {
+        trainer.evaluate().await?;
+        let mut times = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let t0 = now_s();
+            trainer.evaluate().await?;
+            times.push((now_s() - t0) * 1e6 / self.data.test.n.max(1) as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1])
+    }
+
+    /// The report of a stage that ends by evaluating `trainer` without training.
+    pub async fn evaluated(&self, name: &str, trainer: &mut Trainer) -> Result<StageReport> {
+        let metrics = means(trainer.evaluate().await?);
+        let us = self.time_inference(trainer).await?;
+        Ok(StageReport::evaluated(name, metrics, us))
+    }
+
+    /// Sends an event to the listener and obeys its answer (pause: wait; cancel: stop).
+    pub async fn emit(&mut self, e: &Event) -> Result<()> {
+        // In the browser, let the worker's message loop run (pause and cancel arrive there; the
+        // CPU backend would otherwise never yield).
+        #[cfg(target_arch = "wasm32")]
+        platform::sleep_ms(0).await;
+        let mut control = (self.progress)(e);
+        if control == Control::Pause {
+            let t0 = now_s();
+            while control == Control::Pause {
+                platform::sleep_ms(100).await;
+                control = (self.progress)(&Event::Paused);
+            }
+            self.paused_s += now_s() - t0;
+        }
+        match control {
+            Control::Cancel => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn elapsed_s(&self) -> f64 {
+        now_s() - self.t_start
+    }
+}
+
+/// Splits `data` as the recipe's limits ask: the first `limit.train` training samples (the last
+/// `limit.holdout` of them held out) and the first `limit.test` test samples.
+fn limited(recipe: &Recipe, data: &Splits) -> Result<(Splits, Option<Dataset>)> {
+    let mut train = data.train.take(recipe.limit.train.unwrap_or(usize::MAX));
+    let holdout = match recipe.limit.holdout {
+        Some(h) if h >= train.n => return Err(Error::recipe("limit.holdout", format!("must be smaller than the {} training samples", train.n))),
+        Some(h) => {
+            let kept = train.n - h;
+            let held = Dataset { images: train.images[kept * train.pixels()..].to_vec(), labels: train.labels[kept..].to_vec(), n: h, rows: train.rows, cols: train.cols };
+            train = train.take(kept);
+            Some(held)
+        }
+        None => None,
+    };
+    Ok((Splits { name: data.name.clone(), train, test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)) }, holdout))
+}
+
+/// Runs `recipe` on `data` with `backend`. `progress` receives every event and answers with a
+/// `Control` (cancel ends the run with `Error::Cancelled`).
+pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> Control) -> Result<Outcome> {
+    recipe.validate()?;
+    let t_start = now_s();
+    let (data, holdout) = limited(recipe, data)?;
+    let norm = data.train.normalization();
+    let net = model_net(recipe, data.train.rows, data.train.cols)?;
+    let params = NetParams::init(&net, recipe.seed);
+    let model = ModelState { net, params: params.clone(), masks: None };
+    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout };
+
+    let first = train::run(&mut run, 0, &recipe.train).await?;
+    run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
+    let snapshot = |r: &Run, stage: usize, name: String| StageModel { stage, name, net: r.model.net.clone(), params: r.model.params.clone() };
+    let mut models = vec![snapshot(&run, 0, "trained".into())];
+    let mut stages = vec![first];
+    for (i, s) in recipe.stages.iter().enumerate() {
+        let si = i + 1;
+        let report = match s {
+            Stage::Train(t) => train::run(&mut run, si, t).await?,
+            Stage::Prune(p) => prune::run(&mut run, si, p).await?,
+            Stage::Sensitivity(c) => sensitivity::run(&mut run, si, c).await?,
+            Stage::Greedy(g) => greedy::run(&mut run, si, g).await?,
+        };
+        run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
+        if !matches!(s, Stage::Sensitivity(_)) {
+            models.push(snapshot(&run, si, format!("{si}. {}", report.name)));
+        }
+        stages.push(report);
+    }
+
+    let net = &run.model.net;
+    let report = Report {
+        dataset: run.data.name.clone(),
+        train_samples: run.data.train.n,
+        test_samples: run.data.test.n,
+        seed: recipe.seed,
+        backend: backend.describe(),
+        adapter: match backend {
+            Backend::Gpu(ctx) => Some(ctx.adapter.clone()),
+            Backend::Cpu => None,
+        },
+        model: ModelReport {
+            arch: net.arch.clone(),
+            layers: net.layer_dims(),
+            parameters: net.parameter_count(),
+            flops_per_sample: net.forward_flops(),
+            bytes_f32: net.tensors().iter().map(|t| 4 * t.len()).sum(),
+        },
+        stages,
+        wall_s: now_s() - t_start,
+    };
+    let ModelState { net, params, .. } = run.model;
+    Ok(Outcome { report, net, params, models, norm: run.norm })
+}

@@ -1,0 +1,69 @@
+//! One trainer over either backend: the GPU trainer or the CPU reference, same calls. Stages hold
+//! a `Trainer` and never match on the backend themselves.
+
+use crate::error::Result;
+use crate::gpu::GpuTrainer;
+use crate::nn::NetParams;
+use crate::reference::net::CpuTrainer;
+
+pub enum Trainer {
+    Gpu(Box<GpuTrainer>),
+    Cpu(Box<CpuTrainer>),
+}
+
+impl Trainer {
+    pub fn begin_epoch(&mut self, order: &[u32]) {
+        match self {
+            Trainer::Gpu(t) => t.begin_epoch(order),
+            Trainer::Cpu(t) => t.begin_epoch(order),
+        }
+    }
+    pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
+        match self {
+            Trainer::Gpu(t) => t.train_step(offset, valid, lr),
+            Trainer::Cpu(t) => t.train_step(offset, valid, lr),
+        }
+    }
+    pub async fn take_metrics(&mut self) -> Result<[f32; 4]> {
+        match self {
+            Trainer::Gpu(t) => t.take_metrics().await,
+            Trainer::Cpu(t) => Ok(t.take_metrics()),
+        }
+    }
+    pub async fn evaluate(&mut self) -> Result<[f32; 4]> {
+        match self {
+            Trainer::Gpu(t) => t.evaluate().await,
+            Trainer::Cpu(t) => Ok(t.evaluate()),
+        }
+    }
+    pub async fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Trainer::Gpu(t) => t.taylor_scores(order, batch, batches).await,
+            Trainer::Cpu(t) => Ok(t.taylor_scores(order, batch, batches)),
+        }
+    }
+    pub fn set_params(&mut self, p: &NetParams) {
+        match self {
+            Trainer::Gpu(t) => t.set_params(p),
+            Trainer::Cpu(t) => t.params = p.clone(),
+        }
+    }
+    pub fn set_masks(&mut self, masks: &[Option<Vec<f32>>], hard: bool) {
+        match self {
+            Trainer::Gpu(t) => t.set_masks(masks, hard),
+            Trainer::Cpu(t) => t.set_masks(masks, hard),
+        }
+    }
+    pub async fn params(&self) -> Result<NetParams> {
+        match self {
+            Trainer::Gpu(t) => t.params().await,
+            Trainer::Cpu(t) => Ok(t.params.clone()),
+        }
+    }
+}
+
+/// (mean loss, accuracy) from an accumulator [loss_sum, correct, seen, _].
+pub fn means(acc: [f32; 4]) -> (f32, f32) {
+    let n = acc[2].max(1.0);
+    (acc[0] / n, acc[1] / n)
+}
