@@ -5,4 +5,5 @@
 
 pub mod encoding;
 pub mod prune;
+pub mod quant;
 pub mod sparse;
