@@ -3,6 +3,7 @@
 //! replays every step. Kernel sources: shaders/*.wgsl; CPU twins: reference::ops.
 
 use super::context::GpuContext;
+use crate::compress::quant::QuantFn;
 use crate::reference::ops::Geometry;
 
 /// A compiled compute pipeline with its (auto-derived) bind group layout.
@@ -44,6 +45,9 @@ pub struct Kernels {
     pub bn_backward_input: Kernel,
     pub add_forward: Kernel,
     pub add_into: Kernel,
+    pub fake_quant: Kernel,
+    pub fake_quant_act: Kernel,
+    pub ste_clip: Kernel,
 }
 
 /// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
@@ -72,6 +76,7 @@ impl Kernels {
         let pool = module(shader!("pool.wgsl"));
         let bn = module(shader!("batchnorm.wgsl"));
         let add = module(shader!("add.wgsl"));
+        let quant = module(shader!("quant.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| {
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -114,6 +119,9 @@ impl Kernels {
             bn_backward_input: k(&bn, "bn_backward_input"),
             add_forward: k(&add, "add_forward"),
             add_into: k(&add, "add_into"),
+            fake_quant: k(&quant, "fake_quant"),
+            fake_quant_act: k(&quant, "fake_quant_act"),
+            ste_clip: k(&quant, "ste_clip"),
         }
     }
 }
@@ -345,6 +353,53 @@ impl GpuContext {
     /// dst (+)= src over `n` elements.
     pub fn add_into(&self, n: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer, accumulate: bool) -> Launch {
         self.launch(&self.kernels.add_into, &AddParams { n, accumulate: accumulate as u32 }, &[src, dst], grid_1d(n), "add_into")
+    }
+}
+
+/// Fake-quantization launchers (shaders/quant.wgsl). `table` holds the quantizer's numbers
+/// (`QuantParams::of`); `p.n` elements.
+impl GpuContext {
+    /// dst = fq(src): the quantized copy of a weight that forward and dX products read.
+    pub fn fake_quant(&self, p: QuantParams, table: &wgpu::Buffer, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.fake_quant, &p, &[table, src, dst], grid_1d(p.n), "fake_quant")
+    }
+
+    /// y = fq(y) in place, keep = 1 where y was inside the range (its gradient passes), else 0.
+    pub fn fake_quant_act(&self, p: QuantParams, table: &wgpu::Buffer, y: &wgpu::Buffer, keep: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.fake_quant_act, &p, &[table, y, keep], grid_1d(p.n), "fake_quant_act")
+    }
+
+    /// grad = 0 where the master weight w is outside the range (straight-through estimator).
+    pub fn ste_clip(&self, p: QuantParams, table: &wgpu::Buffer, w: &wgpu::Buffer, grad: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.ste_clip, &p, &[table, w, grad], grid_1d(p.n), "ste_clip")
+    }
+}
+
+/// Uniform of shaders/quant.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct QuantParams {
+    pub n: u32,
+    pub cols: u32,
+    pub per_channel: u32,
+    pub mode: u32,
+    pub qmin: i32,
+    pub qmax: i32,
+    pub levels: u32,
+    pub _pad: u32,
+}
+
+impl QuantParams {
+    /// The uniform and the table for `q` over `n` elements of `cols` columns.
+    pub fn of(q: &QuantFn, n: usize, cols: usize) -> (QuantParams, Vec<f32>) {
+        let base = QuantParams { n: n as u32, cols: cols.max(1) as u32, per_channel: 0, mode: 0, qmin: 0, qmax: 0, levels: 0, _pad: 0 };
+        match q {
+            QuantFn::Affine { qmin, qmax, channels } => {
+                (QuantParams { per_channel: (channels.len() > 1) as u32, qmin: *qmin, qmax: *qmax, ..base }, channels.iter().flatten().copied().collect())
+            }
+            QuantFn::Levels { levels } => (QuantParams { mode: 1, levels: levels.len() as u32, ..base }, levels.clone()),
+            QuantFn::F16 => (QuantParams { mode: 2, ..base }, vec![0.0]),
+        }
     }
 }
 

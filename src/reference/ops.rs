@@ -2,6 +2,7 @@
 //! against and the arithmetic of the CPU fallback backend. Plain Rust and ndarray, no tricks.
 //! Legend: B = batch rows, V = valid rows (rows >= V are padding), I/O = layer in/out, C = classes.
 
+use crate::compress::quant::QuantFn;
 use crate::nn::OptimParams;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
@@ -165,6 +166,24 @@ pub fn taylor_accumulate_reference(score: &mut [f32], w: &[f32], g: &[f32]) {
     for ((s, w), g) in score.iter_mut().zip(w).zip(g) {
         *s += (w * g).abs();
     }
+}
+
+/// fake_quant: fq(w) for a tensor of `cols` columns.   (shaders/quant.wgsl)
+pub fn fake_quant_reference(q: &QuantFn, w: &[f32], cols: usize) -> Vec<f32> {
+    q.fake(w, cols)
+}
+
+/// fake_quant_act: y = fq(y) in place; returns 1.0 where y was inside the range, else 0.0.   (shaders/quant.wgsl)
+pub fn fake_quant_act_reference(q: &QuantFn, y: &mut [f32], cols: usize) -> Vec<f32> {
+    let keep = q.inside_mask(y, cols);
+    let f = q.fake(y, cols);
+    y.copy_from_slice(&f);
+    keep
+}
+
+/// ste_clip: grad = 0 where the master weight is outside the quantizer's range.   (shaders/quant.wgsl)
+pub fn ste_clip_reference(q: &QuantFn, w: &[f32], grad: &mut [f32], cols: usize) {
+    mask_apply_reference(grad, &q.inside_mask(w, cols));
 }
 
 // ---- Convolutional pieces (NHWC). Legend: B batch, H/W input side, C channels, OH/OW output

@@ -1,0 +1,124 @@
+//! shaders/quant.wgsl against its CPU twins (reference::ops, i.e. compress::quant::QuantFn) for
+//! every scheme, per tensor and per channel, on fresh random tensors of awkward shapes and on the
+//! degenerate ones (all equal, all zero, one huge outlier, negative only, pruned zeros): fake
+//! quantization of a weight copy, in-place activation quantization with its straight-through mask,
+//! and the clipped gradient. Natively and in the browser.
+
+mod common;
+use common::{fresh_rng, random_vec};
+use squeeze::compress::quant::{QuantFn, Scheme, SchemeKind};
+use squeeze::gpu::kernels::{run, QuantParams};
+use squeeze::gpu::GpuContext;
+use squeeze::reference::ops::{fake_quant_act_reference, fake_quant_reference, ste_clip_reference};
+use squeeze::rng::Rng;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Whether GPU and CPU may differ at element `i`: the value sits on a rounding boundary, where
+/// f32 contraction (an fma on the GPU) may round the other way; f16 conversion may round either
+/// way between two halves.
+fn on_boundary(q: &QuantFn, w: f32, i: usize, cols: usize) -> bool {
+    match q {
+        QuantFn::Affine { channels, .. } => {
+            let [inv, _, zero] = channels[if channels.len() > 1 { i % cols } else { 0 }];
+            let x = w * inv + zero + 0.5;
+            (x - x.round()).abs() <= 1e-4 * x.abs().max(1.0)
+        }
+        QuantFn::Levels { levels } => levels.windows(2).any(|p| (w - (p[0] + p[1]) * 0.5).abs() <= 1e-6 * w.abs().max(1e-30)),
+        QuantFn::F16 => true,
+    }
+}
+
+fn assert_quantized(what: &str, q: &QuantFn, w: &[f32], got: &[f32], want: &[f32], cols: usize, seed: u64) {
+    for (i, (&g, &c)) in got.iter().zip(want).enumerate() {
+        if g == c {
+            continue;
+        }
+        // Off by one level at most, and only on a boundary (f16: one half-precision step).
+        let close = match q {
+            QuantFn::F16 => (g - c).abs() <= c.abs().max(6.1e-5) * 2f32.powi(-10) * 1.01,
+            _ => on_boundary(q, w[i], i, cols),
+        };
+        assert!(close, "{what}: element {i} (w = {w:e}) is {g} on the GPU, {c} on the CPU (seed {seed})", w = w[i]);
+    }
+}
+
+/// The tensors every scheme is tried on: [rows, cols] = [37, 13] (prime, prime).
+fn tensors(rng: &mut Rng) -> Vec<(&'static str, Vec<f32>)> {
+    let n = 37 * 13;
+    let mut pruned = random_vec(rng, n, -0.3, 0.3);
+    pruned.iter_mut().enumerate().for_each(|(i, v)| if i % 3 == 0 { *v = 0.0 });
+    let mut outlier = random_vec(rng, n, -0.05, 0.05);
+    outlier[101] = 250.0;
+    vec![
+        ("random", random_vec(rng, n, -1.7, 0.9)),
+        ("pruned", pruned),
+        ("all equal", vec![0.625; n]),
+        ("all zero", vec![0.0; n]),
+        ("one huge outlier", outlier),
+        ("negative only", random_vec(rng, n, -4.0, -0.01)),
+    ]
+}
+
+fn schemes() -> Vec<Scheme> {
+    let mut out = Vec::new();
+    for (kind, bits) in [
+        (SchemeKind::Asymmetric, 8),
+        (SchemeKind::Asymmetric, 3),
+        (SchemeKind::Symmetric, 4),
+        (SchemeKind::Symmetric, 2),
+        (SchemeKind::FixedPoint, 8),
+        (SchemeKind::FixedPoint, 16),
+        (SchemeKind::Binary, 1),
+        (SchemeKind::Ternary, 2),
+        (SchemeKind::PowerOfTwo, 5),
+        (SchemeKind::F16, 16),
+    ] {
+        for per_channel in [false, true] {
+            out.push(Scheme { kind, bits, per_channel });
+        }
+    }
+    out
+}
+
+async fn fake_quant_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("fake quant");
+    let cols = 13;
+    for (name, w) in tensors(&mut rng) {
+        for s in schemes() {
+            let q = s.fit(&w, cols);
+            let what = format!("{name}, {:?} {} bits, per channel {}", s.kind, s.bits, s.per_channel);
+            let (p, table) = QuantParams::of(&q, w.len(), cols);
+            let (gt, gw, gq) = (ctx.storage(&table, "table"), ctx.storage(&w, "w"), ctx.storage_zeroed(4 * w.len() as u64, "wq"));
+            // Activations: the same values in place, and the keep mask; the gradient of weights
+            // twice as wide as the range the quantizer was fitted to (some clip).
+            let wide: Vec<f32> = w.iter().map(|v| v * 2.0).collect();
+            let grad = random_vec(&mut rng, w.len(), -1.0, 1.0);
+            let (gy, gkeep, gwide, ggrad) = (ctx.storage(&w, "y"), ctx.storage_zeroed(4 * w.len() as u64, "keep"), ctx.storage(&wide, "wide"), ctx.storage(&grad, "grad"));
+            run(&ctx, [&ctx.fake_quant(p, &gt, &gw, &gq), &ctx.fake_quant_act(p, &gt, &gy, &gkeep), &ctx.ste_clip(p, &gt, &gwide, &ggrad)]);
+
+            let want = fake_quant_reference(&q, &w, cols);
+            let got: Vec<f32> = ctx.read(&gq).await.unwrap();
+            assert_quantized(&format!("fake_quant {what}"), &q, &w, &got, &want, cols, seed);
+            // Zeros stay zero; a quantizer of b bits yields at most 2^b values per channel.
+            assert!(w.iter().zip(&got).all(|(a, b)| *a != 0.0 || *b == 0.0), "{what}: a zero moved (seed {seed})");
+
+            let mut want_y = w.clone();
+            let want_keep = fake_quant_act_reference(&q, &mut want_y, cols);
+            let got_y: Vec<f32> = ctx.read(&gy).await.unwrap();
+            assert_quantized(&format!("fake_quant_act {what}"), &q, &w, &got_y, &want_y, cols, seed);
+            let got_keep: Vec<f32> = ctx.read(&gkeep).await.unwrap();
+            assert_eq!(&got_keep[..w.len()], &want_keep[..], "fake_quant_act keep {what} (seed {seed})");
+
+            let mut want_grad = grad.clone();
+            ste_clip_reference(&q, &wide, &mut want_grad, cols);
+            let got_grad: Vec<f32> = ctx.read(&ggrad).await.unwrap();
+            assert_eq!(&got_grad[..w.len()], &want_grad[..], "ste_clip {what} (seed {seed})");
+            if name == "random" && !matches!(q, QuantFn::F16) {
+                assert!(want_grad.iter().zip(&grad).any(|(a, b)| *a == 0.0 && *b != 0.0), "{what}: nothing was clipped, the case tests nothing");
+            }
+        }
+    }
+}
+gpu_test!(fake_quant_kernels_match_reference, fake_quant_case);
