@@ -6,11 +6,11 @@
 //! Legend: B = batch rows (padded), P = pixels, R = B·H·W rows of an NHWC activation.
 
 use super::context::GpuContext;
-use super::kernels::{run, BnBuffers, BnParams, GatherParams, HeadParams, Launch, MatmulParams, StepParams};
+use super::kernels::{run, BnBuffers, BnParams, GatherParams, HeadParams, Launch, MatmulParams, QuantParams, StepParams};
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::Result;
 use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
-use crate::nn::{OptimizerConfig, OptimizerKind};
+use crate::nn::{OptimizerConfig, OptimizerKind, Transforms};
 use crate::reference::net::{first_tensor, geometry};
 use crate::reference::ops::Geometry;
 
@@ -64,11 +64,52 @@ struct ForwardProgram {
     launches: Vec<Launch>,
     order: wgpu::Buffer,
     n: usize,
+    /// Activation-quantized nodes: 1.0 where the output was inside the range (for backward).
+    keep: Vec<Option<wgpu::Buffer>>,
+}
+
+/// The GPU side of a trainer's `Transforms`: per tensor the buffer forward reads (the quantized
+/// copy, or the parameter itself) and the quantizer (uniform, table); per node the activation
+/// quantizer's table.
+struct Slots {
+    view: Vec<wgpu::Buffer>,
+    weights: Vec<Option<(QuantParams, wgpu::Buffer)>>,
+    activations: Vec<Option<(QuantParams, wgpu::Buffer)>>,
+}
+
+impl Slots {
+    fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], t: &Transforms) -> Slots {
+        let infos = net.tensors();
+        let weights: Vec<Option<(QuantParams, wgpu::Buffer)>> = infos
+            .iter()
+            .enumerate()
+            .map(|(j, info)| {
+                let (p, table) = QuantParams::of(t.weight(j)?, info.len(), info.cols);
+                Some((p, ctx.storage(&table, "weight quantizer")))
+            })
+            .collect();
+        let view = params.iter().zip(&weights).map(|(b, q)| if q.is_some() { zeroed(ctx, b.size() as usize / 4, "quantized weight") } else { b.clone() }).collect();
+        let activations = net
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| {
+                let (p, table) = QuantParams::of(t.activation(n)?, 0, node.shape.c);
+                Some((p, ctx.storage(&table, "activation quantizer")))
+            })
+            .collect();
+        Slots { view, weights, activations }
+    }
+
+    /// Recomputes every quantized weight copy from its master: the first launches of a program.
+    fn weight_launches(&self, ctx: &GpuContext, params: &[wgpu::Buffer]) -> Vec<Launch> {
+        self.weights.iter().enumerate().filter_map(|(j, q)| q.as_ref().map(|(p, table)| ctx.fake_quant(*p, table, &params[j], &self.view[j]))).collect()
+    }
 }
 
 impl ForwardProgram {
     #[allow(clippy::too_many_arguments)]
-    fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
+    fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], slots: &Slots, data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
         let b = rows as usize;
         let step = ctx.uniform(&StepParams::default(), "step");
         let images = ctx.storage_u8(&data.images, "images u8");
@@ -95,8 +136,12 @@ impl ForwardProgram {
 
         let (scale, shift) = norm.scale_shift();
         let pixels = net.input().size() as u32;
-        let mut launches = vec![ctx.gather_batch(GatherParams { rows, pixels, scale, shift }, &step, &images, &labels_u8, &order_buf, &acts[0], &labels)];
+        let mut launches = slots.weight_launches(ctx, params);
+        launches.push(ctx.gather_batch(GatherParams { rows, pixels, scale, shift }, &step, &images, &labels_u8, &order_buf, &acts[0], &labels));
         let first = first_tensor(net);
+        // Forward products read the weights through the slots (a quantized copy where transformed).
+        let params = &slots.view[..];
+        let mut keep: Vec<Option<wgpu::Buffer>> = vec![None; net.nodes.len()];
         for (n, node) in net.nodes.iter().enumerate().skip(1) {
             let (x, y) = (&acts[node.inputs[0]], &acts[n]);
             let t = first[n];
@@ -132,13 +177,19 @@ impl ForwardProgram {
             if node.relu {
                 launches.push(ctx.relu_forward(rows * node.shape.size() as u32, y));
             }
+            if let Some((p, table)) = &slots.activations[n] {
+                let size = rows * node.shape.size() as u32;
+                let k = zeroed(ctx, size as usize, "activation keep mask");
+                launches.push(ctx.fake_quant_act(QuantParams { n: size, ..*p }, table, y, &k));
+                keep[n] = Some(k);
+            }
         }
         let head = HeadParams { rows, classes };
         let logits = acts.last().expect("a net has nodes");
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n }
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
@@ -205,14 +256,26 @@ pub struct GpuTrainer {
     /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
     mask_launches: Vec<Launch>,
     grads: Vec<wgpu::Buffer>,
+    norm: Normalization,
+    slots: Slots,
     _state: Vec<wgpu::Buffer>,
 }
 
 impl GpuTrainer {
     pub fn new(ctx: &GpuContext, net: &Net, init: &NetParams, opt: OptimizerConfig, data: &Splits, norm: Normalization, batch: usize) -> GpuTrainer {
+        Self::with_transforms(ctx, net, init, opt, data, norm, batch, &Transforms::default())
+    }
+
+    /// A trainer whose forward and input-gradient products read transformed weights and whose
+    /// nodes' outputs are transformed (nn::Transforms): per step, the quantized weight copies are
+    /// recomputed from the masters first, activation quantizers record where they clipped, and
+    /// backward passes gradients straight through (zero where clipped) to the f32 masters.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_transforms(ctx: &GpuContext, net: &Net, init: &NetParams, opt: OptimizerConfig, data: &Splits, norm: Normalization, batch: usize, transforms: &Transforms) -> GpuTrainer {
         let infos = net.tensors();
         let sizes: Vec<usize> = infos.iter().map(|t| t.len()).collect();
         let params: Vec<wgpu::Buffer> = init.tensors.iter().map(|t| ctx.storage(t, "parameter")).collect();
+        let slots = Slots::new(ctx, net, &params, transforms);
         let grads: Vec<wgpu::Buffer> = sizes.iter().map(|&n| zeroed(ctx, n, "gradient")).collect();
         let adam = opt.kind == OptimizerKind::Adam;
         let first: Vec<wgpu::Buffer> = sizes.iter().map(|&n| zeroed(ctx, n, "momentum / m")).collect();
@@ -221,7 +284,7 @@ impl GpuTrainer {
         let rows = batch as u32;
         let b = batch;
         let identity: Vec<u32> = (0..data.train.n as u32).collect();
-        let train = ForwardProgram::new(ctx, net, &params, &data.train, norm, rows, &identity, true);
+        let train = ForwardProgram::new(ctx, net, &params, &slots, &data.train, norm, rows, &identity, true);
 
         // dacts[n]: gradient w.r.t. node n's output (none for the input); the last is dlogits.
         let last = net.last();
@@ -257,6 +320,10 @@ impl GpuTrainer {
             let node = &net.nodes[n];
             let dy = dacts[n].as_ref().expect("gradient buffer");
             let size = rows * node.shape.size() as u32;
+            if let Some(k) = &train.keep[n] {
+                // Straight through the activation quantizer, zero where it clipped.
+                backward.push(ctx.mask_apply(size, dy, k));
+            }
             if node.relu {
                 backward.push(ctx.relu_backward(size, &train.acts[n], dy));
             }
@@ -273,7 +340,7 @@ impl GpuTrainer {
                     backward.push(ctx.matmul(MatmulParams::new(i, o, rows, true, false, false), x, dy, &grads[t]));
                     backward.push(ctx.bias_grad(rows, o, dy, &grads[t + 1]));
                     if let Some(dx) = &dacts[src] {
-                        backward.push(ctx.matmul(MatmulParams::new(rows, i, o, false, true, acc), dy, &params[t], dx));
+                        backward.push(ctx.matmul(MatmulParams::new(rows, i, o, false, true, acc), dy, &slots.view[t], dx));
                     }
                 }
                 Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
@@ -282,7 +349,7 @@ impl GpuTrainer {
                     let (_, db) = conv_grad_products(&g, outputs);
                     backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
-                        backward.push(ctx.conv_direct_dx(&g, outputs, dy, &params[t], dx, acc));
+                        backward.push(ctx.conv_direct_dx(&g, outputs, dy, &slots.view[t], dx, acc));
                     }
                 }
                 Op::Conv { outputs, .. } => {
@@ -295,7 +362,7 @@ impl GpuTrainer {
                     backward.extend(ctx.matmul_split_k(dw, dw.split_k(), cols, dy, &grads[t], &partial));
                     backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
-                        backward.push(ctx.matmul(MatmulParams::new(m, k, o, false, true, false), dy, &params[t], cols));
+                        backward.push(ctx.matmul(MatmulParams::new(m, k, o, false, true, false), dy, &slots.view[t], cols));
                         backward.push(ctx.col2im(&g, cols, dx, acc));
                     }
                 }
@@ -330,6 +397,12 @@ impl GpuTrainer {
             }
             written[src] = true;
         }
+        // The straight-through estimator: no gradient for a master weight outside its quantizer's range.
+        for (j, q) in slots.weights.iter().enumerate() {
+            if let Some((p, table)) = q {
+                backward.push(ctx.ste_clip(*p, table, &params[j], &grads[j]));
+            }
+        }
         let updates = infos
             .iter()
             .enumerate()
@@ -340,14 +413,14 @@ impl GpuTrainer {
         let per_sample = net.largest_per_sample().max(net.input().size()) * 4;
         let eval_rows = data.test.n.clamp(1, 1000).min((EVAL_BUFFER_BYTES / per_sample).max(1)) as u32;
         let test_order: Vec<u32> = (0..data.test.n as u32).collect();
-        let eval = ForwardProgram::new(ctx, net, &params, &data.test, norm, eval_rows, &test_order, false);
+        let eval = ForwardProgram::new(ctx, net, &params, &slots, &data.test, norm, eval_rows, &test_order, false);
 
         let mut state = grads.clone();
         state.extend(first);
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
         state.extend([partial, ones]);
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, norm, slots, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -459,6 +532,25 @@ impl GpuTrainer {
             tensors.push(v[..n].to_vec());
         }
         Ok(NetParams { tensors })
+    }
+
+    /// Activation taps: the outputs of `nodes` (inference mode, transforms in force) for the first
+    /// `batches` batches of `batch` samples of `data`, per node per batch, valid rows only. Builds an
+    /// inference program over `data` (uploaded once) and reads the tapped buffers after each batch.
+    pub async fn tap(&mut self, data: &Dataset, batch: usize, batches: usize, nodes: &[usize]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let rows = batch.clamp(1, data.n.max(1)) as u32;
+        let order: Vec<u32> = (0..data.n as u32).collect();
+        let program = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, data, self.norm, rows, &order, false);
+        let mut out = vec![Vec::new(); nodes.len()];
+        for (offset, valid) in data.batches(rows as usize).take(batches) {
+            program.set_step(&self.ctx, offset, valid);
+            run(&self.ctx, &program.launches);
+            for (o, &n) in out.iter_mut().zip(nodes) {
+                let v: Vec<f32> = self.ctx.read(&program.acts[n]).await?;
+                o.push(v[..valid * self.net.nodes[n].shape.size()].to_vec());
+            }
+        }
+        Ok(out)
     }
 
     /// Logits of the last evaluation batch (for tests and the draw-a-digit view).

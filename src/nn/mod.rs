@@ -3,6 +3,8 @@
 pub mod net;
 pub mod optim;
 pub mod surgery;
+pub mod transforms;
 
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};
+pub use transforms::Transforms;

@@ -8,7 +8,8 @@
 use super::ops::*;
 use crate::data::{Normalization, Splits};
 use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
-use crate::nn::{OptimizerConfig, OptimizerKind};
+use crate::compress::quant::QuantFn;
+use crate::nn::{OptimizerConfig, OptimizerKind, Transforms};
 use ndarray::ArrayView2;
 
 /// What a forward pass keeps for backward: every node's output and each op's extras.
@@ -21,6 +22,8 @@ pub struct Tape {
     cols: Vec<Vec<f32>>,
     argmax: Vec<Vec<u32>>,
     stats: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Activation-quantized nodes: 1.0 where the output was inside the range (gradient passes).
+    keep: Vec<Vec<f32>>,
 }
 
 impl Tape {
@@ -72,9 +75,15 @@ pub fn first_tensor(net: &Net) -> Vec<usize> {
 /// Forward pass of `rows` samples (the first `valid` real). `training`: batch norm uses (and the
 /// running statistics in `params` follow) the batch statistics; otherwise the running ones.
 pub fn net_forward(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool) -> Tape {
+    net_forward_with(net, params, x, rows, valid, training, &[])
+}
+
+/// `net_forward` with activation transforms: node n's output (after its ReLU) fake-quantized by
+/// `acts[n]` (fake_quant_act_reference), its keep mask on the tape for backward.
+pub fn net_forward_with(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool, acts: &[Option<QuantFn>]) -> Tape {
     let first = first_tensor(net);
     let count = net.nodes.len();
-    let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count] };
+    let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count], keep: vec![vec![]; count] };
     tape.acts.push(x);
     for n in 1..count {
         let node = &net.nodes[n];
@@ -123,6 +132,9 @@ pub fn net_forward(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, 
         if node.relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
+        if let Some(Some(q)) = acts.get(n) {
+            tape.keep[n] = fake_quant_act_reference(q, &mut y, node.shape.c);
+        }
         tape.acts.push(y);
     }
     tape
@@ -146,6 +158,10 @@ pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32
     for n in (1..net.nodes.len()).rev() {
         let node = &net.nodes[n];
         let Some(mut dy) = dacts[n].take() else { continue };
+        if !tape.keep[n].is_empty() {
+            // Straight through the activation quantizer, zero where it clipped.
+            mask_apply_reference(&mut dy, &tape.keep[n]);
+        }
         if node.relu {
             // dY *= (Y > 0), Y the node's (post-ReLU) output
             for (d, &y) in dy.iter_mut().zip(&tape.acts[n]) {
@@ -212,7 +228,12 @@ pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32
 /// Mean cross-entropy over the first `valid` rows, the gradients, and the tape (logits last).
 /// Trains batch norm as the trainer does (batch statistics; running statistics move).
 pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize) -> (f32, NetParams, Tape) {
-    let tape = net_forward(net, params, x, rows, valid, true);
+    net_loss_and_grads_with(net, params, x, labels, rows, valid, &[])
+}
+
+/// `net_loss_and_grads` with activation transforms (see `net_forward_with`).
+pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>]) -> (f32, NetParams, Tape) {
+    let tape = net_forward_with(net, params, x, rows, valid, true, acts);
     let logits = logits_array(tape.logits(), rows, net.classes);
     let (dlogits, row_loss) = softmax_xent_reference(&logits, labels, valid);
     let grads = net_backward(net, params, &tape, dlogits.into_raw_vec_and_offset().0);
@@ -241,22 +262,58 @@ pub struct CpuTrainer {
     acc: Accumulator,
     /// Hard pruning masks per tensor (`Net::tensors()` order), re-applied after every step.
     hard_masks: Vec<Option<Vec<f32>>>,
+    /// Weight and activation transforms (fake quantization) in force.
+    transforms: Transforms,
 }
 
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new() }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
         self.order = order.to_vec();
     }
 
+    /// Installs weight and activation transforms (same contract as `GpuTrainer::with_transforms`).
+    pub fn set_transforms(&mut self, t: &Transforms) {
+        self.transforms = t.clone();
+    }
+
+    /// Swaps the fake-quantized copy of every transformed weight in for its master (the f32
+    /// master is returned, to be swapped back with `restore_masters`).
+    fn swap_in_transformed(&mut self) -> Vec<(usize, Vec<f32>)> {
+        let infos = self.net.tensors();
+        let mut masters = Vec::new();
+        for (j, q) in self.transforms.weights.iter().enumerate() {
+            if let Some(q) = q {
+                let wq = fake_quant_reference(q, &self.params.tensors[j], infos[j].cols);
+                masters.push((j, std::mem::replace(&mut self.params.tensors[j], wq)));
+            }
+        }
+        masters
+    }
+
+    fn restore_masters(&mut self, masters: Vec<(usize, Vec<f32>)>) {
+        for (j, w) in masters {
+            self.params.tensors[j] = w;
+        }
+    }
+
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
+    /// Forward and backward read the transformed weights; the masters take the update.
     pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
         let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
-        let (_, grads, tape) = net_loss_and_grads(&self.net, &mut self.params, x, &y, valid, valid);
+        let masters = self.swap_in_transformed();
+        let (_, mut grads, tape) = net_loss_and_grads_with(&self.net, &mut self.params, x, &y, valid, valid, &self.transforms.activations);
+        self.restore_masters(masters);
+        let infos = self.net.tensors();
+        for (j, q) in self.transforms.weights.iter().enumerate() {
+            if let Some(q) = q {
+                ste_clip_reference(q, &self.params.tensors[j], &mut grads.tensors[j], infos[j].cols);
+            }
+        }
         self.accumulate(tape.logits(), &y, valid);
         self.t += 1;
         for (j, info) in self.net.tensors().iter().enumerate() {
@@ -322,21 +379,43 @@ impl CpuTrainer {
 
     /// Loss/accuracy sums over the whole test split (running batch-norm statistics).
     pub fn evaluate(&mut self) -> Accumulator {
+        let masters = self.swap_in_transformed();
         let test = &self.data.test;
         let order: Vec<u32> = (0..test.n as u32).collect();
         let batch = self.batch.max(256);
         let mut acc = [0.0; 4];
         for (offset, valid) in test.batches(batch) {
             let (x, y) = test.gather(&order, offset, valid, self.norm);
-            let tape = net_forward(&self.net, &mut self.params, x, valid, valid, false);
+            let tape = net_forward_with(&self.net, &mut self.params, x, valid, valid, false, &self.transforms.activations);
             accumulate_logits(&mut acc, tape.logits(), self.net.classes, &y, valid);
         }
+        self.restore_masters(masters);
         acc
     }
 
     /// Logits of `x` ([rows, pixels], normalised) in inference mode.
     pub fn predict(&mut self, x: Vec<f32>, rows: usize) -> Vec<f32> {
-        net_forward(&self.net, &mut self.params, x, rows, rows, false).acts.pop().expect("logits")
+        let masters = self.swap_in_transformed();
+        let logits = net_forward_with(&self.net, &mut self.params, x, rows, rows, false, &self.transforms.activations).acts.pop().expect("logits");
+        self.restore_masters(masters);
+        logits
+    }
+
+    /// Activation taps: the outputs of `nodes` (inference mode, transforms in force) for the first
+    /// `batches` batches of `batch` samples of `data`, per node per batch, valid rows only.
+    pub fn tap(&mut self, data: &crate::data::Dataset, batch: usize, batches: usize, nodes: &[usize]) -> Vec<Vec<Vec<f32>>> {
+        let masters = self.swap_in_transformed();
+        let order: Vec<u32> = (0..data.n as u32).collect();
+        let mut out = vec![Vec::new(); nodes.len()];
+        for (offset, valid) in data.batches(batch.max(1)).take(batches) {
+            let (x, _) = data.gather(&order, offset, valid, self.norm);
+            let tape = net_forward_with(&self.net, &mut self.params, x, valid, valid, false, &self.transforms.activations);
+            for (o, &n) in out.iter_mut().zip(nodes) {
+                o.push(tape.acts[n].clone());
+            }
+        }
+        self.restore_masters(masters);
+        out
     }
 }
 
