@@ -6,9 +6,10 @@
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetParams, Op};
-use crate::reference::net::net_forward;
+use crate::reference::net::net_forward_with;
 
-/// A model as one stage of a run left it (weights already masked by its pruning).
+/// A model as one stage of a run left it: its weights as it uses them (masked by its pruning,
+/// fake-quantized by its quantization) and its activation quantizers.
 #[derive(Clone, Debug)]
 pub struct StageModel {
     /// The stage it came from (0 = training).
@@ -16,6 +17,8 @@ pub struct StageModel {
     pub name: String,
     pub net: Net,
     pub params: NetParams,
+    /// Per node: the activation quantizer in force (empty: none).
+    pub activations: Vec<Option<crate::compress::quant::QuantFn>>,
 }
 
 impl StageModel {
@@ -44,7 +47,7 @@ pub fn predict(model: &StageModel, norm: Normalization, pixels: &[f32]) -> Resul
     }
     let (scale, shift) = norm.scale_shift();
     let x: Vec<f32> = pixels.iter().map(|&p| p.clamp(0.0, 1.0) * 255.0 * scale + shift).collect();
-    let logits = net_forward(&model.net, &mut model.params.clone(), x, 1, 1, false).acts.pop().expect("logits");
+    let logits = net_forward_with(&model.net, &mut model.params.clone(), x, 1, 1, false, &model.activations).acts.pop().expect("logits");
     Ok(softmax(&logits))
 }
 
@@ -95,7 +98,7 @@ pub fn confusion(model: &StageModel, norm: Normalization, test: &Dataset, n: usi
     for start in (0..n).step_by(100) {
         let rows = 100.min(n - start);
         let (x, y) = test.gather(&order, start, rows, norm);
-        let logits = net_forward(&model.net, &mut params, x, rows, rows, false).acts.pop().expect("logits");
+        let logits = net_forward_with(&model.net, &mut params, x, rows, rows, false, &model.activations).acts.pop().expect("logits");
         for (r, label) in y.iter().enumerate() {
             let row = &logits[r * classes..(r + 1) * classes];
             let pred = (0..classes).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0);
@@ -119,7 +122,7 @@ mod tests {
     fn model() -> StageModel {
         let net = Net::mlp(Shape::new(4, 3, 1), &[5], 3);
         let params = NetParams::init(&net, 2);
-        StageModel { stage: 0, name: "t".into(), net, params }
+        StageModel { stage: 0, name: "t".into(), net, params, activations: vec![] }
     }
 
     #[test]
@@ -131,7 +134,7 @@ mod tests {
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5 && p.iter().all(|&v| v > 0.0));
         // The same as the reference forward on the normalised image.
         let (scale, shift) = norm.scale_shift();
-        let logits = net_forward(&m.net, &mut m.params.clone(), vec![0.5 * 255.0 * scale + shift; 12], 1, 1, false).acts.pop().unwrap();
+        let logits = net_forward_with(&m.net, &mut m.params.clone(), vec![0.5 * 255.0 * scale + shift; 12], 1, 1, false, &[]).acts.pop().unwrap();
         assert_eq!(p, softmax(&logits));
         assert!(predict(&m, norm, &[0.5; 11]).is_err());
         assert!(predict(&m, norm, &[f32::NAN; 12]).is_err());

@@ -4,6 +4,7 @@
 //! all go through `Recipe::from_json` / `Recipe::from_value`, so there is one set of rules.
 
 pub use crate::compress::prune::Criterion;
+pub use crate::compress::quant::{Calibration, SchemeKind};
 use crate::error::{Error, Result};
 use crate::nn::{OptimizerConfig, OptimizerKind};
 use serde::{Deserialize, Serialize};
@@ -252,6 +253,139 @@ pub enum Stage {
     /// split (`limit.holdout`), restore the chunk and stop pruning that layer if accuracy fell by
     /// more than `tolerance`; repeat round-robin over layers until every target is met or frozen.
     Greedy(GreedyConfig),
+    /// Quantization of weights (and optionally activations), post-training or with
+    /// quantization-aware training (see experiment::quantize).
+    Quantize(QuantizeConfig),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuantMode {
+    /// Post-training quantization: quantize, calibrate, evaluate; no training.
+    Ptq,
+    /// Quantization-aware training: fake quantization in forward, straight-through backward,
+    /// `finetune` epochs with the f32 masters updated.
+    Qat,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeConfig {
+    #[serde(default = "default_weight_quant")]
+    pub weights: WeightQuant,
+    /// Quantize every activation a weight layer reads (the input image is 8-bit data already).
+    #[serde(default)]
+    pub activations: Option<ActivationQuant>,
+    #[serde(default = "default_quant_mode")]
+    pub mode: QuantMode,
+    /// QAT's training run.
+    pub finetune: Option<TrainConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightQuant {
+    #[serde(default = "default_weight_scheme")]
+    pub scheme: SchemeKind,
+    /// Bits per weight (default: 8; binary 1, ternary 2 and f16 16 by definition).
+    pub bits: Option<u32>,
+    /// One scale (and zero point) per output channel rather than per tensor.
+    #[serde(default = "default_true")]
+    pub per_channel: bool,
+    /// Mixed precision: bits per weight matrix, first layer first (overrides `bits`).
+    pub layer_bits: Option<Vec<u32>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationQuant {
+    #[serde(default = "default_activation_scheme")]
+    pub scheme: SchemeKind,
+    #[serde(default = "default_activation_bits")]
+    pub bits: u32,
+    #[serde(default = "default_calibration")]
+    pub calibration: Calibration,
+    /// Calibration samples: the held-out split when `limit.holdout` is set, else the first N
+    /// training samples.
+    #[serde(default = "default_calibration_samples")]
+    pub samples: usize,
+}
+
+fn default_weight_quant() -> WeightQuant {
+    WeightQuant { scheme: default_weight_scheme(), bits: None, per_channel: true, layer_bits: None }
+}
+fn default_weight_scheme() -> SchemeKind {
+    SchemeKind::Symmetric
+}
+fn default_activation_scheme() -> SchemeKind {
+    SchemeKind::Asymmetric
+}
+fn default_activation_bits() -> u32 {
+    8
+}
+fn default_calibration() -> Calibration {
+    Calibration::Minmax
+}
+fn default_calibration_samples() -> usize {
+    1000
+}
+fn default_quant_mode() -> QuantMode {
+    QuantMode::Ptq
+}
+fn default_true() -> bool {
+    true
+}
+
+impl WeightQuant {
+    /// The width a scheme has by definition, or the one asked for.
+    pub fn bits_for(&self, layer: usize) -> u32 {
+        match self.scheme {
+            SchemeKind::Binary => 1,
+            SchemeKind::Ternary => 2,
+            SchemeKind::F16 => 16,
+            _ => self.layer_bits.as_ref().and_then(|b| b.get(layer).copied()).or(self.bits).unwrap_or(8),
+        }
+    }
+}
+
+/// The widths a scheme accepts.
+fn scheme_bits(kind: SchemeKind) -> (&'static str, fn(u32) -> bool) {
+    match kind {
+        SchemeKind::Asymmetric | SchemeKind::Symmetric => ("2..=16", |b| (2..=16).contains(&b)),
+        SchemeKind::PowerOfTwo => ("2..=8", |b| (2..=8).contains(&b)),
+        SchemeKind::FixedPoint => ("8 or 16", |b| b == 8 || b == 16),
+        SchemeKind::Binary => ("1", |b| b == 1),
+        SchemeKind::Ternary => ("2", |b| b == 2),
+        SchemeKind::F16 => ("16", |b| b == 16),
+    }
+}
+
+impl QuantizeConfig {
+    fn validate(&self, at: &str, weights: usize) -> Result<()> {
+        let f = |name: &str| format!("{at}.{name}");
+        let (accepted, ok) = scheme_bits(self.weights.scheme);
+        if let Some(b) = self.weights.bits {
+            check(ok(b), &f("weights.bits"), format!("{:?} weights take {accepted} bits, got {b}", self.weights.scheme))?;
+        }
+        if let Some(v) = &self.weights.layer_bits {
+            check(v.len() == weights, &f("weights.layer_bits"), format!("the model has {weights} weight matrices, so the list needs {weights} values, got {}", v.len()))?;
+            for (i, &b) in v.iter().enumerate() {
+                check(ok(b), &f(&format!("weights.layer_bits[{i}]")), format!("{:?} weights take {accepted} bits, got {b}", self.weights.scheme))?;
+            }
+        }
+        if let Some(a) = &self.activations {
+            check(matches!(a.scheme, SchemeKind::Asymmetric | SchemeKind::Symmetric), &f("activations.scheme"), "activations take \"asymmetric\" or \"symmetric\"".into())?;
+            check((2..=16).contains(&a.bits), &f("activations.bits"), format!("must be 2..=16, got {}", a.bits))?;
+            check((1..=60_000).contains(&a.samples), &f("activations.samples"), format!("must be 1..=60000, got {}", a.samples))?;
+        }
+        match (self.mode, &self.finetune) {
+            (QuantMode::Qat, None) => return Err(Error::recipe(&f("finetune"), "quantization-aware training (\"mode\": \"qat\") trains: give it \"finetune\"")),
+            (QuantMode::Ptq, Some(_)) => return Err(Error::recipe(&f("finetune"), "post-training quantization does not train: use \"mode\": \"qat\" to train with quantization")),
+            (_, Some(t)) => t.validate(&f("finetune"))?,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -544,6 +678,12 @@ impl Recipe {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
                 Stage::Prune(p) => {
                     p.validate(&format!("stages[{i}].prune"), weights)?;
+                    let quantized_before = self.stages[..i].iter().any(|s| matches!(s, Stage::Quantize(_)));
+                    check(
+                        !(quantized_before && p.granularity != Granularity::Weight && p.mode == MaskMode::Hard),
+                        &format!("stages[{i}].prune.granularity"),
+                        "hard neuron, filter or channel pruning changes the layers a quantize stage before it has quantized: prune units first, then quantize".into(),
+                    )?;
                     if let Rewind::Epoch(k) = p.rewind {
                         let at = format!("stages[{i}].prune.rewind.epoch");
                         check(k >= 1 && k <= self.train.epochs, &at, format!("must be 1..={} (an epoch of \"train\"), got {k}", self.train.epochs))?;
@@ -571,6 +711,7 @@ impl Recipe {
                         t.validate(&format!("{at}.finetune"))?;
                     }
                 }
+                Stage::Quantize(q) => q.validate(&format!("stages[{i}].quantize"), weights)?,
                 Stage::Sensitivity(c) => {
                     let at = format!("stages[{i}].sensitivity");
                     check(c.criterion != Criterion::Taylor, &format!("{at}.criterion"), "`taylor` is not available in recipes yet".into())?;

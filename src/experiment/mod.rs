@@ -5,11 +5,12 @@
 //! replaces `run.model` and returns its report. Nothing here knows about the DOM or the terminal.
 //!
 //! Stages: `train` (also fine-tuning and the training loop every stage shares), `prune`,
-//! `greedy`, `sensitivity`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
+//! `greedy`, `sensitivity`, `quantize`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
 
 pub mod greedy;
 pub mod platform;
 pub mod prune;
+pub mod quantize;
 pub mod report;
 pub mod sensitivity;
 pub mod train;
@@ -23,7 +24,7 @@ use crate::data::{Dataset, Normalization, Splits};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTrainer};
 use crate::inspect::StageModel;
-use crate::nn::{Net, NetParams, Shape};
+use crate::nn::{Net, NetParams, Shape, Transforms};
 use crate::recipe::{Recipe, Stage, TrainConfig};
 use crate::reference::net::CpuTrainer;
 use serde::Serialize;
@@ -120,18 +121,32 @@ pub struct Masks {
     pub hard: bool,
 }
 
-/// What a stage takes and leaves: the net, its parameters, and the compression in force on them.
+/// What a stage takes and leaves: the net, its f32 parameters, and the compression in force on
+/// them (masks: post-update constraints; transforms: fake quantization of weights and activations).
 #[derive(Clone)]
 pub struct ModelState {
     pub net: Net,
     pub params: NetParams,
     pub masks: Option<Masks>,
+    pub transforms: Transforms,
 }
 
 impl ModelState {
     /// The current weight matrices, in `Net::weight_tensors()` order.
     pub fn weights(&self) -> Vec<&[f32]> {
         self.net.weight_tensors().iter().map(|&j| &self.params.tensors[j][..]).collect()
+    }
+
+    /// The parameters as the model uses them: quantized weights replaced by their fake-quantized values.
+    pub fn effective_params(&self) -> NetParams {
+        let infos = self.net.tensors();
+        let mut p = self.params.clone();
+        for (j, t) in p.tensors.iter_mut().enumerate() {
+            if let Some(q) = self.transforms.weight(j) {
+                *t = q.fake(t, infos[j].cols);
+            }
+        }
+        p
     }
 
     /// Per-tensor masks from one mask per weight matrix (other tensors unmasked).
@@ -181,8 +196,12 @@ impl Run<'_> {
         let opt = cfg.optimizer_config();
         let m = &self.model;
         let mut t = match self.backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &m.net, &m.params, opt, data, self.norm, cfg.batch))),
-            Backend::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), self.norm, cfg.batch))),
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, self.norm, cfg.batch, &m.transforms))),
+            Backend::Cpu => {
+                let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), self.norm, cfg.batch);
+                t.set_transforms(&m.transforms);
+                Trainer::Cpu(Box::new(t))
+            }
         };
         if let Some(masks) = &m.masks {
             t.set_masks(&masks.tensors, masks.hard);
@@ -263,12 +282,12 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
     let params = NetParams::init(&net, recipe.seed);
-    let model = ModelState { net, params: params.clone(), masks: None };
+    let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout };
 
     let first = train::run(&mut run, 0, &recipe.train).await?;
     run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
-    let snapshot = |r: &Run, stage: usize, name: String| StageModel { stage, name, net: r.model.net.clone(), params: r.model.params.clone() };
+    let snapshot = |r: &Run, stage: usize, name: String| StageModel { stage, name, net: r.model.net.clone(), params: r.model.effective_params(), activations: r.model.transforms.activations.clone() };
     let mut models = vec![snapshot(&run, 0, "trained".into())];
     let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {
@@ -278,6 +297,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Prune(p) => prune::run(&mut run, si, p).await?,
             Stage::Sensitivity(c) => sensitivity::run(&mut run, si, c).await?,
             Stage::Greedy(g) => greedy::run(&mut run, si, g).await?,
+            Stage::Quantize(q) => quantize::run(&mut run, si, q).await?,
         };
         run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
         if !matches!(s, Stage::Sensitivity(_)) {
@@ -307,6 +327,6 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         stages,
         wall_s: now_s() - t_start,
     };
-    let ModelState { net, params, .. } = run.model;
-    Ok(Outcome { report, net, params, models, norm: run.norm })
+    let params = run.model.effective_params();
+    Ok(Outcome { report, net: run.model.net, params, models, norm: run.norm })
 }

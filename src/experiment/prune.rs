@@ -146,6 +146,9 @@ async fn prune_units(run: &mut Run<'_>, cfg: &PruneConfig, round: usize, now: &[
             if model.masks.is_some() {
                 return Err(Error::recipe("stages", "hard neuron pruning after a weight-pruning stage is not supported yet: put it first, or use \"mode\": \"soft\""));
             }
+            if !model.transforms.is_empty() {
+                return Err(Error::recipe("stages", "hard neuron pruning after a quantize stage is not supported: prune units first, then quantize"));
+            }
             for (gi, m) in group_masks.iter().enumerate() {
                 let mut keep: Vec<usize> = (0..m.len()).filter(|&o| m[o] == 1.0).collect();
                 if keep.is_empty() {

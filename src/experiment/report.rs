@@ -41,6 +41,8 @@ pub enum StageDetail {
     Pruning(PruningReport),
     /// Sensitivity scans: per weight matrix, (sparsity, test accuracy) points.
     Sensitivity(Vec<Vec<(f32, f32)>>),
+    /// Quantize stages.
+    Quantization(crate::experiment::quantize::QuantReport),
 }
 
 impl StageReport {
@@ -59,6 +61,13 @@ impl StageReport {
     pub fn pruning_mut(&mut self) -> Option<&mut PruningReport> {
         match &mut self.detail {
             Some(StageDetail::Pruning(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn quantization(&self) -> Option<&crate::experiment::quantize::QuantReport> {
+        match &self.detail {
+            Some(StageDetail::Quantization(q)) => Some(q),
             _ => None,
         }
     }

@@ -54,6 +54,13 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_masks(masks, hard),
         }
     }
+    /// Activation taps: outputs of `nodes` over the first `batches` batches of `data`.
+    pub async fn tap(&mut self, data: &crate::data::Dataset, batch: usize, batches: usize, nodes: &[usize]) -> Result<Vec<Vec<Vec<f32>>>> {
+        match self {
+            Trainer::Gpu(t) => t.tap(data, batch, batches, nodes).await,
+            Trainer::Cpu(t) => Ok(t.tap(data, batch, batches, nodes)),
+        }
+    }
     pub async fn params(&self) -> Result<NetParams> {
         match self {
             Trainer::Gpu(t) => t.params().await,

@@ -1,0 +1,186 @@
+//! The quantize stage: batch norm folded into its conv, a quantizer fitted to every weight matrix
+//! (scheme and bits from the recipe, per layer for mixed precision), every activation a weight
+//! layer reads calibrated on sample batches through the activation taps, all installed as the
+//! engine's transforms (nn::Transforms); then either evaluated (PTQ) or trained with fake
+//! quantization and straight-through gradients (QAT). Reports per layer the weights' and
+//! activations' quantization error and the bytes actually encoded (compress::encoding).
+
+use super::train::{train_with, NoHook};
+use super::trainer::means;
+use super::{Masks, ModelState, Run, StageDetail, StageReport};
+use crate::compress::encoding::{encode_quantized, Encoding};
+use crate::compress::quant::{calibrate, QuantError, Scheme, SchemeKind};
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::nn::{Net, Op, Role, Transforms};
+use crate::recipe::{QuantMode, QuantizeConfig};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantReport {
+    /// "ptq" or "qat".
+    pub mode: QuantMode,
+    /// Test accuracy of the float model this stage started from (batch norm folded).
+    pub float_accuracy: f32,
+    /// Test accuracy right after quantizing, before any QAT training (= the stage's for PTQ).
+    pub quantized_accuracy: f32,
+    /// One entry per weight matrix, first layer first.
+    pub layers: Vec<QuantLayer>,
+    /// Bytes of the whole model: every tensor dense f32; and weights as packed codes (with their
+    /// scales, zero points or levels), everything else f32. Lengths of real encodings.
+    pub bytes_f32: usize,
+    pub bytes_quantized: usize,
+    /// What the activation ranges were calibrated on, if activations are quantized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantLayer {
+    pub scheme: SchemeKind,
+    pub bits: u32,
+    pub per_channel: bool,
+    /// Distinct codes the quantizer can produce.
+    pub levels: usize,
+    /// The weights' quantization error (final masters against what is stored).
+    pub weights: QuantError,
+    /// The error of the activation this layer reads (the image for the first layer: none), on
+    /// the calibration samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<QuantError>,
+    pub bytes_f32: usize,
+    pub bytes: usize,
+    /// The values the first channel's codes stand for (at most 256; none for f16), to draw
+    /// over the weight histogram.
+    pub level_values: Vec<f32>,
+}
+
+/// Folds every batch norm that follows a conv or dense layer into it (inference gives the same
+/// outputs); the quantized layer is the folded one. Hard masks keep their zeros (a zero column
+/// entry stays zero when scaled).
+fn fold(run: &mut Run<'_>) {
+    let before = run.model.net.nodes.len();
+    let (net, params) = run.model.params.fold_batch_norm(&run.model.net);
+    if net.nodes.len() == before {
+        return;
+    }
+    run.init = run.init.fold_batch_norm(&run.model.net).1;
+    run.early = run.early.as_ref().map(|e| e.fold_batch_norm(&run.model.net).1);
+    let masks = run.model.masks.as_ref().map(|m| {
+        let infos = net.tensors();
+        let tensors = params.tensors.iter().zip(&infos).map(|(t, i)| (i.role == Role::Weight).then(|| t.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect())).collect();
+        Masks { tensors, hard: m.hard }
+    });
+    run.model = ModelState { net, params, masks, transforms: Transforms::default() };
+}
+
+/// Nodes whose outputs a weight layer reads (node 0, the 8-bit image, excluded).
+pub fn quantized_activations(net: &Net) -> Vec<usize> {
+    (1..net.nodes.len()).filter(|&n| net.consumers(n).iter().any(|&c| matches!(net.nodes[c].op, Op::Dense { .. } | Op::Conv { .. }))).collect()
+}
+
+/// The samples activation ranges are calibrated on: the held-out split if there is one, else the
+/// first `samples` training samples.
+fn calibration_data(run: &Run<'_>, samples: usize) -> (Dataset, String) {
+    match &run.holdout {
+        Some(h) => (h.take(samples), format!("{} held-out training samples", samples.min(h.n))),
+        None => (run.data.train.take(samples), format!("the first {} training samples", samples.min(run.data.train.n))),
+    }
+}
+
+pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<StageReport> {
+    fold(run);
+    run.model.transforms = Transforms::default();
+    let mut float = run.trainer(&run.recipe.train);
+    let (_, float_accuracy) = means(float.evaluate().await?);
+    drop(float);
+
+    let net = run.model.net.clone();
+    let infos = net.tensors();
+    let wt = net.weight_tensors();
+    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()] };
+    for (l, &j) in wt.iter().enumerate() {
+        let scheme = Scheme { kind: cfg.weights.scheme, bits: cfg.weights.bits_for(l), per_channel: cfg.weights.per_channel };
+        transforms.weights[j] = Some(scheme.fit(&run.model.params.tensors[j], infos[j].cols));
+    }
+
+    // Activation ranges from the taps, with the quantized weights in force.
+    let mut inputs: Vec<Option<QuantError>> = vec![None; wt.len()];
+    let mut calibration = None;
+    if let Some(a) = &cfg.activations {
+        let nodes = quantized_activations(&net);
+        let (data, what) = calibration_data(run, a.samples);
+        run.model.transforms = Transforms { weights: transforms.weights.clone(), activations: vec![] };
+        let batch = 250;
+        let taps = run.trainer(&run.recipe.train).tap(&data, batch, data.n.div_ceil(batch), &nodes).await?;
+        let scheme = Scheme { kind: a.scheme, bits: a.bits, per_channel: false };
+        for (&n, batches) in nodes.iter().zip(&taps) {
+            let q = scheme.fit_ranges(&[calibrate(a.calibration, batches, &scheme)]);
+            // The weight layers reading node n report its error.
+            let all: Vec<f32> = batches.iter().flatten().copied().collect();
+            let e = QuantError::of(&all, &q.fake(&all, 1));
+            for (l, &j) in wt.iter().enumerate() {
+                if net.nodes[infos[j].node].inputs[0] == n {
+                    inputs[l] = Some(e);
+                }
+            }
+            transforms.activations[n] = Some(q);
+        }
+        calibration = Some(format!("{:?} ranges from {what}", a.calibration).to_lowercase());
+    }
+    run.model.transforms = transforms;
+
+    let mut t = run.trainer(&run.recipe.train);
+    let (_, quantized_accuracy) = means(t.evaluate().await?);
+    let mut report = match (cfg.mode, &cfg.finetune) {
+        (QuantMode::Qat, Some(ft)) => {
+            drop(t);
+            let t = run.trainer(ft);
+            train_with(run, t, si, "quantize", ft, None::<&mut NoHook>).await?
+        }
+        _ => run.evaluated("quantize", &mut t).await?,
+    };
+    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, cfg.weights.per_channel)).collect();
+    report.detail = Some(StageDetail::Quantization(QuantReport {
+        mode: cfg.mode,
+        float_accuracy,
+        quantized_accuracy,
+        layers,
+        bytes_f32: stored_bytes(&run.model, false),
+        bytes_quantized: stored_bytes(&run.model, true),
+        calibration,
+    }));
+    Ok(report)
+}
+
+fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind, per_channel: bool) -> QuantLayer {
+    let info = model.net.tensors()[j];
+    let w = &model.params.tensors[j];
+    let q = model.transforms.weight(j).expect("every weight matrix is quantized");
+    let mut levels = q.level_values(0);
+    levels.truncate(256);
+    QuantLayer {
+        scheme,
+        bits: q.bits(),
+        per_channel,
+        levels: q.levels(),
+        weights: QuantError::of(w, &q.fake(w, info.cols)),
+        input,
+        bytes_f32: Encoding::F32.encode(w).len(),
+        bytes: encode_quantized(q, w, info.cols).len(),
+        level_values: levels,
+    }
+}
+
+/// Bytes of the model with every tensor f32, or with every quantized tensor as packed codes.
+pub fn stored_bytes(model: &ModelState, quantized: bool) -> usize {
+    let infos = model.net.tensors();
+    infos
+        .iter()
+        .enumerate()
+        .map(|(j, info)| match model.transforms.weight(j) {
+            Some(q) if quantized => encode_quantized(q, &model.params.tensors[j], info.cols).len(),
+            _ => Encoding::F32.encode(&model.params.tensors[j]).len(),
+        })
+        .sum()
+}
