@@ -1,0 +1,117 @@
+//! The quantize stage through recipes on synthetic digits, on the GPU and the CPU reference,
+//! natively and in the browser: 8-bit PTQ of weights and activations keeps accuracy and stores
+//! about a quarter of the bytes; coarser widths store less; QAT trains and leaves quantized
+//! weights; both backends agree. And the activation taps the calibration reads, GPU vs CPU.
+
+mod common;
+use common::{assert_close, fresh_rng, synthetic_sized};
+use squeeze::data::Splits;
+use squeeze::experiment::{run, Backend, Control, RunOptions};
+use squeeze::gpu::{GpuContext, GpuTrainer};
+use squeeze::nn::{Net, NetParams, OptimizerConfig, OptimizerKind};
+use squeeze::recipe::Recipe;
+use squeeze::reference::net::CpuTrainer;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Distinct values per column of a [rows, cols] matrix, the most over its columns.
+fn max_distinct_per_column(w: &[f32], cols: usize) -> usize {
+    (0..cols)
+        .map(|c| {
+            let mut v: Vec<u32> = w.iter().skip(c).step_by(cols).map(|x| x.to_bits()).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+async fn quantize_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("quantize");
+    let mut data = Splits::new("synthetic", synthetic_sized(&mut rng, 480, 10, 9), synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
+    // Four classes by the first pixel's brightness: a task the small MLP learns well.
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [32, 16]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [
+              {"quantize": {"weights": {"bits": 8}, "activations": {"bits": 8, "samples": 200}}},
+              {"quantize": {"weights": {"scheme": "symmetric", "bits": 2, "per_channel": false}}},
+              {"quantize": {"weights": {"bits": 4}, "mode": "qat", "finetune": {"epochs": 1, "batch": 16, "lr": 0.01, "momentum": 0.9}}}
+            ]}"#,
+    )
+    .unwrap();
+    let mut accuracies = Vec::new();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let float = out.report.stages[0].test_accuracy;
+        assert!(float > 0.45, "{what}: the float model must have learnt something (chance is 0.25) ({float}, seed {seed})");
+
+        let s = &out.report.stages[1];
+        let q8 = s.quantization().expect("a quantization report");
+        assert_eq!(q8.float_accuracy, float, "{what}");
+        assert_eq!(s.test_accuracy, q8.quantized_accuracy, "{what}: PTQ's accuracy is the quantized model's");
+        assert!((q8.quantized_accuracy - float).abs() <= 0.03, "{what}: 8-bit PTQ moved accuracy {float} -> {} (seed {seed})", q8.quantized_accuracy);
+        assert_eq!(q8.layers.len(), 3);
+        for (l, layer) in q8.layers.iter().enumerate() {
+            assert_eq!((layer.bits, layer.levels), (8, 255), "{what} layer {l}");
+            assert!(layer.weights.sqnr_db > 35.0, "{what} layer {l}: weight SQNR {} dB", layer.weights.sqnr_db);
+            // The first layer reads the image (not quantized); the others read quantized activations.
+            assert_eq!(layer.input.is_some(), l > 0, "{what} layer {l}");
+            if let Some(e) = layer.input {
+                assert!(e.sqnr_db > 30.0, "{what} layer {l}: input SQNR {} dB", e.sqnr_db);
+            }
+        }
+        assert!(q8.bytes_quantized * 3 < q8.bytes_f32 && q8.bytes_quantized * 5 > q8.bytes_f32, "{what}: {} of {} bytes", q8.bytes_quantized, q8.bytes_f32);
+        accuracies.push(q8.quantized_accuracy);
+
+        let q2 = out.report.stages[2].quantization().unwrap();
+        assert!(q2.layers.iter().all(|l| l.levels == 3), "{what}");
+        assert!(q2.bytes_quantized * 2 < q8.bytes_quantized, "{what}: 2-bit {} vs 8-bit {} bytes", q2.bytes_quantized, q8.bytes_quantized);
+        assert!(q2.layers[0].weights.sqnr_db < q8.layers[0].weights.sqnr_db - 20.0, "{what}");
+
+        // QAT trained, and the run's final model holds 4-bit weights (at most 15 values a column).
+        assert_eq!(out.report.stages[3].epochs.len(), 1, "{what}");
+        for &j in &out.net.weight_tensors() {
+            let cols = out.net.tensors()[j].cols;
+            let distinct = max_distinct_per_column(&out.params.tensors[j], cols);
+            assert!(distinct <= 15, "{what}: tensor {j} has {distinct} values in a column");
+        }
+        // The 8-bit model of the run is stored quantized (draw-a-digit and inspect use it).
+        let m = &out.models[1];
+        assert!(max_distinct_per_column(&m.params.tensors[0], 32) <= 255 && !m.activations.is_empty(), "{what}");
+    }
+    assert!((accuracies[0] - accuracies[1]).abs() <= 2.0 / 200.0, "8-bit PTQ accuracy gpu {} vs cpu {} (seed {seed})", accuracies[0], accuracies[1]);
+}
+gpu_test!(quantize_stage_runs_on_both_backends, quantize_case);
+
+async fn taps_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("taps");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 40, 11, 9), synthetic_sized(&mut rng, 30, 11, 9)).unwrap();
+    let net = Net::vgg_mini(squeeze::nn::Shape::new(11, 9, 1), &[3, 4], 10);
+    let params = common::trained_like(&net, &mut rng, seed);
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.0, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
+    let norm = data.train.normalization();
+    let mut gpu = GpuTrainer::new(&ctx, &net, &params, opt.clone(), &data, norm, 8);
+    let mut cpu = CpuTrainer::new(&net, params.clone(), opt, data.clone(), norm, 8);
+    let nodes: Vec<usize> = (1..net.nodes.len()).collect();
+    // 30 samples in batches of 7: the last batch has 2.
+    let g = gpu.tap(&data.test, 7, 5, &nodes).await.unwrap();
+    let c = cpu.tap(&data.test, 7, 5, &nodes);
+    for (k, &n) in nodes.iter().enumerate() {
+        assert_eq!(g[k].len(), 5, "node {n}: five batches");
+        assert_eq!(g[k][4].len(), 2 * net.nodes[n].shape.size(), "node {n}: the last batch's valid rows only");
+        for (b, (x, y)) in g[k].iter().zip(&c[k]).enumerate() {
+            assert_close(&format!("tap node {n} batch {b}"), x, y, 1e-3, 1e-4, seed);
+        }
+    }
+    // Tapping is inference: nothing moved (running statistics included).
+    assert_eq!(gpu.params().await.unwrap(), NetParams { tensors: params.tensors.clone() });
+}
+gpu_test!(activation_taps_match_reference, taps_case);
