@@ -178,3 +178,33 @@ fn greedy_needs_a_holdout() {
     let (path, _) = field_error(r#"{"dataset": "mnist", "limit": {"holdout": 100}, "model": {"arch": "mlp"}, "train": {"epochs": 1, "lr": 0.1}, "stages": [{"greedy": {"sparsity": 0.5, "chunk": 0.9}}]}"#);
     assert_eq!(path, "stages[0].greedy.chunk");
 }
+
+#[test]
+fn quantize_stage_errors_name_their_field() {
+    let with = |stage: &str| format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp"}}, "train": {{"epochs": 1, "lr": 0.1}}, "stages": [{stage}]}}"#);
+    let cases = [
+        (r#"{"quantize": {"weights": {"scheme": "symmetric", "bits": 1}}}"#, "stages[0].quantize.weights.bits", "2..=16"),
+        (r#"{"quantize": {"weights": {"scheme": "fixed-point", "bits": 12}}}"#, "stages[0].quantize.weights.bits", "8 or 16"),
+        (r#"{"quantize": {"weights": {"scheme": "ternary", "bits": 4}}}"#, "stages[0].quantize.weights.bits", "take 2 bits"),
+        (r#"{"quantize": {"weights": {"layer_bits": [8, 4]}}}"#, "stages[0].quantize.weights.layer_bits", "3 weight matrices"),
+        (r#"{"quantize": {"weights": {"layer_bits": [8, 4, 17]}}}"#, "stages[0].quantize.weights.layer_bits[2]", "2..=16"),
+        (r#"{"quantize": {"activations": {"scheme": "binary"}}}"#, "stages[0].quantize.activations.scheme", "asymmetric"),
+        (r#"{"quantize": {"activations": {"samples": 0}}}"#, "stages[0].quantize.activations.samples", "1..=60000"),
+        (r#"{"quantize": {"mode": "qat"}}"#, "stages[0].quantize.finetune", "give it"),
+        (r#"{"quantize": {"finetune": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].quantize.finetune", "\"qat\""),
+        (r#"{"quantize": {"weights": {"scheme": "kmeans"}}}"#, "stages[0].quantize.weights.scheme", "unknown variant"),
+    ];
+    for (stage, want_path, want_msg) in cases {
+        let (path, msg) = field_error(&with(stage));
+        assert_eq!(path, want_path, "{stage}: {msg}");
+        assert!(msg.contains(want_msg), "{stage}: {msg}");
+    }
+    // Hard unit pruning after quantizing is refused before any training.
+    let (path, msg) = field_error(&with(r#"{"quantize": {}}, {"prune": {"granularity": "neuron", "sparsity": 0.5}}"#));
+    assert_eq!(path, "stages[1].prune.granularity", "{msg}");
+    // Defaults: symmetric per-channel 8-bit weights, PTQ, no activations.
+    let r = Recipe::from_json(&with(r#"{"quantize": {}}"#)).unwrap();
+    let Stage::Quantize(q) = &r.stages[0] else { panic!("a quantize stage") };
+    assert_eq!((q.weights.bits_for(0), q.weights.per_channel, q.activations.is_none()), (8, true, true));
+    assert_eq!(Recipe::from_json(&r.to_json()).unwrap(), r);
+}
