@@ -353,6 +353,7 @@ fn scheme_bits(kind: SchemeKind) -> (&'static str, fn(u32) -> bool) {
     match kind {
         SchemeKind::Asymmetric | SchemeKind::Symmetric => ("2..=16", |b| (2..=16).contains(&b)),
         SchemeKind::PowerOfTwo => ("2..=8", |b| (2..=8).contains(&b)),
+        SchemeKind::Kmeans => ("1..=8", |b| (1..=8).contains(&b)),
         SchemeKind::FixedPoint => ("8 or 16", |b| b == 8 || b == 16),
         SchemeKind::Binary => ("1", |b| b == 1),
         SchemeKind::Ternary => ("2", |b| b == 2),

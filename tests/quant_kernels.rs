@@ -74,6 +74,7 @@ fn schemes() -> Vec<Scheme> {
         (SchemeKind::Ternary, 2),
         (SchemeKind::PowerOfTwo, 5),
         (SchemeKind::F16, 16),
+        (SchemeKind::Kmeans, 3),
     ] {
         for per_channel in [false, true] {
             out.push(Scheme { kind, bits, per_channel });

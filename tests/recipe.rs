@@ -192,7 +192,8 @@ fn quantize_stage_errors_name_their_field() {
         (r#"{"quantize": {"activations": {"samples": 0}}}"#, "stages[0].quantize.activations.samples", "1..=60000"),
         (r#"{"quantize": {"mode": "qat"}}"#, "stages[0].quantize.finetune", "give it"),
         (r#"{"quantize": {"finetune": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].quantize.finetune", "\"qat\""),
-        (r#"{"quantize": {"weights": {"scheme": "kmeans"}}}"#, "stages[0].quantize.weights.scheme", "unknown variant"),
+        (r#"{"quantize": {"weights": {"scheme": "kmeans", "bits": 9}}}"#, "stages[0].quantize.weights.bits", "1..=8"),
+        (r#"{"quantize": {"weights": {"scheme": "k-means"}}}"#, "stages[0].quantize.weights.scheme", "unknown variant"),
     ];
     for (stage, want_path, want_msg) in cases {
         let (path, msg) = field_error(&with(stage));

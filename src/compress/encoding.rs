@@ -224,7 +224,7 @@ mod tests {
         let cols = 7;
         let mut w: Vec<f32> = (0..7 * 11).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * (1.0 + (i % cols) as f32)).collect();
         w.iter_mut().step_by(4).for_each(|v| *v = 0.0); // pruned
-        for (kind, bits) in [(SchemeKind::Asymmetric, 8), (SchemeKind::Asymmetric, 3), (SchemeKind::Symmetric, 2), (SchemeKind::FixedPoint, 16), (SchemeKind::Binary, 1), (SchemeKind::Ternary, 2), (SchemeKind::PowerOfTwo, 4), (SchemeKind::F16, 16)] {
+        for (kind, bits) in [(SchemeKind::Asymmetric, 8), (SchemeKind::Asymmetric, 3), (SchemeKind::Symmetric, 2), (SchemeKind::FixedPoint, 16), (SchemeKind::Binary, 1), (SchemeKind::Ternary, 2), (SchemeKind::PowerOfTwo, 4), (SchemeKind::F16, 16), (SchemeKind::Kmeans, 3)] {
             for per_channel in [false, true] {
                 let q = Scheme { kind, bits, per_channel }.fit(&w, cols);
                 let bytes = encode_quantized(&q, &w, cols);

@@ -142,6 +142,9 @@ pub enum SchemeKind {
     PowerOfTwo,
     /// Half precision storage.
     F16,
+    /// k-means weight sharing (Deep Compression): 2^bits centroids per tensor, initialised
+    /// linearly over [min, max], Lloyd iterations; exact zeros (pruned) join no cluster.
+    Kmeans,
 }
 
 /// A scheme with its width and granularity.
@@ -203,6 +206,7 @@ impl Scheme {
                 QuantFn::Levels { levels }
             }
             SchemeKind::F16 => QuantFn::F16,
+            SchemeKind::Kmeans => QuantFn::Levels { levels: kmeans(w, 1usize << bits.clamp(1, 8)) },
         }
     }
 
@@ -242,6 +246,55 @@ impl Scheme {
             .collect();
         QuantFn::Affine { qmin, qmax, channels }
     }
+}
+
+/// `k` centroids of the nonzero values of `w` (sorted, distinct): linear initialisation over
+/// [min, max] (Han et al. 2016 found it best for the large weights), then Lloyd iterations until
+/// no assignment changes (at most 100). Empty clusters are dropped. All-zero input: one level, 0.
+pub fn kmeans(w: &[f32], k: usize) -> Vec<f32> {
+    let values: Vec<f32> = w.iter().copied().filter(|&v| v != 0.0).collect();
+    if values.is_empty() {
+        return vec![0.0];
+    }
+    let (lo, hi) = min_max(&values);
+    let k = k.max(1);
+    let mut centroids: Vec<f32> = (0..k).map(|i| if k == 1 { (lo + hi) * 0.5 } else { lo + (hi - lo) * i as f32 / (k - 1) as f32 }).collect();
+    let nearest = |c: &[f32], v: f32| {
+        // c is sorted: the nearest by the same rule as QuantFn::Levels (ties to the lower).
+        let mut j = 0;
+        while j + 1 < c.len() && v > (c[j] + c[j + 1]) * 0.5 {
+            j += 1;
+        }
+        j
+    };
+    let mut assign: Vec<usize> = vec![usize::MAX; values.len()];
+    for _ in 0..100 {
+        let mut changed = false;
+        for (a, &v) in assign.iter_mut().zip(&values) {
+            let j = nearest(&centroids, v);
+            changed |= *a != j;
+            *a = j;
+        }
+        let mut sums = vec![(0.0f64, 0usize); centroids.len()];
+        for (&a, &v) in assign.iter().zip(&values) {
+            sums[a].0 += v as f64;
+            sums[a].1 += 1;
+        }
+        // Drop empty clusters, move each centroid to its members' mean, keep the order.
+        let kept: Vec<(usize, f32)> = sums.iter().enumerate().filter(|(_, s)| s.1 > 0).map(|(j, s)| (j, (s.0 / s.1 as f64) as f32)).collect();
+        if kept.len() != centroids.len() {
+            let remap: Vec<usize> = (0..centroids.len()).map(|j| kept.iter().position(|(k, _)| *k == j).unwrap_or(0)).collect();
+            assign.iter_mut().for_each(|a| *a = remap[*a]);
+            changed = true;
+        }
+        centroids = kept.into_iter().map(|(_, c)| c).collect();
+        centroids.sort_by(f32::total_cmp);
+        centroids.dedup();
+        if !changed {
+            break;
+        }
+    }
+    centroids
 }
 
 /// A step of 0 (an all-zero range) would divide by zero; any step represents all zeros exactly.
@@ -425,7 +478,7 @@ mod tests {
 
     #[test]
     fn degenerate_tensors_quantize_exactly_or_safely() {
-        for kind in [SchemeKind::Asymmetric, SchemeKind::Symmetric, SchemeKind::FixedPoint, SchemeKind::Binary, SchemeKind::Ternary, SchemeKind::PowerOfTwo, SchemeKind::F16] {
+        for kind in [SchemeKind::Asymmetric, SchemeKind::Symmetric, SchemeKind::FixedPoint, SchemeKind::Binary, SchemeKind::Ternary, SchemeKind::PowerOfTwo, SchemeKind::F16, SchemeKind::Kmeans] {
             let s = scheme(kind, 4, true);
             // All zero: stays zero.
             let z = vec![0.0; 12];
@@ -434,7 +487,10 @@ mod tests {
             for w in [vec![0.37f32; 12], random(12, 5, -3.0, -0.5), { let mut v = random(12, 6, -0.1, 0.1); v[4] = 1e6; v }] {
                 let f = s.fit(&w, 3).fake(&w, 3);
                 assert!(f.iter().all(|v| v.is_finite()), "{kind:?} {w:?} -> {f:?}");
-                assert!(w.iter().zip(&f).all(|(a, b)| *b == 0.0 || a.signum() == b.signum()), "{kind:?}: sign flipped {w:?} -> {f:?}");
+                // k-means levels are cluster means: a small weight may share a cluster across 0.
+                if kind != SchemeKind::Kmeans {
+                    assert!(w.iter().zip(&f).all(|(a, b)| *b == 0.0 || a.signum() == b.signum()), "{kind:?}: sign flipped {w:?} -> {f:?}");
+                }
             }
         }
         // All equal and nonzero: the asymmetric grid hits it exactly at the range's end.
@@ -480,6 +536,33 @@ mod tests {
         assert_eq!(f[1], half::f16::from_f32(3.14159).to_f32());
         let q = scheme(SchemeKind::Symmetric, 8, false).fit_ranges(&[(-1.0, 1.0)]);
         assert_eq!(q.inside_mask(&[0.5, -0.99, 1.5, -2.0], 1), vec![1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn kmeans_puts_each_weight_at_its_nearest_centroid_which_is_its_members_mean() {
+        let mut w = random(3000, 21, -1.0, 1.0);
+        w.iter_mut().step_by(3).for_each(|v| *v = 0.0); // pruned
+        let q = scheme(SchemeKind::Kmeans, 4, false).fit(&w, 1);
+        let QuantFn::Levels { levels } = &q else { panic!("levels") };
+        assert!(levels.len() <= 16 && levels.len() >= 14, "{levels:?}");
+        let f = q.fake(&w, 1);
+        let mut members = vec![(0.0f64, 0usize); levels.len()];
+        for (&x, &y) in w.iter().zip(&f) {
+            if x == 0.0 {
+                assert_eq!(y, 0.0, "a pruned weight moved");
+                continue;
+            }
+            let best = levels.iter().map(|c| (c - x).abs()).fold(f32::INFINITY, f32::min);
+            assert!((y - x).abs() <= best + 1e-7, "{x} went to {y}, a centroid is {best} away");
+            let j = levels.iter().position(|&c| c == y).unwrap();
+            members[j].0 += x as f64;
+            members[j].1 += 1;
+        }
+        for (c, (sum, n)) in levels.iter().zip(members) {
+            assert!(n > 0 && ((sum / n as f64) as f32 - c).abs() < 1e-5, "centroid {c} vs its {n} members' mean {}", sum / n as f64);
+        }
+        assert_eq!(kmeans(&[0.0; 5], 4), vec![0.0]);
+        assert_eq!(kmeans(&[0.5; 5], 4), vec![0.5]);
     }
 
     #[test]
