@@ -289,7 +289,8 @@ pub struct WeightQuant {
     pub scheme: SchemeKind,
     /// Bits per weight (default: 8; binary 1, ternary 2 and f16 16 by definition).
     pub bits: Option<u32>,
-    /// One scale (and zero point) per output channel rather than per tensor.
+    /// One scale (and zero point) per output channel rather than per tensor (affine schemes:
+    /// uniform, fixed point, binary, ternary; k-means and power-of-two levels are per tensor).
     #[serde(default = "default_true")]
     pub per_channel: bool,
     /// Mixed precision: bits per weight matrix, first layer first (overrides `bits`).

@@ -9,7 +9,7 @@ use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{Masks, ModelState, Run, StageDetail, StageReport};
 use crate::compress::encoding::{encode_quantized, Encoding};
-use crate::compress::quant::{calibrate, QuantError, Scheme, SchemeKind};
+use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::{Net, Op, Role, Transforms};
@@ -39,6 +39,7 @@ pub struct QuantReport {
 pub struct QuantLayer {
     pub scheme: SchemeKind,
     pub bits: u32,
+    /// One scale per output channel (k-means and power-of-two levels are per tensor).
     pub per_channel: bool,
     /// Distinct codes the quantizer can produce.
     pub levels: usize,
@@ -111,7 +112,9 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
         let nodes = quantized_activations(&net);
         let (data, what) = calibration_data(run, a.samples);
         run.model.transforms = Transforms { weights: transforms.weights.clone(), activations: vec![] };
-        let batch = 250;
+        // The same batches on both backends (per-batch calibration sees the same batches), small
+        // enough for the GPU's inference buffers.
+        let batch = 250.min(crate::gpu::net::eval_rows_limit(&net));
         let taps = run.trainer(&run.recipe.train).tap(&data, batch, data.n.div_ceil(batch), &nodes).await?;
         let scheme = Scheme { kind: a.scheme, bits: a.bits, per_channel: false };
         for (&n, batches) in nodes.iter().zip(&taps) {
@@ -130,17 +133,14 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     }
     run.model.transforms = transforms;
 
-    let mut t = run.trainer(&run.recipe.train);
+    // One trainer evaluates the quantized model and, for QAT, trains it.
+    let mut t = run.trainer(cfg.finetune.as_ref().unwrap_or(&run.recipe.train));
     let (_, quantized_accuracy) = means(t.evaluate().await?);
     let mut report = match (cfg.mode, &cfg.finetune) {
-        (QuantMode::Qat, Some(ft)) => {
-            drop(t);
-            let t = run.trainer(ft);
-            train_with(run, t, si, "quantize", ft, None::<&mut NoHook>).await?
-        }
+        (QuantMode::Qat, Some(ft)) => train_with(run, t, si, "quantize", ft, None::<&mut NoHook>).await?,
         _ => run.evaluated("quantize", &mut t).await?,
     };
-    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, cfg.weights.per_channel)).collect();
+    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme)).collect();
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,
         float_accuracy,
@@ -153,7 +153,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     Ok(report)
 }
 
-fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind, per_channel: bool) -> QuantLayer {
+fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind) -> QuantLayer {
     let info = model.net.tensors()[j];
     let w = &model.params.tensors[j];
     let q = model.transforms.weight(j).expect("every weight matrix is quantized");
@@ -162,7 +162,7 @@ fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme:
     QuantLayer {
         scheme,
         bits: q.bits(),
-        per_channel,
+        per_channel: matches!(q, QuantFn::Affine { channels, .. } if channels.len() > 1),
         levels: q.levels(),
         weights: QuantError::of(w, &q.fake(w, info.cols)),
         input,

@@ -46,6 +46,12 @@ impl ConvMethod {
 /// WebGPU's default 128 MiB limit.
 const EVAL_BUFFER_BYTES: usize = 48 << 20;
 
+/// The most rows an inference program over `net` may hold (its largest scratch within EVAL_BUFFER_BYTES).
+pub fn eval_rows_limit(net: &Net) -> usize {
+    let per_sample = net.largest_per_sample().max(net.input().size()) * 4;
+    (EVAL_BUFFER_BYTES / per_sample).max(1)
+}
+
 fn zeroed(ctx: &GpuContext, floats: usize, label: &str) -> wgpu::Buffer {
     ctx.storage_zeroed(floats.max(1) as u64 * 4, label)
 }
@@ -410,8 +416,7 @@ impl GpuTrainer {
             .map(|(j, _)| (j, ctx.optimizer(adam, opt.step_params(sizes[j], opt.lr, 1), &params[j], &grads[j], &first[j], &second[j])))
             .collect();
 
-        let per_sample = net.largest_per_sample().max(net.input().size()) * 4;
-        let eval_rows = data.test.n.clamp(1, 1000).min((EVAL_BUFFER_BYTES / per_sample).max(1)) as u32;
+        let eval_rows = data.test.n.clamp(1, 1000).min(eval_rows_limit(net)) as u32;
         let test_order: Vec<u32> = (0..data.test.n as u32).collect();
         let eval = ForwardProgram::new(ctx, net, &params, &slots, &data.test, norm, eval_rows, &test_order, false);
 
@@ -537,7 +542,11 @@ impl GpuTrainer {
     /// Activation taps: the outputs of `nodes` (inference mode, transforms in force) for the first
     /// `batches` batches of `batch` samples of `data`, per node per batch, valid rows only. Builds an
     /// inference program over `data` (uploaded once) and reads the tapped buffers after each batch.
+    /// A batch over `eval_rows_limit` (what keeps every binding within the device's limits) is an error.
     pub async fn tap(&mut self, data: &Dataset, batch: usize, batches: usize, nodes: &[usize]) -> Result<Vec<Vec<Vec<f32>>>> {
+        if batch > eval_rows_limit(&self.net) {
+            return Err(crate::Error::Invalid(format!("a tap batch of {batch} rows is over this model's limit of {}", eval_rows_limit(&self.net))));
+        }
         let rows = batch.clamp(1, data.n.max(1)) as u32;
         let order: Vec<u32> = (0..data.n as u32).collect();
         let program = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, data, self.norm, rows, &order, false);

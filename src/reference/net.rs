@@ -283,8 +283,7 @@ impl CpuTrainer {
 
     /// Swaps the fake-quantized copy of every transformed weight in for its master (the f32
     /// master is returned, to be swapped back with `restore_masters`).
-    fn swap_in_transformed(&mut self) -> Vec<(usize, Vec<f32>)> {
-        let infos = self.net.tensors();
+    fn swap_in_transformed(&mut self, infos: &[crate::nn::TensorInfo]) -> Vec<(usize, Vec<f32>)> {
         let mut masters = Vec::new();
         for (j, q) in self.transforms.weights.iter().enumerate() {
             if let Some(q) = q {
@@ -301,22 +300,30 @@ impl CpuTrainer {
         }
     }
 
-    /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
-    /// Forward and backward read the transformed weights; the masters take the update.
-    pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
-        let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
-        let masters = self.swap_in_transformed();
-        let (_, mut grads, tape) = net_loss_and_grads_with(&self.net, &mut self.params, x, &y, valid, valid, &self.transforms.activations);
+    /// Gradients of every tensor on one batch, as a step sees them: forward and backward read the
+    /// transformed weights and activations, and each master weight's gradient is clipped by the
+    /// straight-through estimator. The masters are what `self.params` holds afterwards.
+    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], x: Vec<f32>, y: &[u32], valid: usize) -> (NetParams, Tape) {
+        let masters = self.swap_in_transformed(infos);
+        let (_, mut grads, tape) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &self.transforms.activations);
         self.restore_masters(masters);
-        let infos = self.net.tensors();
         for (j, q) in self.transforms.weights.iter().enumerate() {
             if let Some(q) = q {
                 ste_clip_reference(q, &self.params.tensors[j], &mut grads.tensors[j], infos[j].cols);
             }
         }
+        (grads, tape)
+    }
+
+    /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
+    /// Forward and backward read the transformed weights; the masters take the update.
+    pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
+        let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
+        let infos = self.net.tensors();
+        let (grads, tape) = self.step_grads(&infos, x, &y, valid);
         self.accumulate(tape.logits(), &y, valid);
         self.t += 1;
-        for (j, info) in self.net.tensors().iter().enumerate() {
+        for (j, info) in infos.iter().enumerate() {
             if !info.trainable {
                 continue;
             }
@@ -335,6 +342,7 @@ impl CpuTrainer {
     /// Same contract as `GpuTrainer::taylor_scores`: |w·∂L/∂w| of every weight matrix (in
     /// `Net::weight_tensors()` order), summed over `batches` batches, nothing updated.
     pub fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Vec<Vec<f32>> {
+        let infos = self.net.tensors();
         let weights = self.net.weight_tensors();
         let mut scores: Vec<Vec<f32>> = weights.iter().map(|&j| vec![0.0; self.params.tensors[j].len()]).collect();
         let saved = self.params.clone(); // scoring must not move the running statistics
@@ -345,7 +353,7 @@ impl CpuTrainer {
             }
             let valid = batch.min(order.len() - offset);
             let (x, y) = self.data.train.gather(order, offset, valid, self.norm);
-            let (_, grads, _) = net_loss_and_grads(&self.net, &mut self.params, x, &y, valid, valid);
+            let (grads, _) = self.step_grads(&infos, x, &y, valid);
             for (s, &j) in scores.iter_mut().zip(&weights) {
                 taylor_accumulate_reference(s, &saved.tensors[j], &grads.tensors[j]);
             }
@@ -379,7 +387,7 @@ impl CpuTrainer {
 
     /// Loss/accuracy sums over the whole test split (running batch-norm statistics).
     pub fn evaluate(&mut self) -> Accumulator {
-        let masters = self.swap_in_transformed();
+        let masters = self.swap_in_transformed(&self.net.tensors());
         let test = &self.data.test;
         let order: Vec<u32> = (0..test.n as u32).collect();
         let batch = self.batch.max(256);
@@ -395,7 +403,7 @@ impl CpuTrainer {
 
     /// Logits of `x` ([rows, pixels], normalised) in inference mode.
     pub fn predict(&mut self, x: Vec<f32>, rows: usize) -> Vec<f32> {
-        let masters = self.swap_in_transformed();
+        let masters = self.swap_in_transformed(&self.net.tensors());
         let logits = net_forward_with(&self.net, &mut self.params, x, rows, rows, false, &self.transforms.activations).acts.pop().expect("logits");
         self.restore_masters(masters);
         logits
@@ -404,7 +412,7 @@ impl CpuTrainer {
     /// Activation taps: the outputs of `nodes` (inference mode, transforms in force) for the first
     /// `batches` batches of `batch` samples of `data`, per node per batch, valid rows only.
     pub fn tap(&mut self, data: &crate::data::Dataset, batch: usize, batches: usize, nodes: &[usize]) -> Vec<Vec<Vec<f32>>> {
-        let masters = self.swap_in_transformed();
+        let masters = self.swap_in_transformed(&self.net.tensors());
         let order: Vec<u32> = (0..data.n as u32).collect();
         let mut out = vec![Vec::new(); nodes.len()];
         for (offset, valid) in data.batches(batch.max(1)).take(batches) {
