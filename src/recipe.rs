@@ -295,6 +295,23 @@ pub struct WeightQuant {
     pub per_channel: bool,
     /// Mixed precision: bits per weight matrix, first layer first (overrides `bits`).
     pub layer_bits: Option<Vec<u32>>,
+    /// k-means with QAT: how the shared centroids are fine-tuned (each weight keeps its cluster).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub centroids: CentroidUpdate,
+}
+
+/// How QAT moves k-means centroids: by the summed gradient of their members (Deep Compression)
+/// or by the mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CentroidUpdate {
+    #[default]
+    Sum,
+    Mean,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -313,7 +330,7 @@ pub struct ActivationQuant {
 }
 
 fn default_weight_quant() -> WeightQuant {
-    WeightQuant { scheme: default_weight_scheme(), bits: None, per_channel: true, layer_bits: None }
+    WeightQuant { scheme: default_weight_scheme(), bits: None, per_channel: true, layer_bits: None, centroids: CentroidUpdate::Sum }
 }
 fn default_weight_scheme() -> SchemeKind {
     SchemeKind::Symmetric
@@ -374,6 +391,9 @@ impl QuantizeConfig {
             for (i, &b) in v.iter().enumerate() {
                 check(ok(b), &f(&format!("weights.layer_bits[{i}]")), format!("{:?} weights take {accepted} bits, got {b}", self.weights.scheme))?;
             }
+        }
+        if self.weights.centroids != CentroidUpdate::Sum {
+            check(self.weights.scheme == SchemeKind::Kmeans && self.mode == QuantMode::Qat, &f("weights.centroids"), "only k-means weights fine-tuned with \"mode\": \"qat\" have centroids to update".into())?;
         }
         if let Some(a) = &self.activations {
             check(matches!(a.scheme, SchemeKind::Asymmetric | SchemeKind::Symmetric), &f("activations.scheme"), "activations take \"asymmetric\" or \"symmetric\"".into())?;

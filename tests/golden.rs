@@ -192,6 +192,7 @@ async fn qat_case(ctx: GpuContext) {
     let transforms = Transforms {
         weights: infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
         activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
+        shared: vec![],
     };
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
     let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
@@ -225,10 +226,62 @@ async fn qat_case(ctx: GpuContext) {
             plain.params.tensors[j] = q.fake(&cp.tensors[j], infos[j].cols);
         }
     }
-    plain.set_transforms(&Transforms { weights: vec![], activations: transforms.activations.clone() });
+    plain.set_transforms(&Transforms { activations: transforms.activations.clone(), ..Transforms::default() });
     assert_eq!(plain.evaluate(), cpu.evaluate(), "seed {seed}");
 }
 gpu_test!(qat_training_matches_cpu_reference, qat_case);
+
+/// Centroid fine-tuning (k-means weight sharing as a post-update constraint): the odd conv net's
+/// weights pruned by a third and clustered to 8 centroids per tensor train one epoch on the GPU
+/// and the CPU reference from the same start: same masters; every weight matrix still holds at
+/// most 8 distinct nonzero values, its pruned zeros exactly zero; the centroids moved.
+async fn shared_case(ctx: GpuContext) {
+    use squeeze::compress::quant::kmeans;
+    use squeeze::nn::{Role, Sharing, Transforms};
+    let (mut rng, seed) = fresh_rng("shared weights");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let net = odd_convnet();
+    let mut init = NetParams::init(&net, seed);
+    let infos = net.tensors();
+    let mut shared = vec![None; infos.len()];
+    for (j, t) in infos.iter().enumerate() {
+        if t.role == Role::Weight {
+            init.tensors[j].iter_mut().enumerate().for_each(|(i, v)| if i % 3 == 1 { *v = 0.0 });
+            let s = Sharing::new(&kmeans(&init.tensors[j], 8), &init.tensors[j], false);
+            init.tensors[j] = s.values(t.len());
+            shared[j] = Some(s);
+        }
+    }
+    let transforms = Transforms { shared, ..Transforms::default() };
+    let opt = OptimizerConfig { lr: 0.02, ..float_opt() };
+    let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
+    let mut cpu = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
+    cpu.set_transforms(&transforms);
+    let order = data.train.epoch_order(seed, 0);
+    cpu.begin_epoch(&order);
+    gpu.begin_epoch(&order);
+    for (offset, valid) in data.train.batches(8) {
+        gpu.train_step(offset, valid, 0.02);
+        cpu.train_step(offset, valid, 0.02);
+    }
+    let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+    for (j, info) in infos.iter().enumerate() {
+        assert_close(&format!("shared tensor {j} ({:?} of node {})", info.role, info.node), &gp.tensors[j], &cp.tensors[j], 5e-3, 1e-3, seed);
+        let Some(s) = transforms.sharing(j) else { continue };
+        for p in [&gp, &cp] {
+            let w = &p.tensors[j];
+            let mut distinct: Vec<u32> = w.iter().filter(|v| **v != 0.0).map(|v| v.to_bits()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert!(distinct.len() <= 8, "tensor {j}: {} distinct values after centroid fine-tuning (seed {seed})", distinct.len());
+            assert!(w.iter().enumerate().all(|(i, v)| i % 3 != 1 || *v == 0.0), "tensor {j}: a pruned weight moved (seed {seed})");
+        }
+        let moved = s.levels_in(&cp.tensors[j]).iter().zip(&s.centroids).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(moved > 1e-4, "tensor {j}: the centroids did not move (seed {seed})");
+    }
+}
+gpu_test!(centroid_fine_tuning_matches_cpu_reference, shared_case);
 
 fn float_opt() -> OptimizerConfig {
     OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 }

@@ -5,7 +5,7 @@
 //! and the clipped gradient. Natively and in the browser.
 
 mod common;
-use common::{fresh_rng, random_vec};
+use common::{assert_close, fresh_rng, random_vec};
 use squeeze::compress::quant::{QuantFn, Scheme, SchemeKind};
 use squeeze::gpu::kernels::{run, QuantParams};
 use squeeze::gpu::GpuContext;
@@ -123,3 +123,43 @@ async fn fake_quant_case(ctx: GpuContext) {
     }
 }
 gpu_test!(fake_quant_kernels_match_reference, fake_quant_case);
+
+/// Shared weights (Deep Compression's centroid fine-tuning): a k-means-clustered tensor with pruned
+/// zeros, moved by a pretend optimizer step, then tied again by shared_update on the GPU and its
+/// CPU twin, in sum and mean mode. Clusters both over and under the kernel's 64 lanes; a cluster
+/// left empty. GPU = CPU; every member at its new centroid; the centroid moved by the members'
+/// summed (mean) update; zeros back at zero.
+async fn shared_update_case(ctx: GpuContext) {
+    use squeeze::compress::quant::kmeans;
+    use squeeze::nn::Sharing;
+    use squeeze::reference::ops::shared_update_reference;
+    let (mut rng, seed) = fresh_rng("shared update");
+    let n = 37 * 29;
+    let mut w = random_vec(&mut rng, n, -1.3, 0.8);
+    w.iter_mut().enumerate().for_each(|(i, v)| if i % 5 == 2 { *v = 0.0 });
+    let mut levels = kmeans(&w, 6);
+    levels.push(5.0); // a centroid no weight is near: an empty cluster
+    for mean in [false, true] {
+        let s = Sharing::new(&levels, &w, mean);
+        assert!(s.offsets.windows(2).any(|o| o[1] - o[0] > 64) && s.offsets.windows(2).any(|o| o[1] - o[0] < 64), "cluster sizes must straddle the 64 lanes");
+        let start = s.values(n);
+        let moved: Vec<f32> = start.iter().map(|v| v + rng.uniform(-0.01, 0.01)).collect();
+        let (gw, gc, go, gm) = (ctx.storage(&moved, "w"), ctx.storage(&s.centroids, "centroids"), ctx.storage(&s.offsets, "offsets"), ctx.storage(&s.members, "members"));
+        run(&ctx, [&ctx.shared_update(s.centroids.len() as u32, mean, &gw, &gc, &go, &gm)]);
+        let (mut want, mut want_c) = (moved.clone(), s.centroids.clone());
+        shared_update_reference(&mut want, &mut want_c, &s.offsets, &s.members, mean);
+        let got: Vec<f32> = ctx.read(&gw).await.unwrap();
+        let got_c: Vec<f32> = ctx.read(&gc).await.unwrap();
+        assert_close(&format!("shared_update weights (mean {mean})"), &got[..n], &want, 1e-6, 1e-7, seed);
+        assert_close(&format!("shared_update centroids (mean {mean})"), &got_c[..levels.len()], &want_c, 1e-6, 1e-7, seed);
+        for (k, &c) in want_c.iter().enumerate() {
+            let ms = &s.members[s.offsets[k] as usize..s.offsets[k + 1] as usize];
+            let update: f64 = ms.iter().map(|&m| (moved[m as usize] - levels[k]) as f64).sum();
+            let expect = levels[k] as f64 + if mean { update / (ms.len().max(1) as f64) } else { update };
+            assert!((c as f64 - expect).abs() <= 1e-5, "cluster {k} ({} members, mean {mean}): centroid {c}, expected {expect} (seed {seed})", ms.len());
+            assert!(ms.iter().all(|&m| want[m as usize] == c), "cluster {k}: a member is not at its centroid (seed {seed})");
+        }
+        assert!(w.iter().zip(&want).all(|(a, b)| *a != 0.0 || *b == 0.0), "a pruned weight moved (seed {seed})");
+    }
+}
+gpu_test!(shared_update_matches_reference, shared_update_case);

@@ -2,7 +2,8 @@
 //! (scheme and bits from the recipe, per layer for mixed precision), every activation a weight
 //! layer reads calibrated on sample batches through the activation taps, all installed as the
 //! engine's transforms (nn::Transforms); then either evaluated (PTQ) or trained with fake
-//! quantization and straight-through gradients (QAT). Reports per layer the weights' and
+//! quantization and straight-through gradients (QAT; k-means weights instead keep their clusters
+//! and fine-tune the shared centroids). Reports per layer the weights' and
 //! activations' quantization error and the bytes actually encoded (compress::encoding).
 
 use super::train::{train_with, NoHook};
@@ -12,8 +13,8 @@ use crate::compress::encoding::{encode_quantized, Encoding};
 use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind};
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::nn::{Net, Op, Role, Transforms};
-use crate::recipe::{QuantMode, QuantizeConfig};
+use crate::nn::{Net, Op, Role, Sharing, Transforms};
+use crate::recipe::{CentroidUpdate, QuantMode, QuantizeConfig};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -99,10 +100,20 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let net = run.model.net.clone();
     let infos = net.tensors();
     let wt = net.weight_tensors();
-    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()] };
+    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()], shared: vec![None; infos.len()] };
+    // k-means with QAT fine-tunes the centroids (Deep Compression): each weight is tied to its
+    // cluster's centroid by a post-update constraint instead of a fake-quantizing transform.
+    let share = cfg.weights.scheme == SchemeKind::Kmeans && cfg.mode == QuantMode::Qat;
     for (l, &j) in wt.iter().enumerate() {
         let scheme = Scheme { kind: cfg.weights.scheme, bits: cfg.weights.bits_for(l), per_channel: cfg.weights.per_channel };
-        transforms.weights[j] = Some(scheme.fit(&run.model.params.tensors[j], infos[j].cols));
+        match scheme.fit(&run.model.params.tensors[j], infos[j].cols) {
+            QuantFn::Levels { levels } if share => {
+                let s = Sharing::new(&levels, &run.model.params.tensors[j], cfg.weights.centroids == CentroidUpdate::Mean);
+                run.model.params.tensors[j] = s.values(infos[j].len());
+                transforms.shared[j] = Some(s);
+            }
+            q => transforms.weights[j] = Some(q),
+        }
     }
 
     // Activation ranges from the taps, with the quantized weights in force.
@@ -111,7 +122,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     if let Some(a) = &cfg.activations {
         let nodes = quantized_activations(&net);
         let (data, what) = calibration_data(run, a.samples);
-        run.model.transforms = Transforms { weights: transforms.weights.clone(), activations: vec![] };
+        run.model.transforms = Transforms { weights: transforms.weights.clone(), ..Transforms::default() };
         // The same batches on both backends (per-batch calibration sees the same batches), small
         // enough for the GPU's inference buffers.
         let batch = 250.min(crate::gpu::net::eval_rows_limit(&net));
@@ -140,6 +151,12 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
         (QuantMode::Qat, Some(ft)) => train_with(run, t, si, "quantize", ft, None::<&mut NoHook>).await?,
         _ => run.evaluated("quantize", &mut t).await?,
     };
+    // Fine-tuned centroids become the levels the tensor is stored with.
+    for (j, s) in std::mem::take(&mut run.model.transforms.shared).into_iter().enumerate() {
+        if let Some(s) = s {
+            run.model.transforms.weights[j] = Some(QuantFn::Levels { levels: s.levels_in(&run.model.params.tensors[j]) });
+        }
+    }
     let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme)).collect();
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,

@@ -30,6 +30,7 @@ pub struct Kernels {
     pub gather_batch: Kernel,
     pub mask_apply: Kernel,
     pub taylor_accumulate: Kernel,
+    pub shared_update: Kernel,
     pub im2col: Kernel,
     pub col2im: Kernel,
     pub conv_direct_forward: Kernel,
@@ -104,6 +105,7 @@ impl Kernels {
             gather_batch: k(&data, "gather_batch"),
             mask_apply: k(&mask, "mask_apply"),
             taylor_accumulate: k(&mask, "taylor_accumulate"),
+            shared_update: k(&mask, "shared_update"),
             im2col: k(&conv, "im2col"),
             col2im: k(&conv, "col2im"),
             conv_direct_forward: k(&conv, "conv_direct_forward"),
@@ -274,6 +276,13 @@ impl GpuContext {
     /// w *= mask over `n` elements (mask exactly 0/1).
     pub fn mask_apply(&self, n: u32, w: &wgpu::Buffer, mask: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.mask_apply, &MaskParams { n }, &[w, mask], grid_1d(n), "mask_apply")
+    }
+
+    /// Shared weights after an optimizer step: each cluster's centroid moves by its members' summed
+    /// (or mean) update and the members take it; the last group (no cluster) is set to 0.
+    /// `offsets` has groups + 2 entries (shaders/mask.wgsl).
+    pub fn shared_update(&self, groups: u32, mean: bool, w: &wgpu::Buffer, centroids: &wgpu::Buffer, offsets: &wgpu::Buffer, members: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.shared_update, &SharedParams { groups, mean: mean as u32 }, &[w, centroids, offsets, members], [groups + 1, 1, 1], "shared_update")
     }
 
     /// score += |w * g| over `n` elements.
@@ -510,6 +519,14 @@ pub struct AddParams {
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct MaskParams {
     pub n: u32,
+}
+
+/// Uniform of shaders/mask.wgsl's shared_update.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SharedParams {
+    pub groups: u32,
+    pub mean: u32,
 }
 
 /// Uniform of shaders/matmul.wgsl. Build with `MatmulParams::new`.

@@ -261,6 +261,8 @@ pub struct GpuTrainer {
     eval: ForwardProgram,
     /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
     mask_launches: Vec<Launch>,
+    /// Shared weights (nn::Sharing): centroids updated and members tied after every update.
+    shared_launches: Vec<Launch>,
     grads: Vec<wgpu::Buffer>,
     norm: Normalization,
     slots: Slots,
@@ -425,7 +427,15 @@ impl GpuTrainer {
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
         state.extend([partial, ones]);
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), grads, norm, slots, _state: state }
+        // Shared weights: the centroids move and the members follow after every update.
+        let shared_launches = (0..infos.len())
+            .filter_map(|j| {
+                let s = transforms.sharing(j)?;
+                let (c, o, m) = (ctx.storage(&s.centroids, "centroids"), ctx.storage(&s.offsets, "cluster offsets"), ctx.storage(&s.members, "cluster members"));
+                Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
+            })
+            .collect();
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -442,7 +452,7 @@ impl GpuTrainer {
             let p = self.opt.step_params(self.sizes[*j], lr, self.t);
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
         }
-        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(self.updates.iter().map(|(_, l)| l)).chain(&self.mask_launches));
+        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(self.updates.iter().map(|(_, l)| l)).chain(&self.mask_launches).chain(&self.shared_launches));
     }
 
     /// Installs pruning masks, one per tensor in `Net::tensors()` order (`None`: unpruned), and

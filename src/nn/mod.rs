@@ -7,4 +7,4 @@ pub mod transforms;
 
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};
-pub use transforms::Transforms;
+pub use transforms::{Sharing, Transforms};

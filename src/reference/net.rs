@@ -337,6 +337,11 @@ impl CpuTrainer {
         let masks = std::mem::take(&mut self.hard_masks);
         self.apply_masks(&masks);
         self.hard_masks = masks;
+        for (j, s) in self.transforms.shared.iter_mut().enumerate() {
+            if let Some(s) = s {
+                shared_update_reference(&mut self.params.tensors[j], &mut s.centroids, &s.offsets, &s.members, s.mean);
+            }
+        }
     }
 
     /// Same contract as `GpuTrainer::taylor_scores`: |w·∂L/∂w| of every weight matrix (in

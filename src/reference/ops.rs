@@ -161,6 +161,36 @@ pub fn mask_apply_reference(w: &mut [f32], mask: &[f32]) {
     }
 }
 
+/// shared_update: each cluster's centroid moves by the summed (or, with `mean`, the mean) update
+/// of its members, and every member takes it; weights in no cluster (the last group) become 0.
+/// Adds in the kernel's order (64 strided lanes, then a tree).   (shaders/mask.wgsl)
+pub fn shared_update_reference(w: &mut [f32], centroids: &mut [f32], offsets: &[u32], members: &[u32], mean: bool) {
+    let groups = centroids.len();
+    for k in 0..=groups {
+        let ms = &members[offsets[k] as usize..offsets[k + 1] as usize];
+        if k == groups {
+            ms.iter().for_each(|&m| w[m as usize] = 0.0);
+            continue;
+        }
+        let c = centroids[k];
+        let mut lanes = [0.0f32; 64];
+        for (i, &m) in ms.iter().enumerate() {
+            lanes[i % 64] += w[m as usize] - c;
+        }
+        let mut half = 32;
+        while half > 0 {
+            for l in 0..half {
+                lanes[l] += lanes[l + half];
+            }
+            half >>= 1;
+        }
+        let moved = if mean { lanes[0] / (ms.len() as f32).max(1.0) } else { lanes[0] };
+        let nc = c + moved;
+        ms.iter().for_each(|&m| w[m as usize] = nc);
+        centroids[k] = nc;
+    }
+}
+
 /// taylor_accumulate: score += |w * g|.   (shaders/mask.wgsl)
 pub fn taylor_accumulate_reference(score: &mut [f32], w: &[f32], g: &[f32]) {
     for ((s, w), g) in score.iter_mut().zip(w).zip(g) {
