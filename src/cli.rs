@@ -217,7 +217,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     .map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
             }
             if let Some(path) = save_model {
-                let bytes = crate::export::save(&out.net, &out.params, out.norm);
+                let bytes = crate::export::save(out.models.last().expect("the trained model at least"), out.norm);
                 std::fs::write(&path, &bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
                 println!("model file: {} bytes ({})", bytes.len(), path.display());
             }

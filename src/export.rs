@@ -1,21 +1,27 @@
 //! The model file (`.sqz`) the page downloads and `squeeze run --save-model` writes: what a
 //! compressed model really costs to store, and enough to load it back bit for bit.
 //!
-//! Layout: b"SQZM", version u32 LE (1), header length u32 LE, the header (JSON: the net's nodes,
-//! input shape, classes, the input normalisation, and per tensor its role, shape, encoding and byte
-//! length), then each tensor's bytes in order. A weight matrix is stored as the smaller of dense
-//! f32 LE and Deep Compression's 5-bit relative-index encoding (compress::encoding); every other
-//! tensor as dense f32. Loading checks everything against the header and the rebuilt net (a
-//! malformed file is an error naming what is wrong, never a panic or a huge allocation).
+//! Layout: b"SQZM", version u32 LE (2), header length u32 LE, the header (JSON: the net's nodes,
+//! input shape, classes, the input normalisation, the activation quantizers, and per tensor its
+//! role, shape, encoding and byte length), then each tensor's bytes in order. Each tensor takes
+//! the smallest encoding that stores it exactly (compress::encoding): a quantized tensor its codes
+//! (dense or relative-indexed, packed or Huffman-coded, with its scales, zero points or
+//! codebook); an unquantized weight matrix dense f32 or Deep Compression's 5-bit relative indices
+//! with f32 values; every other tensor dense f32. Version 1 files (no quantizers; f32 and
+//! relative-index tensors) still load. Loading checks everything against the header and the
+//! rebuilt net (a malformed file is an error naming what is wrong, never a panic or a huge
+//! allocation), and a loaded model computes exactly what the saved one did.
 
 use crate::compress::encoding::Encoding;
+use crate::compress::quant::QuantFn;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
+use crate::inspect::StageModel;
 use crate::nn::{Net, NetParams, Op, Role, Shape};
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"SQZM";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const INDEX_BITS: u32 = 5;
 /// Far above any model here (vgg-mini: 218,586 parameters); bounds what a file can make us allocate.
 const MAX_ELEMENTS: usize = 64 << 20;
@@ -28,6 +34,9 @@ struct Header {
     norm: [f32; 2],
     nodes: Vec<NodeSpec>,
     tensors: Vec<TensorSpec>,
+    /// Version 2: the activation quantizers, by node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    activations: Vec<ActivationSpec>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,36 +51,56 @@ struct TensorSpec {
     role: String,
     rows: usize,
     cols: usize,
-    /// A compress::encoding name: "f32" or "relative5".
+    /// A compress::encoding name ("f32", "relative5", "relative4-codes+huffman", ...).
     encoding: String,
     bytes: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ActivationSpec {
+    node: usize,
+    quantizer: QuantFn,
 }
 
 fn bad(message: impl Into<String>) -> Error {
     Error::Io { path: "model file".into(), message: message.into() }
 }
 
-/// The file's bytes for `net` with `params` (trained with normalisation `norm`).
-pub fn save(net: &Net, params: &NetParams, norm: Normalization) -> Vec<u8> {
-    let infos = net.tensors();
+/// Tensor `j` of `m` in its smallest exact encoding.
+fn encode_tensor(m: &StageModel, j: usize) -> (Encoding, Vec<u8>) {
+    let info = m.net.tensors()[j];
+    let t = &m.params.tensors[j];
+    match (m.weights.get(j).and_then(|q| q.as_ref()), info.role) {
+        (Some(q), _) => Encoding::smallest(t, Some(q), info.cols, &Encoding::quantized()),
+        (None, Role::Weight) => Encoding::smallest(t, None, info.cols, &[Encoding::F32, Encoding::Relative { bits: INDEX_BITS }]),
+        (None, _) => Encoding::smallest(t, None, info.cols, &[Encoding::F32]),
+    }
+}
+
+/// Bytes of each tensor of `m` as the file stores it (the model's size, tensor by tensor).
+pub fn tensor_bytes(m: &StageModel) -> Vec<(Encoding, usize)> {
+    (0..m.params.tensors.len()).map(|j| encode_tensor(m, j)).map(|(e, b)| (e, b.len())).collect()
+}
+
+/// The file's bytes for model `m` (trained with normalisation `norm`).
+pub fn save(m: &StageModel, norm: Normalization) -> Vec<u8> {
+    let infos = m.net.tensors();
     let mut payloads = Vec::with_capacity(infos.len());
     let mut tensors = Vec::with_capacity(infos.len());
-    for (info, t) in infos.iter().zip(&params.tensors) {
-        let (encoding, bytes) = match info.role {
-            Role::Weight => Encoding::smallest(t, &[Encoding::F32, Encoding::Relative { bits: INDEX_BITS }]),
-            _ => (Encoding::F32, Encoding::F32.encode(t)),
-        };
+    for (j, info) in infos.iter().enumerate() {
+        let (encoding, bytes) = encode_tensor(m, j);
         tensors.push(TensorSpec { role: format!("{:?}", info.role), rows: info.rows, cols: info.cols, encoding: encoding.name(), bytes: bytes.len() });
         payloads.push(bytes);
     }
-    let input = net.input();
+    let input = m.net.input();
     let header = Header {
-        arch: net.arch.clone(),
+        arch: m.net.arch.clone(),
         input: [input.h, input.w, input.c],
-        classes: net.classes,
+        classes: m.net.classes,
         norm: [norm.mean, norm.std],
-        nodes: net.nodes.iter().skip(1).map(|n| NodeSpec { op: n.op, inputs: n.inputs.clone(), relu: n.relu }).collect(),
+        nodes: m.net.nodes.iter().skip(1).map(|n| NodeSpec { op: n.op, inputs: n.inputs.clone(), relu: n.relu }).collect(),
         tensors,
+        activations: m.activations.iter().enumerate().filter_map(|(node, q)| Some(ActivationSpec { node, quantizer: q.clone()? })).collect(),
     };
     let json = serde_json::to_vec(&header).expect("the header serializes");
     let mut out = MAGIC.to_vec();
@@ -82,14 +111,14 @@ pub fn save(net: &Net, params: &NetParams, norm: Normalization) -> Vec<u8> {
     out
 }
 
-/// Reads a model file back: the net, its parameters and the normalisation it was trained with.
-pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
+/// Reads a model file back (version 1 or 2): the model and the normalisation it was trained with.
+pub fn load(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
     if bytes.len() < 12 || &bytes[..4] != MAGIC {
         return Err(bad("not a Squeeze model file (no SQZM signature)"));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(bad(format!("format version {version}; this build reads version {VERSION}")));
+    if !(1..=VERSION).contains(&version) {
+        return Err(bad(format!("format version {version}; this build reads versions 1 to {VERSION}")));
     }
     let len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
     let json = bytes.get(12..12usize.saturating_add(len)).ok_or_else(|| bad(format!("header of {len} bytes, but the file has {} after the preamble", bytes.len() - 12)))?;
@@ -105,6 +134,7 @@ pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
     }
     let mut at = 12 + len;
     let mut tensors = Vec::with_capacity(infos.len());
+    let mut weights = vec![None; infos.len()];
     for (j, (info, spec)) in infos.iter().zip(&header.tensors).enumerate() {
         if (spec.rows, spec.cols) != (info.rows, info.cols) || spec.role != format!("{:?}", info.role) {
             return Err(bad(format!("tensor {j}: the header says {} {}x{}, the net needs {:?} {}x{}", spec.role, spec.rows, spec.cols, info.role, info.rows, info.cols)));
@@ -115,12 +145,14 @@ pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
         }
         let data = bytes.get(at..at.saturating_add(spec.bytes)).ok_or_else(|| bad(format!("tensor {j} needs {} bytes at offset {at}; the file ends at {}", spec.bytes, bytes.len())))?;
         at += spec.bytes;
-        let encoding = Encoding::parse(&spec.encoding).ok_or_else(|| bad(format!("tensor {j}: unknown encoding `{}`", spec.encoding)))?;
-        let values = encoding.decode(data, n).ok_or_else(|| bad(format!("tensor {j}: {} bytes of `{}` do not describe {n} values", data.len(), spec.encoding)))?;
+        let encoding = Encoding::parse(&spec.encoding).filter(|e| version >= 2 || !matches!(e, Encoding::Quantized(_)));
+        let encoding = encoding.ok_or_else(|| bad(format!("tensor {j}: unknown encoding `{}` for a version {version} file", spec.encoding)))?;
+        let (values, q) = encoding.decode(data, n, info.cols).ok_or_else(|| bad(format!("tensor {j}: {} bytes of `{}` do not describe {n} values", data.len(), spec.encoding)))?;
         if values.iter().any(|v: &f32| !v.is_finite()) {
             return Err(bad(format!("tensor {j} holds a value that is not a finite number")));
         }
         tensors.push(values);
+        weights[j] = q;
     }
     if at != bytes.len() {
         return Err(bad(format!("{} bytes after the last tensor", bytes.len() - at)));
@@ -129,7 +161,29 @@ pub fn load(bytes: &[u8]) -> Result<(Net, NetParams, Normalization)> {
     if !norm.mean.is_finite() || !(norm.std.is_finite() && norm.std > 0.0) {
         return Err(bad("the input normalisation is not usable (std must be > 0)"));
     }
-    Ok((net, NetParams { tensors }, norm))
+    let mut activations = vec![None; net.nodes.len()];
+    for a in &header.activations {
+        if a.node == 0 || a.node >= net.nodes.len() || activations[a.node].is_some() || !usable_activation(&a.quantizer) {
+            return Err(bad(format!("activation quantizer of node {} is not one this reads", a.node)));
+        }
+        activations[a.node] = Some(a.quantizer.clone());
+    }
+    if activations.iter().all(|a| a.is_none()) {
+        activations.clear();
+    }
+    if weights.iter().all(|q| q.is_none()) {
+        weights.clear();
+    }
+    Ok((StageModel { stage: 0, name: "loaded".into(), net, params: NetParams { tensors }, weights, activations }, norm))
+}
+
+/// An activation quantizer is per tensor, with finite numbers, a positive step, ordered levels.
+fn usable_activation(q: &QuantFn) -> bool {
+    match q {
+        QuantFn::Affine { qmin, qmax, channels } => qmin < qmax && (*qmax as i64 - *qmin as i64) < 1 << 16 && channels.len() == 1 && channels[0].iter().all(|v| v.is_finite()) && channels[0][1] > 0.0,
+        QuantFn::Levels { levels } => !levels.is_empty() && levels.len() <= 1 << 16 && levels.iter().all(|v| v.is_finite()) && levels.windows(2).all(|p| p[0] <= p[1]),
+        QuantFn::F16 => true,
+    }
 }
 
 /// The net the header describes, every node checked before `Net::push` (which trusts its caller).

@@ -3,6 +3,7 @@
 //! confusion matrix with the misclassified test images. All on the CPU reference: one image or a
 //! few hundred at a time, cheaper than a GPU round trip, and the same math the tests check.
 
+use crate::compress::quant::QuantFn;
 use crate::data::{Dataset, Normalization};
 use crate::error::{Error, Result};
 use crate::nn::{Net, NetParams, Op};
@@ -17,11 +18,19 @@ pub struct StageModel {
     pub name: String,
     pub net: Net,
     pub params: NetParams,
+    /// Per tensor: the quantizer its values came from (what the model file stores as codes;
+    /// empty: none).
+    pub weights: Vec<Option<QuantFn>>,
     /// Per node: the activation quantizer in force (empty: none).
-    pub activations: Vec<Option<crate::compress::quant::QuantFn>>,
+    pub activations: Vec<Option<QuantFn>>,
 }
 
 impl StageModel {
+    /// A float model (no quantizers).
+    pub fn float(name: &str, net: Net, params: NetParams) -> StageModel {
+        StageModel { stage: 0, name: name.into(), net, params, weights: vec![], activations: vec![] }
+    }
+
     /// Parameters that are not exactly zero (pruned ones are).
     pub fn nonzero(&self) -> usize {
         self.net.tensors().iter().zip(&self.params.tensors).filter(|(t, _)| t.trainable).map(|(_, v)| v.iter().filter(|&&x| x != 0.0).count()).sum()
@@ -122,7 +131,7 @@ mod tests {
     fn model() -> StageModel {
         let net = Net::mlp(Shape::new(4, 3, 1), &[5], 3);
         let params = NetParams::init(&net, 2);
-        StageModel { stage: 0, name: "t".into(), net, params, activations: vec![] }
+        StageModel::float("t", net, params)
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Squeeze {
                 arch: m.net.arch.clone(),
                 parameters: m.net.parameter_count(),
                 nonzero: m.nonzero(),
-                file_bytes: crate::export::save(&m.net, &m.params, i.norm.unwrap_or(crate::data::Normalization { mean: 0.0, std: 1.0 })).len(),
+                file_bytes: crate::export::save(m, i.norm.unwrap_or(crate::data::Normalization { mean: 0.0, std: 1.0 })).len(),
             })
             .collect();
         Ok(to_js(&list)?)
@@ -199,7 +199,7 @@ impl Squeeze {
     pub fn export_model(&self, index: usize) -> Result<Vec<u8>, JsError> {
         let model = self.model(index)?;
         let norm = self.inner.borrow().norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
-        Ok(crate::export::save(&model.net, &model.params, norm))
+        Ok(crate::export::save(&model, norm))
     }
 
     /// Model `index`'s weight matrices (one flat array per layer), for the weight histograms.

@@ -1,11 +1,16 @@
 //! The model file (src/export.rs): every architecture, dense and pruned, loads back bit for bit
 //! with its normalisation; pruned weight matrices are stored in the relative-index encoding, so
-//! the file is as small as the report says; and malformed files (every truncation, a flipped
-//! byte anywhere, a lying header) are errors, never panics.
+//! the file is as small as the report says; quantized models (every scheme, pruned or not, with
+//! activation quantizers) load back to the same values, quantizers and predictions, stored as
+//! codes (Huffman-coded and relative-indexed where smaller); version 1 files still load; and
+//! malformed files (every truncation, a flipped byte anywhere, a lying header) are errors, never
+//! panics.
 
 use squeeze::compress::prune::mask_by_sparsity;
 use squeeze::data::Normalization;
+use squeeze::compress::quant::{QuantFn, Scheme, SchemeKind};
 use squeeze::export::{load, save};
+use squeeze::inspect::{predict, StageModel};
 use squeeze::nn::{Net, NetParams, Role, Shape};
 
 fn pruned(net: &Net, seed: u64, sparsity: f32) -> NetParams {
@@ -27,10 +32,11 @@ fn every_model_round_trips_bit_for_bit_and_pruned_ones_are_small() {
     for net in [Net::mlp(input, &[300, 100], 10), Net::lenet5(input, 10), Net::vgg_mini(input, &[16, 32], 10), Net::resnet_mini(input, &[16, 32, 64], 10)] {
         for sparsity in [0.0, 0.9] {
             let params = pruned(&net, 3, sparsity);
-            let bytes = save(&net, &params, norm);
-            let (net2, params2, norm2) = load(&bytes).unwrap();
-            assert_eq!(net2, net, "{} nodes", net.arch);
-            assert_eq!(params2, params, "{} at {sparsity}: tensors", net.arch);
+            let bytes = save(&StageModel::float("m", net.clone(), params.clone()), norm);
+            let (m2, norm2) = load(&bytes).unwrap();
+            assert_eq!(m2.net, net, "{} nodes", net.arch);
+            assert_eq!(m2.params, params, "{} at {sparsity}: tensors", net.arch);
+            assert!(m2.weights.is_empty() && m2.activations.is_empty());
             assert_eq!(norm2, norm);
             let dense: usize = params.tensors.iter().map(|t| 4 * t.len()).sum();
             if sparsity == 0.0 {
@@ -46,7 +52,7 @@ fn every_model_round_trips_bit_for_bit_and_pruned_ones_are_small() {
 #[test]
 fn malformed_files_are_errors_not_panics() {
     let net = Net::mlp(Shape::new(6, 5, 1), &[7], 3);
-    let bytes = save(&net, &pruned(&net, 1, 0.6), Normalization { mean: 0.2, std: 0.5 });
+    let bytes = save(&StageModel::float("m", net.clone(), pruned(&net, 1, 0.6)), Normalization { mean: 0.2, std: 0.5 });
     // Every truncation.
     for cut in 0..bytes.len() {
         assert!(load(&bytes[..cut]).is_err(), "cut at {cut}");
@@ -75,6 +81,106 @@ fn malformed_files_are_errors_not_panics() {
         let e = load(&b).unwrap_err().to_string();
         assert!(e.starts_with("model file:"), "{from} -> {to}: {e}");
     }
-    assert!(load(b"SQZM\x02\0\0\0\0\0\0\0").unwrap_err().to_string().contains("version 2"));
+    assert!(load(b"SQZM\x03\0\0\0\0\0\0\0").unwrap_err().to_string().contains("version 3"));
     assert!(load(b"PK\x03\x04 not a model").is_err());
+}
+
+/// A model quantized as a quantize stage leaves it: each weight matrix fake-quantized by `scheme`
+/// (biases float), every activation a weight layer reads quantized to 8 bits.
+fn quantized(net: &Net, params: &NetParams, scheme: Scheme) -> StageModel {
+    let infos = net.tensors();
+    let mut m = StageModel::float("q", net.clone(), params.clone());
+    m.weights = infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| scheme.fit(&params.tensors[j], t.cols))).collect();
+    for (j, q) in m.weights.iter().enumerate() {
+        if let Some(q) = q {
+            m.params.tensors[j] = q.fake(&params.tensors[j], infos[j].cols);
+        }
+    }
+    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[(0.0, 2.5)]);
+    m.activations = (0..net.nodes.len()).map(|n| (n > 0 && net.consumers(n).iter().any(|&c| net.tensors().iter().any(|t| t.node == c))).then(|| a8.clone())).collect();
+    m
+}
+
+#[test]
+fn quantized_models_round_trip_and_predict_exactly() {
+    let norm = Normalization { mean: 0.1307, std: 0.3081 };
+    let input = Shape::new(28, 28, 1);
+    let image: Vec<f32> = (0..784).map(|i| ((i * 37 % 101) as f32 / 100.0).powi(2)).collect();
+    for net in [Net::mlp(input, &[300, 100], 10), Net::lenet5(input, 10)] {
+        let dense: usize = net.tensors().iter().map(|t| 4 * t.len()).sum();
+        for sparsity in [0.0, 0.92] {
+            let params = pruned(&net, 7, sparsity);
+            for (kind, bits, per_channel) in [(SchemeKind::Symmetric, 8, true), (SchemeKind::Asymmetric, 4, false), (SchemeKind::Binary, 1, true), (SchemeKind::Ternary, 2, true), (SchemeKind::Kmeans, 5, false), (SchemeKind::PowerOfTwo, 4, false), (SchemeKind::F16, 16, false), (SchemeKind::FixedPoint, 8, true)] {
+                let what = format!("{} at {sparsity}, {kind:?} {bits} bits, per channel {per_channel}", net.arch);
+                let m = quantized(&net, &params, Scheme { kind, bits, per_channel });
+                let bytes = save(&m, norm);
+                let (m2, norm2) = load(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(norm2, norm);
+                assert_eq!(m2.params, m.params, "{what}: values");
+                assert_eq!(m2.activations, m.activations, "{what}: activation quantizers");
+                assert_eq!(save(&m2, norm), bytes, "{what}: saved again, the same bytes");
+                assert_eq!(predict(&m2, norm, &image).unwrap(), predict(&m, norm, &image).unwrap(), "{what}: predictions");
+                // Codes cost their bits: a b-bit model is near b/32 of f32 (tables, biases, header aside).
+                let weights: usize = net.tensors().iter().filter(|t| t.role == Role::Weight).map(|t| t.len()).sum();
+                let budget = (weights as f64 * bits as f64 / 8.0 * if sparsity > 0.0 { 0.35 } else { 1.0 }) as usize + (dense - 4 * weights) + 16_384;
+                assert!(bytes.len() <= budget, "{what}: {} bytes, budget {budget}", bytes.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn huffman_and_relative_indices_shrink_a_deep_compression_model() {
+    // 8% of LeNet-300-100's weights kept, 32 shared values per layer (k-means 5 bits).
+    let net = Net::mlp(Shape::new(28, 28, 1), &[300, 100], 10);
+    let params = pruned(&net, 11, 0.92);
+    let mut m = quantized(&net, &params, Scheme { kind: SchemeKind::Kmeans, bits: 5, per_channel: false });
+    m.activations.clear();
+    let bytes = save(&m, Normalization { mean: 0.0, std: 1.0 });
+    let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[12..12 + header_len].to_vec()).unwrap();
+    assert!(header.contains("-codes+huffman"), "the pruned weights take sparse Huffman-coded codes: {header}");
+    let kept = 21_300.0;
+    // Under 11 bits per kept weight all told (5-bit codes + 5-bit gaps before Huffman), biases f32.
+    assert!((bytes.len() as f64) < kept * 11.0 / 8.0 + 410.0 * 4.0 + 2048.0, "{} bytes", bytes.len());
+    assert_eq!(load(&bytes).unwrap().0.params, m.params);
+}
+
+#[test]
+fn version_1_files_still_load_and_cannot_hold_codes() {
+    let net = Net::mlp(Shape::new(6, 5, 1), &[7], 3);
+    let float = save(&StageModel::float("m", net.clone(), pruned(&net, 2, 0.5)), Normalization { mean: 0.2, std: 0.5 });
+    let mut v1 = float.clone();
+    v1[4] = 1;
+    assert_eq!(load(&v1).unwrap().0.params, load(&float).unwrap().0.params);
+    let q = quantized(&net, &pruned(&net, 2, 0.5), Scheme { kind: SchemeKind::Symmetric, bits: 4, per_channel: true });
+    let mut v1q = save(&q, Normalization { mean: 0.2, std: 0.5 });
+    v1q[4] = 1;
+    let e = load(&v1q).unwrap_err().to_string();
+    assert!(e.contains("version 1"), "{e}");
+}
+
+#[test]
+fn malformed_quantized_files_are_errors_not_panics() {
+    let net = Net::mlp(Shape::new(6, 5, 1), &[9, 7], 3);
+    for kind in [SchemeKind::Kmeans, SchemeKind::Asymmetric, SchemeKind::Binary] {
+        let m = quantized(&net, &pruned(&net, 4, 0.6), Scheme { kind, bits: if kind == SchemeKind::Binary { 1 } else { 3 }, per_channel: kind != SchemeKind::Kmeans });
+        let bytes = save(&m, Normalization { mean: 0.2, std: 0.5 });
+        for cut in 0..bytes.len() {
+            assert!(load(&bytes[..cut]).is_err(), "{kind:?}: cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x5a;
+            let _ = load(&b);
+        }
+        // A lying activation quantizer: per channel, or a negative step.
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(text.contains("\"activations\":[{\"node\":1"), "{text}");
+    }
+    let bad = QuantFn::Affine { qmin: 0, qmax: 255, channels: vec![[1.0, -1.0, 0.0]] };
+    let mut m = quantized(&net, &pruned(&net, 4, 0.6), Scheme { kind: SchemeKind::Symmetric, bits: 4, per_channel: true });
+    m.activations[1] = Some(bad);
+    let e = load(&save(&m, Normalization { mean: 0.2, std: 0.5 })).unwrap_err().to_string();
+    assert!(e.contains("activation quantizer of node 1"), "{e}");
 }

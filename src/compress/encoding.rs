@@ -2,10 +2,12 @@
 //! Stage reports measure sizes with it and the model file (src/export.rs) writes with it, so a
 //! size in a report is the length of bytes the file would hold.
 
+use super::huffman;
 use super::quant::QuantFn;
 use super::sparse;
 
-/// A way to store one tensor. Every variant round-trips exactly (decode(encode(w)) == w).
+/// A way to store one tensor. Every variant round-trips exactly: float encodings give back the
+/// values, quantized ones the quantizer's values (`QuantFn::fake`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
     /// Dense little-endian f32.
@@ -14,6 +16,8 @@ pub enum Encoding {
     Bitmask,
     /// Deep Compression's relative indexing: `bits`-bit gaps and f32 values (compress::sparse).
     Relative { bits: u32 },
+    /// A quantizer's codes (`encode_quantized`), dense or sparse, packed or Huffman-coded.
+    Quantized(Layout),
 }
 
 impl Encoding {
@@ -23,6 +27,14 @@ impl Encoding {
             Encoding::F32 => "f32".into(),
             Encoding::Bitmask => "bitmask".into(),
             Encoding::Relative { bits } => format!("relative{bits}"),
+            Encoding::Quantized(l) => {
+                let codes = if l.gap_bits == 0 { "codes".to_string() } else { format!("relative{}-codes", l.gap_bits) };
+                if l.huffman {
+                    codes + "+huffman"
+                } else {
+                    codes
+                }
+            }
         }
     }
 
@@ -32,23 +44,36 @@ impl Encoding {
             "f32" => Some(Encoding::F32),
             "bitmask" => Some(Encoding::Bitmask),
             _ => {
-                let bits: u32 = name.strip_prefix("relative")?.parse().ok()?;
-                (1..=16).contains(&bits).then_some(Encoding::Relative { bits })
+                let (base, huffman) = name.strip_suffix("+huffman").map_or((name, false), |b| (b, true));
+                if base == "codes" {
+                    return Some(Encoding::Quantized(Layout { gap_bits: 0, huffman }));
+                }
+                let rest = base.strip_prefix("relative")?;
+                let (bits, quantized) = rest.strip_suffix("-codes").map_or((rest, false), |b| (b, true));
+                let bits: u32 = bits.parse().ok()?;
+                match quantized {
+                    true => Layout::all().contains(&Layout { gap_bits: bits, huffman }).then_some(Encoding::Quantized(Layout { gap_bits: bits, huffman })),
+                    false => (!huffman && (1..=16).contains(&bits)).then_some(Encoding::Relative { bits }),
+                }
             }
         }
     }
 
-    pub fn encode(&self, w: &[f32]) -> Vec<u8> {
-        match self {
+    /// The bytes of `w`, a tensor of `cols` columns. Quantized encodings store the codes `q`
+    /// gives `w` and need `q` (`None` without it); float encodings store `w` as it is.
+    pub fn encode(&self, w: &[f32], q: Option<&QuantFn>, cols: usize) -> Option<Vec<u8>> {
+        Some(match self {
             Encoding::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Encoding::Bitmask => sparse::encode_bitmask(w),
             Encoding::Relative { bits } => sparse::encode_relative(w, *bits),
-        }
+            Encoding::Quantized(layout) => encode_quantized(q?, w, cols, *layout),
+        })
     }
 
-    /// The `n` values stored in `bytes`, or `None` when the bytes do not describe exactly `n`
-    /// values in this encoding (never a panic, never an allocation beyond what `n` allows).
-    pub fn decode(&self, bytes: &[u8], n: usize) -> Option<Vec<f32>> {
+    /// The `n` values stored in `bytes` (with the quantizer they were stored by, for quantized
+    /// encodings), or `None` when the bytes do not describe exactly `n` values in this encoding
+    /// (never a panic, never an allocation beyond what `n` allows).
+    pub fn decode(&self, bytes: &[u8], n: usize, cols: usize) -> Option<(Vec<f32>, Option<QuantFn>)> {
         let len = |k: usize| bytes.get(k..k + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
         let values = match self {
             Encoding::F32 => (bytes.len() == 4 * n).then(|| bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())?,
@@ -61,23 +86,54 @@ impl Encoding {
                 (len(0)? == n && len(4)? <= n + (n >> bits) + 1).then_some(())?;
                 sparse::decode_relative(bytes, *bits)?
             }
+            Encoding::Quantized(_) => {
+                let (values, q) = decode_quantized(bytes, n, cols)?;
+                return Some((values, Some(q)));
+            }
         };
-        (values.len() == n).then_some(values)
+        (values.len() == n).then_some((values, None))
     }
 
-    /// The smallest of `candidates` for `w`, with its bytes.
-    pub fn smallest(w: &[f32], candidates: &[Encoding]) -> (Encoding, Vec<u8>) {
-        candidates.iter().map(|e| (*e, e.encode(w))).min_by_key(|(_, b)| b.len()).expect("at least one candidate")
+    /// The smallest of `candidates` for `w` (those that can store it), with its bytes.
+    pub fn smallest(w: &[f32], q: Option<&QuantFn>, cols: usize, candidates: &[Encoding]) -> (Encoding, Vec<u8>) {
+        candidates.iter().filter_map(|e| Some((*e, e.encode(w, q, cols)?))).min_by_key(|(_, b)| b.len()).expect("at least one candidate that can store the tensor")
+    }
+
+    /// Every layout of a quantizer's codes.
+    pub fn quantized() -> Vec<Encoding> {
+        Layout::all().into_iter().map(Encoding::Quantized).collect()
     }
 }
 
-/// Packed quantization codes of one tensor (what a quantized layer stores): u32 n, u8 kind
-/// (0 affine, 1 levels, 2 f16), u8 bits per code, u8 zero-mask flag, u8 0, u32 entries; affine:
-/// i32 qmin, then per channel f32 step and f32 zero; levels: the f32 levels; then, with the flag,
-/// a bitmask of the exact zeros the quantizer cannot represent (binary weights that were pruned);
-/// then the codes (affine: q − qmin; levels: the index; f16: the half's bits), `bits` each, packed
-/// LSB first. Decoding gives exactly `q.fake(w, cols)`.
-pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize) -> Vec<u8> {
+/// How a quantized tensor's codes are laid out: all of them (dense), or only the nonzero values'
+/// with their positions as relative gaps of `gap_bits` bits (sparse: pruned weights cost only
+/// their share of the gap stream); each stream packed at its width or Huffman-coded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// 0: dense codes; else the width of a relative gap (2..=12).
+    pub gap_bits: u32,
+    pub huffman: bool,
+}
+
+impl Layout {
+    /// Every layout a model file may choose from: dense and sparse (gaps of 2 to 10 bits), packed
+    /// or Huffman-coded.
+    pub fn all() -> Vec<Layout> {
+        [0].into_iter().chain(2..=10).flat_map(|gap_bits| [false, true].map(|huffman| Layout { gap_bits, huffman })).collect()
+    }
+}
+
+/// The codes of one tensor as a quantizer stores them: u32 n, u8 kind (0 affine, 1 levels, 2
+/// f16), u8 code bits, u8 flags (1: a zero mask follows the table; 2: Huffman-coded streams), u8
+/// gap bits (0: dense), u32 table entries; affine: i32 qmin, then per channel f32 step and f32
+/// zero; levels: the f32 levels. Dense: the zero mask if flagged (exact zeros the quantizer cannot
+/// represent, e.g. pruned binary weights), then n codes. Sparse: u32 gap count, the gaps (a gap
+/// g < 2^gap_bits − 1 skips g zeros then places a value; 2^gap_bits − 1 skips that many zeros and
+/// places none), then one code per placed value. Codes are affine q − qmin, a level's index or
+/// the half's bits; a stream is packed LSB first at its width or Huffman-coded
+/// (compress::huffman). Decoding gives exactly `q.fake(w, cols)`.
+pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> Vec<u8> {
+    let fake = q.fake(w, cols);
     let codes = q.codes(w, cols);
     let bits = q.bits();
     let (kind, qmin, table): (u8, i32, Vec<f32>) = match q {
@@ -85,11 +141,11 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize) -> Vec<u8> {
         QuantFn::Levels { levels } => (1, 0, levels.clone()),
         QuantFn::F16 => (2, 0, vec![]),
     };
-    let channel = |i: usize| if matches!(q, QuantFn::Affine { channels, .. } if channels.len() > 1) { i % cols.max(1) } else { 0 };
-    // Zeros whose code would decode to something else need the mask.
-    let lost_zero = w.iter().enumerate().any(|(i, &v)| v == 0.0 && q.value(codes[i], channel(i)) != 0.0);
+    let symbol = |i: usize| (codes[i] - qmin) as u32;
+    // Dense: zeros whose code would decode to something else need the mask.
+    let lost_zero = layout.gap_bits == 0 && fake.iter().enumerate().any(|(i, &v)| v == 0.0 && q.value(codes[i], q.channel(i, cols)) != 0.0);
     let mut out = (w.len() as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(&[kind, bits as u8, lost_zero as u8, 0]);
+    out.extend_from_slice(&[kind, bits as u8, lost_zero as u8 | (layout.huffman as u8) << 1, layout.gap_bits as u8]);
     let entries = match q {
         QuantFn::Affine { channels, .. } => channels.len(),
         _ => table.len(),
@@ -99,40 +155,56 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize) -> Vec<u8> {
         out.extend_from_slice(&qmin.to_le_bytes());
     }
     table.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    if lost_zero {
-        let mut mask = vec![0u8; w.len().div_ceil(8)];
-        for (i, &v) in w.iter().enumerate() {
+    let stream = |out: &mut Vec<u8>, symbols: &[u32], bits: u32| {
+        if layout.huffman {
+            out.extend_from_slice(&huffman::encode(symbols, 1 << bits));
+        } else {
+            out.extend_from_slice(&sparse::pack(symbols, bits));
+        }
+    };
+    if layout.gap_bits == 0 {
+        if lost_zero {
+            let mut mask = vec![0u8; w.len().div_ceil(8)];
+            fake.iter().enumerate().filter(|(_, &v)| v == 0.0).for_each(|(i, _)| mask[i / 8] |= 1 << (i % 8));
+            out.extend_from_slice(&mask);
+        }
+        stream(&mut out, &(0..w.len()).map(symbol).collect::<Vec<_>>(), bits);
+    } else {
+        let escape = (1u32 << layout.gap_bits) - 1;
+        let (mut gaps, mut values) = (Vec::new(), Vec::new());
+        let mut next = 0usize;
+        for (i, &v) in fake.iter().enumerate() {
             if v == 0.0 {
-                mask[i / 8] |= 1 << (i % 8);
+                continue;
             }
-        }
-        out.extend_from_slice(&mask);
-    }
-    let mut packed = vec![0u8; (w.len() * bits as usize).div_ceil(8)];
-    for (k, &c) in codes.iter().enumerate() {
-        let c = (c - qmin) as u32;
-        for b in 0..bits as usize {
-            if c >> b & 1 == 1 {
-                let bit = k * bits as usize + b;
-                packed[bit / 8] |= 1 << (bit % 8);
+            while i - next >= escape as usize {
+                gaps.push(escape);
+                next += escape as usize;
             }
+            gaps.push((i - next) as u32);
+            values.push(symbol(i));
+            next = i + 1;
         }
+        out.extend_from_slice(&(gaps.len() as u32).to_le_bytes());
+        stream(&mut out, &gaps, layout.gap_bits);
+        stream(&mut out, &values, bits);
     }
-    out.extend_from_slice(&packed);
     out
 }
 
-/// The `n` values of an `encode_quantized` tensor of `cols` columns, or `None` when the bytes do
-/// not describe exactly that.
-pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<Vec<f32>> {
+/// The `n` values of an `encode_quantized` tensor of `cols` columns and the quantizer they were
+/// stored by (it encodes those values to the same codes), or `None` when the bytes do not
+/// describe exactly that.
+pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<(Vec<f32>, QuantFn)> {
     let u32_at = |k: usize| bytes.get(k..k + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let f32_at = |k: usize| u32_at(k).map(f32::from_bits);
     if u32_at(0)? as usize != n {
         return None;
     }
-    let (kind, bits, lost_zero) = (*bytes.get(4)?, *bytes.get(5)? as usize, *bytes.get(6)? == 1);
+    let (kind, bits, flags, gap_bits) = (*bytes.get(4)?, *bytes.get(5)? as u32, *bytes.get(6)?, *bytes.get(7)? as u32);
+    let (lost_zero, huffman) = (flags & 1 == 1, flags & 2 == 2);
     let entries = u32_at(8)? as usize;
-    if !(1..=16).contains(&bits) || entries > n.max(1).max(1 << 16) {
+    if !(1..=16).contains(&bits) || flags > 3 || gap_bits == 1 || gap_bits > 12 || (lost_zero && gap_bits > 0) || entries > n.max(1).max(1 << 16) {
         return None;
     }
     let mut at = 12;
@@ -143,7 +215,7 @@ pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<Vec<f32>>
             if entries != 1 && entries != cols {
                 return None;
             }
-            let channels = (0..entries).map(|c| Some([1.0, f32_at(at + 8 * c)?, f32_at(at + 8 * c + 4)?])).collect::<Option<Vec<_>>>()?;
+            let channels = (0..entries).map(|c| Some([1.0 / f32_at(at + 8 * c)?, f32_at(at + 8 * c)?, f32_at(at + 8 * c + 4)?])).collect::<Option<Vec<_>>>()?;
             at += 8 * entries;
             QuantFn::Affine { qmin, qmax: qmin.checked_add((1i64 << bits).min(i32::MAX as i64) as i32 - 1)?, channels }
         }
@@ -158,37 +230,60 @@ pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<Vec<f32>>
         2 => QuantFn::F16,
         _ => return None,
     };
-    let zeros = if lost_zero {
-        let m = bytes.get(at..at + n.div_ceil(8))?;
-        at += n.div_ceil(8);
-        Some(m)
-    } else {
-        None
+    // A stream of `count` symbols of `bits` bits at `at`; the last one must end the tensor.
+    let stream = |at: &mut usize, count: usize, bits: u32, last: bool| -> Option<Vec<u32>> {
+        let rest = bytes.get(*at..)?;
+        let (symbols, used) = if huffman {
+            huffman::decode(rest, count, 1 << bits)?
+        } else {
+            let used = count.checked_mul(bits as usize)?.div_ceil(8);
+            (sparse::unpack(rest.get(..used)?, count, bits)?, used)
+        };
+        *at += used;
+        (!last || *at == bytes.len()).then_some(symbols)
     };
-    let packed = bytes.get(at..)?;
-    if packed.len() != (n * bits).div_ceil(8) {
-        return None;
+    let value = |i: usize, s: u32| -> Option<f32> {
+        let code = (s as i64 + if let QuantFn::Affine { qmin, .. } = &q { *qmin as i64 } else { 0 }) as i32;
+        if let QuantFn::Levels { levels } = &q {
+            levels.get(code as usize)?;
+        }
+        let v = q.value(code, q.channel(i, cols));
+        v.is_finite().then_some(v)
+    };
+    if gap_bits == 0 {
+        let zeros = if lost_zero {
+            let m = bytes.get(at..at + n.div_ceil(8))?;
+            at += n.div_ceil(8);
+            Some(m)
+        } else {
+            None
+        };
+        let symbols = stream(&mut at, n, bits, true)?;
+        let values = symbols.iter().enumerate().map(|(i, &s)| if zeros.is_some_and(|m| m[i / 8] >> (i % 8) & 1 == 1) { Some(0.0) } else { value(i, s) }).collect::<Option<Vec<f32>>>()?;
+        Some((values, q))
+    } else {
+        let count = u32_at(at)? as usize;
+        at += 4;
+        // Each gap places a value or skips 2^gap_bits − 1 positions: no more than n + n/(2^g − 1) + 1.
+        if count > n + n / ((1 << gap_bits) - 1) + 1 {
+            return None;
+        }
+        let escape = (1u32 << gap_bits) - 1;
+        let gaps = stream(&mut at, count, gap_bits, false)?;
+        let placed = gaps.iter().filter(|&&g| g != escape).count();
+        let symbols = stream(&mut at, placed, bits, true)?;
+        let mut w = vec![0.0f32; n];
+        let (mut pos, mut k) = (0usize, 0usize);
+        for &g in &gaps {
+            pos += g as usize;
+            if g != escape {
+                *w.get_mut(pos)? = value(pos, symbols[k])?;
+                k += 1;
+                pos += 1;
+            }
+        }
+        Some((w, q))
     }
-    let qmin = if let QuantFn::Affine { qmin, .. } = &q { *qmin } else { 0 };
-    let per_channel = matches!(&q, QuantFn::Affine { channels, .. } if channels.len() > 1);
-    (0..n)
-        .map(|i| {
-            if zeros.is_some_and(|m| m[i / 8] >> (i % 8) & 1 == 1) {
-                return Some(0.0);
-            }
-            let mut c = 0i64;
-            for b in 0..bits {
-                let bit = i * bits + b;
-                c |= ((packed[bit / 8] >> (bit % 8) & 1) as i64) << b;
-            }
-            let code = (c + qmin as i64) as i32;
-            if let QuantFn::Levels { levels } = &q {
-                levels.get(code as usize)?;
-            }
-            let v = q.value(code, if per_channel { i % cols } else { 0 });
-            v.is_finite().then_some(v)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -197,10 +292,10 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_names_are_none() {
-        for e in [Encoding::F32, Encoding::Bitmask, Encoding::Relative { bits: 5 }, Encoding::Relative { bits: 16 }] {
+        for e in [Encoding::F32, Encoding::Bitmask, Encoding::Relative { bits: 5 }, Encoding::Relative { bits: 16 }].into_iter().chain(Encoding::quantized()) {
             assert_eq!(Encoding::parse(&e.name()), Some(e));
         }
-        for bad in ["relative0", "relative17", "relativex", "f16x", ""] {
+        for bad in ["relative0", "relative17", "relativex", "f16x", "", "relative5+huffman", "relative1-codes", "relative11-codes", "codes+", "f32+huffman"] {
             assert_eq!(Encoding::parse(bad), None, "{bad}");
         }
     }
@@ -209,11 +304,12 @@ mod tests {
     fn every_encoding_round_trips_and_rejects_a_wrong_length() {
         let w: Vec<f32> = (0..300).map(|i| if i % 7 == 0 { i as f32 * 0.5 - 3.0 } else { 0.0 }).collect();
         for e in [Encoding::F32, Encoding::Bitmask, Encoding::Relative { bits: 5 }] {
-            let b = e.encode(&w);
-            assert_eq!(e.decode(&b, w.len()).as_deref(), Some(&w[..]), "{e:?}");
-            assert_eq!(e.decode(&b, w.len() + 1), None, "{e:?} with the wrong count");
+            let b = e.encode(&w, None, 1).unwrap();
+            assert_eq!(e.decode(&b, w.len(), 1), Some((w.clone(), None)), "{e:?}");
+            assert_eq!(e.decode(&b, w.len() + 1, 1), None, "{e:?} with the wrong count");
         }
-        let (best, bytes) = Encoding::smallest(&w, &[Encoding::F32, Encoding::Relative { bits: 5 }]);
+        assert_eq!(Encoding::quantized()[0].encode(&w, None, 1), None, "codes need a quantizer");
+        let (best, bytes) = Encoding::smallest(&w, None, 1, &[Encoding::F32, Encoding::Relative { bits: 5 }]);
         assert_eq!(best, Encoding::Relative { bits: 5 });
         assert!(bytes.len() < 4 * w.len());
     }
@@ -227,14 +323,25 @@ mod tests {
         for (kind, bits) in [(SchemeKind::Asymmetric, 8), (SchemeKind::Asymmetric, 3), (SchemeKind::Symmetric, 2), (SchemeKind::FixedPoint, 16), (SchemeKind::Binary, 1), (SchemeKind::Ternary, 2), (SchemeKind::PowerOfTwo, 4), (SchemeKind::F16, 16), (SchemeKind::Kmeans, 3)] {
             for per_channel in [false, true] {
                 let q = Scheme { kind, bits, per_channel }.fit(&w, cols);
-                let bytes = encode_quantized(&q, &w, cols);
-                assert_eq!(decode_quantized(&bytes, w.len(), cols), Some(q.fake(&w, cols)), "{kind:?} {bits} pc={per_channel}");
-                // Codes cost their bits: at most bits/32 of f32 plus the tables.
-                assert!(bytes.len() <= (w.len() * q.bits() as usize).div_ceil(8) + 8 * cols + w.len() / 8 + 24, "{kind:?}: {} bytes", bytes.len());
-                for cut in 0..bytes.len() {
-                    assert_eq!(decode_quantized(&bytes[..cut], w.len(), cols), None, "{kind:?} cut at {cut}");
+                for layout in [Layout { gap_bits: 0, huffman: false }, Layout { gap_bits: 0, huffman: true }, Layout { gap_bits: 3, huffman: false }, Layout { gap_bits: 5, huffman: true }] {
+                    let what = format!("{kind:?} {bits} pc={per_channel} {layout:?}");
+                    let bytes = encode_quantized(&q, &w, cols, layout);
+                    let (values, stored) = decode_quantized(&bytes, w.len(), cols).unwrap();
+                    assert_eq!(values, q.fake(&w, cols), "{what}");
+                    // The quantizer read back stores the values again as the same bytes.
+                    assert_eq!(encode_quantized(&stored, &values, cols, layout), bytes, "{what}: re-encoded");
+                    if layout == (Layout { gap_bits: 0, huffman: false }) {
+                        // Codes cost their bits: at most bits/32 of f32 plus the tables.
+                        assert!(bytes.len() <= (w.len() * q.bits() as usize).div_ceil(8) + 8 * cols + w.len() / 8 + 24, "{what}: {} bytes", bytes.len());
+                    }
+                    for cut in 0..bytes.len() {
+                        assert_eq!(decode_quantized(&bytes[..cut], w.len(), cols), None, "{what} cut at {cut}");
+                    }
+                    assert_eq!(decode_quantized(&bytes, w.len() + 1, cols), None, "{what}");
+                    let mut longer = bytes.clone();
+                    longer.push(0);
+                    assert_eq!(decode_quantized(&longer, w.len(), cols), None, "{what}: a byte too many");
                 }
-                assert_eq!(decode_quantized(&bytes, w.len() + 1, cols), None);
             }
         }
     }

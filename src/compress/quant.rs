@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How one tensor is quantized. Built by `Scheme::fit` from the values it will quantize.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum QuantFn {
     /// Per channel (one entry: the whole tensor; else one per output column) `[inv_step, step, zero]`.
     Affine { qmin: i32, qmax: i32, channels: Vec<[f32; 3]> },
@@ -25,7 +25,7 @@ pub enum QuantFn {
 
 impl QuantFn {
     /// The channel of element `i` of a tensor with `cols` columns.
-    fn channel(&self, i: usize, cols: usize) -> usize {
+    pub fn channel(&self, i: usize, cols: usize) -> usize {
         match self {
             QuantFn::Affine { channels, .. } if channels.len() > 1 => i % cols,
             _ => 0,

@@ -34,33 +34,24 @@ pub fn decode_bitmask(bytes: &[u8]) -> Option<Vec<f32>> {
 pub fn encode_relative(w: &[f32], bits: u32) -> Vec<u8> {
     assert!((1..=16).contains(&bits), "index width must be 1..=16 bits");
     let max_gap = (1usize << bits) - 1;
-    let (mut gaps, mut values) = (Vec::new(), Vec::new());
+    let (mut gaps, mut values): (Vec<u32>, Vec<f32>) = (Vec::new(), Vec::new());
     let mut next = 0usize; // position just after the previous entry
     for (i, &v) in w.iter().enumerate() {
         if v == 0.0 {
             continue;
         }
         while i - next > max_gap {
-            gaps.push(max_gap);
+            gaps.push(max_gap as u32);
             values.push(0.0f32);
             next += max_gap + 1;
         }
-        gaps.push(i - next);
+        gaps.push((i - next) as u32);
         values.push(v);
         next = i + 1;
     }
     let mut out = (w.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&(gaps.len() as u32).to_le_bytes());
-    let mut packed = vec![0u8; (gaps.len() * bits as usize).div_ceil(8)];
-    for (k, &g) in gaps.iter().enumerate() {
-        for b in 0..bits as usize {
-            if g >> b & 1 == 1 {
-                let bit = k * bits as usize + b;
-                packed[bit / 8] |= 1 << (bit % 8);
-            }
-        }
-    }
-    out.extend_from_slice(&packed);
+    out.extend_from_slice(&pack(&gaps, bits));
     for v in values {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -71,22 +62,41 @@ pub fn decode_relative(bytes: &[u8], bits: u32) -> Option<Vec<f32>> {
     let n = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let entries = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?) as usize;
     let packed_len = (entries * bits as usize).div_ceil(8);
-    let packed = bytes.get(8..8 + packed_len)?;
+    let gaps = unpack(bytes.get(8..8 + packed_len)?, entries, bits)?;
     let values = bytes.get(8 + packed_len..)?;
     let mut w = vec![0.0f32; n];
     let mut pos = 0usize;
-    for k in 0..entries {
-        let mut g = 0usize;
-        for b in 0..bits as usize {
-            let bit = k * bits as usize + b;
-            g |= ((packed[bit / 8] >> (bit % 8) & 1) as usize) << b;
-        }
-        pos += g;
+    for (k, &g) in gaps.iter().enumerate() {
+        pos += g as usize;
         let c = values.get(4 * k..4 * k + 4)?;
         *w.get_mut(pos)? = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         pos += 1;
     }
     Some(w)
+}
+
+/// `symbols`, `bits` each, packed LSB first into ceil(len·bits/8) bytes.
+pub fn pack(symbols: &[u32], bits: u32) -> Vec<u8> {
+    let bits = bits as usize;
+    let mut packed = vec![0u8; (symbols.len() * bits).div_ceil(8)];
+    for (k, &c) in symbols.iter().enumerate() {
+        for b in 0..bits {
+            if c >> b & 1 == 1 {
+                let bit = k * bits + b;
+                packed[bit / 8] |= 1 << (bit % 8);
+            }
+        }
+    }
+    packed
+}
+
+/// `count` symbols of `bits` bits from `packed` (exactly ceil(count·bits/8) bytes, else `None`).
+pub fn unpack(packed: &[u8], count: usize, bits: u32) -> Option<Vec<u32>> {
+    let bits = bits as usize;
+    if packed.len() != (count.checked_mul(bits)?).div_ceil(8) {
+        return None;
+    }
+    Some((0..count).map(|k| (0..bits).fold(0u32, |c, b| c | ((packed[(k * bits + b) / 8] >> ((k * bits + b) % 8) & 1) as u32) << b)).collect())
 }
 
 #[cfg(test)]

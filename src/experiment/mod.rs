@@ -287,7 +287,14 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
 
     let first = train::run(&mut run, 0, &recipe.train).await?;
     run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
-    let snapshot = |r: &Run, stage: usize, name: String| StageModel { stage, name, net: r.model.net.clone(), params: r.model.effective_params(), activations: r.model.transforms.activations.clone() };
+    let snapshot = |r: &Run, stage: usize, name: String| StageModel {
+        stage,
+        name,
+        net: r.model.net.clone(),
+        params: r.model.effective_params(),
+        weights: r.model.transforms.weights.clone(),
+        activations: r.model.transforms.activations.clone(),
+    };
     let mut models = vec![snapshot(&run, 0, "trained".into())];
     let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {

@@ -331,6 +331,6 @@ fn stored_bytes(model: &ModelState, encoding: Encoding) -> usize {
         .tensors()
         .iter()
         .zip(&model.params.tensors)
-        .map(|(info, t)| if info.role == Role::Weight { encoding.encode(t).len() } else { Encoding::F32.encode(t).len() })
+        .map(|(info, t)| if info.role == Role::Weight { encoding.encode(t, None, 1).map_or(0, |b| b.len()) } else { 4 * t.len() })
         .sum()
 }

@@ -9,7 +9,7 @@
 use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{Masks, ModelState, Run, StageDetail, StageReport};
-use crate::compress::encoding::{encode_quantized, Encoding};
+use crate::compress::encoding::{encode_quantized, Layout};
 use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind};
 use crate::data::Dataset;
 use crate::error::Result;
@@ -183,8 +183,8 @@ fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme:
         levels: q.levels(),
         weights: QuantError::of(w, &q.fake(w, info.cols)),
         input,
-        bytes_f32: Encoding::F32.encode(w).len(),
-        bytes: encode_quantized(q, w, info.cols).len(),
+        bytes_f32: 4 * w.len(),
+        bytes: encode_quantized(q, w, info.cols, Layout { gap_bits: 0, huffman: false }).len(),
         level_values: levels,
     }
 }
@@ -196,8 +196,8 @@ pub fn stored_bytes(model: &ModelState, quantized: bool) -> usize {
         .iter()
         .enumerate()
         .map(|(j, info)| match model.transforms.weight(j) {
-            Some(q) if quantized => encode_quantized(q, &model.params.tensors[j], info.cols).len(),
-            _ => Encoding::F32.encode(&model.params.tensors[j]).len(),
+            Some(q) if quantized => encode_quantized(q, &model.params.tensors[j], info.cols, Layout { gap_bits: 0, huffman: false }).len(),
+            _ => 4 * model.params.tensors[j].len(),
         })
         .sum()
 }
