@@ -183,20 +183,22 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             }
             for q in rep.stages.iter().filter_map(|s| s.quantization()) {
                 println!(
-                    "quantized ({:?}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} bytes quantized ({:.1}x smaller){}",
+                    "quantized ({:?}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} pruned -> {} quantized -> {} Huffman-coded ({:.1}x smaller){}",
                     q.mode,
                     q.float_accuracy * 100.0,
                     q.quantized_accuracy * 100.0,
                     q.bytes_f32,
+                    q.bytes_pruned,
                     q.bytes_quantized,
-                    q.bytes_f32 as f64 / q.bytes_quantized.max(1) as f64,
+                    q.bytes_huffman,
+                    q.bytes_f32 as f64 / q.bytes_huffman.max(1) as f64,
                     q.calibration.as_ref().map(|c| format!("; activations: {c}")).unwrap_or_default()
                 );
-                println!("  layer  scheme        bits  levels  weight SQNR  weight PSNR  max |err|   input SQNR  bytes f32 -> stored");
+                println!("  layer  scheme        bits  levels  weight SQNR  weight PSNR  max |err|   input SQNR  bytes f32 -> pruned -> quantized -> Huffman");
                 for (l, x) in q.layers.iter().enumerate() {
                     let input = x.input.map(|e| format!("{:8.1} dB", e.sqnr_db)).unwrap_or_else(|| "       -   ".into());
                     println!(
-                        "  {l:>5}  {:<12}  {:>4}  {:>6}  {:8.1} dB  {:8.1} dB  {:9.2e}  {input}  {:>9} -> {}",
+                        "  {l:>5}  {:<12}  {:>4}  {:>6}  {:8.1} dB  {:8.1} dB  {:9.2e}  {input}  {:>9} -> {} -> {} -> {}",
                         format!("{:?}", x.scheme).to_lowercase(),
                         x.bits,
                         x.levels,
@@ -204,7 +206,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                         x.weights.psnr_db,
                         x.weights.max_abs,
                         x.bytes_f32,
-                        x.bytes
+                        x.bytes_pruned,
+                        x.bytes,
+                        x.bytes_huffman
                     );
                 }
             }

@@ -115,3 +115,51 @@ async fn taps_case(ctx: GpuContext) {
     assert_eq!(gpu.params().await.unwrap(), NetParams { tensors: params.tensors.clone() });
 }
 gpu_test!(activation_taps_match_reference, taps_case);
+
+/// Deep Compression through a recipe on both backends: prune, then k-means with centroid
+/// fine-tuning. The fine-tuned model keeps at most 2^bits shared values per layer and every pruned
+/// zero; the centroids moved (the stored levels are not the k-means fit of the pruned weights);
+/// the sizes fall dense → pruned → quantized → Huffman; and the model file holds exactly the
+/// model: loaded, it predicts what the run's model predicts.
+async fn deep_compression_case(ctx: GpuContext) {
+    use squeeze::compress::quant::kmeans;
+    use squeeze::export::{load, save};
+    use squeeze::inspect::predict;
+    let (mut rng, seed) = fresh_rng("deep compression");
+    let mut data = Splits::new("synthetic", synthetic_sized(&mut rng, 480, 10, 9), synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 3, "model": {"arch": "mlp", "hidden": [48, 24]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [
+              {"prune": {"sparsity": 0.8, "rounds": 2, "finetune": {"epochs": 1, "batch": 16, "lr": 0.02, "momentum": 0.9}}},
+              {"quantize": {"weights": {"scheme": "kmeans", "bits": 3}, "mode": "qat", "finetune": {"epochs": 2, "batch": 16, "lr": 0.002, "momentum": 0.9}}}
+            ]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let (pruned, shared) = (&out.models[1], &out.models[2]);
+        let q = out.report.stages[2].quantization().expect("a quantization report");
+        for (l, &j) in out.net.weight_tensors().iter().enumerate() {
+            let (before, after) = (&pruned.params.tensors[j], &shared.params.tensors[j]);
+            assert!(before.iter().zip(after).all(|(a, b)| *a != 0.0 || *b == 0.0), "{what} layer {l}: a pruned weight came back (seed {seed})");
+            let mut distinct: Vec<u32> = after.iter().filter(|v| **v != 0.0).map(|v| v.to_bits()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert!(distinct.len() <= 8, "{what} layer {l}: {} shared values (seed {seed})", distinct.len());
+            assert_ne!(q.layers[l].level_values, kmeans(before, 8), "{what} layer {l}: the centroids never moved (seed {seed})");
+        }
+        assert!(q.bytes_huffman <= q.bytes_quantized && q.bytes_quantized < q.bytes_pruned && q.bytes_pruned < q.bytes_f32, "{what}: {} -> {} -> {} -> {}", q.bytes_f32, q.bytes_pruned, q.bytes_quantized, q.bytes_huffman);
+        let file = save(shared, out.norm);
+        assert!(file.len() < q.bytes_huffman + 2048, "{what}: the file ({} bytes) is the report's size plus its header", file.len());
+        let (loaded, norm) = load(&file).unwrap();
+        let image: Vec<f32> = data.test.images[..90].iter().map(|&p| p as f32 / 255.0).collect();
+        assert_eq!(predict(&loaded, norm, &image).unwrap(), predict(shared, out.norm, &image).unwrap(), "{what}");
+    }
+}
+gpu_test!(deep_compression_runs_on_both_backends, deep_compression_case);

@@ -9,7 +9,7 @@
 use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{Masks, ModelState, Run, StageDetail, StageReport};
-use crate::compress::encoding::{encode_quantized, Layout};
+use crate::compress::encoding::Encoding;
 use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind};
 use crate::data::Dataset;
 use crate::error::Result;
@@ -30,7 +30,12 @@ pub struct QuantReport {
     /// Bytes of the whole model: every tensor dense f32; and weights as packed codes (with their
     /// scales, zero points or levels), everything else f32. Lengths of real encodings.
     pub bytes_f32: usize,
+    /// The same with unquantized weight matrices as the smaller of f32 and relative indices.
+    pub bytes_pruned: usize,
+    /// Quantized tensors as packed codes (dense or relative-indexed, whichever is smaller).
     pub bytes_quantized: usize,
+    /// And with Huffman coding where it is smaller: what the model file stores (its header aside).
+    pub bytes_huffman: usize,
     /// What the activation ranges were calibrated on, if activations are quantized.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
@@ -44,14 +49,19 @@ pub struct QuantLayer {
     pub per_channel: bool,
     /// Distinct codes the quantizer can produce.
     pub levels: usize,
-    /// The weights' quantization error (final masters against what is stored).
+    /// The weights' quantization error: final masters against what is stored (shared k-means
+    /// weights: the float weights the stage started from against what is stored).
     pub weights: QuantError,
     /// The error of the activation this layer reads (the image for the first layer: none), on
     /// the calibration samples.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<QuantError>,
+    /// Sizes of the matrix, as in `QuantReport`: dense f32, pruned (f32 or relative indices),
+    /// packed codes, Huffman-coded where smaller.
     pub bytes_f32: usize,
+    pub bytes_pruned: usize,
     pub bytes: usize,
+    pub bytes_huffman: usize,
     /// The values the first channel's codes stand for (at most 256; none for f16), to draw
     /// over the weight histogram.
     pub level_values: Vec<f32>,
@@ -104,6 +114,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     // k-means with QAT fine-tunes the centroids (Deep Compression): each weight is tied to its
     // cluster's centroid by a post-update constraint instead of a fake-quantizing transform.
     let share = cfg.weights.scheme == SchemeKind::Kmeans && cfg.mode == QuantMode::Qat;
+    let start = run.model.params.clone();
     for (l, &j) in wt.iter().enumerate() {
         let scheme = Scheme { kind: cfg.weights.scheme, bits: cfg.weights.bits_for(l), per_channel: cfg.weights.per_channel };
         match scheme.fit(&run.model.params.tensors[j], infos[j].cols) {
@@ -157,47 +168,58 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
             run.model.transforms.weights[j] = Some(QuantFn::Levels { levels: s.levels_in(&run.model.params.tensors[j]) });
         }
     }
-    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme)).collect();
+    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, share.then_some(&start.tensors[j][..]))).collect();
+    let sizes: Vec<[usize; 4]> = (0..infos.len()).map(|j| tensor_sizes(&run.model, j)).collect();
+    let total = |k: usize| sizes.iter().map(|s| s[k]).sum();
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,
         float_accuracy,
         quantized_accuracy,
         layers,
-        bytes_f32: stored_bytes(&run.model, false),
-        bytes_quantized: stored_bytes(&run.model, true),
+        bytes_f32: total(0),
+        bytes_pruned: total(1),
+        bytes_quantized: total(2),
+        bytes_huffman: total(3),
         calibration,
     }));
     Ok(report)
 }
 
-fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind) -> QuantLayer {
+fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind, float: Option<&[f32]>) -> QuantLayer {
     let info = model.net.tensors()[j];
     let w = &model.params.tensors[j];
     let q = model.transforms.weight(j).expect("every weight matrix is quantized");
     let mut levels = q.level_values(0);
     levels.truncate(256);
+    let [bytes_f32, bytes_pruned, bytes, bytes_huffman] = tensor_sizes(model, j);
     QuantLayer {
         scheme,
         bits: q.bits(),
         per_channel: matches!(q, QuantFn::Affine { channels, .. } if channels.len() > 1),
         levels: q.levels(),
-        weights: QuantError::of(w, &q.fake(w, info.cols)),
+        weights: QuantError::of(float.unwrap_or(w), &q.fake(w, info.cols)),
         input,
-        bytes_f32: 4 * w.len(),
-        bytes: encode_quantized(q, w, info.cols, Layout { gap_bits: 0, huffman: false }).len(),
+        bytes_f32,
+        bytes_pruned,
+        bytes,
+        bytes_huffman,
         level_values: levels,
     }
 }
 
-/// Bytes of the model with every tensor f32, or with every quantized tensor as packed codes.
-pub fn stored_bytes(model: &ModelState, quantized: bool) -> usize {
-    let infos = model.net.tensors();
-    infos
-        .iter()
-        .enumerate()
-        .map(|(j, info)| match model.transforms.weight(j) {
-            Some(q) if quantized => encode_quantized(q, &model.params.tensors[j], info.cols, Layout { gap_bits: 0, huffman: false }).len(),
-            _ => 4 * model.params.tensors[j].len(),
-        })
-        .sum()
+/// Bytes of tensor `j`: dense f32; pruned (weights: f32 or 5-bit relative indices); its packed
+/// codes if quantized (dense or relative-indexed); and Huffman-coded where that is smaller.
+pub fn tensor_sizes(model: &ModelState, j: usize) -> [usize; 4] {
+    let info = model.net.tensors()[j];
+    let w = &model.params.tensors[j];
+    let len = |e: &Encoding| e.encode(w, model.transforms.weight(j), info.cols).map_or(usize::MAX, |b| b.len());
+    let best = |es: Vec<Encoding>| es.iter().map(len).min().unwrap_or(usize::MAX);
+    let pruned = if info.role == Role::Weight { best(vec![Encoding::F32, Encoding::Relative { bits: 5 }]) } else { 4 * w.len() };
+    match model.transforms.weight(j) {
+        Some(_) => {
+            let packed = best(Encoding::quantized().into_iter().filter(|e| matches!(e, Encoding::Quantized(l) if !l.huffman)).collect());
+            [4 * w.len(), pruned, packed, packed.min(best(Encoding::quantized()))]
+        }
+        None => [4 * w.len(), pruned, pruned, pruned],
+    }
 }
