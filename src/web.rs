@@ -210,6 +210,15 @@ impl Squeeze {
         Ok(to_js(&w)?)
     }
 
+    /// Model `index`'s stored levels per weight matrix (first output channel; empty where the
+    /// matrix is not quantized, or has more than 256 levels: f16, 16-bit), to draw over the histograms.
+    #[wasm_bindgen(js_name = layerLevels)]
+    pub fn layer_levels(&self, index: usize) -> Result<JsValue, JsError> {
+        let m = self.model(index)?;
+        let levels: Vec<Vec<f32>> = m.net.weight_tensors().iter().map(|&j| m.weights.get(j).and_then(|q| q.as_ref()).map(|q| q.level_values(0)).filter(|l| l.len() <= 256).unwrap_or_default()).collect();
+        Ok(to_js(&levels)?)
+    }
+
     /// Model `index`'s first weight layer, one tile per neuron or filter.
     #[wasm_bindgen(js_name = firstLayer)]
     pub fn first_layer(&self, index: usize) -> Result<JsValue, JsError> {

@@ -1,6 +1,9 @@
 // The charts (uPlot): accuracy during the whole pipeline, and per pruning stage its per-layer
 // sparsity, accuracy versus sparsity over its rounds, and stored size by encoding; per sensitivity
-// stage one accuracy-versus-sparsity curve per layer. Each chart is labelled for screen readers.
+// stage one accuracy-versus-sparsity curve per layer; per quantize stage its per-layer SQNR and
+// the size waterfall, and accuracy versus bits per scheme over every quantize stage since the
+// page opened; weight histograms with the stored levels drawn over them. Each chart is labelled
+// for screen readers.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -181,9 +184,73 @@ export function sensitivityPanel(parent, index, report) {
   return box;
 }
 
+// One quantize stage's report (experiment::StageReport with its QuantReport): per-layer SQNR of
+// the weights (and of the activation each layer reads), and the size waterfall from bytes the
+// model file would hold.
+export function quantizationPanel(parent, index, report) {
+  const q = report.quantization;
+  const box = stageBox(parent, index, `quantize (${q.mode})`);
+  const facts = document.createElement('p');
+  facts.className = 'facts';
+  const layers = q.layers.map((l, i) => `W${i + 1} ${l.scheme} ${l.bits}-bit`).join(', ');
+  facts.textContent =
+    `${layers}. Float ${(100 * q.float_accuracy).toFixed(2)}% → quantized ${(100 * q.quantized_accuracy).toFixed(2)}%` +
+    (q.mode === 'qat' ? ` → after QAT ${(100 * report.test_accuracy).toFixed(2)}%` : '') +
+    `; ${(q.bytes_f32 / q.bytes_huffman).toFixed(1)}x smaller than f32.` +
+    (q.calibration ? ` Activations: ${q.calibration}.` : '');
+  box.appendChild(facts);
+  const names = q.layers.map((_, i) => `W${i + 1}`);
+  const db = (e) => (Number.isFinite(e.sqnr_db) ? e.sqnr_db : 150);
+  bars(panel(box, `Weight SQNR per layer: ${q.layers.map((l, i) => `${names[i]} ${db(l.weights).toFixed(1)} dB` + (l.input ? `, its input ${db(l.input).toFixed(1)} dB` : '')).join('; ')}`, `stage${index}-sqnr`), {
+    title: 'Weight SQNR per layer (dB; higher = closer to float)',
+    labels: names,
+    values: q.layers.map((l) => db(l.weights)),
+    yLabel: 'SQNR (dB)',
+  });
+  const steps = [['dense f32', q.bytes_f32], ['pruned', q.bytes_pruned], ['quantized', q.bytes_quantized], ['Huffman', q.bytes_huffman]];
+  const el = panel(box, `Size waterfall: ${steps.map(([n, b]) => `${n} ${b} bytes`).join(', ')}`, `stage${index}-waterfall`);
+  el.classList.add('waterfall');
+  el.dataset.bytes = steps.map(([, b]) => b).join(',');
+  bars(el, { title: 'Size waterfall (bytes the model file holds, header aside)', labels: steps.map(([n]) => n), values: steps.map(([, b]) => b / 1024), yLabel: 'KiB' });
+  return box;
+}
+
+// Test accuracy against weight bits, one line per scheme, over every quantize stage since the
+// page opened (a point per stage; mixed precision counts at its widest layer).
+export function bitsChart(el) {
+  const points = new Map(); // scheme -> Map(bits -> accuracy)
+  return {
+    add(report) {
+      const q = report.quantization;
+      const bits = Math.max(...q.layers.map((l) => l.bits));
+      const scheme = q.layers[0].scheme;
+      if (!points.has(scheme)) points.set(scheme, new Map());
+      points.get(scheme).set(bits, 100 * report.test_accuracy);
+      const xs = [...new Set([...points.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
+      const lines = [...points.entries()].map(([name, m]) => [name, xs.map((b) => m.get(b) ?? null)]);
+      el.replaceChildren();
+      el.hidden = false;
+      el.dataset.points = String([...points.values()].reduce((a, m) => a + m.size, 0));
+      el.setAttribute('aria-label', 'Accuracy versus weight bits: ' + lines.map(([n, ys]) => `${n}: ` + xs.map((b, i) => (ys[i] === null ? null : `${b} bits ${ys[i].toFixed(2)}%`)).filter(Boolean).join(', ')).join('; '));
+      new uPlot(
+        {
+          title: 'Accuracy versus weight bits (every quantize stage since the page opened)',
+          width: width(el),
+          height: 250,
+          scales: { x: { time: false }, y: { range: (u, lo, hi) => [Math.max(0, Math.floor(lo - 1)), Math.min(100, Math.ceil(hi + 1))] } },
+          axes: [{ label: 'bits per weight' }, { label: 'test accuracy (%)' }],
+          series: [{}, ...lines.map(([label], l) => ({ label, stroke: COLORS[l % COLORS.length], width: 2, spanGaps: true, points: { show: true, size: 8 } }))],
+        },
+        [xs, ...lines.map(([, ys]) => ys)],
+        el,
+      );
+    },
+  };
+}
+
 // A histogram of one layer's nonzero weights (pruned zeros counted in the label, not drawn: they
-// would dwarf the rest). Quantization will mark its levels on this chart.
-export function weightHistogram(el, values, name) {
+// would dwarf the rest), with the values a quantized layer stores drawn over it as lines.
+export function weightHistogram(el, values, name, levels = []) {
   el.replaceChildren();
   const nz = values.filter((v) => v !== 0);
   const zeros = values.length - nz.length;
@@ -195,9 +262,26 @@ export function weightHistogram(el, values, name) {
   el.setAttribute('aria-label', `Histogram of ${name}: ${nz.length} nonzero weights between ${(-lim).toPrecision(3)} and ${lim.toPrecision(3)}; ${zeros} of ${values.length} are zero (pruned), not drawn`);
   el.dataset.zeros = String(zeros);
   el.dataset.nonzero = String(nz.length);
+  el.dataset.levels = String(levels.length);
+  if (levels.length) el.setAttribute('aria-label', el.getAttribute('aria-label') + `; stored as ${levels.length} levels, drawn as lines`);
+  const drawLevels = (u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = COLORS[1];
+    ctx.lineWidth = 1;
+    for (const v of levels) {
+      const x = u.valToPos(v, 'x', true);
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+    }
+    ctx.restore();
+  };
   return new uPlot(
     {
-      title: `${name}: ${nz.length.toLocaleString('en')} nonzero weights (${zeros.toLocaleString('en')} pruned, not drawn)`,
+      title: `${name}: ${nz.length.toLocaleString('en')} nonzero weights (${zeros.toLocaleString('en')} pruned, not drawn)` + (levels.length ? `; ${levels.length} stored levels (lines)` : ''),
+      hooks: { draw: [drawLevels] },
       width: width(el),
       height: 220,
       scales: { x: { time: false }, y: { range: [0, Math.max(...counts) * 1.1 || 1] } },

@@ -4,13 +4,15 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, quantizationPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const dataBase = new URL('data/', document.baseURI).href;
 const chart = accuracyChart($('chart'));
+const bits = bitsChart($('bits-chart'));
+pngButton($('bits-chart'), 'accuracy-vs-bits');
 pngButton($('chart'), 'accuracy');
 
 function showModelFields() {
@@ -104,6 +106,10 @@ function onEvent(ev) {
   } else if (ev.kind === 'stage') {
     if (ev.report.pruning) pruningPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sensitivity) sensitivityPanel($('stage-results'), ev.stage, ev.report);
+    if (ev.report.quantization) {
+      quantizationPanel($('stage-results'), ev.stage, ev.report);
+      bits.add(ev.report);
+    }
   }
 }
 
@@ -175,7 +181,7 @@ worker.onmessage = (msg) => {
     download(`squeeze-${run.recipe.model.arch}-${name}.sqz`, new Blob([m.bytes], { type: 'application/octet-stream' }));
   } else if (m.type === 'pictures') {
     drawFirstLayer($('first-layer'), m.layer);
-    showHistograms(m.weights);
+    showHistograms(m.weights, m.levels);
     showConfusion(m.confusion);
     $('inspect').dataset.pictures = String(m.index);
   } else if (m.type === 'error' && (m.during === 'predict' || m.during === 'pictures')) {
@@ -231,15 +237,20 @@ function showModels(models, recipe) {
 const requestPictures = () => worker.postMessage({ type: 'pictures', index: Number($('inspect-model').value), images: 1000, show: 24 });
 $('inspect-model').addEventListener('change', requestPictures);
 let layerWeights = [];
-function showHistograms(weights) {
+let layerLevels = [];
+function showHistograms(weights, levels) {
   layerWeights = weights;
+  layerLevels = levels ?? [];
   const select = $('histogram-layer');
   const keep = Math.min(Number(select.value) || 0, weights.length - 1);
   select.replaceChildren(...weights.map((w, i) => new Option(`W${i + 1} (${w.length.toLocaleString('en')} weights)`, String(i))));
   select.value = String(keep);
   drawHistogram();
 }
-const drawHistogram = () => weightHistogram($('histogram'), layerWeights[Number($('histogram-layer').value)], `W${Number($('histogram-layer').value) + 1}`);
+const drawHistogram = () => {
+  const l = Number($('histogram-layer').value);
+  weightHistogram($('histogram'), layerWeights[l], `W${l + 1}`, layerLevels[l] ?? []);
+};
 $('histogram-layer').addEventListener('change', drawHistogram);
 pngButton($('histogram'), 'weight-histogram');
 pngButton($('size-by-stage'), 'size-by-stage');

@@ -42,7 +42,7 @@ function getPath(obj, path) {
 }
 
 // Compression stage kinds the pipeline editor offers. Each: a label, its fields (key, label,
-// control, default), and the recipe stage it makes. Quantization and distillation join here.
+// control, default), and the recipe stage it makes. Distillation joins here.
 const SELECT = (options) => ({ control: 'select', options });
 export const STAGE_KINDS = {
   prune: {
@@ -105,6 +105,47 @@ export const STAGE_KINDS = {
     toRecipe: (v) => ({ sensitivity: { sparsities: numList(v.sparsities), criterion: v.criterion } }),
     fromRecipe: (s) => ({ sparsities: showList(s.sparsities), criterion: s.criterion }),
   },
+  quantize: {
+    label: 'Quantize',
+    fields: [
+      { key: 'scheme', label: 'Weights: scheme', ...SELECT([['symmetric', 'uniform, symmetric'], ['asymmetric', 'uniform, scale + zero point'], ['fixed-point', 'fixed point Qm.n (8 or 16 bits)'], ['kmeans', 'k-means weight sharing (Deep Compression)'], ['power-of-two', 'powers of two (logarithmic)'], ['ternary', 'ternary (TWN)'], ['binary', 'binary (sign × mean |w|)'], ['f16', 'half precision (f16)']]), value: 'symmetric' },
+      { key: 'bits', label: 'Weight bits (one, or one per layer)', control: 'text', value: '8' },
+      { key: 'per_channel', label: 'Scales', ...SELECT([['yes', 'one per output channel'], ['no', 'one per layer']]), value: 'yes' },
+      { key: 'act_bits', label: 'Activations', ...SELECT([['8', '8-bit'], ['6', '6-bit'], ['4', '4-bit'], ['off', 'float (not quantized)']]), value: '8' },
+      { key: 'calibration', label: 'Activation ranges from', ...SELECT([['minmax', 'min / max'], ['moving-average', 'moving-average min / max'], ['percentile', 'percentiles (clip outliers)'], ['mse', 'MSE-optimal clipping']]), value: 'minmax' },
+      { key: 'samples', label: 'Calibration samples', control: 'number', value: '1000' },
+      { key: 'mode', label: 'Mode', ...SELECT([['ptq', 'post-training (no training)'], ['qat', 'quantization-aware training (k-means: fine-tune centroids)']]), value: 'ptq' },
+      { key: 'ft_epochs', label: 'QAT epochs', control: 'number', value: '1' },
+      { key: 'ft_lr', label: 'QAT learning rate', control: 'number', value: '0.005' },
+    ],
+    toRecipe(v, train) {
+      const w = { scheme: v.scheme, per_channel: v.per_channel === 'yes' };
+      // Binary, ternary and f16 have their width by definition.
+      if (!['binary', 'ternary', 'f16'].includes(v.scheme)) {
+        const b = oneOrList(v.bits);
+        if (Array.isArray(b)) w.layer_bits = b;
+        else w.bits = b;
+      }
+      const q = { weights: w, mode: v.mode };
+      if (v.act_bits !== 'off') q.activations = { bits: Number(v.act_bits), calibration: v.calibration, samples: Number(v.samples) };
+      if (v.mode === 'qat') q.finetune = { ...train, epochs: Math.max(1, Number(v.ft_epochs)), lr: Number(v.ft_lr) };
+      return { quantize: q };
+    },
+    fromRecipe(q) {
+      const w = q.weights ?? {};
+      return {
+        scheme: w.scheme,
+        bits: showList(w.layer_bits ?? w.bits),
+        per_channel: w.per_channel === false ? 'no' : 'yes',
+        act_bits: q.activations ? String(q.activations.bits ?? 8) : 'off',
+        calibration: q.activations?.calibration,
+        samples: q.activations?.samples,
+        mode: q.mode,
+        ft_epochs: q.finetune?.epochs,
+        ft_lr: q.finetune?.lr,
+      };
+    },
+  },
   train: {
     label: 'Fine-tune',
     fields: [
@@ -116,7 +157,7 @@ export const STAGE_KINDS = {
   },
 };
 // Kinds the engine does not have yet: shown, disabled, so the pipeline's shape is visible.
-const COMING = [['quantize', 'Quantize (coming)'], ['distill', 'Distill (coming)']];
+const COMING = [['distill', 'Distill (coming)']];
 
 // The pipeline: an ordered list of {kind, values}.
 const pipeline = [];

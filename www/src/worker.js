@@ -95,7 +95,7 @@ self.onmessage = async (msg) => {
       const bytes = engine.exportModel(m.index);
       self.postMessage({ type: 'model-file', index: m.index, bytes }, [bytes.buffer]);
     } else if (m.type === 'pictures') {
-      self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
+      self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
     }
   } catch (e) {
     self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type });

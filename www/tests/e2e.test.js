@@ -234,6 +234,50 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   await page.close();
 });
 
+test('quantize stages run from the pipeline editor: waterfall, accuracy versus bits, stored levels, draw-a-digit', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.01' });
+  for (let i = 0; i < 2; i++) {
+    await page.selectOption('#add-stage-kind', 'quantize');
+    await page.click('#add-stage');
+  }
+  // Stage 1: 8-bit PTQ of weights and activations (the defaults). Stage 2: k-means 3-bit with
+  // centroid fine-tuning, activations float.
+  await page.selectOption('#stage-1-scheme', 'kmeans');
+  await fillAll(page, { '#stage-1-bits': '3', '#stage-1-ft_epochs': '1' });
+  await page.selectOption('#stage-1-act_bits', 'off');
+  await page.selectOption('#stage-1-mode', 'qat');
+  await page.click('#train');
+  await runEnds(page, 220_000);
+  assert.equal(await page.textContent('#error'), '');
+  const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
+  assert.deepEqual(shared.stages.map((s) => Object.keys(s)[0]), ['quantize', 'quantize']);
+  assert.equal(shared.stages[1].quantize.weights.scheme, 'kmeans');
+  // Each stage's waterfall falls from dense f32 to what is stored; 3-bit stores less than 8-bit.
+  const falls = await page.$$eval('.waterfall', (els) => els.map((e) => e.dataset.bytes.split(',').map(Number)));
+  assert.equal(falls.length, 2);
+  for (const f of falls) assert.ok(f[0] > f[2] && f[2] >= f[3], `waterfall ${f}`);
+  assert.ok(falls[1][3] < falls[0][3] / 2, `3-bit ${falls[1][3]} vs 8-bit ${falls[0][3]} bytes`);
+  assert.match(await page.textContent('.stage-result[data-stage="1"] .facts'), /symmetric 8-bit/);
+  // Accuracy versus bits: one point per stage.
+  assert.equal(await page.getAttribute('#bits-chart', 'data-points'), '2');
+  assert.match(await page.getAttribute('#bits-chart', 'aria-label'), /kmeans: 3 bits [\d.]+%/);
+  // Inside the k-means model: its histogram draws the 8 stored values; draw-a-digit asks all three models.
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures, null, { timeout: 30_000 });
+  await page.selectOption('#inspect-model', '2');
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '2', null, { timeout: 30_000 });
+  assert.ok(Number(await page.getAttribute('#histogram', 'data-levels')) <= 8 && Number(await page.getAttribute('#histogram', 'data-levels')) >= 2);
+  const box = await page.locator('#draw').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
+  await page.mouse.down();
+  for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * t);
+  await page.mouse.up();
+  await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 3, null, { timeout: 30_000 });
+  await page.screenshot({ path: path.join(artifacts, 'quantized.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a shared link opens the page with the same recipe, and a broken one says so', { timeout: 120_000 }, async () => {
   const recipe = {
     dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567, holdout: 200 },
