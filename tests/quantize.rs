@@ -28,14 +28,20 @@ fn max_distinct_per_column(w: &[f32], cols: usize) -> usize {
         .unwrap_or(0)
 }
 
-async fn quantize_case(ctx: GpuContext) {
-    let (mut rng, seed) = fresh_rng("quantize");
-    let mut data = Splits::new("synthetic", synthetic_sized(&mut rng, 480, 10, 9), synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
-    // Four classes by the first pixel's brightness: a task the small MLP learns well.
+/// 480 training and 200 test images of 10x9 pixels in four classes by the first pixel's
+/// brightness: a task a small MLP learns well.
+fn four_classes(rng: &mut squeeze::rng::Rng) -> Splits {
+    let mut data = Splits::new("synthetic", synthetic_sized(rng, 480, 10, 9), synthetic_sized(rng, 200, 10, 9)).unwrap();
     for ds in [&mut data.train, &mut data.test] {
         let p = ds.rows * ds.cols;
         ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
     }
+    data
+}
+
+async fn quantize_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("quantize");
+    let data = four_classes(&mut rng);
     let recipe = Recipe::from_json(
         r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [32, 16]},
             "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
@@ -126,11 +132,7 @@ async fn deep_compression_case(ctx: GpuContext) {
     use squeeze::export::{load, save};
     use squeeze::inspect::predict;
     let (mut rng, seed) = fresh_rng("deep compression");
-    let mut data = Splits::new("synthetic", synthetic_sized(&mut rng, 480, 10, 9), synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
-    for ds in [&mut data.train, &mut data.test] {
-        let p = ds.rows * ds.cols;
-        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
-    }
+    let data = four_classes(&mut rng);
     let recipe = Recipe::from_json(
         r#"{"dataset": "mnist", "seed": 3, "model": {"arch": "mlp", "hidden": [48, 24]},
             "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},

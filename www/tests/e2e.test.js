@@ -61,6 +61,15 @@ async function fillAll(page, values) {
 const runEnds = (page, timeout) =>
   page.waitForFunction(() => document.getElementById('status').dataset.done === 'true' || document.getElementById('error').textContent, null, { timeout });
 
+// Draws a "1" on the draw-a-digit canvas: a vertical stroke.
+async function drawOne(page) {
+  const box = await page.locator('#draw').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
+  await page.mouse.down();
+  for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * t);
+  await page.mouse.up();
+}
+
 // Test accuracy (%) of the first epoch row.
 const firstTestAccuracy = async (page) => parseFloat(await page.$eval('#epochs-table tbody tr td:nth-child(6)', (td) => td.textContent));
 
@@ -194,11 +203,7 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   assert.ok((await page.locator('#misclassified figure').count()) > 0);
   // Draw a "1": a vertical stroke. Both models predict, side by side, and the pruned model's
   // picture differs from the trained one's (its first layer is 80% zeros).
-  const box = await page.locator('#draw').boundingBox();
-  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
-  await page.mouse.down();
-  for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * t);
-  await page.mouse.up();
+  await drawOne(page);
   await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 2, null, { timeout: 30_000 });
   const tops = await page.$$eval('#predictions .prediction', (els) => els.map((e) => e.dataset.top));
   assert.equal(await page.locator('#predictions .prediction').first().locator('.bar-row').count(), 10);
@@ -267,11 +272,7 @@ test('quantize stages run from the pipeline editor: waterfall, accuracy versus b
   await page.selectOption('#inspect-model', '2');
   await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '2', null, { timeout: 30_000 });
   assert.ok(Number(await page.getAttribute('#histogram', 'data-levels')) <= 8 && Number(await page.getAttribute('#histogram', 'data-levels')) >= 2);
-  const box = await page.locator('#draw').boundingBox();
-  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
-  await page.mouse.down();
-  for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.52, box.y + box.height * t);
-  await page.mouse.up();
+  await drawOne(page);
   await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 3, null, { timeout: 30_000 });
   await page.screenshot({ path: path.join(artifacts, 'quantized.png'), fullPage: true });
   assert.deepEqual(errors, []);
