@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"SQZM";
 const VERSION: u32 = 2;
-const INDEX_BITS: u32 = 5;
 /// Far above any model here (vgg-mini: 218,586 parameters); bounds what a file can make us allocate.
 const MAX_ELEMENTS: usize = 64 << 20;
 
@@ -66,29 +65,13 @@ fn bad(message: impl Into<String>) -> Error {
     Error::Io { path: "model file".into(), message: message.into() }
 }
 
-/// Tensor `j` of `m` in its smallest exact encoding.
-fn encode_tensor(m: &StageModel, j: usize) -> (Encoding, Vec<u8>) {
-    let info = m.net.tensors()[j];
-    let t = &m.params.tensors[j];
-    match (m.weights.get(j).and_then(|q| q.as_ref()), info.role) {
-        (Some(q), _) => Encoding::smallest(t, Some(q), info.cols, &Encoding::quantized()),
-        (None, Role::Weight) => Encoding::smallest(t, None, info.cols, &[Encoding::F32, Encoding::Relative { bits: INDEX_BITS }]),
-        (None, _) => Encoding::smallest(t, None, info.cols, &[Encoding::F32]),
-    }
-}
-
-/// Bytes of each tensor of `m` as the file stores it (the model's size, tensor by tensor).
-pub fn tensor_bytes(m: &StageModel) -> Vec<(Encoding, usize)> {
-    (0..m.params.tensors.len()).map(|j| encode_tensor(m, j)).map(|(e, b)| (e, b.len())).collect()
-}
-
 /// The file's bytes for model `m` (trained with normalisation `norm`).
 pub fn save(m: &StageModel, norm: Normalization) -> Vec<u8> {
     let infos = m.net.tensors();
     let mut payloads = Vec::with_capacity(infos.len());
     let mut tensors = Vec::with_capacity(infos.len());
     for (j, info) in infos.iter().enumerate() {
-        let (encoding, bytes) = encode_tensor(m, j);
+        let (encoding, bytes) = Encoding::stored(&m.params.tensors[j], m.weights.get(j).and_then(|q| q.as_ref()), info.cols, info.role == Role::Weight);
         tensors.push(TensorSpec { role: format!("{:?}", info.role), rows: info.rows, cols: info.cols, encoding: encoding.name(), bytes: bytes.len() });
         payloads.push(bytes);
     }

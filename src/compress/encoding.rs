@@ -99,9 +99,20 @@ impl Encoding {
         candidates.iter().filter_map(|e| Some((*e, e.encode(w, q, cols)?))).min_by_key(|(_, b)| b.len()).expect("at least one candidate that can store the tensor")
     }
 
-    /// Every layout of a quantizer's codes.
-    pub fn quantized() -> Vec<Encoding> {
-        Layout::all().into_iter().map(Encoding::Quantized).collect()
+    /// Every layout of a quantizer's codes (`huffman`: also the Huffman-coded ones).
+    pub fn quantized(huffman: bool) -> Vec<Encoding> {
+        Layout::all().into_iter().filter(|l| huffman || !l.huffman).map(Encoding::Quantized).collect()
+    }
+
+    /// How the model file stores a tensor, and its bytes: a quantized tensor (`q`) as its codes
+    /// in the smallest layout; an unquantized weight matrix as the smaller of dense f32 and 5-bit
+    /// relative indices; anything else dense f32.
+    pub fn stored(w: &[f32], q: Option<&QuantFn>, cols: usize, weight: bool) -> (Encoding, Vec<u8>) {
+        match q {
+            Some(_) => Encoding::smallest(w, q, cols, &Encoding::quantized(true)),
+            None if weight => Encoding::smallest(w, None, cols, &[Encoding::F32, Encoding::Relative { bits: 5 }]),
+            None => Encoding::smallest(w, None, cols, &[Encoding::F32]),
+        }
     }
 }
 
@@ -292,7 +303,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_names_are_none() {
-        for e in [Encoding::F32, Encoding::Bitmask, Encoding::Relative { bits: 5 }, Encoding::Relative { bits: 16 }].into_iter().chain(Encoding::quantized()) {
+        for e in [Encoding::F32, Encoding::Bitmask, Encoding::Relative { bits: 5 }, Encoding::Relative { bits: 16 }].into_iter().chain(Encoding::quantized(true)) {
             assert_eq!(Encoding::parse(&e.name()), Some(e));
         }
         for bad in ["relative0", "relative17", "relativex", "f16x", "", "relative5+huffman", "relative1-codes", "relative11-codes", "codes+", "f32+huffman"] {
@@ -308,7 +319,7 @@ mod tests {
             assert_eq!(e.decode(&b, w.len(), 1), Some((w.clone(), None)), "{e:?}");
             assert_eq!(e.decode(&b, w.len() + 1, 1), None, "{e:?} with the wrong count");
         }
-        assert_eq!(Encoding::quantized()[0].encode(&w, None, 1), None, "codes need a quantizer");
+        assert_eq!(Encoding::quantized(false)[0].encode(&w, None, 1), None, "codes need a quantizer");
         let (best, bytes) = Encoding::smallest(&w, None, 1, &[Encoding::F32, Encoding::Relative { bits: 5 }]);
         assert_eq!(best, Encoding::Relative { bits: 5 });
         assert!(bytes.len() < 4 * w.len());

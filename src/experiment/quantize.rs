@@ -114,7 +114,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     // k-means with QAT fine-tunes the centroids (Deep Compression): each weight is tied to its
     // cluster's centroid by a post-update constraint instead of a fake-quantizing transform.
     let share = cfg.weights.scheme == SchemeKind::Kmeans && cfg.mode == QuantMode::Qat;
-    let start = run.model.params.clone();
+    let start = share.then(|| run.model.params.clone());
     for (l, &j) in wt.iter().enumerate() {
         let scheme = Scheme { kind: cfg.weights.scheme, bits: cfg.weights.bits_for(l), per_channel: cfg.weights.per_channel };
         match scheme.fit(&run.model.params.tensors[j], infos[j].cols) {
@@ -168,8 +168,8 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
             run.model.transforms.weights[j] = Some(QuantFn::Levels { levels: s.levels_in(&run.model.params.tensors[j]) });
         }
     }
-    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, share.then_some(&start.tensors[j][..]))).collect();
     let sizes: Vec<[usize; 4]> = (0..infos.len()).map(|j| tensor_sizes(&run.model, j)).collect();
+    let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, start.as_ref().map(|p| &p.tensors[j][..]), sizes[j])).collect();
     let total = |k: usize| sizes.iter().map(|s| s[k]).sum();
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,
@@ -185,13 +185,13 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     Ok(report)
 }
 
-fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind, float: Option<&[f32]>) -> QuantLayer {
+fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme: SchemeKind, float: Option<&[f32]>, sizes: [usize; 4]) -> QuantLayer {
     let info = model.net.tensors()[j];
     let w = &model.params.tensors[j];
     let q = model.transforms.weight(j).expect("every weight matrix is quantized");
     let mut levels = q.level_values(0);
     levels.truncate(256);
-    let [bytes_f32, bytes_pruned, bytes, bytes_huffman] = tensor_sizes(model, j);
+    let [bytes_f32, bytes_pruned, bytes, bytes_huffman] = sizes;
     QuantLayer {
         scheme,
         bits: q.bits(),
@@ -207,19 +207,16 @@ fn layer_report(model: &ModelState, j: usize, input: Option<QuantError>, scheme:
     }
 }
 
-/// Bytes of tensor `j`: dense f32; pruned (weights: f32 or 5-bit relative indices); its packed
-/// codes if quantized (dense or relative-indexed); and Huffman-coded where that is smaller.
+/// Bytes of tensor `j`: dense f32; pruned (as the model file would store it unquantized); its
+/// packed codes if quantized (dense or relative-indexed); and as the model file stores it
+/// (Huffman-coded where that is smaller).
 pub fn tensor_sizes(model: &ModelState, j: usize) -> [usize; 4] {
     let info = model.net.tensors()[j];
     let w = &model.params.tensors[j];
-    let len = |e: &Encoding| e.encode(w, model.transforms.weight(j), info.cols).map_or(usize::MAX, |b| b.len());
-    let best = |es: Vec<Encoding>| es.iter().map(len).min().unwrap_or(usize::MAX);
-    let pruned = if info.role == Role::Weight { best(vec![Encoding::F32, Encoding::Relative { bits: 5 }]) } else { 4 * w.len() };
+    let weight = info.role == Role::Weight;
+    let pruned = Encoding::stored(w, None, info.cols, weight).1.len();
     match model.transforms.weight(j) {
-        Some(_) => {
-            let packed = best(Encoding::quantized().into_iter().filter(|e| matches!(e, Encoding::Quantized(l) if !l.huffman)).collect());
-            [4 * w.len(), pruned, packed, packed.min(best(Encoding::quantized()))]
-        }
+        Some(q) => [4 * w.len(), pruned, Encoding::smallest(w, Some(q), info.cols, &Encoding::quantized(false)).1.len(), Encoding::stored(w, Some(q), info.cols, weight).1.len()],
         None => [4 * w.len(), pruned, pruned, pruned],
     }
 }
