@@ -4,6 +4,7 @@
 //! these modules decide.
 
 pub mod encoding;
+pub mod int8;
 pub mod huffman;
 pub mod prune;
 pub mod quant;

@@ -2,7 +2,7 @@
 //! A `GpuContext` is cheap to clone (wgpu handles are reference-counted) and holds the pipeline
 //! cache, so every launcher and test takes one and nothing builds a pipeline twice.
 
-use super::kernels::Kernels;
+use super::kernels::{Int8Kernels, Kernels};
 use crate::error::{Error, Result};
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
@@ -26,6 +26,10 @@ pub struct GpuContext {
     pub kernels: Kernels,
     /// How convolutions run here: chosen per adapter from measurements, or set by the caller.
     pub conv: super::net::ConvMethod,
+    /// The WGSL language extensions this adapter's shader compiler has.
+    pub wgsl: wgpu::WgslLanguageFeatures,
+    /// The integer inference kernels, compiled on first use (`int8_kernels`).
+    int8: std::sync::Arc<std::sync::OnceLock<Int8Kernels>>,
 }
 
 impl GpuContext {
@@ -66,18 +70,27 @@ impl GpuContext {
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         };
-        Self::from_device(device, queue, adapter).await
+        Self::from_device(device, queue, adapter, instance.wgsl_language_features()).await
     }
 
     /// Wraps an existing device (tests and embedders inject their own), compiling every pipeline.
-    pub async fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary) -> Result<GpuContext> {
+    pub async fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary, wgsl: wgpu::WgslLanguageFeatures) -> Result<GpuContext> {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::new(&device);
         if let Some(e) = scope.pop().await {
             return Err(Error::Gpu(format!("shader compilation failed: {e}")));
         }
         let conv = super::net::ConvMethod::for_adapter(&adapter);
-        Ok(GpuContext { device, queue, adapter, kernels, conv })
+        Ok(GpuContext { device, queue, adapter, kernels, conv, wgsl, int8: Default::default() })
+    }
+
+    /// The integer inference kernels, compiled the first time they are asked for.
+    pub async fn int8_kernels(&self) -> Result<Int8Kernels> {
+        if let Some(k) = self.int8.get() {
+            return Ok(k.clone());
+        }
+        let k = Int8Kernels::new(&self.device, self.wgsl.clone()).await?;
+        Ok(self.int8.get_or_init(|| k).clone())
     }
 
     /// A uniform buffer holding `value` (UNIFORM to bind it, COPY_DST so steps can rewrite it).

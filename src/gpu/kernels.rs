@@ -62,6 +62,21 @@ macro_rules! shader {
     };
 }
 
+impl Kernel {
+    fn new(device: &wgpu::Device, m: &wgpu::ShaderModule, entry: &str) -> Kernel {
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: m,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        Kernel { pipeline, layout }
+    }
+}
+
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Kernels {
         let module = |src: wgpu::ShaderModuleDescriptor| device.create_shader_module(src);
@@ -78,18 +93,7 @@ impl Kernels {
         let bn = module(shader!("batchnorm.wgsl"));
         let add = module(shader!("add.wgsl"));
         let quant = module(shader!("quant.wgsl"));
-        let k = |m: &wgpu::ShaderModule, entry: &str| {
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: m,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            let layout = pipeline.get_bind_group_layout(0);
-            Kernel { pipeline, layout }
-        };
+        let k = |m: &wgpu::ShaderModule, entry: &str| Kernel::new(device, m, entry);
         Kernels {
             matmul: k(&matmul, "matmul"),
             split_sum: k(&matmul, "split_sum"),
@@ -125,6 +129,59 @@ impl Kernels {
             fake_quant_act: k(&quant, "fake_quant_act"),
             ste_clip: k(&quant, "ste_clip"),
         }
+    }
+}
+
+/// The integer inference kernels (shaders/int8.wgsl), compiled on first use, not with the rest:
+/// the `dot4I8Packed` product only where the adapter's WGSL has packed_4x8_integer_dot_product
+/// and its module compiles, so a missing feature costs that variant, never the GPU backend.
+#[derive(Clone)]
+pub struct Int8Kernels {
+    /// The product with the four signed bytes unpacked by shifts (every adapter).
+    pub gemm: Kernel,
+    pub gemm_dot4: Option<Kernel>,
+    pub input: Kernel,
+    pub im2col: Kernel,
+    pub maxpool: Kernel,
+}
+
+/// The product's `dot4`, appended to shaders/int8.wgsl: by hand (sign-extending shifts), or the
+/// builtin behind its language feature (`requires` must open the module).
+const DOT4_MANUAL: &str = "
+fn dot4(a: u32, b: u32) -> i32 {
+    let x = vec4<i32>(i32(a << 24u) >> 24u, i32(a << 16u) >> 24u, i32(a << 8u) >> 24u, i32(a) >> 24u);
+    let y = vec4<i32>(i32(b << 24u) >> 24u, i32(b << 16u) >> 24u, i32(b << 8u) >> 24u, i32(b) >> 24u);
+    return dot(x, y);
+}
+";
+const DOT4_BUILTIN: &str = "
+fn dot4(a: u32, b: u32) -> i32 {
+    return dot4I8Packed(a, b);
+}
+";
+
+impl Int8Kernels {
+    /// Compiles the integer kernels; the dot4I8Packed product only if `wgsl` has the feature (and
+    /// its compilation raises no validation error).
+    pub async fn new(device: &wgpu::Device, wgsl: wgpu::WgslLanguageFeatures) -> crate::Result<Int8Kernels> {
+        let common = include_str!("../../shaders/common.wgsl");
+        let int8 = include_str!("../../shaders/int8.wgsl");
+        let module = |src: String| device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("int8.wgsl"), source: wgpu::ShaderSource::Wgsl(src.into()) });
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let m = module(format!("{common}{int8}{DOT4_MANUAL}"));
+        let k = |e: &str| Kernel::new(device, &m, e);
+        let (gemm, input, im2col, maxpool) = (k("int8_gemm"), k("int8_input"), k("int8_im2col"), k("int8_maxpool"));
+        if let Some(e) = scope.pop().await {
+            return Err(crate::Error::Gpu(format!("int8 shader compilation failed: {e}")));
+        }
+        let mut gemm_dot4 = None;
+        if wgsl.contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct) {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let m = module(format!("requires packed_4x8_integer_dot_product;\n{common}{int8}{DOT4_BUILTIN}"));
+            let kernel = Kernel::new(device, &m, "int8_gemm");
+            gemm_dot4 = scope.pop().await.is_none().then_some(kernel);
+        }
+        Ok(Int8Kernels { gemm, gemm_dot4, input, im2col, maxpool })
     }
 }
 
@@ -297,6 +354,34 @@ impl GpuContext {
     }
 }
 
+/// Integer inference launchers (shaders/int8.wgsl; twins: reference::int8).
+impl GpuContext {
+    /// x [B·P] = pixel − 128 of the u8 dataset from pixel `p.first` (rewrite the uniform per batch).
+    pub fn int8_input(&self, k: &Int8Kernels, p: Im2colParams, images: &wgpu::Buffer, x: &wgpu::Buffer) -> Launch {
+        self.launch(&k.input, &p, &[images, x], grid_1d(p.batch * p.h * p.w * p.c), "int8_input")
+    }
+
+    /// Packed cols [B·OH·OW, k4] of x [B, H, W, C] (int8 values as i32).
+    pub fn int8_im2col(&self, k: &Int8Kernels, g: &Geometry, pad_value: i32, k4: u32, x: &wgpu::Buffer, cols: &wgpu::Buffer) -> Launch {
+        let p = Im2colParams::new(g, pad_value, k4);
+        self.launch(&k.im2col, &p, &[x, cols], grid_1d(g.positions() as u32 * k4), "int8_im2col")
+    }
+
+    /// out [M, N] = epilogue(cols · weightsᵀ + bias); `dot4`: the dot4I8Packed variant.
+    #[allow(clippy::too_many_arguments)]
+    pub fn int8_gemm(&self, k: &Int8Kernels, dot4: bool, p: GemmParams, cols: &wgpu::Buffer, weights: &wgpu::Buffer, bias: &wgpu::Buffer, mult: &wgpu::Buffer, shift: &wgpu::Buffer, out: &wgpu::Buffer) -> Launch {
+        let kernel = if dot4 { k.gemm_dot4.as_ref().unwrap_or(&k.gemm) } else { &k.gemm };
+        let tiles = p.rows.div_ceil(32);
+        let groups = [p.outputs.div_ceil(32), tiles.min(65535), tiles.div_ceil(65535)];
+        self.launch(kernel, &p, &[cols, weights, bias, mult, shift, out], groups, "int8_gemm")
+    }
+
+    /// y = window maxima of x (int8 values as i32).
+    pub fn int8_maxpool(&self, k: &Int8Kernels, g: &Geometry, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
+        self.launch(&k.maxpool, &SpatialParams::new(g, false), &[x, y], grid_1d((g.positions() * g.c) as u32), "int8_maxpool")
+    }
+}
+
 /// Convolution and pooling launchers (shaders/conv.wgsl, shaders/pool.wgsl). `g` gives the shape;
 /// `accumulate` makes a backward kernel add into dX instead of overwriting it.
 impl GpuContext {
@@ -451,6 +536,46 @@ impl GpuContext {
 }
 
 /// Uniform of shaders/conv.wgsl and shaders/pool.wgsl (declared in shaders/common.wgsl).
+/// Uniform of shaders/int8.wgsl's int8_gemm.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GemmParams {
+    pub rows: u32,
+    pub outputs: u32,
+    pub k4: u32,
+    pub last: u32,
+    pub zero_out: i32,
+    pub lo: i32,
+    pub hi: i32,
+    /// Where row 0's outputs go in `out` (elements): batches of a pass side by side.
+    pub out_offset: u32,
+}
+
+/// Uniform of shaders/int8.wgsl's int8_im2col and int8_input.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Im2colParams {
+    pub batch: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub pad_value: i32,
+    pub k4: u32,
+    pub first: u32,
+}
+
+impl Im2colParams {
+    pub fn new(g: &Geometry, pad_value: i32, k4: u32) -> Im2colParams {
+        let u = |v: usize| v as u32;
+        Im2colParams { batch: u(g.batch), h: u(g.h), w: u(g.w), c: u(g.c), oh: u(g.oh), ow: u(g.ow), k: u(g.k), stride: u(g.stride), pad: u(g.pad), pad_value, k4, first: 0 }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct SpatialParams {

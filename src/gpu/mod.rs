@@ -2,6 +2,7 @@
 //! and the trainer of any `Net` built from them (`net`).
 
 pub mod context;
+pub mod int8;
 pub mod kernels;
 pub mod net;
 

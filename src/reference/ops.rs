@@ -248,7 +248,7 @@ impl Geometry {
         self.batch * self.oh * self.ow
     }
     /// Input pixel (row, col) under window offset (kh, kw) of output (oy, ox); None in the padding.
-    fn source(&self, oy: usize, ox: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
+    pub fn source(&self, oy: usize, ox: usize, kh: usize, kw: usize) -> Option<(usize, usize)> {
         let y = (oy * self.stride + kh).checked_sub(self.pad)?;
         let x = (ox * self.stride + kw).checked_sub(self.pad)?;
         (y < self.h && x < self.w).then_some((y, x))
