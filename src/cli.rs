@@ -211,6 +211,21 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                         x.bytes_huffman
                     );
                 }
+                match (&q.integer, &q.integer_note) {
+                    (Some(i), _) => println!(
+                        "  integer inference ({}): test acc {:.2}% (top-1 as the fake-quantized model on {:.2}%); batch {}: f32 {:.2} µs/image, int8 {:.2} µs/image ({:.2}x){}",
+                        i.kernel,
+                        i.accuracy * 100.0,
+                        i.agreement * 100.0,
+                        i.batch,
+                        i.f32_us,
+                        i.int8_us,
+                        i.f32_us / i.int8_us.max(1e-9),
+                        if i.kernels.len() > 1 { format!("; products: {}", i.kernels.iter().map(|(k, us)| format!("{k} {us:.2} µs")).collect::<Vec<_>>().join(", ")) } else { String::new() }
+                    ),
+                    (None, Some(why)) => println!("  integer inference: none ({why})"),
+                    _ => {}
+                }
             }
             for c in rep.stages.iter().filter_map(|s| s.pruning()?.control_accuracy) {
                 println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);

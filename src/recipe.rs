@@ -280,6 +280,18 @@ pub struct QuantizeConfig {
     pub mode: QuantMode,
     /// QAT's training run.
     pub finetune: Option<TrainConfig>,
+    /// Biases kept in f32 (default) or rounded to and stored as f16.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub biases: BiasQuant,
+}
+
+/// How a quantize stage stores biases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BiasQuant {
+    #[default]
+    Float,
+    F16,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

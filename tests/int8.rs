@@ -141,7 +141,7 @@ async fn model_case(ctx: GpuContext) {
         let (params, weights, acts) = quantized(&net, &mut rng, &data, norm);
         let model = compile(&net, &params, &weights, &acts, norm).unwrap_or_else(|e| panic!("{}: {e}", net.arch));
         let want = int8_forward_reference(&model, &data.images, n);
-        assert_eq!(int8_forward(&model, &data.images, n), want, "{}: the CPU executor differs from the twins (seed {seed})", net.arch);
+        assert_eq!(CpuIntModel::new(&model).forward(&data.images, n), want, "{}: the CPU executor differs from the twins (seed {seed})", net.arch);
         // A batch that does not divide the images: the last pass is ragged.
         let gpu = GpuIntModel::new(&ctx, &model, &data, 16).await.unwrap();
         for v in gpu.variants() {

@@ -75,12 +75,19 @@ async fn quantize_case(ctx: GpuContext) {
             }
         }
         assert!(q8.bytes_quantized * 3 < q8.bytes_f32 && q8.bytes_quantized * 5 > q8.bytes_f32, "{what}: {} of {} bytes", q8.bytes_quantized, q8.bytes_f32);
-        accuracies.push(q8.quantized_accuracy);
 
         let q2 = out.report.stages[2].quantization().unwrap();
         assert!(q2.layers.iter().all(|l| l.levels == 3), "{what}");
         assert!(q2.bytes_quantized * 2 < q8.bytes_quantized, "{what}: 2-bit {} vs 8-bit {} bytes", q2.bytes_quantized, q8.bytes_quantized);
         assert!(q2.layers[0].weights.sqnr_db < q8.layers[0].weights.sqnr_db - 20.0, "{what}");
+        accuracies.push(q8.quantized_accuracy);
+        // 8-bit weights and activations run in integers: the same top-1 as the fake-quantized
+        // model on nearly every image, timed against f32; weights-only stages say why not.
+        let int = q8.integer.as_ref().unwrap_or_else(|| panic!("{what}: no integer model ({:?})", q8.integer_note));
+        assert!(int.agreement >= 0.97, "{what}: integer top-1 agrees on {} (seed {seed})", int.agreement);
+        assert!((int.accuracy - q8.quantized_accuracy).abs() <= 0.03, "{what}: integer {} vs fake-quantized {}", int.accuracy, q8.quantized_accuracy);
+        assert!(int.f32_us > 0.0 && int.int8_us > 0.0 && !int.kernels.is_empty(), "{what}");
+        assert!(q2.integer.is_none() && q2.integer_note.as_deref().is_some_and(|n| n.contains("activations")), "{what}");
 
         // QAT trained, and the run's final model holds 4-bit weights (at most 15 values a column).
         assert_eq!(out.report.stages[3].epochs.len(), 1, "{what}");
@@ -138,7 +145,7 @@ async fn deep_compression_case(ctx: GpuContext) {
             "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
             "stages": [
               {"prune": {"sparsity": 0.8, "rounds": 2, "finetune": {"epochs": 1, "batch": 16, "lr": 0.02, "momentum": 0.9}}},
-              {"quantize": {"weights": {"scheme": "kmeans", "bits": 3}, "mode": "qat", "finetune": {"epochs": 2, "batch": 16, "lr": 0.002, "momentum": 0.9}}}
+              {"quantize": {"weights": {"scheme": "kmeans", "bits": 3}, "biases": "f16", "mode": "qat", "finetune": {"epochs": 2, "batch": 16, "lr": 0.002, "momentum": 0.9}}}
             ]}"#,
     )
     .unwrap();
@@ -157,6 +164,12 @@ async fn deep_compression_case(ctx: GpuContext) {
             assert_ne!(q.layers[l].level_values, kmeans(before, 8), "{what} layer {l}: the centroids never moved (seed {seed})");
         }
         assert!(q.bytes_huffman <= q.bytes_quantized && q.bytes_quantized < q.bytes_pruned && q.bytes_pruned < q.bytes_f32, "{what}: {} -> {} -> {} -> {}", q.bytes_f32, q.bytes_pruned, q.bytes_quantized, q.bytes_huffman);
+        // f16 biases: every bias is a half, and stored as one (2 bytes each, not 4).
+        for (j, t) in out.net.tensors().iter().enumerate().filter(|(_, t)| t.role == squeeze::nn::Role::Bias) {
+            assert!(shared.params.tensors[j].iter().all(|&b| half::f16::from_f32(b).to_f32() == b), "{what}: bias {j} is not a half");
+            assert_eq!(shared.weights[j], Some(squeeze::compress::quant::QuantFn::F16), "{what}: bias {j} of {} values", t.len());
+        }
+        assert!(q.bytes_huffman < q.bytes_f32 / 8, "{what}");
         let file = save(shared, out.norm);
         assert!(file.len() < q.bytes_huffman + 2048, "{what}: the file ({} bytes) is the report's size plus its header", file.len());
         let (loaded, norm) = load(&file).unwrap();

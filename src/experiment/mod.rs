@@ -8,6 +8,7 @@
 //! `greedy`, `sensitivity`, `quantize`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
 
 pub mod greedy;
+pub mod integer;
 pub mod platform;
 pub mod prune;
 pub mod quantize;
@@ -193,8 +194,12 @@ impl Run<'_> {
 
     /// The same on other splits (greedy pruning judges on the held-out split).
     pub fn trainer_on(&self, data: &Splits, cfg: &TrainConfig) -> Trainer {
+        self.trainer_with(&self.model, data, cfg)
+    }
+
+    /// A trainer on another model state (e.g. the same net without its quantizers).
+    pub fn trainer_with(&self, m: &ModelState, data: &Splits, cfg: &TrainConfig) -> Trainer {
         let opt = cfg.optimizer_config();
-        let m = &self.model;
         let mut t = match self.backend {
             Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, self.norm, cfg.batch, &m.transforms))),
             Backend::Cpu => {

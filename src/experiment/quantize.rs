@@ -4,8 +4,11 @@
 //! engine's transforms (nn::Transforms); then either evaluated (PTQ) or trained with fake
 //! quantization and straight-through gradients (QAT; k-means weights instead keep their clusters
 //! and fine-tune the shared centroids). Reports per layer the weights' and
-//! activations' quantization error and the bytes actually encoded (compress::encoding).
+//! activations' quantization error and the bytes actually encoded (compress::encoding), and
+//! where the quantizers allow, the model run in integers against f32 (experiment::integer).
+//! Biases stay f32 unless the recipe rounds them to f16.
 
+use super::integer::IntegerReport;
 use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{Masks, ModelState, Run, StageDetail, StageReport};
@@ -14,7 +17,7 @@ use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind}
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::{Net, Op, Role, Sharing, Transforms};
-use crate::recipe::{CentroidUpdate, QuantMode, QuantizeConfig};
+use crate::recipe::{BiasQuant, CentroidUpdate, QuantMode, QuantizeConfig};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +42,12 @@ pub struct QuantReport {
     /// What the activation ranges were calibrated on, if activations are quantized.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
+    /// The model run in integers (accuracy, int8 versus f32 time), where its quantizers allow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integer: Option<IntegerReport>,
+    /// Why the model has no integer form, otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integer_note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -127,6 +136,14 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
         }
     }
 
+    if cfg.biases == BiasQuant::F16 {
+        for (j, info) in infos.iter().enumerate() {
+            if info.role == Role::Bias && info.trainable {
+                transforms.weights[j] = Some(QuantFn::F16);
+            }
+        }
+    }
+
     // Activation ranges from the taps, with the quantized weights in force.
     let mut inputs: Vec<Option<QuantError>> = vec![None; wt.len()];
     let mut calibration = None;
@@ -171,6 +188,11 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let sizes: Vec<[usize; 4]> = (0..infos.len()).map(|j| tensor_sizes(&run.model, j)).collect();
     let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, start.as_ref().map(|p| &p.tensors[j][..]), sizes[j])).collect();
     let total = |k: usize| sizes.iter().map(|s| s[k]).sum();
+    let (integer, integer_note) = match (&cfg.activations, super::integer::integer_model(run)) {
+        (None, _) => (None, Some("activations are float: integer inference needs them quantized too".to_string())),
+        (_, Ok(m)) => (Some(super::integer::measure(run, &m).await?), None),
+        (_, Err(why)) => (None, Some(why)),
+    };
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,
         float_accuracy,
@@ -181,6 +203,8 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
         bytes_quantized: total(2),
         bytes_huffman: total(3),
         calibration,
+        integer,
+        integer_note,
     }));
     Ok(report)
 }

@@ -61,6 +61,13 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.tap(data, batch, batches, nodes)),
         }
     }
+    /// Test samples per evaluation batch from now on.
+    pub fn set_eval_rows(&mut self, rows: usize) {
+        match self {
+            Trainer::Gpu(t) => t.set_eval_rows(rows),
+            Trainer::Cpu(t) => t.set_eval_rows(rows),
+        }
+    }
     pub async fn params(&self) -> Result<NetParams> {
         match self {
             Trainer::Gpu(t) => t.params().await,

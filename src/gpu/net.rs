@@ -259,6 +259,8 @@ pub struct GpuTrainer {
     /// One update per trainable tensor (index into `params`), uniforms rewritten each step.
     updates: Vec<(usize, Launch)>,
     eval: ForwardProgram,
+    /// The test split, for rebuilding `eval` at another batch size.
+    eval_data: Dataset,
     /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
     mask_launches: Vec<Launch>,
     /// Shared weights (nn::Sharing): centroids updated and members tied after every update.
@@ -435,7 +437,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, eval_data: data.test.clone(), mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -570,6 +572,14 @@ impl GpuTrainer {
             }
         }
         Ok(out)
+    }
+
+    /// Evaluates `rows` test samples per submit from now on (at most `eval_rows_limit`): the
+    /// inference program is rebuilt for that batch.
+    pub fn set_eval_rows(&mut self, rows: usize) {
+        let rows = rows.clamp(1, eval_rows_limit(&self.net).min(self.eval.n.max(1))) as u32;
+        let order: Vec<u32> = (0..self.eval.n as u32).collect();
+        self.eval = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, &self.eval_data, self.norm, rows, &order, false);
     }
 
     /// Logits of the last evaluation batch (for tests and the draw-a-digit view).

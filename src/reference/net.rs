@@ -258,6 +258,8 @@ pub struct CpuTrainer {
     data: Splits,
     norm: Normalization,
     batch: usize,
+    /// Rows per evaluation batch (default: the training batch, at least 256).
+    eval_rows: Option<usize>,
     order: Vec<u32>,
     acc: Accumulator,
     /// Hard pruning masks per tensor (`Net::tensors()` order), re-applied after every step.
@@ -269,7 +271,7 @@ pub struct CpuTrainer {
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default() }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -390,12 +392,17 @@ impl CpuTrainer {
         std::mem::replace(&mut self.acc, [0.0; 4])
     }
 
+    /// Evaluates `rows` test samples per batch from now on.
+    pub fn set_eval_rows(&mut self, rows: usize) {
+        self.eval_rows = Some(rows.max(1));
+    }
+
     /// Loss/accuracy sums over the whole test split (running batch-norm statistics).
     pub fn evaluate(&mut self) -> Accumulator {
         let masters = self.swap_in_transformed(&self.net.tensors());
         let test = &self.data.test;
         let order: Vec<u32> = (0..test.n as u32).collect();
-        let batch = self.batch.max(256);
+        let batch = self.eval_rows.unwrap_or(self.batch.max(256));
         let mut acc = [0.0; 4];
         for (offset, valid) in test.batches(batch) {
             let (x, y) = test.gather(&order, offset, valid, self.norm);

@@ -1,0 +1,123 @@
+//! The quantize stage's integer check: the model compiled to int8 (compress::int8) where its
+//! quantizers allow, its test accuracy computed in integers on the run's backend, and inference
+//! timed against the same net in f32 at one batch size on the same backend. On the GPU every
+//! product the adapter has (dot4I8Packed, manual unpack) is timed and the fastest kept.
+
+use super::platform::now_s;
+use super::{ModelState, Run};
+use crate::compress::int8::{compile, IntModel};
+use crate::error::Result;
+use crate::gpu::int8::GpuIntModel;
+use crate::nn::Transforms;
+use crate::recipe::TrainConfig;
+use super::Backend;
+use serde::Serialize;
+
+/// Rows per inference batch of the comparison.
+pub const BATCH: usize = 256;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IntegerReport {
+    /// Test accuracy computed in integers (int8 weights and activations, i32 sums).
+    pub accuracy: f32,
+    /// Test images on which the integer model's top-1 class is the fake-quantized model's.
+    pub agreement: f32,
+    pub batch: usize,
+    /// Microseconds per test image, whole test set at `batch` (median of three timed passes
+    /// after a warm-up): the same net in f32, and in integers with the product kept.
+    pub f32_us: f64,
+    pub int8_us: f64,
+    /// "cpu", or the GPU product kept: "dot4" (dot4I8Packed) or "manual".
+    pub kernel: String,
+    /// Every product timed: (kernel, µs per image).
+    pub kernels: Vec<(String, f64)>,
+    /// Bytes of the integer model's parameters (int8 weights, i32 biases, requantization).
+    pub bytes: usize,
+}
+
+/// Microseconds per image of `pass` over `images` images: the median of three after a warm-up.
+async fn time_us<T>(images: usize, mut pass: impl AsyncFnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut out = pass().await?;
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t0 = now_s();
+        out = pass().await?;
+        times.push((now_s() - t0) * 1e6 / images.max(1) as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[1], out))
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b })
+}
+
+/// The integer model of the run's current model, or why there is none.
+pub fn integer_model(run: &Run<'_>) -> std::result::Result<IntModel, String> {
+    let m = &run.model;
+    compile(&m.net, &m.effective_params(), &m.transforms.weights, &m.transforms.activations, run.norm).map_err(|e| e.to_string().trim_start_matches("invalid input: ").to_string())
+}
+
+/// The current (fake-quantized) model's top-1 class of every test image, through the logits tap.
+async fn predictions(run: &Run<'_>) -> Result<Vec<usize>> {
+    let net = &run.model.net;
+    let test = &run.data.test;
+    let batch = 250.min(crate::gpu::net::eval_rows_limit(net));
+    let taps = run.trainer(&run.recipe.train).tap(test, batch, test.n.div_ceil(batch), &[net.last()]).await?;
+    Ok(taps[0].iter().flat_map(|b| b.chunks_exact(net.classes).map(argmax).collect::<Vec<_>>()).collect())
+}
+
+/// Accuracy, agreement with the fake-quantized model and the f32-versus-int8 timing of `model`.
+pub async fn measure(run: &Run<'_>, model: &IntModel) -> Result<IntegerReport> {
+    let test = &run.data.test;
+    let cfg = TrainConfig { batch: BATCH, ..run.recipe.train.clone() };
+    // The fake-quantized model's predictions, and the f32 net's speed (no quantizers).
+    let predictions = predictions(run).await?;
+    let float = ModelState { transforms: Transforms::default(), masks: None, ..run.model.clone() };
+    let mut t = run.trainer_with(&float, &run.data, &cfg);
+    t.set_eval_rows(BATCH);
+    let (f32_us, _) = time_us(test.n, async || t.evaluate().await).await?;
+    drop(t);
+
+    let (kernels, totals) = match run.backend {
+        Backend::Cpu => {
+            let cpu = crate::reference::int8::CpuIntModel::new(model);
+            let pass = async || Ok(test.images.chunks(BATCH * test.pixels()).flat_map(|c| cpu.forward(c, c.len() / test.pixels())).collect::<Vec<i32>>());
+            let (us, totals) = time_us(test.n, pass).await?;
+            (vec![("cpu".to_string(), us)], totals)
+        }
+        Backend::Gpu(ctx) => {
+            let g = GpuIntModel::new(ctx, model, test, BATCH).await?;
+            let mut timed = vec![];
+            let mut best: Option<(f64, Vec<i32>)> = None;
+            for v in g.variants() {
+                let (us, totals) = time_us(test.n, async || g.totals(v).await).await?;
+                timed.push((format!("{v:?}").to_lowercase(), us));
+                if best.as_ref().is_none_or(|(b, _)| us < *b) {
+                    best = Some((us, totals));
+                }
+            }
+            timed.sort_by(|a, b| a.1.total_cmp(&b.1));
+            (timed, best.expect("at least the manual product").1)
+        }
+    };
+    let logits = model.logits(&totals);
+    let classes = model.classes;
+    let mut correct = 0;
+    let mut agree = 0;
+    for (i, row) in logits.chunks_exact(classes).enumerate() {
+        let top = argmax(row);
+        correct += (top == test.labels[i] as usize) as usize;
+        agree += (top == predictions[i]) as usize;
+    }
+    Ok(IntegerReport {
+        accuracy: correct as f32 / test.n.max(1) as f32,
+        agreement: agree as f32 / test.n.max(1) as f32,
+        batch: BATCH,
+        f32_us,
+        int8_us: kernels[0].1,
+        kernel: kernels[0].0.clone(),
+        kernels,
+        bytes: model.bytes(),
+    })
+}
