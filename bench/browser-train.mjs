@@ -3,28 +3,18 @@
 // Train, then prints the per-epoch table and the report the page shows. Not a test.
 // Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct]
 // (after scripts/serve's build)
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { openSite, root } from './site.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const www = path.join(root, 'www');
-const { chromium } = createRequire(path.join(www, 'package.json'))('playwright-core');
 const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const recipe = JSON.parse(readFileSync(args[0] && !args[0].startsWith('--') ? args[0] : path.join(root, 'recipes/lenet-300-100.json'), 'utf8'));
 if (opt('--epochs')) recipe.train.epochs = Number(opt('--epochs'));
-const port = 4800 + Math.floor(Math.random() * 100);
-const server = spawn(process.execPath, [path.join(www, 'node_modules/vite/bin/vite.js'), 'preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], { cwd: www, stdio: 'ignore' });
-for (let i = 0; i < 100; i++) { try { if ((await fetch(`http://127.0.0.1:${port}/`)).ok) break; } catch {} await new Promise((r) => setTimeout(r, 200)); }
-const flags = ['--no-sandbox', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--enable-unsafe-webgpu'];
-if (!args.includes('--gpu')) flags.push('--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader');
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: flags });
+const { url, browser, close } = await openSite({ gpu: args.includes('--gpu') });
 try {
   const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${port}/${opt('--conv') ? `?conv=${opt('--conv')}` : ''}`);
+  await page.goto(`${url}${opt('--conv') ? `?conv=${opt('--conv')}` : ''}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   console.log(await page.textContent('#adapter'));
   const set = (id, v) => page.fill(id, String(v));
@@ -57,6 +47,5 @@ try {
   console.log(await page.textContent('#status'));
   console.log(`wall time from pressing Train (data loading included): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 } finally {
-  await browser.close();
-  server.kill();
+  await close();
 }

@@ -22,18 +22,11 @@ struct GemmParams {
 }
 
 struct Im2colParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
+    s: SpatialParams, // the geometry (accumulate, outputs unused)
     pad_value: i32,
     k4: u32,
     first: u32, // int8_input: the first pixel of the batch in the dataset
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> g: GemmParams;
@@ -121,7 +114,7 @@ fn int8_gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
 @compute @workgroup_size(256, 1, 1)
 fn int8_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg, 256u);
-    if (i >= ip.batch * ip.h * ip.w * ip.c) {
+    if (i >= ip.s.batch * ip.s.h * ip.s.w * ip.s.c) {
         return;
     }
     let at = ip.first + i;
@@ -135,28 +128,28 @@ fn int8_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(256, 1, 1)
 fn int8_im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg, 256u);
-    let rows = ip.batch * ip.oh * ip.ow;
+    let rows = ip.s.batch * ip.s.oh * ip.s.ow;
     if (i >= rows * ip.k4) {
         return;
     }
     let row = i / ip.k4;
-    let b = row / (ip.oh * ip.ow);
-    let oy = (row / ip.ow) % ip.oh;
-    let ox = row % ip.ow;
-    let width = ip.k * ip.k * ip.c;
+    let b = row / (ip.s.oh * ip.s.ow);
+    let oy = (row / ip.s.ow) % ip.s.oh;
+    let ox = row % ip.s.ow;
+    let width = ip.s.k * ip.s.k * ip.s.c;
     var word = 0u;
     for (var j = 0u; j < 4u; j++) {
         let col = (i % ip.k4) * 4u + j;
         var v = 0;
         if (col < width) {
-            let ci = col % ip.c;
-            let tap = col / ip.c;
-            let y = i32(oy * ip.stride + tap / ip.k) - i32(ip.pad);
-            let xx = i32(ox * ip.stride + tap % ip.k) - i32(ip.pad);
-            if (y < 0 || xx < 0 || u32(y) >= ip.h || u32(xx) >= ip.w) {
+            let ci = col % ip.s.c;
+            let tap = col / ip.s.c;
+            let y = i32(oy * ip.s.stride + tap / ip.s.k) - i32(ip.s.pad);
+            let xx = i32(ox * ip.s.stride + tap % ip.s.k) - i32(ip.s.pad);
+            if (y < 0 || xx < 0 || u32(y) >= ip.s.h || u32(xx) >= ip.s.w) {
                 v = ip.pad_value;
             } else {
-                v = x[((b * ip.h + u32(y)) * ip.w + u32(xx)) * ip.c + ci];
+                v = x[((b * ip.s.h + u32(y)) * ip.s.w + u32(xx)) * ip.s.c + ci];
             }
         }
         word = word | ((u32(v) & 0xffu) << (8u * j));

@@ -49,7 +49,7 @@ impl GpuIntModel {
         let colbuf = ctx.storage_zeroed((batch * cols * 4) as u64, "int8 cols");
         let passes = data.n.div_ceil(batch);
         let totals = ctx.storage_zeroed((passes * batch * model.classes * 4) as u64, "int8 totals");
-        let input_p = Im2colParams { batch: batch as u32, h: 1, w: 1, c: pixels as u32, ..Im2colParams::new(&Geometry::new(batch, 1, 1, pixels, 1, 1, 0), 0, 0) };
+        let input_p = Im2colParams::new(&Geometry::new(batch, 1, 1, pixels, 1, 1, 0), 0, 0);
         let input = ctx.int8_input(&k, input_p, &images, &xs[0]);
         let mut buffers = vec![images, colbuf.clone()];
         let mut variants = vec![Int8Variant::Manual];

@@ -358,7 +358,7 @@ impl GpuContext {
 impl GpuContext {
     /// x [B·P] = pixel − 128 of the u8 dataset from pixel `p.first` (rewrite the uniform per batch).
     pub fn int8_input(&self, k: &Int8Kernels, p: Im2colParams, images: &wgpu::Buffer, x: &wgpu::Buffer) -> Launch {
-        self.launch(&k.input, &p, &[images, x], grid_1d(p.batch * p.h * p.w * p.c), "int8_input")
+        self.launch(&k.input, &p, &[images, x], grid_1d(p.s.batch * p.s.h * p.s.w * p.s.c), "int8_input")
     }
 
     /// Packed cols [B·OH·OW, k4] of x [B, H, W, C] (int8 values as i32).
@@ -551,28 +551,20 @@ pub struct GemmParams {
     pub out_offset: u32,
 }
 
-/// Uniform of shaders/int8.wgsl's int8_im2col and int8_input.
+/// Uniform of shaders/int8.wgsl's int8_im2col and int8_input: a geometry and what packing needs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Im2colParams {
-    pub batch: u32,
-    pub h: u32,
-    pub w: u32,
-    pub c: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub k: u32,
-    pub stride: u32,
-    pub pad: u32,
+    pub s: SpatialParams,
     pub pad_value: i32,
     pub k4: u32,
     pub first: u32,
+    pub _pad: u32,
 }
 
 impl Im2colParams {
     pub fn new(g: &Geometry, pad_value: i32, k4: u32) -> Im2colParams {
-        let u = |v: usize| v as u32;
-        Im2colParams { batch: u(g.batch), h: u(g.h), w: u(g.w), c: u(g.c), oh: u(g.oh), ow: u(g.ow), k: u(g.k), stride: u(g.stride), pad: u(g.pad), pad_value, k4, first: 0 }
+        Im2colParams { s: SpatialParams::new(g, false), pad_value, k4, first: 0, _pad: 0 }
     }
 }
 

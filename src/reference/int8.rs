@@ -189,111 +189,75 @@ fn gemm_portable(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i3
     out
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
+/// One x86 product module per instruction set, from one template: `$lanes` i16 per register,
+/// `$acc(acc, a, b)` = acc + the pairwise-added products (vpmaddwd + vpaddd, or vpdpwssd),
+/// `$sum` the horizontal sum; blocks of `$r` rows by 4 outputs.
+macro_rules! x86_product {
+    ($name:ident, $feature:literal, $v:ty, $lanes:literal, $r:literal, $zero:expr, $load:ident, $acc:expr, $sum:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            #[allow(unused_imports)]
+            use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx2")]
-    fn hsum(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        _mm_cvtsi128_si32(s)
-    }
-
-    /// Σ_k a[r, k]·b[c, k] for rows r0..r0 + R and outputs c0..c0 + C (R ≤ 2, C ≤ 4), into `out`.
-    #[target_feature(enable = "avx2")]
-    fn block<const R: usize, const C: usize>(a: &[i16], b: &[i16], k16: usize, r0: usize, c0: usize, out: &mut [i32], n: usize) {
-        let mut acc = [[_mm256_setzero_si256(); C]; R];
-        let ld = |v: &[i16], at: usize| -> __m256i {
-            // SAFETY: at + 16 <= v.len(): every row is k16 long and k steps by 16 below k16.
-            unsafe { _mm256_loadu_si256(v.as_ptr().add(at) as *const __m256i) }
-        };
-        for k in (0..k16).step_by(16) {
-            let av: [__m256i; R] = std::array::from_fn(|i| ld(a, (r0 + i) * k16 + k));
-            for j in 0..C {
-                let bv = ld(b, (c0 + j) * k16 + k);
+            /// Σ_k a[r, k]·b[c, k] for rows r0..r0 + R and outputs c0..c0 + C, into `out`.
+            #[target_feature(enable = $feature)]
+            fn block<const R: usize, const C: usize>(a: &[i16], b: &[i16], k: usize, r0: usize, c0: usize, out: &mut [i32], n: usize) {
+                let mut acc = [[$zero; C]; R];
+                let ld = |v: &[i16], at: usize| -> $v {
+                    // SAFETY: at + $lanes <= v.len(): rows are k long, k a multiple of 32, and kk steps by $lanes below k.
+                    unsafe { $load(v.as_ptr().add(at) as *const $v) }
+                };
+                for kk in (0..k).step_by($lanes) {
+                    let av: [$v; R] = std::array::from_fn(|i| ld(a, (r0 + i) * k + kk));
+                    for j in 0..C {
+                        let bv = ld(b, (c0 + j) * k + kk);
+                        for i in 0..R {
+                            acc[i][j] = $acc(acc[i][j], av[i], bv);
+                        }
+                    }
+                }
                 for i in 0..R {
-                    acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(av[i], bv));
+                    for j in 0..C {
+                        out[(r0 + i) * n + c0 + j] = $sum(acc[i][j]);
+                    }
                 }
             }
-        }
-        for i in 0..R {
-            for j in 0..C {
-                out[(r0 + i) * n + c0 + j] = hsum(acc[i][j]);
+
+            #[target_feature(enable = $feature)]
+            pub fn gemm(a: &[i16], b: &[i16], m: usize, n: usize, k: usize) -> Vec<i32> {
+                let mut out = vec![0i32; m * n];
+                let (mr, n4) = (m - m % $r, n - n % 4);
+                for r in (0..mr).step_by($r) {
+                    for c in (0..n4).step_by(4) {
+                        block::<$r, 4>(a, b, k, r, c, &mut out, n);
+                    }
+                    for c in n4..n {
+                        block::<$r, 1>(a, b, k, r, c, &mut out, n);
+                    }
+                }
+                for r in mr..m {
+                    for c in 0..n {
+                        block::<1, 1>(a, b, k, r, c, &mut out, n);
+                    }
+                }
+                out
             }
         }
-    }
+    };
+}
 
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-    pub fn gemm(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i32> {
-        let mut out = vec![0i32; m * n];
-        let (m2, n4) = (m - m % 2, n - n % 4);
-        for r in (0..m2).step_by(2) {
-            for c in (0..n4).step_by(4) {
-                block::<2, 4>(a, b, k16, r, c, &mut out, n);
-            }
-            for c in n4..n {
-                block::<2, 1>(a, b, k16, r, c, &mut out, n);
-            }
-        }
-        for r in m2..m {
-            for c in 0..n {
-                block::<1, 1>(a, b, k16, r, c, &mut out, n);
-            }
-        }
-        out
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
+fn hsum256(v: std::arch::x86_64::__m256i) -> i32 {
     use std::arch::x86_64::*;
-
-    /// Σ_k a[r, k]·b[c, k] for rows r0..r0 + R and outputs c0..c0 + C (R, C ≤ 4), into `out`.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    fn block<const R: usize, const C: usize>(a: &[i16], b: &[i16], k32: usize, r0: usize, c0: usize, out: &mut [i32], n: usize) {
-        let mut acc = [[_mm512_setzero_si512(); C]; R];
-        let ld = |v: &[i16], at: usize| -> __m512i {
-            // SAFETY: at + 32 <= v.len(): every row is k32 long and k steps by 32 below k32.
-            unsafe { _mm512_loadu_si512(v.as_ptr().add(at) as *const __m512i) }
-        };
-        for k in (0..k32).step_by(32) {
-            let av: [__m512i; R] = std::array::from_fn(|i| ld(a, (r0 + i) * k32 + k));
-            for j in 0..C {
-                let bv = ld(b, (c0 + j) * k32 + k);
-                for i in 0..R {
-                    acc[i][j] = _mm512_dpwssd_epi32(acc[i][j], av[i], bv);
-                }
-            }
-        }
-        for i in 0..R {
-            for j in 0..C {
-                out[(r0 + i) * n + c0 + j] = _mm512_reduce_add_epi32(acc[i][j]);
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub fn gemm(a: &[i16], b: &[i16], m: usize, n: usize, k32: usize) -> Vec<i32> {
-        let mut out = vec![0i32; m * n];
-        let (m4, n4) = (m - m % 4, n - n % 4);
-        for r in (0..m4).step_by(4) {
-            for c in (0..n4).step_by(4) {
-                block::<4, 4>(a, b, k32, r, c, &mut out, n);
-            }
-            for c in n4..n {
-                block::<4, 1>(a, b, k32, r, c, &mut out, n);
-            }
-        }
-        for r in m4..m {
-            for c in 0..n {
-                block::<1, 1>(a, b, k32, r, c, &mut out, n);
-            }
-        }
-        out
-    }
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
 }
+
+x86_product!(avx2, "avx2", __m256i, 16, 2, _mm256_setzero_si256(), _mm256_loadu_si256, |c, a, b| _mm256_add_epi32(c, _mm256_madd_epi16(a, b)), super::hsum256);
+x86_product!(avx512, "avx512f,avx512vnni", __m512i, 32, 4, _mm512_setzero_si512(), _mm512_loadu_si512, _mm512_dpwssd_epi32, _mm512_reduce_add_epi32);
 
 #[cfg(test)]
 mod tests {

@@ -212,6 +212,25 @@ export function quantizationPanel(parent, index, report) {
   el.classList.add('waterfall');
   el.dataset.bytes = steps.map(([, b]) => b).join(',');
   bars(el, { title: 'Size waterfall (bytes the model file holds, header aside)', labels: steps.map(([n]) => n), values: steps.map(([, b]) => b / 1024), yLabel: 'KiB' });
+  // Integer inference: int8 against f32, timed on this backend at the same batch.
+  const int = q.integer;
+  if (int) {
+    const timed = [['f32', int.f32_us], ...int.kernels.map(([k, us]) => [`int8 (${k})`, us])];
+    const t = panel(box, `Inference time per image at batch ${int.batch}: ${timed.map(([n, us]) => `${n} ${us.toFixed(2)} µs`).join(', ')}; integer accuracy ${(100 * int.accuracy).toFixed(2)}%`, `stage${index}-int8`);
+    t.classList.add('int8-time');
+    t.dataset.us = timed.map(([, us]) => us).join(',');
+    bars(t, {
+      title: `Inference µs per image, batch ${int.batch} (int8 ${(int.f32_us / int.int8_us).toFixed(2)}x f32; integer accuracy ${(100 * int.accuracy).toFixed(2)}%)`,
+      labels: timed.map(([n]) => n),
+      values: timed.map(([, us]) => us),
+      yLabel: 'µs per image',
+    });
+  } else if (q.integer_note) {
+    const p = document.createElement('p');
+    p.className = 'facts int8-note';
+    p.textContent = `No integer inference: ${q.integer_note}.`;
+    box.appendChild(p);
+  }
   return box;
 }
 

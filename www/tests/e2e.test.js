@@ -252,18 +252,25 @@ test('quantize stages run from the pipeline editor: waterfall, accuracy versus b
   await fillAll(page, { '#stage-1-bits': '3', '#stage-1-ft_epochs': '1' });
   await page.selectOption('#stage-1-act_bits', 'off');
   await page.selectOption('#stage-1-mode', 'qat');
+  await page.selectOption('#stage-1-biases', 'f16');
   await page.click('#train');
   await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
   const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
   assert.deepEqual(shared.stages.map((s) => Object.keys(s)[0]), ['quantize', 'quantize']);
   assert.equal(shared.stages[1].quantize.weights.scheme, 'kmeans');
+  assert.equal(shared.stages[1].quantize.biases, 'f16');
   // Each stage's waterfall falls from dense f32 to what is stored; 3-bit stores less than 8-bit.
   const falls = await page.$$eval('.waterfall', (els) => els.map((e) => e.dataset.bytes.split(',').map(Number)));
   assert.equal(falls.length, 2);
   for (const f of falls) assert.ok(f[0] > f[2] && f[2] >= f[3], `waterfall ${f}`);
   assert.ok(falls[1][3] < falls[0][3] / 2, `3-bit ${falls[1][3]} vs 8-bit ${falls[0][3]} bytes`);
   assert.match(await page.textContent('.stage-result[data-stage="1"] .facts'), /symmetric 8-bit/);
+  // The 8-bit stage runs in integers: f32 and int8 inference timed side by side; k-means says why not.
+  const us = await page.$$eval('.int8-time', (els) => els.map((e) => e.dataset.us.split(',').map(Number)));
+  assert.equal(us.length, 1);
+  assert.ok(us[0].length >= 2 && us[0].every((t) => t > 0), `int8 timings ${us[0]}`);
+  assert.match(await page.textContent('.stage-result[data-stage="2"] .int8-note'), /No integer inference/);
   // Accuracy versus bits: one point per stage.
   assert.equal(await page.getAttribute('#bits-chart', 'data-points'), '2');
   assert.match(await page.getAttribute('#bits-chart', 'aria-label'), /kmeans: 3 bits [\d.]+%/);
