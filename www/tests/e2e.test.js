@@ -63,6 +63,7 @@ const runEnds = (page, timeout) =>
 
 // Draws a "1" on the draw-a-digit canvas: a vertical stroke.
 async function drawOne(page) {
+  await page.locator('#draw').scrollIntoViewIfNeeded();
   const box = await page.locator('#draw').boundingBox();
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
   await page.mouse.down();
