@@ -3,7 +3,7 @@
 // so every adapter computes the same bits as the CPU). NHWC; one i32 per int8 value between steps.
 //   int8_input:  x[i] = pixel(first + i) − 128                       images: the u8 dataset, packed
 //   int8_im2col: cols [M = B·OH·OW, k4] packed, column (kh·K + kw)·C + ci; pad_value off the edge
-//   int8_gemm:   out [M, N] = epilogue(Σ_k4 dot4(cols[r, k], weights[c, k]) + bias[c])
+//   int8_gemm:   out [M, N] = epilogue(Σ_k4 dot4(cols[r, k], weights[k, c]) + bias[c]), weights k-major
 //                epilogue: the classifier keeps the total; else clamp(rq(total) + zero_out, lo, hi)
 //   int8_maxpool: y = window maxima of x (SpatialParams)
 // `dot4` is appended when the module is built: dot4I8Packed where the WGSL language feature
@@ -69,34 +69,36 @@ fn requantize(t: i32, m: u32, s: u32) -> i32 {
     return select(r, -r, t < 0);
 }
 
-// Each invocation: 4 rows × 4 outputs (rows ty + 8i, outputs tx + 8j of a 32 × 32 tile); the row
-// tiles fold into z past 65,535 workgroups.
+// Each invocation: 4 rows × 4 outputs (rows y + 8i, outputs x + 8j of a 32 × 32 tile), as the f32
+// matmul: weights are stored k-major ([k4, N] words), so neighbouring invocations read
+// neighbouring words (contiguous SIMD loads on software adapters). Row tiles fold into z past
+// 65,535 workgroups.
 @compute @workgroup_size(8, 8, 1)
 fn int8_gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r0 = (wid.y + wid.z * nwg.y) * 32u + lid.y;
     let c0 = wid.x * 32u + lid.x;
-    var ra: array<u32, 4>;
-    var cb: array<u32, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        ra[i] = min(r0 + 8u * i, g.rows - 1u) * g.k4;
-        cb[i] = min(c0 + 8u * i, g.outputs - 1u) * g.k4;
-    }
-    var acc: array<i32, 16>;
+    let ra = min(vec4<u32>(r0, r0 + 8u, r0 + 16u, r0 + 24u), vec4<u32>(g.rows - 1u)) * g.k4;
+    let cb = min(vec4<u32>(c0, c0 + 8u, c0 + 16u, c0 + 24u), vec4<u32>(g.outputs - 1u));
+    var acc0 = vec4<i32>(0);
+    var acc1 = vec4<i32>(0);
+    var acc2 = vec4<i32>(0);
+    var acc3 = vec4<i32>(0);
     for (var k = 0u; k < g.k4; k++) {
-        let a = vec4<u32>(cols[ra[0] + k], cols[ra[1] + k], cols[ra[2] + k], cols[ra[3] + k]);
-        let b = vec4<u32>(weights[cb[0] + k], weights[cb[1] + k], weights[cb[2] + k], weights[cb[3] + k]);
-        for (var i = 0u; i < 4u; i++) {
-            for (var j = 0u; j < 4u; j++) {
-                acc[i * 4u + j] += dot4(a[i], b[j]);
-            }
-        }
+        let a = vec4<u32>(cols[ra.x + k], cols[ra.y + k], cols[ra.z + k], cols[ra.w + k]);
+        let kb = k * g.outputs;
+        let b = vec4<u32>(weights[kb + cb.x], weights[kb + cb.y], weights[kb + cb.z], weights[kb + cb.w]);
+        acc0 += vec4<i32>(dot4(a.x, b.x), dot4(a.x, b.y), dot4(a.x, b.z), dot4(a.x, b.w));
+        acc1 += vec4<i32>(dot4(a.y, b.x), dot4(a.y, b.y), dot4(a.y, b.z), dot4(a.y, b.w));
+        acc2 += vec4<i32>(dot4(a.z, b.x), dot4(a.z, b.y), dot4(a.z, b.z), dot4(a.z, b.w));
+        acc3 += vec4<i32>(dot4(a.w, b.x), dot4(a.w, b.y), dot4(a.w, b.z), dot4(a.w, b.w));
     }
+    let accs = array<vec4<i32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         let r = r0 + 8u * i;
         for (var j = 0u; j < 4u; j++) {
             let c = c0 + 8u * j;
             if (r < g.rows && c < g.outputs) {
-                let total = acc[i * 4u + j] + bias[c];
+                let total = accs[i][j] + bias[c];
                 var v = total;
                 if (g.last == 0u) {
                     v = clamp(requantize(total, mult[c], shift[c]) + g.zero_out, g.lo, g.hi);

@@ -41,14 +41,15 @@ async fn gemm_case(ctx: GpuContext) {
     // Multipliers from 1e-7 (shift 54) to 3 (shift 29).
     let scales = [1e-7, 2.5e-5, 0.003, 0.3, 0.7, 1.5, 3.0];
     let (mult, shift): (Vec<u32>, Vec<u32>) = (0..n).map(|c| fixed_point(scales[c % scales.len()] * (1.0 + c as f64 / 100.0)).unwrap()).unzip();
-    let (gc, gw, gb, gm, gs) = (ctx.storage(&cols, "cols"), ctx.storage(&pack_i8(&weights), "w"), ctx.storage(&bias, "bias"), ctx.storage(&mult, "mult"), ctx.storage(&shift, "shift"));
+    let l0 = IntLayer { input: Shape::new(1, 1, kp), k: 1, stride: 1, pad: 0, pad_value: 0, outputs: n, kdim: kp, kp, weights: weights.clone(), bias: bias.clone(), mult: mult.clone(), shift: shift.clone(), zero_out: -3, lo: -100, hi: 120, last: false };
+    let (gc, gw, gb, gm, gs) = (ctx.storage(&cols, "cols"), ctx.storage(&pack_weights(&l0), "w"), ctx.storage(&bias, "bias"), ctx.storage(&mult, "mult"), ctx.storage(&shift, "shift"));
     let mut variants = vec![false];
     if k.gemm_dot4.is_some() {
         variants.push(true);
     }
     for last in [false, true] {
-        let l = IntLayer { input: Shape::new(1, 1, kp), k: 1, stride: 1, pad: 0, pad_value: 0, outputs: n, kdim: kp, kp, weights: weights.clone(), bias: bias.clone(), mult: mult.clone(), shift: shift.clone(), zero_out: -3, lo: -100, hi: 120, last };
-        let want = int8_gemm_reference(&cols, &pack_i8(&weights), m, &l);
+        let l = IntLayer { last, ..l0.clone() };
+        let want = int8_gemm_reference(&cols, &pack_weights(&l), m, &l);
         if !last {
             assert!(want.contains(&-100) && want.contains(&120) && want.iter().any(|v| (-99..119).contains(v) && *v != -3), "the case must clamp both ways and requantize in between (seed {seed})");
         }

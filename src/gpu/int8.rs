@@ -8,7 +8,7 @@ use super::kernels::{run, GemmParams, Im2colParams, Int8Kernels, Launch};
 use crate::compress::int8::{IntModel, IntStep};
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::reference::int8::pack_i8;
+use crate::reference::int8::pack_weights;
 use crate::reference::ops::Geometry;
 
 /// Which product an integer model runs with.
@@ -62,7 +62,7 @@ impl GpuIntModel {
             .iter()
             .map(|s| match s {
                 IntStep::Layer(l) => Some([
-                    ctx.storage(&pack_i8(&l.weights), "int8 weights"),
+                    ctx.storage(&pack_weights(l), "int8 weights"),
                     ctx.storage(&l.bias, "int8 bias"),
                     ctx.storage(&l.mult, "int8 mult"),
                     ctx.storage(&l.shift, "int8 shift"),

@@ -10,6 +10,13 @@ pub fn pack_i8(v: &[i8]) -> Vec<u32> {
     v.chunks(4).map(|c| c.iter().enumerate().fold(0u32, |w, (j, &b)| w | ((b as u8 as u32) << (8 * j)))).collect()
 }
 
+/// A layer's weights as the GPU product reads them: packed words k-major, [kp/4, outputs].
+pub fn pack_weights(l: &IntLayer) -> Vec<u32> {
+    let k4 = l.kp / 4;
+    let rows = pack_i8(&l.weights); // [outputs, k4]
+    (0..k4 * l.outputs).map(|i| rows[(i % l.outputs) * k4 + i / l.outputs]).collect()
+}
+
 /// dot4I8Packed: the dot product of two words' four signed bytes.
 pub fn dot4_i8(a: u32, b: u32) -> i32 {
     (0..4).map(|j| ((a >> (8 * j)) as u8 as i8 as i32) * ((b >> (8 * j)) as u8 as i8 as i32)).sum()
@@ -42,14 +49,14 @@ pub fn int8_im2col_reference(x: &[i32], g: &Geometry, pad_value: i32, kp: usize)
     pack_i8(&cols)
 }
 
-/// int8_gemm: out [M, outputs] from packed cols [M, kp/4] and packed weights [outputs, kp/4]:
+/// int8_gemm: out [M, outputs] from packed cols [M, kp/4] and packed weights [kp/4, outputs]:
 /// the classifier's totals, else the requantized int8 values (compress::int8).
 pub fn int8_gemm_reference(cols: &[u32], weights: &[u32], m: usize, l: &IntLayer) -> Vec<i32> {
     let k4 = l.kp / 4;
     let mut out = vec![0; m * l.outputs];
     for r in 0..m {
         for c in 0..l.outputs {
-            let total = (0..k4).map(|i| dot4_i8(cols[r * k4 + i], weights[c * k4 + i])).sum::<i32>() + l.bias[c];
+            let total = (0..k4).map(|i| dot4_i8(cols[r * k4 + i], weights[i * l.outputs + c])).sum::<i32>() + l.bias[c];
             out[r * l.outputs + c] = if l.last { total } else { requantize_store(total, l, c) };
         }
     }
@@ -75,7 +82,7 @@ pub fn int8_forward_reference(model: &IntModel, pixels: &[u8], n: usize) -> Vec<
             IntStep::Layer(l) => {
                 let g = l.geometry(n);
                 let cols = int8_im2col_reference(&x, &g, l.pad_value, l.kp);
-                int8_gemm_reference(&cols, &pack_i8(&l.weights), g.positions(), l)
+                int8_gemm_reference(&cols, &pack_weights(l), g.positions(), l)
             }
             IntStep::MaxPool { input, k, stride } => int8_maxpool_reference(&x, &Geometry::new(n, input.h, input.w, input.c, *k, *stride, 0)),
         };
@@ -176,6 +183,10 @@ fn gemm_i16(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i32> {
         // SAFETY: AVX2 is present (checked just above).
         return unsafe { avx2::gemm(a, b, m, n, k16) };
     }
+    // The wasm build has simd128 on (.cargo/config.toml).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd128::gemm(a, b, m, n, k16);
+    #[allow(unreachable_code)]
     gemm_portable(a, b, m, n, k16)
 }
 
@@ -189,15 +200,15 @@ fn gemm_portable(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i3
     out
 }
 
-/// One x86 product module per instruction set, from one template: `$lanes` i16 per register,
+/// One product module per instruction set (x86 AVX2, AVX-512 VNNI; wasm simd128), from one template: `$lanes` i16 per register,
 /// `$acc(acc, a, b)` = acc + the pairwise-added products (vpmaddwd + vpaddd, or vpdpwssd),
 /// `$sum` the horizontal sum; blocks of `$r` rows by 4 outputs.
-macro_rules! x86_product {
-    ($name:ident, $feature:literal, $v:ty, $lanes:literal, $r:literal, $zero:expr, $load:ident, $acc:expr, $sum:expr) => {
-        #[cfg(target_arch = "x86_64")]
+macro_rules! simd_product {
+    ($arch:ident, $cfg:meta, $name:ident, $feature:literal, $v:ty, $lanes:literal, $r:literal, $zero:expr, $load:expr, $acc:expr, $sum:expr) => {
+        #[cfg($cfg)]
         mod $name {
             #[allow(unused_imports)]
-            use std::arch::x86_64::*;
+            use std::arch::$arch::*;
 
             /// Σ_k a[r, k]·b[c, k] for rows r0..r0 + R and outputs c0..c0 + C, into `out`.
             #[target_feature(enable = $feature)]
@@ -256,8 +267,9 @@ fn hsum256(v: std::arch::x86_64::__m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-x86_product!(avx2, "avx2", __m256i, 16, 2, _mm256_setzero_si256(), _mm256_loadu_si256, |c, a, b| _mm256_add_epi32(c, _mm256_madd_epi16(a, b)), super::hsum256);
-x86_product!(avx512, "avx512f,avx512vnni", __m512i, 32, 4, _mm512_setzero_si512(), _mm512_loadu_si512, _mm512_dpwssd_epi32, _mm512_reduce_add_epi32);
+simd_product!(x86_64, target_arch = "x86_64", avx2, "avx2", __m256i, 16, 2, _mm256_setzero_si256(), _mm256_loadu_si256, |c, a, b| _mm256_add_epi32(c, _mm256_madd_epi16(a, b)), super::hsum256);
+simd_product!(x86_64, target_arch = "x86_64", avx512, "avx512f,avx512vnni", __m512i, 32, 4, _mm512_setzero_si512(), _mm512_loadu_si512, _mm512_dpwssd_epi32, _mm512_reduce_add_epi32);
+simd_product!(wasm32, all(target_arch = "wasm32", target_feature = "simd128"), simd128, "simd128", v128, 8, 2, i32x4_splat(0), v128_load, |c, a, b| i32x4_add(c, i32x4_dot_i16x8(a, b)), |v| i32x4_extract_lane::<0>(v) + i32x4_extract_lane::<1>(v) + i32x4_extract_lane::<2>(v) + i32x4_extract_lane::<3>(v));
 
 #[cfg(test)]
 mod tests {
