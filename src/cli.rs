@@ -227,6 +227,19 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     _ => {}
                 }
             }
+            for w in rep.stages.iter().filter_map(|s| s.sweep()) {
+                println!("bit-width sweep (weights quantized after training, activations float; float {:.2}%):", w.float_accuracy * 100.0);
+                for p in &w.points {
+                    println!("  {:<12} {:>2} bits: {:.2}%  {} bytes", format!("{:?}", p.scheme).to_lowercase(), p.layer_bits[0], p.accuracy * 100.0, p.bytes);
+                }
+                for (l, scan) in w.layers.iter().enumerate() {
+                    let cells: Vec<String> = scan.iter().map(|(b, a)| format!("{b} bits: {:.2}%", a * 100.0)).collect();
+                    println!("  layer {l} alone: {}", cells.join("  "));
+                }
+                if let Some(p) = &w.proposal {
+                    println!("  mixed precision within {:.2} pp: bits {:?}, {:.2}%, {} bytes", w.budget * 100.0, p.layer_bits, p.accuracy * 100.0, p.bytes);
+                }
+            }
             for c in rep.stages.iter().filter_map(|s| s.pruning()?.control_accuracy) {
                 println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);
             }

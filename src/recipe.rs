@@ -256,6 +256,52 @@ pub enum Stage {
     /// Quantization of weights (and optionally activations), post-training or with
     /// quantization-aware training (see experiment::quantize).
     Quantize(QuantizeConfig),
+    /// Bit-width sweep: post-training weight quantization at each width of each scheme, and
+    /// each layer alone at each width; proposes per-layer widths for an accuracy budget.
+    /// Changes nothing (see experiment::sweep).
+    Sweep(SweepConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Weight schemes to sweep; each at the widths of `bits` it accepts (binary, ternary and f16
+    /// once, at their own width). The first scheme also runs the per-layer scan.
+    #[serde(default = "default_sweep_schemes")]
+    pub schemes: Vec<SchemeKind>,
+    #[serde(default = "default_sweep_bits")]
+    pub bits: Vec<u32>,
+    #[serde(default = "default_true")]
+    pub per_channel: bool,
+    /// Per-layer bit sensitivity: each weight matrix alone at each width, the rest float.
+    #[serde(default = "default_true")]
+    pub layers: bool,
+    /// Largest accepted test-accuracy drop of the proposed mixed-precision widths (0.005 = half a point).
+    #[serde(default = "default_tolerance")]
+    pub budget: f32,
+}
+
+fn default_sweep_schemes() -> Vec<SchemeKind> {
+    vec![SchemeKind::Symmetric]
+}
+fn default_sweep_bits() -> Vec<u32> {
+    vec![8, 6, 4, 3, 2]
+}
+
+impl SweepConfig {
+    /// The widths scheme `kind` is swept at, widest first.
+    pub fn bits_of(&self, kind: SchemeKind) -> Vec<u32> {
+        let (_, ok) = scheme_bits(kind);
+        let mut b: Vec<u32> = match kind {
+            SchemeKind::Binary => vec![1],
+            SchemeKind::Ternary => vec![2],
+            SchemeKind::F16 => vec![16],
+            _ => self.bits.iter().copied().filter(|&b| ok(b)).collect(),
+        };
+        b.sort_unstable_by(|x, y| y.cmp(x));
+        b.dedup();
+        b
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -746,6 +792,18 @@ impl Recipe {
                     }
                 }
                 Stage::Quantize(q) => q.validate(&format!("stages[{i}].quantize"), weights)?,
+                Stage::Sweep(c) => {
+                    let at = format!("stages[{i}].sweep");
+                    check((1..=8).contains(&c.schemes.len()), &format!("{at}.schemes"), format!("needs 1..=8 schemes, got {}", c.schemes.len()))?;
+                    check((1..=16).contains(&c.bits.len()), &format!("{at}.bits"), format!("needs 1..=16 widths, got {}", c.bits.len()))?;
+                    for (k, &b) in c.bits.iter().enumerate() {
+                        check((1..=16).contains(&b), &format!("{at}.bits[{k}]"), format!("must be 1..=16, got {b}"))?;
+                    }
+                    for (k, &kind) in c.schemes.iter().enumerate() {
+                        check(!c.bits_of(kind).is_empty(), &format!("{at}.schemes[{k}]"), format!("{kind:?} takes {} bits, none of which is in `bits`", scheme_bits(kind).0))?;
+                    }
+                    check(c.budget.is_finite() && (0.0..1.0).contains(&c.budget), &format!("{at}.budget"), format!("must be in [0, 1), got {}", c.budget))?;
+                }
                 Stage::Sensitivity(c) => {
                     let at = format!("stages[{i}].sensitivity");
                     check(c.criterion != Criterion::Taylor, &format!("{at}.criterion"), "`taylor` is not available in recipes yet".into())?;

@@ -5,6 +5,7 @@
 
 mod common;
 use common::{assert_close, fresh_rng, synthetic_sized};
+use squeeze::compress::quant::SchemeKind;
 use squeeze::data::Splits;
 use squeeze::experiment::{run, Backend, Control, RunOptions};
 use squeeze::gpu::{GpuContext, GpuTrainer};
@@ -178,3 +179,38 @@ async fn deep_compression_case(ctx: GpuContext) {
     }
 }
 gpu_test!(deep_compression_runs_on_both_backends, deep_compression_case);
+
+/// The sweep stage: every scheme at the widths it takes (accuracy and bytes), bytes falling with
+/// bits, 8 bits keeping the float accuracy; the per-layer scan; a mixed-precision proposal within
+/// the budget (or every layer at its widest); the model left as it was.
+async fn sweep_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("sweep");
+    let data = four_classes(&mut rng);
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 4, "model": {"arch": "mlp", "hidden": [32, 16]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"sweep": {"schemes": ["symmetric", "ternary", "kmeans"], "bits": [8, 4, 2, 1], "budget": 0.02}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let w = out.report.stages[1].sweep().expect("a sweep report");
+        let float = out.report.stages[0].test_accuracy;
+        assert_eq!(w.float_accuracy, float, "{what}");
+        // symmetric takes 8, 4, 2 (not 1); ternary once at 2; k-means 8, 4, 2, 1.
+        let got: Vec<(SchemeKind, u32)> = w.points.iter().map(|p| (p.scheme, p.layer_bits[0])).collect();
+        use SchemeKind::*;
+        assert_eq!(got, vec![(Symmetric, 8), (Symmetric, 4), (Symmetric, 2), (Ternary, 2), (Kmeans, 8), (Kmeans, 4), (Kmeans, 2), (Kmeans, 1)], "{what}");
+        assert!(w.points[0].bytes > w.points[1].bytes && w.points[1].bytes > w.points[2].bytes, "{what}: bytes must fall with bits");
+        assert!((w.points[0].accuracy - float).abs() <= 0.02, "{what}: 8-bit {} vs float {float} (seed {seed})", w.points[0].accuracy);
+        assert_eq!(w.layers.len(), 3, "{what}");
+        assert!(w.layers.iter().all(|s| s.iter().map(|p| p.0).collect::<Vec<_>>() == [8, 4, 2]), "{what}");
+        let p = w.proposal.as_ref().expect("a proposal");
+        assert!(float - p.accuracy <= w.budget + 1e-6 || p.layer_bits.iter().all(|&b| b == 8), "{what}: {:?} at {} (float {float})", p.layer_bits, p.accuracy);
+        // Nothing changed: one model (the trained one), the trained parameters.
+        assert_eq!(out.models.len(), 1, "{what}");
+        assert_eq!(out.params.tensors, out.models[0].params.tensors, "{what}");
+    }
+}
+gpu_test!(sweep_stage_scans_widths_and_proposes_mixed_precision, sweep_case);

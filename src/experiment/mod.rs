@@ -14,6 +14,7 @@ pub mod prune;
 pub mod quantize;
 pub mod report;
 pub mod sensitivity;
+pub mod sweep;
 pub mod train;
 pub mod trainer;
 
@@ -310,9 +311,10 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Sensitivity(c) => sensitivity::run(&mut run, si, c).await?,
             Stage::Greedy(g) => greedy::run(&mut run, si, g).await?,
             Stage::Quantize(q) => quantize::run(&mut run, si, q).await?,
+            Stage::Sweep(c) => sweep::run(&mut run, si, c).await?,
         };
         run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
-        if !matches!(s, Stage::Sensitivity(_)) {
+        if !matches!(s, Stage::Sensitivity(_) | Stage::Sweep(_)) {
             models.push(snapshot(&run, si, format!("{si}. {}", report.name)));
         }
         stages.push(report);

@@ -41,6 +41,8 @@ pub enum StageDetail {
     Pruning(PruningReport),
     /// Sensitivity scans: per weight matrix, (sparsity, test accuracy) points.
     Sensitivity(Vec<Vec<(f32, f32)>>),
+    /// Bit-width sweeps: accuracy and bytes per scheme and width, per-layer bit sensitivity.
+    Sweep(crate::experiment::sweep::SweepReport),
     /// Quantize stages.
     Quantization(crate::experiment::quantize::QuantReport),
 }
@@ -68,6 +70,13 @@ impl StageReport {
     pub fn quantization(&self) -> Option<&crate::experiment::quantize::QuantReport> {
         match &self.detail {
             Some(StageDetail::Quantization(q)) => Some(q),
+            _ => None,
+        }
+    }
+
+    pub fn sweep(&self) -> Option<&crate::experiment::sweep::SweepReport> {
+        match &self.detail {
+            Some(StageDetail::Sweep(s)) => Some(s),
             _ => None,
         }
     }

@@ -184,6 +184,32 @@ export function sensitivityPanel(parent, index, report) {
   return box;
 }
 
+// A sweep stage's report (experiment::sweep): accuracy against bits per scheme, each layer alone
+// against bits, and the proposed mixed-precision widths.
+export function sweepPanel(parent, index, report) {
+  const w = report.sweep;
+  const box = stageBox(parent, index, 'bit-width sweep');
+  const facts = document.createElement('p');
+  facts.className = 'facts';
+  const p = w.proposal;
+  facts.textContent = `Float ${(100 * w.float_accuracy).toFixed(2)}%. ` + w.points.map((q) => `${q.scheme} ${q.layer_bits[0]}-bit ${(100 * q.accuracy).toFixed(2)}% (${(q.bytes / 1024).toFixed(1)} KiB)`).join(', ') + '.' +
+    (p ? ` Mixed precision within ${(100 * w.budget).toFixed(2)} pp: bits ${p.layer_bits.join(' / ')}, ${(100 * p.accuracy).toFixed(2)}%, ${(p.bytes / 1024).toFixed(1)} KiB.` : '');
+  box.appendChild(facts);
+  const line = (el, title, xs, series) => accuracyVsSparsity(el, title, 'bits per weight', xs, series);
+  const schemes = [...new Set(w.points.map((q) => q.scheme))];
+  const xs = [...new Set(w.points.map((q) => q.layer_bits[0]))].sort((a, b) => a - b);
+  const el = panel(box, 'Accuracy versus bits: ' + w.points.map((q) => `${q.scheme} ${q.layer_bits[0]} bits ${(100 * q.accuracy).toFixed(2)}%`).join(', '), `stage${index}-sweep`);
+  el.classList.add('sweep');
+  el.dataset.points = String(w.points.length);
+  line(el, 'Accuracy versus weight bits (every layer quantized)', xs, schemes.map((s) => [s, xs.map((b) => { const q = w.points.find((q) => q.scheme === s && q.layer_bits[0] === b); return q ? 100 * q.accuracy : null; })]));
+  if (w.layers.length) {
+    const lx = w.layers[0].map(([b]) => b).sort((a, b) => a - b);
+    const el2 = panel(box, 'Per-layer bit sensitivity: ' + w.layers.map((s, l) => `W${l + 1}: ` + s.map(([b, a]) => `${b} bits ${(100 * a).toFixed(2)}%`).join(', ')).join('; '), `stage${index}-bit-sensitivity`);
+    line(el2, `Accuracy with one layer quantized (${schemes[0]}), the rest float`, lx, w.layers.map((s, l) => [`W${l + 1}`, lx.map((b) => 100 * s.find(([x]) => x === b)[1])]));
+  }
+  return box;
+}
+
 // One quantize stage's report (experiment::StageReport with its QuantReport): per-layer SQNR of
 // the weights (and of the activation each layer reads), and the size waterfall from bytes the
 // model file would hold.

@@ -149,6 +149,16 @@ export const STAGE_KINDS = {
       };
     },
   },
+  sweep: {
+    label: 'Bit-width sweep',
+    fields: [
+      { key: 'schemes', label: 'Weight schemes', control: 'text', value: 'symmetric, kmeans' },
+      { key: 'bits', label: 'Widths to try', control: 'text', value: '8, 6, 4, 3, 2' },
+      { key: 'budget', label: 'Accuracy budget for mixed precision (0.005 = half a point)', control: 'number', value: '0.005' },
+    ],
+    toRecipe: (v) => ({ sweep: { schemes: v.schemes.split(',').map((s) => s.trim()).filter((s) => s.length), bits: numList(v.bits), budget: Number(v.budget) } }),
+    fromRecipe: (c) => ({ schemes: showList(c.schemes), bits: showList(c.bits), budget: c.budget }),
+  },
   train: {
     label: 'Fine-tune',
     fields: [

@@ -240,7 +240,7 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   await page.close();
 });
 
-test('quantize stages run from the pipeline editor: waterfall, accuracy versus bits, stored levels, draw-a-digit', { timeout: 240_000 }, async () => {
+test('quantize and sweep stages run from the pipeline editor: waterfall, int8 timing, accuracy versus bits, stored levels, draw-a-digit', { timeout: 240_000 }, async () => {
   const { page, errors } = await openPage();
   await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.01' });
   for (let i = 0; i < 2; i++) {
@@ -254,11 +254,19 @@ test('quantize stages run from the pipeline editor: waterfall, accuracy versus b
   await page.selectOption('#stage-1-act_bits', 'off');
   await page.selectOption('#stage-1-mode', 'qat');
   await page.selectOption('#stage-1-biases', 'f16');
+  // Stage 3: a bit-width sweep (symmetric at 8 and 2 bits) of the model the k-means stage left.
+  await page.selectOption('#add-stage-kind', 'sweep');
+  await page.click('#add-stage');
+  await fillAll(page, { '#stage-2-schemes': 'symmetric', '#stage-2-bits': '8, 2', '#stage-2-budget': '0.02' });
   await page.click('#train');
   await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
   const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
-  assert.deepEqual(shared.stages.map((s) => Object.keys(s)[0]), ['quantize', 'quantize']);
+  assert.deepEqual(shared.stages.map((s) => Object.keys(s)[0]), ['quantize', 'quantize', 'sweep']);
+  assert.deepEqual(shared.stages[2].sweep.bits, [8, 2]);
+  // The sweep draws a point per width and names its mixed-precision proposal.
+  assert.equal(await page.getAttribute('.sweep', 'data-points'), '2');
+  assert.match(await page.textContent('.stage-result[data-stage="3"] .facts'), /Mixed precision within 2\.00 pp: bits/);
   assert.equal(shared.stages[1].quantize.weights.scheme, 'kmeans');
   assert.equal(shared.stages[1].quantize.biases, 'f16');
   // Each stage's waterfall falls from dense f32 to what is stored; 3-bit stores less than 8-bit.
