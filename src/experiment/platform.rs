@@ -23,7 +23,14 @@ pub async fn sleep_ms(ms: u32) {
 pub fn now_s() -> f64 {
     #[cfg(target_arch = "wasm32")]
     {
-        js_sys::Date::now() / 1000.0
+        // performance.now() (sub-millisecond, in pages and workers) where it exists, else Date.
+        use wasm_bindgen::JsCast;
+        let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok().filter(|p| p.is_object());
+        let ms = perf.and_then(|p| {
+            let f = js_sys::Reflect::get(&p, &"now".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+            f.call0(&p).ok()?.as_f64()
+        });
+        ms.unwrap_or_else(js_sys::Date::now) / 1000.0
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
