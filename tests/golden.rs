@@ -56,7 +56,8 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         let what = format!("{} {kind:?} conv {conv:?}", net.arch);
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
         assert_eq!(g[2], 2.0 * train_n as f32, "{what}: samples seen");
-        assert_eq!(g[1], c[1], "{what}: correct count (seed {seed})");
+        // Argmax counts agree but for a near-tied logit that f32 summation order can flip.
+        assert!((g[1] - c[1]).abs() <= 1.0, "{what}: correct count gpu {} vs cpu {} (seed {seed})", g[1], c[1]);
         assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-4, 1e-4, seed);
         let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
         assert_eq!(g[2], test_n as f32, "{what}: test samples");
