@@ -66,7 +66,7 @@ impl Encoding {
             Encoding::F32 => w.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Encoding::Bitmask => sparse::encode_bitmask(w),
             Encoding::Relative { bits } => sparse::encode_relative(w, *bits),
-            Encoding::Quantized(layout) => encode_quantized(q?, w, cols, *layout),
+            Encoding::Quantized(layout) => encode_quantized(q?, w, cols, *layout)?,
         })
     }
 
@@ -142,8 +142,9 @@ impl Layout {
 /// g < 2^gap_bits − 1 skips g zeros then places a value; 2^gap_bits − 1 skips that many zeros and
 /// places none), then one code per placed value. Codes are affine q − qmin, a level's index or
 /// the half's bits; a stream is packed LSB first at its width or Huffman-coded
-/// (compress::huffman). Decoding gives exactly `q.fake(w, cols)`.
-pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> Vec<u8> {
+/// (compress::huffman). Decoding gives exactly `q.fake(w, cols)`. `None`: Huffman coding asked of
+/// a stream with more than 2^15 distinct symbols (no length-limited code exists).
+pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> Option<Vec<u8>> {
     let fake = q.fake(w, cols);
     let codes = q.codes(w, cols);
     let bits = q.bits();
@@ -166,12 +167,13 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> 
         out.extend_from_slice(&qmin.to_le_bytes());
     }
     table.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    let stream = |out: &mut Vec<u8>, symbols: &[u32], bits: u32| {
+    let stream = |out: &mut Vec<u8>, symbols: &[u32], bits: u32| -> Option<()> {
         if layout.huffman {
-            out.extend_from_slice(&huffman::encode(symbols, 1 << bits));
+            out.extend_from_slice(&huffman::encode(symbols, 1 << bits)?);
         } else {
             out.extend_from_slice(&sparse::pack(symbols, bits));
         }
+        Some(())
     };
     if layout.gap_bits == 0 {
         if lost_zero {
@@ -179,7 +181,7 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> 
             fake.iter().enumerate().filter(|(_, &v)| v == 0.0).for_each(|(i, _)| mask[i / 8] |= 1 << (i % 8));
             out.extend_from_slice(&mask);
         }
-        stream(&mut out, &(0..w.len()).map(symbol).collect::<Vec<_>>(), bits);
+        stream(&mut out, &(0..w.len()).map(symbol).collect::<Vec<_>>(), bits)?;
     } else {
         let escape = (1u32 << layout.gap_bits) - 1;
         let (mut gaps, mut values) = (Vec::new(), Vec::new());
@@ -197,10 +199,10 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> 
             next = i + 1;
         }
         out.extend_from_slice(&(gaps.len() as u32).to_le_bytes());
-        stream(&mut out, &gaps, layout.gap_bits);
-        stream(&mut out, &values, bits);
+        stream(&mut out, &gaps, layout.gap_bits)?;
+        stream(&mut out, &values, bits)?;
     }
-    out
+    Some(out)
 }
 
 /// The `n` values of an `encode_quantized` tensor of `cols` columns and the quantizer they were
@@ -336,11 +338,11 @@ mod tests {
                 let q = Scheme { kind, bits, per_channel }.fit(&w, cols);
                 for layout in [Layout { gap_bits: 0, huffman: false }, Layout { gap_bits: 0, huffman: true }, Layout { gap_bits: 3, huffman: false }, Layout { gap_bits: 5, huffman: true }] {
                     let what = format!("{kind:?} {bits} pc={per_channel} {layout:?}");
-                    let bytes = encode_quantized(&q, &w, cols, layout);
+                    let bytes = encode_quantized(&q, &w, cols, layout).unwrap();
                     let (values, stored) = decode_quantized(&bytes, w.len(), cols).unwrap();
                     assert_eq!(values, q.fake(&w, cols), "{what}");
                     // The quantizer read back stores the values again as the same bytes.
-                    assert_eq!(encode_quantized(&stored, &values, cols, layout), bytes, "{what}: re-encoded");
+                    assert_eq!(encode_quantized(&stored, &values, cols, layout).unwrap(), bytes, "{what}: re-encoded");
                     if layout == (Layout { gap_bits: 0, huffman: false }) {
                         // Codes cost their bits: at most bits/32 of f32 plus the tables.
                         assert!(bytes.len() <= (w.len() * q.bits() as usize).div_ceil(8) + 8 * cols + w.len() / 8 + 24, "{what}: {} bytes", bytes.len());

@@ -15,12 +15,16 @@ const MAX_LEN: u8 = 15;
 
 /// Code lengths for symbol counts `freq` (0 for absent symbols), none longer than `MAX_LEN`:
 /// Huffman's merge of the two rarest, with counts halved (rounded up) until the longest fits.
-pub fn code_lengths(freq: &[u64]) -> Vec<u8> {
+/// `None` when more than 2^MAX_LEN symbols occur (no code that short can tell them apart).
+pub fn code_lengths(freq: &[u64]) -> Option<Vec<u8>> {
+    if freq.iter().filter(|&&c| c > 0).count() > 1 << MAX_LEN {
+        return None;
+    }
     let mut f: Vec<u64> = freq.to_vec();
     loop {
         let lengths = huffman_lengths(&f);
         if lengths.iter().all(|&l| l <= MAX_LEN) {
-            return lengths;
+            return Some(lengths);
         }
         f.iter_mut().filter(|c| **c > 0).for_each(|c| *c = c.div_ceil(2));
     }
@@ -76,10 +80,10 @@ fn canonical(lengths: &[u8]) -> Vec<(u32, u8)> {
 }
 
 /// The stream of `symbols` (each below `alphabet`) Huffman-coded with its table.
-pub fn encode(symbols: &[u32], alphabet: usize) -> Vec<u8> {
+pub fn encode(symbols: &[u32], alphabet: usize) -> Option<Vec<u8>> {
     let mut freq = vec![0u64; alphabet];
     symbols.iter().for_each(|&s| freq[s as usize] += 1);
-    let lengths = code_lengths(&freq);
+    let lengths = code_lengths(&freq)?;
     let codes = canonical(&lengths);
     let mut out: Vec<u8> = lengths.chunks(2).map(|p| p[0] | p.get(1).copied().unwrap_or(0) << 4).collect();
     let bits: u64 = symbols.iter().map(|&s| codes[s as usize].1 as u64).sum();
@@ -96,7 +100,7 @@ pub fn encode(symbols: &[u32], alphabet: usize) -> Vec<u8> {
             at += 1;
         }
     }
-    out
+    Some(out)
 }
 
 /// `n` symbols of an alphabet of `alphabet` from a stream at the start of `bytes`, and the bytes
@@ -159,7 +163,7 @@ mod tests {
     use crate::rng::Rng;
 
     fn round_trip(symbols: &[u32], alphabet: usize) -> Vec<u8> {
-        let bytes = encode(symbols, alphabet);
+        let bytes = encode(symbols, alphabet).unwrap();
         assert_eq!(decode(&bytes, symbols.len(), alphabet), Some((symbols.to_vec(), bytes.len())), "{} symbols of {alphabet}", symbols.len());
         bytes
     }
@@ -203,7 +207,7 @@ mod tests {
         while freq.len() < 40 {
             freq.push(freq[freq.len() - 1] + freq[freq.len() - 2]);
         }
-        let lengths = code_lengths(&freq);
+        let lengths = code_lengths(&freq).unwrap();
         assert!(lengths.iter().all(|&l| (1..=MAX_LEN).contains(&l)), "{lengths:?}");
         let kraft: f64 = lengths.iter().map(|&l| 0.5f64.powi(l as i32)).sum();
         assert!(kraft <= 1.0 + 1e-12);
@@ -212,9 +216,17 @@ mod tests {
     }
 
     #[test]
+    fn more_symbols_than_15_bit_codes_can_tell_apart_are_refused_not_looped() {
+        let symbols: Vec<u32> = (0..40_000u32).collect();
+        assert!(encode(&symbols, 1 << 16).is_none());
+        let fits: Vec<u32> = (0..1u32 << MAX_LEN).collect();
+        round_trip(&fits, 1 << 16);
+    }
+
+    #[test]
     fn malformed_streams_are_errors() {
         let symbols: Vec<u32> = (0..300).map(|i| (i * i % 11) as u32).collect();
-        let bytes = encode(&symbols, 16);
+        let bytes = encode(&symbols, 16).unwrap();
         for cut in 0..bytes.len() {
             assert_eq!(decode(&bytes[..cut], symbols.len(), 16), None, "cut at {cut}");
         }
