@@ -75,10 +75,11 @@ pub async fn measure(run: &Run<'_>, model: &IntModel) -> Result<IntegerReport> {
     let predictions = predictions(run).await?;
     let float = ModelState { transforms: Transforms::default(), masks: None, ..run.model.clone() };
     let mut t = run.trainer_with(&float, &run.data, &cfg);
-    t.set_eval_rows(BATCH);
+    t.set_eval_rows(BATCH, test);
     let (f32_us, _) = time_us(test.n, async || t.evaluate().await).await?;
     drop(t);
 
+    let mut batch = BATCH;
     let (kernels, totals) = match run.backend {
         Backend::Cpu => {
             let cpu = crate::reference::int8::CpuIntModel::new(model);
@@ -88,6 +89,7 @@ pub async fn measure(run: &Run<'_>, model: &IntModel) -> Result<IntegerReport> {
         }
         Backend::Gpu(ctx) => {
             let g = GpuIntModel::new(ctx, model, test, BATCH).await?;
+            batch = g.batch;
             let mut timed = vec![];
             let mut best: Option<(f64, Vec<i32>)> = None;
             for v in g.variants() {
@@ -113,7 +115,7 @@ pub async fn measure(run: &Run<'_>, model: &IntModel) -> Result<IntegerReport> {
     Ok(IntegerReport {
         accuracy: correct as f32 / test.n.max(1) as f32,
         agreement: agree as f32 / test.n.max(1) as f32,
-        batch: BATCH,
+        batch,
         f32_us,
         int8_us: kernels[0].1,
         kernel: kernels[0].0.clone(),

@@ -188,10 +188,13 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let sizes: Vec<[usize; 4]> = (0..infos.len()).map(|j| tensor_sizes(&run.model, j)).collect();
     let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, start.as_ref().map(|p| &p.tensors[j][..]), sizes[j])).collect();
     let total = |k: usize| sizes.iter().map(|s| s[k]).sum();
-    let (integer, integer_note) = match (&cfg.activations, super::integer::integer_model(run)) {
-        (None, _) => (None, Some("activations are float: integer inference needs them quantized too".to_string())),
-        (_, Ok(m)) => (Some(super::integer::measure(run, &m).await?), None),
-        (_, Err(why)) => (None, Some(why)),
+    let compiled = match cfg.activations {
+        None => Err("activations are float: integer inference needs them quantized too".to_string()),
+        Some(_) => super::integer::integer_model(run),
+    };
+    let (integer, integer_note) = match compiled {
+        Ok(m) => (Some(super::integer::measure(run, &m).await?), None),
+        Err(why) => (None, Some(why)),
     };
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,

@@ -6,7 +6,7 @@
 //! activations stay float. Changes nothing.
 
 use super::quantize::tensor_sizes;
-use super::trainer::means;
+use super::trainer::{means, Trainer};
 use super::{ModelState, Run, StageDetail, StageReport};
 use crate::compress::quant::{Scheme, SchemeKind};
 use crate::error::Result;
@@ -51,8 +51,11 @@ fn quantized(base: &ModelState, scheme: SchemeKind, per_channel: bool, bits: &[O
     ModelState { transforms, ..base.clone() }
 }
 
-async fn measure(run: &Run<'_>, m: &ModelState) -> Result<(f32, usize)> {
-    let (_, acc) = means(run.trainer_with(m, &run.data, &run.recipe.train).evaluate().await?);
+/// Test accuracy (one float trainer, its weights swapped for the quantized values: activations
+/// stay float, so that is the quantized model) and bytes stored.
+async fn measure(t: &mut Trainer, m: &ModelState) -> Result<(f32, usize)> {
+    t.set_params(&m.effective_params());
+    let (_, acc) = means(t.evaluate().await?);
     let bytes = (0..m.params.tensors.len()).map(|j| tensor_sizes(m, j)[3]).sum();
     Ok((acc, bytes))
 }
@@ -64,12 +67,11 @@ pub async fn run(run: &mut Run<'_>, _si: usize, cfg: &SweepConfig) -> Result<Sta
     let mut t = run.trainer_with(&base, &run.data, &run.recipe.train);
     let (float_loss, float_accuracy) = means(t.evaluate().await?);
     let inference_us = run.time_inference(&mut t).await?;
-    drop(t);
 
     let mut points = vec![];
     for &scheme in &cfg.schemes {
         for b in cfg.bits_of(scheme) {
-            let (accuracy, bytes) = measure(run, &quantized(&base, scheme, cfg.per_channel, &vec![Some(b); layers])).await?;
+            let (accuracy, bytes) = measure(&mut t, &quantized(&base, scheme, cfg.per_channel, &vec![Some(b); layers])).await?;
             points.push(SweepPoint { scheme, layer_bits: vec![b; layers], accuracy, bytes });
         }
     }
@@ -84,7 +86,7 @@ pub async fn run(run: &mut Run<'_>, _si: usize, cfg: &SweepConfig) -> Result<Sta
             for &b in &widths {
                 let mut bits = vec![None; layers];
                 bits[l] = Some(b);
-                scan.push((b, measure(run, &quantized(&base, scheme, cfg.per_channel, &bits)).await?.0));
+                scan.push((b, measure(&mut t, &quantized(&base, scheme, cfg.per_channel, &bits)).await?.0));
             }
             scans.push(scan);
         }
@@ -94,7 +96,7 @@ pub async fn run(run: &mut Run<'_>, _si: usize, cfg: &SweepConfig) -> Result<Sta
         let mut pick: Vec<usize> = scans.iter().map(|s| s.iter().rposition(|&(_, a)| float_accuracy - a <= share).unwrap_or(0)).collect();
         loop {
             let bits: Vec<u32> = pick.iter().map(|&i| widths[i]).collect();
-            let (accuracy, bytes) = measure(run, &quantized(&base, scheme, cfg.per_channel, &bits.iter().map(|&b| Some(b)).collect::<Vec<_>>())).await?;
+            let (accuracy, bytes) = measure(&mut t, &quantized(&base, scheme, cfg.per_channel, &bits.iter().map(|&b| Some(b)).collect::<Vec<_>>())).await?;
             let within = float_accuracy - accuracy <= cfg.budget;
             let worst = (0..layers).filter(|&l| pick[l] > 0).max_by(|&x, &y| (float_accuracy - scans[x][pick[x]].1).total_cmp(&(float_accuracy - scans[y][pick[y]].1)));
             match (within, worst) {

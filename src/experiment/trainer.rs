@@ -61,10 +61,10 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.tap(data, batch, batches, nodes)),
         }
     }
-    /// Test samples per evaluation batch from now on.
-    pub fn set_eval_rows(&mut self, rows: usize) {
+    /// Test samples per evaluation batch from now on (`test`: the split the trainer evaluates).
+    pub fn set_eval_rows(&mut self, rows: usize, test: &crate::data::Dataset) {
         match self {
-            Trainer::Gpu(t) => t.set_eval_rows(rows),
+            Trainer::Gpu(t) => t.set_eval_rows(rows, test),
             Trainer::Cpu(t) => t.set_eval_rows(rows),
         }
     }

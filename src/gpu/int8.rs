@@ -38,11 +38,12 @@ pub struct GpuIntModel {
 }
 
 impl GpuIntModel {
-    /// Buffers and launches for `model` over `data`'s images, `batch` samples per submit.
+    /// Buffers and launches for `model` over `data`'s images, `batch` samples per submit (fewer
+    /// where the largest buffer would pass the inference budget the f32 programs keep, 48 MiB).
     pub async fn new(ctx: &GpuContext, model: &IntModel, data: &Dataset, batch: usize) -> Result<GpuIntModel> {
         let k: Int8Kernels = ctx.int8_kernels().await?;
-        let batch = batch.clamp(1, data.n.max(1));
         let (act, cols) = model.widest();
+        let batch = batch.min(super::net::EVAL_BUFFER_BYTES / (4 * act.max(cols).max(1))).clamp(1, data.n.max(1));
         let pixels = data.pixels();
         let images = ctx.storage_u8(&data.images, "int8 images");
         let xs = [ctx.storage_zeroed((batch * act * 4) as u64, "int8 x0"), ctx.storage_zeroed((batch * act * 4) as u64, "int8 x1")];

@@ -44,7 +44,7 @@ impl ConvMethod {
 
 /// Largest activation/scratch buffer an evaluation batch may need: keeps every binding well under
 /// WebGPU's default 128 MiB limit.
-const EVAL_BUFFER_BYTES: usize = 48 << 20;
+pub(crate) const EVAL_BUFFER_BYTES: usize = 48 << 20;
 
 /// The most rows an inference program over `net` may hold (its largest scratch within EVAL_BUFFER_BYTES).
 pub fn eval_rows_limit(net: &Net) -> usize {
@@ -259,8 +259,6 @@ pub struct GpuTrainer {
     /// One update per trainable tensor (index into `params`), uniforms rewritten each step.
     updates: Vec<(usize, Launch)>,
     eval: ForwardProgram,
-    /// The test split, for rebuilding `eval` at another batch size.
-    eval_data: Dataset,
     /// Hard pruning: w *= mask after every update (empty when no hard masks are installed).
     mask_launches: Vec<Launch>,
     /// Shared weights (nn::Sharing): centroids updated and members tied after every update.
@@ -437,7 +435,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, eval_data: data.test.clone(), mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -575,11 +573,11 @@ impl GpuTrainer {
     }
 
     /// Evaluates `rows` test samples per submit from now on (at most `eval_rows_limit`): the
-    /// inference program is rebuilt for that batch.
-    pub fn set_eval_rows(&mut self, rows: usize) {
+    /// inference program is rebuilt for that batch over `test` (the split the trainer was built on).
+    pub fn set_eval_rows(&mut self, rows: usize, test: &Dataset) {
         let rows = rows.clamp(1, eval_rows_limit(&self.net).min(self.eval.n.max(1))) as u32;
         let order: Vec<u32> = (0..self.eval.n as u32).collect();
-        self.eval = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, &self.eval_data, self.norm, rows, &order, false);
+        self.eval = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, test, self.norm, rows, &order, false);
     }
 
     /// Logits of the last evaluation batch (for tests and the draw-a-digit view).
