@@ -10,7 +10,17 @@
 //   fake_quant_act: y = fq(y) in place, inside = [y inside] (activations, after the node's ReLU)
 //   ste_clip:       grad *= [w inside]                     (the f32 master weight's gradient)
 // Backward of fake_quant_act is mask_apply(dY, inside) (shaders/mask.wgsl).
-// CPU twins: reference::ops::{fake_quant,fake_quant_act,ste_clip}_reference.
+// Learned step size (LSQ, Esser et al. 2020) for affine quantizers with inv_step = 1/step, the
+// zero point fixed: value v = (q − zero)·step with q = round(clamp(u, qmin, qmax)), u = x/step + zero;
+// as in the paper the range is qmin ≤ u ≤ qmax (not the rounding range of `inside`), and
+//   ∂v/∂step = q − u inside the range, q − zero outside (q = qmin or qmax), 0 at x = 0.
+//   fake_quant_act_raw: fake_quant_act keeping the raw value x (for lsq_backward) instead of the mask
+//   lsq_backward:  per channel c (one workgroup each; per tensor: one), d the gradient w.r.t. v:
+//                  gtable[3c + 1] = grad_scale · Σ_i d[i]·∂v_i/∂step (gtable[3c], gtable[3c + 2] = 0),
+//                  then d[i] *= [qmin ≤ u_i ≤ qmax] (the straight-through part)
+//                  x: a master weight and d its gradient; or an activation's raw value and d = dY
+//   lsq_sync:      table[3c] = 1/table[3c + 1] once the optimizer moved the step (kept positive)
+// CPU twins: reference::ops::{fake_quant,fake_quant_act,ste_clip,fake_quant_act_raw,lsq_backward,lsq_sync}_reference.
 
 struct QuantParams {
     n: u32,           // elements
@@ -20,7 +30,7 @@ struct QuantParams {
     qmin: i32,
     qmax: i32,
     levels: u32,      // mode 1: entries of the table
-    _pad: u32,
+    grad_scale: f32,  // lsq_backward: LSQ's gradient scale 1/sqrt(N·Q_P)
 }
 
 @group(0) @binding(0) var<uniform> p: QuantParams;
@@ -106,4 +116,89 @@ fn ste_clip(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (!inside(w[i], channel_of(i))) {
         grad[i] = 0.0;
     }
+}
+
+// fake_quant_act_raw: y[i] = fq(y[i]); keep[i] = the value before quantization (for lsq_backward)
+@compute @workgroup_size(256, 1, 1)
+fn fake_quant_act_raw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg, 256u);
+    if (i >= p.n) {
+        return;
+    }
+    let v = y[i];
+    keep[i] = v;
+    y[i] = fq(v, channel_of(i));
+}
+
+// LSQ's range: qmin ≤ x/step + zero ≤ qmax.
+fn lsq_inside(x: f32, c: u32) -> bool {
+    let u = x * table[3u * c] + table[3u * c + 2u];
+    return u >= f32(p.qmin) && u <= f32(p.qmax);
+}
+
+// ∂fq(x)/∂step of affine channel c (see the head of this file).
+fn step_slope(x: f32, c: u32) -> f32 {
+    if (x == 0.0) {
+        return 0.0;
+    }
+    let zero = table[3u * c + 2u];
+    let u = x * table[3u * c] + zero;
+    let q = clamp(floor(u + 0.5), f32(p.qmin), f32(p.qmax));
+    if (lsq_inside(x, c)) {
+        return q - u;
+    }
+    return q - zero;
+}
+
+// lsq_backward: x = w (binding 2), d = grad (binding 3), the step gradients into gtable
+@group(0) @binding(4) var<storage, read_write> gtable: array<f32>;
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn lsq_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wg.x;
+    var count = p.n;
+    var stride = 1u;
+    var start = 0u;
+    if (p.per_channel == 1u) {
+        count = p.n / p.cols;
+        stride = p.cols;
+        start = c;
+    }
+    var s = 0.0;
+    for (var k = lid; k < count; k = k + 256u) {
+        let i = start + k * stride;
+        let x = w[i];
+        s = s + grad[i] * step_slope(x, c);
+        if (!lsq_inside(x, c)) {
+            grad[i] = 0.0;
+        }
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var h = 128u; h > 0u; h = h >> 1u) {
+        if (lid < h) {
+            partial[lid] = partial[lid] + partial[lid + h];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        gtable[3u * c] = 0.0;
+        gtable[3u * c + 1u] = p.grad_scale * partial[0];
+        gtable[3u * c + 2u] = 0.0;
+    }
+}
+
+// lsq_sync: p.n channels; inv_step follows the step the optimizer moved
+@group(0) @binding(1) var<storage, read_write> table_rw: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn lsq_sync(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = gid.x;
+    if (c >= p.n) {
+        return;
+    }
+    let s = max(table_rw[3u * c + 1u], 1e-8);
+    table_rw[3u * c + 1u] = s;
+    table_rw[3u * c] = 1.0 / s;
 }

@@ -183,8 +183,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             }
             for q in rep.stages.iter().filter_map(|s| s.quantization()) {
                 println!(
-                    "quantized ({:?}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} pruned -> {} quantized -> {} Huffman-coded ({:.1}x smaller){}",
+                    "quantized ({:?}{}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} pruned -> {} quantized -> {} Huffman-coded ({:.1}x smaller){}",
                     q.mode,
+                    if q.learned_steps { ", learned step sizes" } else { "" },
                     q.float_accuracy * 100.0,
                     q.quantized_accuracy * 100.0,
                     q.bytes_f32,

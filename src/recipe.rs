@@ -329,6 +329,10 @@ pub struct QuantizeConfig {
     /// Biases kept in f32 (default) or rounded to and stored as f16.
     #[serde(default, skip_serializing_if = "is_default")]
     pub biases: BiasQuant,
+    /// QAT with learned step sizes (LSQ): every uniform quantizer's steps (weights per channel,
+    /// activations per tensor) train with the weights, starting from the fitted ones.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lsq: bool,
 }
 
 /// How a quantize stage stores biases.
@@ -457,6 +461,10 @@ impl QuantizeConfig {
             check(matches!(a.scheme, SchemeKind::Asymmetric | SchemeKind::Symmetric), &f("activations.scheme"), "activations take \"asymmetric\" or \"symmetric\"".into())?;
             check((2..=16).contains(&a.bits), &f("activations.bits"), format!("must be 2..=16, got {}", a.bits))?;
             check((1..=60_000).contains(&a.samples), &f("activations.samples"), format!("must be 1..=60000, got {}", a.samples))?;
+        }
+        if self.lsq {
+            check(self.mode == QuantMode::Qat, &f("lsq"), "learned step sizes are trained: use \"mode\": \"qat\" with \"finetune\"".into())?;
+            check(matches!(self.weights.scheme, SchemeKind::Symmetric | SchemeKind::Asymmetric), &f("lsq"), format!("LSQ learns the step of a uniform quantizer: weights must be \"symmetric\" or \"asymmetric\", got {:?}", self.weights.scheme))?;
         }
         match (self.mode, &self.finetune) {
             (QuantMode::Qat, None) => return Err(Error::recipe(&f("finetune"), "quantization-aware training (\"mode\": \"qat\") trains: give it \"finetune\"")),

@@ -194,6 +194,7 @@ async fn qat_case(ctx: GpuContext) {
         weights: infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
         activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
         shared: vec![],
+        learned: false,
     };
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
     let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
@@ -231,6 +232,72 @@ async fn qat_case(ctx: GpuContext) {
     assert_eq!(plain.evaluate(), cpu.evaluate(), "seed {seed}");
 }
 gpu_test!(qat_training_matches_cpu_reference, qat_case);
+
+/// QAT with learned step sizes (LSQ): the odd conv net with 4-bit symmetric per-channel weights
+/// and 8-bit activations takes one step on the GPU and the CPU reference from the same start, with
+/// SGD and with Adam: same masters, same learned steps (weights per channel, activations per
+/// tensor). Only one step is compared: a step that differs in the last bit moves activations
+/// across rounding boundaries, and later steps then differ by whole codes. Then the CPU trains on
+/// for an epoch: every quantizer's steps moved, stayed positive, inv_step = 1/step.
+async fn lsq_training_case(ctx: GpuContext) {
+    use squeeze::compress::quant::{Scheme, SchemeKind};
+    use squeeze::nn::{Role, Transforms};
+    let (mut rng, seed) = fresh_rng("lsq training");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let net = odd_convnet();
+    let init = NetParams::init(&net, seed);
+    let infos = net.tensors();
+    let w4 = Scheme { kind: SchemeKind::Symmetric, bits: 4, per_channel: true };
+    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[(0.0, 1.5)]);
+    let transforms = Transforms {
+        weights: infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
+        activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
+        shared: vec![],
+        learned: true,
+    };
+    let quantizers = |t: &Transforms| t.weights.iter().chain(&t.activations).map(|q| q.as_ref().map(|q| q.table())).collect::<Vec<_>>();
+    let start = quantizers(&transforms);
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        let lr = if kind == OptimizerKind::Adam { 2e-3 } else { 0.05 };
+        let opt = OptimizerConfig { kind, lr, weight_decay: 1e-3, ..float_opt() };
+        let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
+        let mut cpu = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
+        cpu.set_transforms(&transforms);
+        let order = data.train.epoch_order(seed, 0);
+        cpu.begin_epoch(&order);
+        gpu.begin_epoch(&order);
+        gpu.train_step(0, 8, lr);
+        cpu.train_step(0, 8, lr);
+        let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+        for (j, info) in infos.iter().enumerate() {
+            assert_close(&format!("lsq {kind:?} tensor {j} ({:?} of node {})", info.role, info.node), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-5, seed);
+        }
+        let (gt, ct) = (quantizers(&gpu.transforms().await.unwrap()), quantizers(cpu.transforms()));
+        for (i, ((s0, g), c)) in start.iter().zip(&gt).zip(&ct).enumerate() {
+            let (Some(s0), Some(g), Some(c)) = (s0, g, c) else { continue };
+            // Steps compared relative to where they started: a step that moves a lot is a small
+            // difference of large numbers.
+            for (k, ((a, b), s)) in g.iter().zip(c).zip(s0).enumerate().skip(1).step_by(3) {
+                assert!((a - b).abs() <= 1e-3 * s.abs(), "lsq {kind:?} learned table {i}: step {k} is {a} on the GPU, {b} on the CPU, from {s} (seed {seed})");
+            }
+            assert!(s0.iter().zip(c).any(|(a, b)| a != b), "lsq {kind:?}: quantizer {i} did not learn in one step (seed {seed})");
+        }
+        for (offset, valid) in data.train.batches(8).skip(1) {
+            cpu.train_step(offset, valid, lr);
+        }
+        let mut learned = 0;
+        for (i, (s0, c)) in start.iter().zip(quantizers(cpu.transforms())).enumerate() {
+            let (Some(s0), Some(c)) = (s0, c) else { continue };
+            let moved = s0.iter().zip(&c).skip(1).step_by(3).map(|(a, b)| ((a - b) / a).abs()).fold(0.0f32, f32::max);
+            assert!(moved > 1e-5, "lsq {kind:?}: quantizer {i}'s steps moved by {moved} only (seed {seed})");
+            assert!(c.chunks(3).all(|t| t[1] > 0.0 && (t[0] * t[1] - 1.0).abs() < 1e-5), "lsq {kind:?}: quantizer {i}: a step not positive or inv_step not 1/step (seed {seed})");
+            learned += 1;
+        }
+        assert_eq!(learned, 8, "every weight and activation quantizer learns (seed {seed})");
+    }
+}
+gpu_test!(lsq_training_matches_cpu_reference, lsq_training_case);
 
 /// Centroid fine-tuning (k-means weight sharing as a post-update constraint): the odd conv net's
 /// weights pruned by a third and clustered to 8 centroids per tensor train one epoch on the GPU

@@ -163,3 +163,98 @@ async fn shared_update_case(ctx: GpuContext) {
     }
 }
 gpu_test!(shared_update_matches_reference, shared_update_case);
+
+/// Learned step size (LSQ): lsq_backward, fake_quant_act_raw and lsq_sync on the GPU against
+/// their twins, and the step gradient against finite differences of LSQ's own definition, the
+/// quantizer as the paper's code writes it, clip then round with the rounding residual detached:
+/// v(s) = s·(c + r − z), c = clamp(x/s + z, qmin, qmax), r = round(c₀) − c₀ held at the step s₀
+/// (what autograd differentiates). Values sit at least 0.1 step from every rounding and clipping
+/// boundary so a small change of the step moves no code and crosses no clip; some clip below,
+/// some above, some are exact zeros. Per channel and
+/// per tensor, symmetric and asymmetric, [29, 7] (prime).
+async fn lsq_case(ctx: GpuContext) {
+    use squeeze::reference::ops::{fake_quant_act_raw_reference, lsq_backward_reference, lsq_sync_reference};
+    let (mut rng, seed) = fresh_rng("lsq");
+    let (rows, cols) = (29, 7);
+    let n = rows * cols;
+    for (kind, bits, per_channel) in [(SchemeKind::Symmetric, 4, true), (SchemeKind::Asymmetric, 3, false), (SchemeKind::Symmetric, 8, false), (SchemeKind::Asymmetric, 5, true)] {
+        let what = format!("{kind:?} {bits} bits, per channel {per_channel}");
+        let fit = Scheme { kind, bits, per_channel }.fit(&random_vec(&mut rng, n, -1.0, 0.7), cols);
+        let QuantFn::Affine { qmin, qmax, channels } = &fit else { panic!("{what}: not affine") };
+        // Exact reciprocals, as lsq_sync leaves them.
+        let channels: Vec<[f32; 3]> = channels.iter().map(|c| [1.0 / c[1], c[1], c[2]]).collect();
+        let q = QuantFn::Affine { qmin: *qmin, qmax: *qmax, channels: channels.clone() };
+        let x: Vec<f32> = (0..n)
+            .map(|i| {
+                if i % 11 == 5 {
+                    return 0.0;
+                }
+                let [_, s, z] = channels[q.channel(i, cols)];
+                let k = match i % 13 {
+                    3 => *qmax as f32 + 2.0,
+                    8 => *qmin as f32 - 2.0,
+                    _ => (rng.uniform(*qmin as f32 - 3.0, *qmax as f32 + 4.0)).floor(),
+                };
+                let off = rng.uniform(0.1, 0.4);
+                (k + if rng.uniform(0.0, 1.0) < 0.5 { -off } else { off } - z) * s
+            })
+            .collect();
+        let d = random_vec(&mut rng, n, -1.0, 1.0);
+        let scale = q.lsq_grad_scale(if per_channel { rows } else { n });
+        let (mut p, table) = QuantParams::of(&q, n, cols);
+        p.grad_scale = scale;
+        let (gt, gx, gd, gg) = (ctx.storage(&table, "table"), ctx.storage(&x, "x"), ctx.storage(&d, "d"), ctx.storage_zeroed(4 * table.len() as u64, "gtable"));
+        let (gy, graw) = (ctx.storage(&x, "y"), ctx.storage_zeroed(4 * n as u64, "raw"));
+        run(&ctx, [&ctx.lsq_backward(p, &gt, &gx, &gd, &gg), &ctx.fake_quant_act_raw(p, &gt, &gy, &graw)]);
+
+        let mut want_d = d.clone();
+        let want_g = lsq_backward_reference(&q, &x, &mut want_d, cols, scale);
+        let got_g: Vec<f32> = ctx.read(&gg).await.unwrap();
+        assert_close(&format!("lsq_backward step gradient, {what}"), &got_g[..table.len()], &want_g, 1e-4, 1e-3 * scale, seed);
+        let got_d: Vec<f32> = ctx.read(&gd).await.unwrap();
+        assert_eq!(&got_d[..n], &want_d[..], "lsq_backward clipped gradient, {what} (seed {seed})");
+        assert!(want_d.iter().zip(&d).any(|(a, b)| *a == 0.0 && *b != 0.0), "{what}: nothing clipped, the case tests nothing");
+        let mut want_y = x.clone();
+        let want_raw = fake_quant_act_raw_reference(&q, &mut want_y, cols);
+        let (got_y, got_raw): (Vec<f32>, Vec<f32>) = (ctx.read(&gy).await.unwrap(), ctx.read(&graw).await.unwrap());
+        assert_eq!(&got_raw[..n], &want_raw[..], "fake_quant_act_raw raw values, {what} (seed {seed})");
+        assert_eq!(&got_y[..n], &want_y[..], "fake_quant_act_raw output, {what} (seed {seed})");
+
+        // Finite differences of the detached-rounding quantizer, per channel, in f64.
+        let chans = channels.len();
+        for c in 0..chans {
+            let f = |s: f64| -> f64 {
+                (0..n)
+                    .filter(|&i| q.channel(i, cols) == c && x[i] != 0.0)
+                    .map(|i| {
+                        let [_, s0, z] = channels[c];
+                        let (x, s0, z) = (x[i] as f64, s0 as f64, z as f64);
+                        let clip = |s: f64| (x / s + z).clamp(*qmin as f64, *qmax as f64);
+                        let c0 = clip(s0);
+                        let residual = (c0 + 0.5).floor() - c0;
+                        let v = s * (clip(s) + residual - z);
+                        d[i] as f64 * v
+                    })
+                    .sum()
+            };
+            let s0 = channels[c][1] as f64;
+            let h = s0 * 1e-5;
+            let fd = scale as f64 * (f(s0 + h) - f(s0 - h)) / (2.0 * h);
+            for (who, g) in [("CPU", want_g[3 * c + 1]), ("GPU", got_g[3 * c + 1])] {
+                assert!((g as f64 - fd).abs() <= 1e-3 * fd.abs().max(1e-2 * scale as f64), "{what}, channel {c}: {who} step gradient {g}, finite differences {fd} (seed {seed})");
+            }
+            assert_eq!([want_g[3 * c], want_g[3 * c + 2]], [0.0, 0.0], "{what}: only the step has a gradient");
+        }
+
+        // lsq_sync after a pretend optimizer step (one step pushed below zero: kept positive).
+        let mut moved: Vec<f32> = table.iter().enumerate().map(|(i, v)| if i % 3 == 1 { v * rng.uniform(0.5, 1.5) } else { *v }).collect();
+        moved[1] = -0.25;
+        let gm = ctx.storage(&moved, "moved table");
+        run(&ctx, [&ctx.lsq_sync(chans as u32, &gm)]);
+        lsq_sync_reference(&mut moved);
+        let got: Vec<f32> = ctx.read(&gm).await.unwrap();
+        assert_close(&format!("lsq_sync, {what}"), &got[..moved.len()], &moved, 1e-6, 0.0, seed);
+        assert!(moved.chunks(3).all(|c| c[1] > 0.0 && c[0] * c[1] > 0.999), "{what}: lsq_sync left a step non-positive or inv_step wrong");
+    }
+}
+gpu_test!(lsq_kernels_match_reference_and_finite_differences, lsq_case);

@@ -109,6 +109,47 @@ async fn quantize_case(ctx: GpuContext) {
 }
 gpu_test!(quantize_stage_runs_on_both_backends, quantize_case);
 
+/// QAT with learned step sizes through a recipe, on both backends: the stored model's weight and
+/// activation quantizers hold the steps LSQ learned (not the ones fitted to the float model the
+/// stage started from), its weights are codes times those steps, and accuracy holds.
+async fn lsq_stage_case(ctx: GpuContext) {
+    use squeeze::compress::quant::{QuantFn, Scheme};
+    let (mut rng, seed) = fresh_rng("lsq stage");
+    let data = four_classes(&mut rng);
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [32, 16]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"quantize": {"weights": {"bits": 3}, "activations": {"bits": 4, "samples": 200}, "mode": "qat", "lsq": true,
+                                     "finetune": {"epochs": 2, "batch": 16, "lr": 0.01, "momentum": 0.9}}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let (float, lsq) = (&out.models[0], &out.models[1]);
+        let acc = out.report.stages[1].test_accuracy;
+        assert!(acc > 0.45 && acc >= out.report.stages[0].test_accuracy - 0.1, "{what}: LSQ QAT accuracy {acc} (float {}, seed {seed})", out.report.stages[0].test_accuracy);
+        let infos = out.net.tensors();
+        let mut moved = 0.0f32;
+        for &j in &out.net.weight_tensors() {
+            let cols = infos[j].cols;
+            let fitted = Scheme { kind: SchemeKind::Symmetric, bits: 3, per_channel: true }.fit(&float.params.tensors[j], cols);
+            let Some(QuantFn::Affine { channels, .. }) = &lsq.weights[j] else { panic!("{what}: tensor {j} has no affine quantizer") };
+            for (c, ([_, s, _], [_, f, _])) in channels.iter().zip(fitted.table().chunks(3).map(|t| [t[0], t[1], t[2]])).enumerate() {
+                moved = moved.max(((s - f) / f).abs());
+                // Every stored weight of the column is a code times the learned step.
+                for w in lsq.params.tensors[j].iter().skip(c).step_by(cols) {
+                    let k = w / s;
+                    assert!((k - k.round()).abs() < 1e-3 && k.abs() <= 3.0 + 1e-3, "{what}: tensor {j} column {c}: {w} is not a 3-bit code times the step {s} (seed {seed})");
+                }
+            }
+        }
+        assert!(moved > 1e-3, "{what}: the stored weight steps are the fitted ones (largest relative change {moved}, seed {seed})");
+        assert!(lsq.activations.iter().flatten().all(|q| q.learnable()) && lsq.activations.iter().flatten().count() == 2, "{what}");
+    }
+}
+gpu_test!(lsq_stage_stores_learned_steps, lsq_stage_case);
+
 async fn taps_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("taps");
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 40, 11, 9), synthetic_sized(&mut rng, 30, 11, 9)).unwrap();

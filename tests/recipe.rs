@@ -195,6 +195,8 @@ fn quantize_stage_errors_name_their_field() {
         (r#"{"quantize": {"weights": {"scheme": "kmeans", "bits": 9}}}"#, "stages[0].quantize.weights.bits", "1..=8"),
         (r#"{"quantize": {"weights": {"scheme": "k-means"}}}"#, "stages[0].quantize.weights.scheme", "unknown variant"),
         (r#"{"quantize": {"biases": "int8"}}"#, "stages[0].quantize.biases", "unknown variant"),
+        (r#"{"quantize": {"lsq": true}}"#, "stages[0].quantize.lsq", "qat"),
+        (r#"{"quantize": {"weights": {"scheme": "ternary"}, "lsq": true, "mode": "qat", "finetune": {"epochs": 1, "lr": 0.01}}}"#, "stages[0].quantize.lsq", "uniform quantizer"),
         (r#"{"sweep": {"schemes": ["symmetric", "fixed-point"], "bits": [4, 2]}}"#, "stages[0].sweep.schemes[1]", "8 or 16"),
         (r#"{"sweep": {"bits": [8, 0]}}"#, "stages[0].sweep.bits[1]", "1..=16"),
         (r#"{"sweep": {"schemes": []}}"#, "stages[0].sweep.schemes", "1..=8"),

@@ -114,6 +114,44 @@ impl QuantFn {
         (usize::BITS - (self.levels() - 1).leading_zeros()).max(1)
     }
 
+    /// Whether LSQ can learn this quantizer's steps: affine, every channel's `inv_step` the
+    /// reciprocal of its `step` (not binary or ternary, whose threshold and level are apart).
+    pub fn learnable(&self) -> bool {
+        match self {
+            QuantFn::Affine { channels, .. } => channels.iter().all(|[inv, step, _]| (inv * step - 1.0).abs() <= 1e-3),
+            _ => false,
+        }
+    }
+
+    /// LSQ's gradient scale g = 1/√(N·Q_P) (Esser et al. 2020) for a step shared by `n` values
+    /// (a channel's weights, or an activation's features per sample); Q_P = qmax, the largest code.
+    pub fn lsq_grad_scale(&self, n: usize) -> f32 {
+        let qp = match self {
+            QuantFn::Affine { qmax, .. } => (*qmax).max(1) as f64,
+            _ => 1.0,
+        };
+        (1.0 / (n.max(1) as f64 * qp).sqrt()) as f32
+    }
+
+    /// An affine quantizer's table, [inv_step, step, zero] per channel, flat (shaders/quant.wgsl's
+    /// `table`); empty for the others.
+    pub fn table(&self) -> Vec<f32> {
+        match self {
+            QuantFn::Affine { channels, .. } => channels.iter().flatten().copied().collect(),
+            _ => vec![],
+        }
+    }
+
+    /// The same quantizer with an affine table read back from a trainer (learned steps).
+    pub fn with_table(&self, table: &[f32]) -> QuantFn {
+        match self {
+            QuantFn::Affine { qmin, qmax, channels } if table.len() == 3 * channels.len() => {
+                QuantFn::Affine { qmin: *qmin, qmax: *qmax, channels: table.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect() }
+            }
+            q => q.clone(),
+        }
+    }
+
     /// The levels of channel `channel` (for drawing them over a histogram); empty for f16.
     pub fn level_values(&self, channel: usize) -> Vec<f32> {
         match self {

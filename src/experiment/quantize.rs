@@ -2,8 +2,8 @@
 //! (scheme and bits from the recipe, per layer for mixed precision), every activation a weight
 //! layer reads calibrated on sample batches through the activation taps, all installed as the
 //! engine's transforms (nn::Transforms); then either evaluated (PTQ) or trained with fake
-//! quantization and straight-through gradients (QAT; k-means weights instead keep their clusters
-//! and fine-tune the shared centroids). Reports per layer the weights' and
+//! quantization and straight-through gradients (QAT, optionally learning the step sizes: LSQ;
+//! k-means weights instead keep their clusters and fine-tune the shared centroids). Reports per layer the weights' and
 //! activations' quantization error and the bytes actually encoded (compress::encoding), and
 //! where the quantizers allow, the model run in integers against f32 (experiment::integer).
 //! Biases stay f32 unless the recipe rounds them to f16.
@@ -24,6 +24,9 @@ use serde::Serialize;
 pub struct QuantReport {
     /// "ptq" or "qat".
     pub mode: QuantMode,
+    /// QAT learned the quantizers' step sizes (LSQ); the stored steps are the learned ones.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub learned_steps: bool,
     /// Test accuracy of the float model this stage started from (batch norm folded).
     pub float_accuracy: f32,
     /// Test accuracy right after quantizing, before any QAT training (= the stage's for PTQ).
@@ -119,7 +122,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let net = run.model.net.clone();
     let infos = net.tensors();
     let wt = net.weight_tensors();
-    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()], shared: vec![None; infos.len()] };
+    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()], shared: vec![None; infos.len()], learned: cfg.lsq };
     // k-means with QAT fine-tunes the centroids (Deep Compression): each weight is tied to its
     // cluster's centroid by a post-update constraint instead of a fake-quantizing transform.
     let share = cfg.weights.scheme == SchemeKind::Kmeans && cfg.mode == QuantMode::Qat;
@@ -198,6 +201,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     };
     report.detail = Some(StageDetail::Quantization(QuantReport {
         mode: cfg.mode,
+        learned_steps: cfg.lsq,
         float_accuracy,
         quantized_accuracy,
         layers,

@@ -42,7 +42,7 @@ pub struct SweepPoint {
 /// The model with the weight matrices quantized at `bits[l]` (None: float).
 fn quantized(base: &ModelState, scheme: SchemeKind, per_channel: bool, bits: &[Option<u32>]) -> ModelState {
     let infos = base.net.tensors();
-    let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![], shared: vec![] };
+    let mut transforms = Transforms { weights: vec![None; infos.len()], ..Transforms::default() };
     for (&j, b) in base.net.weight_tensors().iter().zip(bits) {
         if let Some(bits) = b {
             transforms.weights[j] = Some(Scheme { kind: scheme, bits: *bits, per_channel }.fit(&base.params.tensors[j], infos[j].cols));

@@ -96,6 +96,11 @@ pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si
     }
     let inference_us_per_image = run.time_inference(&mut trainer).await?;
     run.model.params = trainer.params().await?;
+    if run.model.transforms.learned {
+        // LSQ: the quantizers keep the steps they learned.
+        run.model.transforms = trainer.transforms().await?;
+        run.model.transforms.learned = false;
+    }
     Ok(StageReport {
         name: name.to_string(),
         test_accuracy: last.test_accuracy,

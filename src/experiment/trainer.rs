@@ -68,6 +68,13 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_eval_rows(rows),
         }
     }
+    /// The transforms in force, with learned quantizer steps as trained so far.
+    pub async fn transforms(&self) -> Result<crate::nn::Transforms> {
+        match self {
+            Trainer::Gpu(t) => t.transforms().await,
+            Trainer::Cpu(t) => Ok(t.transforms().clone()),
+        }
+    }
     pub async fn params(&self) -> Result<NetParams> {
         match self {
             Trainer::Gpu(t) => t.params().await,

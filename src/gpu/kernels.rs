@@ -49,6 +49,9 @@ pub struct Kernels {
     pub fake_quant: Kernel,
     pub fake_quant_act: Kernel,
     pub ste_clip: Kernel,
+    pub fake_quant_act_raw: Kernel,
+    pub lsq_backward: Kernel,
+    pub lsq_sync: Kernel,
 }
 
 /// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
@@ -128,6 +131,9 @@ impl Kernels {
             fake_quant: k(&quant, "fake_quant"),
             fake_quant_act: k(&quant, "fake_quant_act"),
             ste_clip: k(&quant, "ste_clip"),
+            fake_quant_act_raw: k(&quant, "fake_quant_act_raw"),
+            lsq_backward: k(&quant, "lsq_backward"),
+            lsq_sync: k(&quant, "lsq_sync"),
         }
     }
 }
@@ -467,6 +473,24 @@ impl GpuContext {
     pub fn ste_clip(&self, p: QuantParams, table: &wgpu::Buffer, w: &wgpu::Buffer, grad: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.ste_clip, &p, &[table, w, grad], grid_1d(p.n), "ste_clip")
     }
+
+    /// y = fq(y) in place, raw = y before (what lsq_backward differentiates at).
+    pub fn fake_quant_act_raw(&self, p: QuantParams, table: &wgpu::Buffer, y: &wgpu::Buffer, raw: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.fake_quant_act_raw, &p, &[table, y, raw], grid_1d(p.n), "fake_quant_act_raw")
+    }
+
+    /// LSQ backward at x (a master weight, or an activation's raw value) with d = ∂L/∂fq(x):
+    /// gtable = each step's gradient (times `p.grad_scale`), then d clipped where x was outside.
+    pub fn lsq_backward(&self, p: QuantParams, table: &wgpu::Buffer, x: &wgpu::Buffer, d: &wgpu::Buffer, gtable: &wgpu::Buffer) -> Launch {
+        let channels = if p.per_channel == 1 { p.cols } else { 1 };
+        self.launch(&self.kernels.lsq_backward, &p, &[table, x, d, gtable], [channels, 1, 1], "lsq_backward")
+    }
+
+    /// inv_step = 1/step for each of `channels` channels of an affine table, after an optimizer step.
+    pub fn lsq_sync(&self, channels: u32, table: &wgpu::Buffer) -> Launch {
+        let p = QuantParams { n: channels, cols: 1, per_channel: 0, mode: 0, qmin: 0, qmax: 0, levels: 0, grad_scale: 0.0 };
+        self.launch(&self.kernels.lsq_sync, &p, &[table], grid_64(channels), "lsq_sync")
+    }
 }
 
 /// Uniform of shaders/quant.wgsl.
@@ -480,13 +504,14 @@ pub struct QuantParams {
     pub qmin: i32,
     pub qmax: i32,
     pub levels: u32,
-    pub _pad: u32,
+    /// lsq_backward: LSQ's gradient scale (`QuantFn::lsq_grad_scale`).
+    pub grad_scale: f32,
 }
 
 impl QuantParams {
     /// The uniform and the table for `q` over `n` elements of `cols` columns.
     pub fn of(q: &QuantFn, n: usize, cols: usize) -> (QuantParams, Vec<f32>) {
-        let base = QuantParams { n: n as u32, cols: cols.max(1) as u32, per_channel: 0, mode: 0, qmin: 0, qmax: 0, levels: 0, _pad: 0 };
+        let base = QuantParams { n: n as u32, cols: cols.max(1) as u32, per_channel: 0, mode: 0, qmin: 0, qmax: 0, levels: 0, grad_scale: 0.0 };
         match q {
             QuantFn::Affine { qmin, qmax, channels } => {
                 (QuantParams { per_channel: (channels.len() > 1) as u32, qmin: *qmin, qmax: *qmax, ..base }, channels.iter().flatten().copied().collect())

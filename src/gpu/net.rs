@@ -76,11 +76,14 @@ struct ForwardProgram {
 
 /// The GPU side of a trainer's `Transforms`: per tensor the buffer forward reads (the quantized
 /// copy, or the parameter itself) and the quantizer (uniform, table); per node the activation
-/// quantizer's table.
+/// quantizer's table. Where steps are learned (LSQ), the uniform carries the gradient scale and
+/// `learned_*` says so.
 struct Slots {
     view: Vec<wgpu::Buffer>,
     weights: Vec<Option<(QuantParams, wgpu::Buffer)>>,
     activations: Vec<Option<(QuantParams, wgpu::Buffer)>>,
+    learned_weights: Vec<bool>,
+    learned_activations: Vec<bool>,
 }
 
 impl Slots {
@@ -90,7 +93,9 @@ impl Slots {
             .iter()
             .enumerate()
             .map(|(j, info)| {
-                let (p, table) = QuantParams::of(t.weight(j)?, info.len(), info.cols);
+                let q = t.weight(j)?;
+                let (mut p, table) = QuantParams::of(q, info.len(), info.cols);
+                p.grad_scale = q.lsq_grad_scale(info.len() / (table.len() / 3).max(1));
                 Some((p, ctx.storage(&table, "weight quantizer")))
             })
             .collect();
@@ -100,16 +105,27 @@ impl Slots {
             .iter()
             .enumerate()
             .map(|(n, node)| {
-                let (p, table) = QuantParams::of(t.activation(n)?, 0, node.shape.c);
+                let q = t.activation(n)?;
+                let (mut p, table) = QuantParams::of(q, 0, node.shape.c);
+                p.grad_scale = q.lsq_grad_scale(node.shape.size());
                 Some((p, ctx.storage(&table, "activation quantizer")))
             })
             .collect();
-        Slots { view, weights, activations }
+        let learned_weights = (0..infos.len()).map(|j| t.learned_weight(j).is_some()).collect();
+        let learned_activations = (0..net.nodes.len()).map(|n| t.learned_activation(n).is_some()).collect();
+        Slots { view, weights, activations, learned_weights, learned_activations }
     }
 
     /// Recomputes every quantized weight copy from its master: the first launches of a program.
     fn weight_launches(&self, ctx: &GpuContext, params: &[wgpu::Buffer]) -> Vec<Launch> {
         self.weights.iter().enumerate().filter_map(|(j, q)| q.as_ref().map(|(p, table)| ctx.fake_quant(*p, table, &params[j], &self.view[j]))).collect()
+    }
+
+    /// The learned tables (weights, then activations).
+    fn learned_tables(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        let w = self.weights.iter().zip(&self.learned_weights);
+        let a = self.activations.iter().zip(&self.learned_activations);
+        w.chain(a).filter_map(|(q, &l)| q.as_ref().filter(|_| l).map(|(_, table)| table))
     }
 }
 
@@ -186,7 +202,12 @@ impl ForwardProgram {
             if let Some((p, table)) = &slots.activations[n] {
                 let size = rows * node.shape.size() as u32;
                 let k = zeroed(ctx, size as usize, "activation keep mask");
-                launches.push(ctx.fake_quant_act(QuantParams { n: size, ..*p }, table, y, &k));
+                if training && slots.learned_activations[n] {
+                    // Learned step: keep the raw values lsq_backward differentiates at.
+                    launches.push(ctx.fake_quant_act_raw(QuantParams { n: size, ..*p }, table, y, &k));
+                } else {
+                    launches.push(ctx.fake_quant_act(QuantParams { n: size, ..*p }, table, y, &k));
+                }
                 keep[n] = Some(k);
             }
         }
@@ -266,6 +287,11 @@ pub struct GpuTrainer {
     grads: Vec<wgpu::Buffer>,
     norm: Normalization,
     slots: Slots,
+    transforms: Transforms,
+    /// Learned quantizer steps: per learned table its optimizer update (elements, launch), then
+    /// inv_step = 1/step (lsq_sync).
+    step_updates: Vec<(usize, Launch)>,
+    step_syncs: Vec<Launch>,
     _state: Vec<wgpu::Buffer>,
 }
 
@@ -320,6 +346,10 @@ impl GpuTrainer {
         let partial = zeroed(ctx, partial_len, "split-k partial products");
         let ones = ctx.storage(&vec![1.0f32; ones_len], "ones");
         let first_t = first_tensor(net);
+        // Learned steps (LSQ): a gradient per learned table, laid out like it.
+        let step_grad = |q: &Option<(QuantParams, wgpu::Buffer)>, learned: bool| q.as_ref().filter(|_| learned).map(|(_, t)| zeroed(ctx, t.size() as usize / 4, "step gradient"));
+        let weight_steps: Vec<Option<wgpu::Buffer>> = slots.weights.iter().zip(&slots.learned_weights).map(|(q, &l)| step_grad(q, l)).collect();
+        let act_steps: Vec<Option<wgpu::Buffer>> = slots.activations.iter().zip(&slots.learned_activations).map(|(q, &l)| step_grad(q, l)).collect();
         // A node read by several others receives its gradient in pieces: the first overwrites, the
         // rest accumulate. Launch order is reverse node order, so this is known when building.
         let mut written = vec![false; net.nodes.len()];
@@ -328,9 +358,12 @@ impl GpuTrainer {
             let node = &net.nodes[n];
             let dy = dacts[n].as_ref().expect("gradient buffer");
             let size = rows * node.shape.size() as u32;
-            if let Some(k) = &train.keep[n] {
+            match (&train.keep[n], &slots.activations[n], &act_steps[n]) {
+                // A learned step: its gradient, and dY straight through (zero where clipped).
+                (Some(raw), Some((p, table)), Some(g)) => backward.push(ctx.lsq_backward(QuantParams { n: size, ..*p }, table, raw, dy, g)),
                 // Straight through the activation quantizer, zero where it clipped.
-                backward.push(ctx.mask_apply(size, dy, k));
+                (Some(k), _, _) => backward.push(ctx.mask_apply(size, dy, k)),
+                _ => {}
             }
             if node.relu {
                 backward.push(ctx.relu_backward(size, &train.acts[n], dy));
@@ -406,10 +439,22 @@ impl GpuTrainer {
             written[src] = true;
         }
         // The straight-through estimator: no gradient for a master weight outside its quantizer's range.
+        // Where the step is learned, lsq_backward clips the same way and gives the step's gradient.
         for (j, q) in slots.weights.iter().enumerate() {
-            if let Some((p, table)) = q {
-                backward.push(ctx.ste_clip(*p, table, &params[j], &grads[j]));
+            match (q, &weight_steps[j]) {
+                (Some((p, table)), Some(g)) => backward.push(ctx.lsq_backward(*p, table, &params[j], &grads[j], g)),
+                (Some((p, table)), None) => backward.push(ctx.ste_clip(*p, table, &params[j], &grads[j])),
+                _ => {}
             }
+        }
+        let step_opt = opt.without_decay();
+        let mut step_updates = Vec::new();
+        let mut step_syncs = Vec::new();
+        for (table, g) in slots.learned_tables().zip(weight_steps.iter().chain(&act_steps).flatten()) {
+            let len = table.size() as usize / 4;
+            let (m, v) = (zeroed(ctx, len, "step momentum / m"), zeroed(ctx, if adam { len } else { 1 }, "step adam v"));
+            step_updates.push((len, ctx.optimizer(adam, step_opt.step_params(len, opt.lr, 1), table, g, &m, &v)));
+            step_syncs.push(ctx.lsq_sync((len / 3) as u32, table));
         }
         let updates = infos
             .iter()
@@ -427,6 +472,7 @@ impl GpuTrainer {
         state.extend(second);
         state.extend(dacts.into_iter().flatten());
         state.extend([partial, ones]);
+        state.extend(weight_steps.into_iter().chain(act_steps).flatten());
         // Shared weights: the centroids move and the members follow after every update.
         let shared_launches = (0..infos.len())
             .filter_map(|j| {
@@ -435,7 +481,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -452,7 +498,12 @@ impl GpuTrainer {
             let p = self.opt.step_params(self.sizes[*j], lr, self.t);
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
         }
-        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(self.updates.iter().map(|(_, l)| l)).chain(&self.mask_launches).chain(&self.shared_launches));
+        let step_opt = self.opt.without_decay();
+        for (len, u) in &self.step_updates {
+            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
+        }
+        let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs);
+        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
     }
 
     /// Installs pruning masks, one per tensor in `Net::tensors()` order (`None`: unpruned), and
@@ -537,6 +588,20 @@ impl GpuTrainer {
         for (buf, t) in self.params.iter().zip(&p.tensors) {
             self.ctx.queue.write_buffer(buf, 0, bytemuck::cast_slice(t));
         }
+    }
+
+    /// The transforms in force, with the steps learned so far read back.
+    pub async fn transforms(&self) -> Result<Transforms> {
+        let mut t = self.transforms.clone();
+        let slots = self.slots.weights.iter().zip(&self.slots.learned_weights).zip(t.weights.iter_mut());
+        let acts = self.slots.activations.iter().zip(&self.slots.learned_activations).zip(t.activations.iter_mut());
+        for ((slot, &learned), q) in slots.chain(acts) {
+            if let (Some((_, table)), true, Some(quant)) = (slot, learned, q.as_mut()) {
+                let v: Vec<f32> = self.ctx.read(table).await?;
+                *quant = quant.with_table(&v[..quant.table().len()]);
+            }
+        }
+        Ok(t)
     }
 
     /// Copies the parameters back to the host.

@@ -38,6 +38,11 @@ pub struct OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The same optimizer without weight decay or L1: what learned quantizer steps train with.
+    pub fn without_decay(&self) -> OptimizerConfig {
+        OptimizerConfig { weight_decay: 0.0, l1: 0.0, ..self.clone() }
+    }
+
     /// The kernel parameters for update number `t` (1-based) of a tensor of `n` elements, with the
     /// learning rate `lr` in force for this step. Adam's bias correction is folded into lr and eps.
     pub fn step_params(&self, n: usize, lr: f32, t: u64) -> OptimParams {

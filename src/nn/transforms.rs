@@ -7,6 +7,9 @@
 //!  * shared weights per tensor, a post-update constraint beside the masks (Deep Compression's
 //!    centroid fine-tuning): after every optimizer step each cluster's centroid moves by its
 //!    members' summed update and every member takes the centroid's value.
+//!  * learned steps (LSQ, `learned`): every affine weight and activation quantizer that can
+//!    (`QuantFn::learnable`) has its steps trained beside the weights, with LSQ's gradient scale
+//!    and the weights' optimizer (no weight decay); the trainers give the learned tables back.
 //! Empty lists mean "none"; a `None` entry leaves that tensor or node as it is.
 
 use crate::compress::quant::QuantFn;
@@ -19,6 +22,8 @@ pub struct Transforms {
     pub activations: Vec<Option<QuantFn>>,
     /// Per tensor, in `Net::tensors()` order: weights tied to shared centroids.
     pub shared: Vec<Option<Sharing>>,
+    /// LSQ: the steps of the learnable quantizers above are trained.
+    pub learned: bool,
 }
 
 /// Weight sharing of one tensor with fixed cluster assignments (kernel: shaders/mask.wgsl's
@@ -84,6 +89,16 @@ impl Transforms {
 
     pub fn sharing(&self, j: usize) -> Option<&Sharing> {
         self.shared.get(j).and_then(|s| s.as_ref())
+    }
+
+    /// Tensor j's quantizer if its steps are learned.
+    pub fn learned_weight(&self, j: usize) -> Option<&QuantFn> {
+        self.weight(j).filter(|q| self.learned && q.learnable())
+    }
+
+    /// Node n's activation quantizer if its step is learned.
+    pub fn learned_activation(&self, n: usize) -> Option<&QuantFn> {
+        self.activation(n).filter(|q| self.learned && q.learnable())
     }
 
     pub fn is_empty(&self) -> bool {

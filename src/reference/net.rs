@@ -22,8 +22,10 @@ pub struct Tape {
     cols: Vec<Vec<f32>>,
     argmax: Vec<Vec<u32>>,
     stats: Vec<(Vec<f32>, Vec<f32>)>,
-    /// Activation-quantized nodes: 1.0 where the output was inside the range (gradient passes).
+    /// Activation-quantized nodes: 1.0 where the output was inside the range (gradient passes),
+    /// and in training the output before quantization (for learned steps).
     keep: Vec<Vec<f32>>,
+    raw: Vec<Vec<f32>>,
 }
 
 impl Tape {
@@ -83,7 +85,7 @@ pub fn net_forward(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, 
 pub fn net_forward_with(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool, acts: &[Option<QuantFn>]) -> Tape {
     let first = first_tensor(net);
     let count = net.nodes.len();
-    let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count], keep: vec![vec![]; count] };
+    let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count], keep: vec![vec![]; count], raw: vec![vec![]; count] };
     tape.acts.push(x);
     for n in 1..count {
         let node = &net.nodes[n];
@@ -133,6 +135,9 @@ pub fn net_forward_with(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: us
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
         if let Some(Some(q)) = acts.get(n) {
+            if training {
+                tape.raw[n] = y.clone();
+            }
             tape.keep[n] = fake_quant_act_reference(q, &mut y, node.shape.c);
         }
         tape.acts.push(y);
@@ -150,15 +155,25 @@ fn contribute(dacts: &mut [Option<Vec<f32>>], i: usize, g: Vec<f32>) {
 
 /// Gradients of every tensor (zeros for the running statistics) from dlogits [B, classes].
 pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>) -> NetParams {
+    net_backward_with(net, params, tape, dlogits, &[]).0
+}
+
+/// `net_backward` where the activation quantizers of some nodes have learned steps (`learned[n]`:
+/// the quantizer and LSQ's gradient scale): their step gradients per node come back beside
+/// (lsq_backward_reference, which also passes dY straight through).
+pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>, learned: &[Option<(QuantFn, f32)>]) -> (NetParams, Vec<Option<Vec<f32>>>) {
     let first = first_tensor(net);
     let rows = tape.rows;
     let mut grads = NetParams::zeros(net);
+    let mut steps = vec![None; net.nodes.len()];
     let mut dacts: Vec<Option<Vec<f32>>> = vec![None; net.nodes.len()];
     dacts[net.last()] = Some(dlogits);
     for n in (1..net.nodes.len()).rev() {
         let node = &net.nodes[n];
         let Some(mut dy) = dacts[n].take() else { continue };
-        if !tape.keep[n].is_empty() {
+        if let (Some(Some((q, scale))), false) = (learned.get(n), tape.raw[n].is_empty()) {
+            steps[n] = Some(lsq_backward_reference(q, &tape.raw[n], &mut dy, node.shape.c, *scale));
+        } else if !tape.keep[n].is_empty() {
             // Straight through the activation quantizer, zero where it clipped.
             mask_apply_reference(&mut dy, &tape.keep[n]);
         }
@@ -222,22 +237,25 @@ pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32
             }
         }
     }
-    grads
+    (grads, steps)
 }
 
 /// Mean cross-entropy over the first `valid` rows, the gradients, and the tape (logits last).
 /// Trains batch norm as the trainer does (batch statistics; running statistics move).
 pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize) -> (f32, NetParams, Tape) {
-    net_loss_and_grads_with(net, params, x, labels, rows, valid, &[])
+    let (loss, grads, tape, _) = net_loss_and_grads_with(net, params, x, labels, rows, valid, &[], &[]);
+    (loss, grads, tape)
 }
 
-/// `net_loss_and_grads` with activation transforms (see `net_forward_with`).
-pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>]) -> (f32, NetParams, Tape) {
+/// `net_loss_and_grads` with activation transforms (see `net_forward_with`) and the step
+/// gradients of the learned ones (see `net_backward_with`).
+#[allow(clippy::too_many_arguments)]
+pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>]) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
     let tape = net_forward_with(net, params, x, rows, valid, true, acts);
     let logits = logits_array(tape.logits(), rows, net.classes);
     let (dlogits, row_loss) = softmax_xent_reference(&logits, labels, valid);
-    let grads = net_backward(net, params, &tape, dlogits.into_raw_vec_and_offset().0);
-    (row_loss.iter().sum::<f32>() / valid as f32, grads, tape)
+    let (grads, steps) = net_backward_with(net, params, &tape, dlogits.into_raw_vec_and_offset().0, learned);
+    (row_loss.iter().sum::<f32>() / valid as f32, grads, tape, steps)
 }
 
 pub fn logits_array(logits: &[f32], rows: usize, classes: usize) -> ndarray::Array2<f32> {
@@ -266,12 +284,33 @@ pub struct CpuTrainer {
     hard_masks: Vec<Option<Vec<f32>>>,
     /// Weight and activation transforms (fake quantization) in force.
     transforms: Transforms,
+    /// Learned quantizer steps: the optimizer's (first, second) moments of each learned table,
+    /// per tensor and per node.
+    step_moments: (Vec<Option<Moments>>, Vec<Option<Moments>>),
+}
+
+type Moments = (Vec<f32>, Vec<f32>);
+
+/// One optimizer update of `w` (sgd_reference or adam_reference).
+fn update_reference(kind: OptimizerKind, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &crate::nn::OptimParams) {
+    match kind {
+        OptimizerKind::Sgd => sgd_reference(w, g, m, p),
+        OptimizerKind::Adam => adam_reference(w, g, m, v, p),
+    }
+}
+
+/// Gradients of one step: every tensor's, and the step gradients of the learned weight
+/// quantizers (per tensor) and activation quantizers (per node).
+struct StepGrads {
+    params: NetParams,
+    weight_steps: Vec<Option<Vec<f32>>>,
+    act_steps: Vec<Option<Vec<f32>>>,
 }
 
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default() }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]) }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -281,6 +320,13 @@ impl CpuTrainer {
     /// Installs weight and activation transforms (same contract as `GpuTrainer::with_transforms`).
     pub fn set_transforms(&mut self, t: &Transforms) {
         self.transforms = t.clone();
+        let moments = |q: Option<&QuantFn>| q.map(|q| (vec![0.0; q.table().len()], vec![0.0; q.table().len()]));
+        self.step_moments = ((0..t.weights.len()).map(|j| moments(t.learned_weight(j))).collect(), (0..t.activations.len()).map(|n| moments(t.learned_activation(n))).collect());
+    }
+
+    /// The transforms in force, with the steps learned so far.
+    pub fn transforms(&self) -> &Transforms {
+        &self.transforms
     }
 
     /// Swaps the fake-quantized copy of every transformed weight in for its master (the f32
@@ -304,21 +350,31 @@ impl CpuTrainer {
 
     /// Gradients of every tensor on one batch, as a step sees them: forward and backward read the
     /// transformed weights and activations, and each master weight's gradient is clipped by the
-    /// straight-through estimator. The masters are what `self.params` holds afterwards.
-    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], x: Vec<f32>, y: &[u32], valid: usize) -> (NetParams, Tape) {
+    /// straight-through estimator (by lsq_backward where the step is learned, which also gives the
+    /// step's gradient). The masters are what `self.params` holds afterwards.
+    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], x: Vec<f32>, y: &[u32], valid: usize) -> (StepGrads, Tape) {
         let masters = self.swap_in_transformed(infos);
-        let (_, mut grads, tape) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &self.transforms.activations);
+        let t = &self.transforms;
+        let learned: Vec<Option<(QuantFn, f32)>> = self.net.nodes.iter().enumerate().map(|(n, node)| t.learned_activation(n).map(|q| (q.clone(), q.lsq_grad_scale(node.shape.size())))).collect();
+        let (_, mut grads, tape, act_steps) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned);
         self.restore_masters(masters);
+        let mut weight_steps = vec![None; infos.len()];
         for (j, q) in self.transforms.weights.iter().enumerate() {
-            if let Some(q) = q {
-                ste_clip_reference(q, &self.params.tensors[j], &mut grads.tensors[j], infos[j].cols);
+            let Some(q) = q else { continue };
+            let (w, g) = (&self.params.tensors[j], &mut grads.tensors[j]);
+            if self.transforms.learned_weight(j).is_some() {
+                let per_step = w.len() / (q.table().len() / 3).max(1);
+                weight_steps[j] = Some(lsq_backward_reference(q, w, g, infos[j].cols, q.lsq_grad_scale(per_step)));
+            } else {
+                ste_clip_reference(q, w, g, infos[j].cols);
             }
         }
-        (grads, tape)
+        (StepGrads { params: grads, weight_steps, act_steps }, tape)
     }
 
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
-    /// Forward and backward read the transformed weights; the masters take the update.
+    /// Forward and backward read the transformed weights; the masters take the update, then
+    /// learned quantizer steps theirs.
     pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
         let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
         let infos = self.net.tensors();
@@ -330,11 +386,24 @@ impl CpuTrainer {
                 continue;
             }
             let p = self.opt.step_params(info.len(), lr, self.t);
-            let (w, g, m, v) = (&mut self.params.tensors[j], &grads.tensors[j], &mut self.first.tensors[j], &mut self.second.tensors[j]);
-            match self.opt.kind {
-                OptimizerKind::Sgd => sgd_reference(w, g, m, &p),
-                OptimizerKind::Adam => adam_reference(w, g, m, v, &p),
-            }
+            let (w, g, m, v) = (&mut self.params.tensors[j], &grads.params.tensors[j], &mut self.first.tensors[j], &mut self.second.tensors[j]);
+            update_reference(self.opt.kind, w, g, m, v, &p);
+        }
+        let steps = self.opt.without_decay();
+        let learn = |q: &mut Option<QuantFn>, g: &Option<Vec<f32>>, moments: &mut Option<Moments>| {
+            let (Some(quant), Some(g), Some((m, v))) = (q.as_mut(), g, moments) else { return };
+            let mut table = quant.table();
+            let p = steps.step_params(table.len(), lr, self.t);
+            update_reference(steps.kind, &mut table, g, m, v, &p);
+            lsq_sync_reference(&mut table);
+            *quant = quant.with_table(&table);
+        };
+        let (wm, am) = &mut self.step_moments;
+        for ((q, g), m) in self.transforms.weights.iter_mut().zip(&grads.weight_steps).zip(wm.iter_mut()) {
+            learn(q, g, m);
+        }
+        for ((q, g), m) in self.transforms.activations.iter_mut().zip(&grads.act_steps).zip(am.iter_mut()) {
+            learn(q, g, m);
         }
         let masks = std::mem::take(&mut self.hard_masks);
         self.apply_masks(&masks);
@@ -362,7 +431,7 @@ impl CpuTrainer {
             let (x, y) = self.data.train.gather(order, offset, valid, self.norm);
             let (grads, _) = self.step_grads(&infos, x, &y, valid);
             for (s, &j) in scores.iter_mut().zip(&weights) {
-                taylor_accumulate_reference(s, &saved.tensors[j], &grads.tensors[j]);
+                taylor_accumulate_reference(s, &saved.tensors[j], &grads.params.tensors[j]);
             }
         }
         self.params = saved;

@@ -216,6 +216,61 @@ pub fn ste_clip_reference(q: &QuantFn, w: &[f32], grad: &mut [f32], cols: usize)
     mask_apply_reference(grad, &q.inside_mask(w, cols));
 }
 
+/// fake_quant_act_raw: y = fq(y) in place; returns y as it was (what LSQ differentiates at).   (shaders/quant.wgsl)
+pub fn fake_quant_act_raw_reference(q: &QuantFn, y: &mut [f32], cols: usize) -> Vec<f32> {
+    let raw = y.to_vec();
+    let f = q.fake(y, cols);
+    y.copy_from_slice(&f);
+    raw
+}
+
+/// LSQ's range for affine channel `c`: qmin ≤ u = x·inv_step + zero ≤ qmax (the paper's clip,
+/// not the rounding range of `QuantFn::inside`).
+fn lsq_inside(q: &QuantFn, x: f32, c: usize) -> bool {
+    let QuantFn::Affine { qmin, qmax, channels } = q else { return true };
+    let u = x * channels[c][0] + channels[c][2];
+    u >= *qmin as f32 && u <= *qmax as f32
+}
+
+/// ∂fq(x)/∂step for affine channel `c` (LSQ): q − u inside its range, q − zero outside, 0 at 0.
+fn step_slope(q: &QuantFn, x: f32, c: usize) -> f32 {
+    let QuantFn::Affine { qmin, qmax, channels } = q else { return 0.0 };
+    if x == 0.0 {
+        return 0.0;
+    }
+    let [inv, _, zero] = channels[c];
+    let u = x * inv + zero;
+    let code = (u + 0.5).floor().clamp(*qmin as f32, *qmax as f32);
+    if lsq_inside(q, x, c) {
+        code - u
+    } else {
+        code - zero
+    }
+}
+
+/// lsq_backward: the step gradient of each channel, scale·Σ d·∂fq(x)/∂step, as a table
+/// ([0, g_c, 0] per channel); then d = 0 where x was outside LSQ's range.   (shaders/quant.wgsl)
+pub fn lsq_backward_reference(q: &QuantFn, x: &[f32], d: &mut [f32], cols: usize, scale: f32) -> Vec<f32> {
+    let channels = q.table().len() / 3;
+    let mut sums = vec![0.0f64; channels];
+    for (i, (&x, d)) in x.iter().zip(d.iter_mut()).enumerate() {
+        let c = q.channel(i, cols);
+        sums[c] += (*d * step_slope(q, x, c)) as f64;
+        if !lsq_inside(q, x, c) {
+            *d = 0.0;
+        }
+    }
+    sums.iter().flat_map(|&s| [0.0, scale * s as f32, 0.0]).collect()
+}
+
+/// lsq_sync: inv_step = 1/step per channel of an affine table, the step kept positive.   (shaders/quant.wgsl)
+pub fn lsq_sync_reference(table: &mut [f32]) {
+    for c in table.chunks_exact_mut(3) {
+        c[1] = c[1].max(1e-8);
+        c[0] = 1.0 / c[1];
+    }
+}
+
 // ---- Convolutional pieces (NHWC). Legend: B batch, H/W input side, C channels, OH/OW output
 // side, K window, S stride, P zero padding. ----
 

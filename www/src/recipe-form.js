@@ -115,7 +115,7 @@ export const STAGE_KINDS = {
       { key: 'calibration', label: 'Activation ranges from', ...SELECT([['minmax', 'min / max'], ['moving-average', 'moving-average min / max'], ['percentile', 'percentiles (clip outliers)'], ['mse', 'MSE-optimal clipping']]), value: 'minmax' },
       { key: 'samples', label: 'Calibration samples', control: 'number', value: '1000' },
       { key: 'biases', label: 'Biases', ...SELECT([['float', 'f32'], ['f16', 'f16 (half the bytes)']]), value: 'float' },
-      { key: 'mode', label: 'Mode', ...SELECT([['ptq', 'post-training (no training)'], ['qat', 'quantization-aware training (k-means: fine-tune centroids)']]), value: 'ptq' },
+      { key: 'mode', label: 'Mode', ...SELECT([['ptq', 'post-training (no training)'], ['qat', 'quantization-aware training (k-means: fine-tune centroids)'], ['qat-lsq', 'QAT with learned step sizes (LSQ; uniform schemes)']]), value: 'ptq' },
       { key: 'ft_epochs', label: 'QAT epochs', control: 'number', value: '1' },
       { key: 'ft_lr', label: 'QAT learning rate', control: 'number', value: '0.005' },
     ],
@@ -127,10 +127,11 @@ export const STAGE_KINDS = {
         if (Array.isArray(b)) w.layer_bits = b;
         else w.bits = b;
       }
-      const q = { weights: w, mode: v.mode };
+      const q = { weights: w, mode: v.mode === 'qat-lsq' ? 'qat' : v.mode };
+      if (v.mode === 'qat-lsq') q.lsq = true;
       if (v.biases === 'f16') q.biases = 'f16';
       if (v.act_bits !== 'off') q.activations = { bits: Number(v.act_bits), calibration: v.calibration, samples: Number(v.samples) };
-      if (v.mode === 'qat') q.finetune = { ...train, epochs: Math.max(1, Number(v.ft_epochs)), lr: Number(v.ft_lr) };
+      if (q.mode === 'qat') q.finetune = { ...train, epochs: Math.max(1, Number(v.ft_epochs)), lr: Number(v.ft_lr) };
       return { quantize: q };
     },
     fromRecipe(q) {
@@ -143,7 +144,7 @@ export const STAGE_KINDS = {
         calibration: q.activations?.calibration,
         samples: q.activations?.samples,
         biases: q.biases,
-        mode: q.mode,
+        mode: q.lsq ? 'qat-lsq' : q.mode,
         ft_epochs: q.finetune?.epochs,
         ft_lr: q.finetune?.lr,
       };
