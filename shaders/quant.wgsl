@@ -20,7 +20,12 @@
 //                  then d[i] *= [qmin ≤ u_i ≤ qmax] (the straight-through part)
 //                  x: a master weight and d its gradient; or an activation's raw value and d = dY
 //   lsq_sync:      table[3c] = 1/table[3c + 1] once the optimizer moved the step (kept positive)
-// CPU twins: reference::ops::{fake_quant,fake_quant_act,ste_clip,fake_quant_act_raw,lsq_backward,lsq_sync}_reference.
+// Dynamic activation ranges (QuantFn::Dynamic):
+//   act_range:     table[0..3] = the affine fit (compress::quant::Scheme::fit_ranges, per tensor) of
+//                  the min-max of this batch's valid rows of y (p.n elements per row; the step
+//                  uniform's `valid` rows): symmetric when qmin < 0, else asymmetric. Runs before
+//                  fake_quant_act reads the table, in the same submit.
+// CPU twins: reference::ops::{fake_quant,fake_quant_act,ste_clip,fake_quant_act_raw,lsq_backward,lsq_sync,act_range}_reference.
 
 struct QuantParams {
     n: u32,           // elements
@@ -201,4 +206,54 @@ fn lsq_sync(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = max(table_rw[3u * c + 1u], 1e-8);
     table_rw[3u * c + 1u] = s;
     table_rw[3u * c] = 1.0 / s;
+}
+
+// act_range: one workgroup; reads y (binding 2) and the step (binding 5), writes table_rw
+@group(0) @binding(5) var<uniform> step: StepParams;
+var<workgroup> lows: array<f32, 256>;
+var<workgroup> highs: array<f32, 256>;
+
+// A step of 0 or not finite (an all-zero range) becomes 1 (as compress::quant's `nonzero`).
+fn nonzero_step(s: f32) -> f32 {
+    if (s > 0.0 && s <= 3.4028235e38) {
+        return s;
+    }
+    return 1.0;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn act_range(@builtin(local_invocation_index) lid: u32) {
+    let count = step.valid * p.n;
+    var lo = 0.0;
+    var hi = 0.0;
+    for (var i = lid; i < count; i = i + 256u) {
+        lo = min(lo, y[i]);
+        hi = max(hi, y[i]);
+    }
+    lows[lid] = lo;
+    highs[lid] = hi;
+    workgroupBarrier();
+    for (var h = 128u; h > 0u; h = h >> 1u) {
+        if (lid < h) {
+            lows[lid] = min(lows[lid], lows[lid + h]);
+            highs[lid] = max(highs[lid], highs[lid + h]);
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let l = lows[0];
+        let u = highs[0];
+        if (p.qmin < 0) {
+            let s = nonzero_step(max(-l, u) / f32(p.qmax));
+            table_rw[0] = 1.0 / s;
+            table_rw[1] = s;
+            table_rw[2] = 0.0;
+        } else {
+            let levels = f32(p.qmax);
+            let s = nonzero_step((u - l) / levels);
+            table_rw[0] = 1.0 / s;
+            table_rw[1] = s;
+            table_rw[2] = clamp(floor(-l / s + 0.5), 0.0, levels);
+        }
+    }
 }

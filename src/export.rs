@@ -166,6 +166,7 @@ fn usable_activation(q: &QuantFn) -> bool {
         QuantFn::Affine { qmin, qmax, channels } => qmin < qmax && (*qmax as i64 - *qmin as i64) < 1 << 16 && channels.len() == 1 && channels[0].iter().all(|v| v.is_finite()) && channels[0][1] > 0.0,
         QuantFn::Levels { levels } => !levels.is_empty() && levels.len() <= 1 << 16 && levels.iter().all(|v| v.is_finite()) && levels.windows(2).all(|p| p[0] <= p[1]),
         QuantFn::F16 => true,
+        QuantFn::Dynamic { qmin, qmax } => (*qmin == 0 || *qmin == -qmax) && qmin < qmax && (*qmax as i64 - *qmin as i64) < 1 << 16,
     }
 }
 

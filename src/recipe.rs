@@ -464,6 +464,9 @@ impl QuantizeConfig {
         }
         if self.lsq {
             check(self.mode == QuantMode::Qat, &f("lsq"), "learned step sizes are trained: use \"mode\": \"qat\" with \"finetune\"".into())?;
+            if let Some(a) = &self.activations {
+                check(a.calibration != Calibration::Dynamic, &f("activations.calibration"), "dynamic ranges are recomputed every batch: there is no step for LSQ to learn (use a static calibration with \"lsq\")".into())?;
+            }
             check(matches!(self.weights.scheme, SchemeKind::Symmetric | SchemeKind::Asymmetric), &f("lsq"), format!("LSQ learns the step of a uniform quantizer: weights must be \"symmetric\" or \"asymmetric\", got {:?}", self.weights.scheme))?;
         }
         match (self.mode, &self.finetune) {

@@ -129,6 +129,28 @@ fn quantized_models_round_trip_and_predict_exactly() {
     }
 }
 
+/// Dynamic activation ranges (each batch quantized over its own min-max) are stored as such and
+/// predict after loading exactly as before; they are not the static quantizer they replace.
+#[test]
+fn dynamic_activation_ranges_round_trip() {
+    use squeeze::compress::quant::QuantFn;
+    let norm = Normalization { mean: 0.1307, std: 0.3081 };
+    let net = Net::lenet5(Shape::new(28, 28, 1), 10);
+    let image: Vec<f32> = (0..784).map(|i| ((i * 53 % 97) as f32 / 96.0).powi(3)).collect();
+    let m = quantized(&net, &pruned(&net, 3, 0.0), Scheme { kind: SchemeKind::Symmetric, bits: 8, per_channel: true });
+    let mut d = m.clone();
+    for (i, a) in d.activations.iter_mut().enumerate() {
+        if a.is_some() {
+            *a = Some(if i % 2 == 0 { QuantFn::Dynamic { qmin: 0, qmax: 15 } } else { QuantFn::Dynamic { qmin: -127, qmax: 127 } });
+        }
+    }
+    let bytes = save(&d, norm);
+    let (d2, _) = load(&bytes).unwrap();
+    assert_eq!(d2.activations, d.activations);
+    assert_eq!(predict(&d2, norm, &image).unwrap(), predict(&d, norm, &image).unwrap());
+    assert_ne!(predict(&d, norm, &image).unwrap(), predict(&m, norm, &image).unwrap(), "dynamic ranges predicted like the static ones");
+}
+
 #[test]
 fn huffman_and_relative_indices_shrink_a_deep_compression_model() {
     // 8% of LeNet-300-100's weights kept, 32 shared values per layer (k-means 5 bits).

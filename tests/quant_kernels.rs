@@ -26,7 +26,7 @@ fn on_boundary(q: &QuantFn, w: f32, i: usize, cols: usize) -> bool {
             (x - x.round()).abs() <= 1e-4 * x.abs().max(1.0)
         }
         QuantFn::Levels { levels } => levels.windows(2).any(|p| (w - (p[0] + p[1]) * 0.5).abs() <= 1e-6 * w.abs().max(1e-30)),
-        QuantFn::F16 => true,
+        QuantFn::F16 | QuantFn::Dynamic { .. } => true,
     }
 }
 
@@ -258,3 +258,39 @@ async fn lsq_case(ctx: GpuContext) {
     }
 }
 gpu_test!(lsq_kernels_match_reference_and_finite_differences, lsq_case);
+
+/// Dynamic activation ranges: act_range fits each batch's min-max of its valid rows only (padding
+/// rows hold values far outside and must not count) into the quantizer's table, symmetric and
+/// asymmetric, and fake_quant_act then quantizes over it, GPU against the twins; an all-zero batch
+/// gets a usable table.
+async fn act_range_case(ctx: GpuContext) {
+    use squeeze::gpu::kernels::StepParams;
+    use squeeze::reference::ops::act_range_reference;
+    let (mut rng, seed) = fresh_rng("act range");
+    let (rows, per_row, valid) = (9, 37, 6);
+    for (q, name) in [(QuantFn::Dynamic { qmin: 0, qmax: 255 }, "asymmetric 8"), (QuantFn::Dynamic { qmin: -7, qmax: 7 }, "symmetric 4"), (QuantFn::Dynamic { qmin: 0, qmax: 3 }, "asymmetric 2")] {
+        for zeros in [false, true] {
+            let what = format!("{name}, all zero {zeros}");
+            let mut y = if zeros { vec![0.0; rows * per_row] } else { random_vec(&mut rng, rows * per_row, -0.8, 2.3) };
+            y[valid * per_row..].iter_mut().for_each(|v| *v = 1e6);
+            let (p, table) = QuantParams::of(&q, rows * per_row, 1);
+            let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
+            let (gt, gy, gk) = (ctx.storage(&table, "table"), ctx.storage(&y, "y"), ctx.storage_zeroed(4 * y.len() as u64, "keep"));
+            run(&ctx, [&ctx.act_range(p, per_row as u32, &step, &gy, &gt), &ctx.fake_quant_act(p, &gt, &gy, &gk)]);
+            let batch = &y[..valid * per_row];
+            let want_table = act_range_reference(&q, batch);
+            let got_table: Vec<f32> = ctx.read(&gt).await.unwrap();
+            assert_close(&format!("act_range {what}"), &got_table[..3], &want_table, 1e-6, 0.0, seed);
+            assert!(want_table[1] < 100.0, "{what}: the padding rows' 1e6 counted (step {})", want_table[1]);
+            let mut want_y = batch.to_vec();
+            let want_keep = fake_quant_act_reference(&q, &mut want_y, 1);
+            let got_y: Vec<f32> = ctx.read(&gy).await.unwrap();
+            let resolved = q.resolve(batch);
+            assert_quantized(&format!("fake_quant_act after act_range, {what}"), &resolved, batch, &got_y[..batch.len()], &want_y, 1, seed);
+            let got_keep: Vec<f32> = ctx.read(&gk).await.unwrap();
+            assert_eq!(&got_keep[..batch.len()], &want_keep[..], "{what}: keep mask (seed {seed})");
+            assert!(want_keep.iter().all(|&k| k == 1.0), "{what}: a batch's own range clips nothing");
+        }
+    }
+}
+gpu_test!(act_range_matches_reference, act_range_case);

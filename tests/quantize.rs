@@ -111,7 +111,9 @@ gpu_test!(quantize_stage_runs_on_both_backends, quantize_case);
 
 /// QAT with learned step sizes through a recipe, on both backends: the stored model's weight and
 /// activation quantizers hold the steps LSQ learned (not the ones fitted to the float model the
-/// stage started from), its weights are codes times those steps, and accuracy holds.
+/// stage started from), its weights are codes times those steps, and accuracy holds. Then PTQ
+/// with dynamic activation ranges: stored as dynamic, accuracy near its float start, and no
+/// integer model (it needs static scales), with the reason.
 async fn lsq_stage_case(ctx: GpuContext) {
     use squeeze::compress::quant::{QuantFn, Scheme};
     let (mut rng, seed) = fresh_rng("lsq stage");
@@ -120,7 +122,8 @@ async fn lsq_stage_case(ctx: GpuContext) {
         r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [32, 16]},
             "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
             "stages": [{"quantize": {"weights": {"bits": 3}, "activations": {"bits": 4, "samples": 200}, "mode": "qat", "lsq": true,
-                                     "finetune": {"epochs": 2, "batch": 16, "lr": 0.01, "momentum": 0.9}}}]}"#,
+                                     "finetune": {"epochs": 2, "batch": 16, "lr": 0.01, "momentum": 0.9}}},
+                       {"quantize": {"weights": {"bits": 8}, "activations": {"bits": 6, "calibration": "dynamic", "samples": 200}}}]}"#,
     )
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
@@ -146,6 +149,12 @@ async fn lsq_stage_case(ctx: GpuContext) {
         }
         assert!(moved > 1e-3, "{what}: the stored weight steps are the fitted ones (largest relative change {moved}, seed {seed})");
         assert!(lsq.activations.iter().flatten().all(|q| q.learnable()) && lsq.activations.iter().flatten().count() == 2, "{what}");
+
+        let d = out.report.stages[2].quantization().unwrap();
+        assert!((d.quantized_accuracy - d.float_accuracy).abs() <= 0.03, "{what}: dynamic 6-bit activations moved accuracy {} -> {} (seed {seed})", d.float_accuracy, d.quantized_accuracy);
+        assert!(out.models[2].activations.iter().flatten().all(|q| matches!(q, QuantFn::Dynamic { qmin: 0, qmax: 63 })) && out.models[2].activations.iter().flatten().count() == 2, "{what}");
+        assert!(d.integer.is_none() && d.integer_note.as_deref().is_some_and(|n| n.contains("dynamic")), "{what}: {:?}", d.integer_note);
+        assert!(d.layers[1].input.is_some_and(|e| e.sqnr_db > 20.0), "{what}: {:?}", d.layers[1].input);
     }
 }
 gpu_test!(lsq_stage_stores_learned_steps, lsq_stage_case);

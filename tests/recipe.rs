@@ -196,6 +196,7 @@ fn quantize_stage_errors_name_their_field() {
         (r#"{"quantize": {"weights": {"scheme": "k-means"}}}"#, "stages[0].quantize.weights.scheme", "unknown variant"),
         (r#"{"quantize": {"biases": "int8"}}"#, "stages[0].quantize.biases", "unknown variant"),
         (r#"{"quantize": {"lsq": true}}"#, "stages[0].quantize.lsq", "qat"),
+        (r#"{"quantize": {"activations": {"calibration": "dynamic"}, "lsq": true, "mode": "qat", "finetune": {"epochs": 1, "lr": 0.01}}}"#, "stages[0].quantize.activations.calibration", "no step"),
         (r#"{"quantize": {"weights": {"scheme": "ternary"}, "lsq": true, "mode": "qat", "finetune": {"epochs": 1, "lr": 0.01}}}"#, "stages[0].quantize.lsq", "uniform quantizer"),
         (r#"{"sweep": {"schemes": ["symmetric", "fixed-point"], "bits": [4, 2]}}"#, "stages[0].sweep.schemes[1]", "8 or 16"),
         (r#"{"sweep": {"bits": [8, 0]}}"#, "stages[0].sweep.bits[1]", "1..=16"),

@@ -152,6 +152,8 @@ pub fn encode_quantized(q: &QuantFn, w: &[f32], cols: usize, layout: Layout) -> 
         QuantFn::Affine { qmin, channels, .. } => (0, *qmin, channels.iter().flat_map(|[_, step, zero]| [*step, *zero]).collect()),
         QuantFn::Levels { levels } => (1, 0, levels.clone()),
         QuantFn::F16 => (2, 0, vec![]),
+        // Weights are never quantized dynamically (activations only: recipe validation).
+        QuantFn::Dynamic { .. } => return None,
     };
     let symbol = |i: usize| (codes[i] - qmin) as u32;
     // Dense: zeros whose code would decode to something else need the mask.

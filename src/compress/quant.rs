@@ -21,6 +21,10 @@ pub enum QuantFn {
     Levels { levels: Vec<f32> },
     /// IEEE binary16.
     F16,
+    /// Activations only: an affine quantizer with these codes whose range is fitted to each batch
+    /// it quantizes (dynamic quantization: min-max of the batch, per tensor; symmetric when qmin <
+    /// 0). It acts through `fake`, `codes` and `inside_mask`, which see the whole batch.
+    Dynamic { qmin: i32, qmax: i32 },
 }
 
 impl QuantFn {
@@ -49,6 +53,8 @@ impl QuantFn {
             }
             // Saturates: a value past the half range is stored as ±65504, not as infinity.
             QuantFn::F16 => half::f16::from_f32(w.clamp(-65504.0, 65504.0)).to_bits() as i32,
+            // One value alone has no batch range: see `resolve`.
+            QuantFn::Dynamic { .. } => 0,
         }
     }
 
@@ -61,6 +67,7 @@ impl QuantFn {
             }
             QuantFn::Levels { levels } => levels[q as usize],
             QuantFn::F16 => half::f16::from_bits(q as u16).to_f32(),
+            QuantFn::Dynamic { .. } => 0.0,
         }
     }
 
@@ -82,21 +89,45 @@ impl QuantFn {
             }
             QuantFn::Levels { levels } => w >= levels[0] && w <= levels[levels.len() - 1],
             QuantFn::F16 => w.abs() <= 65504.0,
+            QuantFn::Dynamic { .. } => true,
+        }
+    }
+
+    /// The quantizer that applies to the batch `w`: a dynamic one's affine fit to the batch's
+    /// min-max (act_range in shaders/quant.wgsl), any other itself.
+    pub fn resolve(&self, w: &[f32]) -> QuantFn {
+        match self {
+            QuantFn::Dynamic { qmin, qmax } => {
+                let symmetric = *qmin < 0;
+                let bits = (u32::BITS - (*qmax as u32).leading_zeros()) + symmetric as u32;
+                let kind = if symmetric { SchemeKind::Symmetric } else { SchemeKind::Asymmetric };
+                Scheme { kind, bits, per_channel: false }.fit_ranges(&[min_max(w)])
+            }
+            q => q.clone(),
         }
     }
 
     /// Fake-quantizes a tensor of `cols` columns (the CPU path; `reference::ops::fake_quant_reference`).
     pub fn fake(&self, w: &[f32], cols: usize) -> Vec<f32> {
+        if let QuantFn::Dynamic { .. } = self {
+            return self.resolve(w).fake(w, cols);
+        }
         w.iter().enumerate().map(|(i, &v)| self.fake_one(v, self.channel(i, cols))).collect()
     }
 
     /// Codes of a tensor of `cols` columns.
     pub fn codes(&self, w: &[f32], cols: usize) -> Vec<i32> {
+        if let QuantFn::Dynamic { .. } = self {
+            return self.resolve(w).codes(w, cols);
+        }
         w.iter().enumerate().map(|(i, &v)| self.code(v, self.channel(i, cols))).collect()
     }
 
     /// 1.0 where the straight-through gradient passes, 0.0 where the value was clipped.
     pub fn inside_mask(&self, w: &[f32], cols: usize) -> Vec<f32> {
+        if let QuantFn::Dynamic { .. } = self {
+            return self.resolve(w).inside_mask(w, cols);
+        }
         w.iter().enumerate().map(|(i, &v)| if self.inside(v, self.channel(i, cols)) { 1.0 } else { 0.0 }).collect()
     }
 
@@ -106,6 +137,7 @@ impl QuantFn {
             QuantFn::Affine { qmin, qmax, .. } => (qmax - qmin + 1) as usize,
             QuantFn::Levels { levels } => levels.len(),
             QuantFn::F16 => 1 << 16,
+            QuantFn::Dynamic { qmin, qmax } => (qmax - qmin + 1) as usize,
         }
     }
 
@@ -157,7 +189,7 @@ impl QuantFn {
         match self {
             QuantFn::Affine { qmin, qmax, .. } => (*qmin..=*qmax).map(|q| self.value(q, channel)).collect(),
             QuantFn::Levels { levels } => levels.clone(),
-            QuantFn::F16 => vec![],
+            QuantFn::F16 | QuantFn::Dynamic { .. } => vec![],
         }
     }
 }
@@ -368,6 +400,8 @@ fn mean_abs(v: &[f32], above: f32) -> f32 {
 pub enum Calibration {
     /// The smallest and largest value seen.
     Minmax,
+    /// None ahead of time: each batch's own min-max at inference (dynamic quantization).
+    Dynamic,
     /// Per batch min and max, averaged with momentum 0.9 (TensorFlow's moving-average min-max).
     MovingAverage,
     /// The 0.01 and 99.99 percentiles of all values seen.
@@ -380,7 +414,7 @@ pub enum Calibration {
 pub fn calibrate(method: Calibration, batches: &[Vec<f32>], scheme: &Scheme) -> (f32, f32) {
     let all: Vec<f32> = batches.iter().flatten().copied().collect();
     match method {
-        Calibration::Minmax => min_max(&all),
+        Calibration::Minmax | Calibration::Dynamic => min_max(&all),
         Calibration::MovingAverage => {
             let mut range: Option<(f32, f32)> = None;
             for b in batches.iter().filter(|b| !b.is_empty()) {

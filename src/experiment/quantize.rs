@@ -13,7 +13,7 @@ use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{Masks, ModelState, Run, StageDetail, StageReport};
 use crate::compress::encoding::Encoding;
-use crate::compress::quant::{calibrate, QuantError, QuantFn, Scheme, SchemeKind};
+use crate::compress::quant::{calibrate, Calibration, QuantError, QuantFn, Scheme, SchemeKind};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::nn::{Net, Op, Role, Sharing, Transforms};
@@ -160,10 +160,15 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
         let taps = run.trainer(&run.recipe.train).tap(&data, batch, data.n.div_ceil(batch), &nodes).await?;
         let scheme = Scheme { kind: a.scheme, bits: a.bits, per_channel: false };
         for (&n, batches) in nodes.iter().zip(&taps) {
-            let q = scheme.fit_ranges(&[calibrate(a.calibration, batches, &scheme)]);
-            // The weight layers reading node n report its error.
+            let q = match (a.calibration, scheme.fit_ranges(&[calibrate(a.calibration, batches, &scheme)])) {
+                // Dynamic: each batch is quantized over its own range at inference.
+                (Calibration::Dynamic, QuantFn::Affine { qmin, qmax, .. }) => QuantFn::Dynamic { qmin, qmax },
+                (_, q) => q,
+            };
+            // The weight layers reading node n report its error (batch by batch, as quantized).
             let all: Vec<f32> = batches.iter().flatten().copied().collect();
-            let e = QuantError::of(&all, &q.fake(&all, 1));
+            let fake: Vec<f32> = batches.iter().flat_map(|b| q.fake(b, 1)).collect();
+            let e = QuantError::of(&all, &fake);
             for (l, &j) in wt.iter().enumerate() {
                 if net.nodes[infos[j].node].inputs[0] == n {
                     inputs[l] = Some(e);
@@ -171,7 +176,10 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
             }
             transforms.activations[n] = Some(q);
         }
-        calibration = Some(format!("{:?} ranges from {what}", a.calibration).to_lowercase());
+        calibration = Some(match a.calibration {
+            Calibration::Dynamic => format!("dynamic ranges (each batch's own min-max); errors on {what} in batches of {batch}"),
+            c => format!("{c:?} ranges from {what}").to_lowercase(),
+        });
     }
     run.model.transforms = transforms;
 
@@ -191,8 +199,9 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let sizes: Vec<[usize; 4]> = (0..infos.len()).map(|j| tensor_sizes(&run.model, j)).collect();
     let layers = wt.iter().enumerate().map(|(l, &j)| layer_report(&run.model, j, inputs[l], cfg.weights.scheme, start.as_ref().map(|p| &p.tensors[j][..]), sizes[j])).collect();
     let total = |k: usize| sizes.iter().map(|s| s[k]).sum();
-    let compiled = match cfg.activations {
+    let compiled = match &cfg.activations {
         None => Err("activations are float: integer inference needs them quantized too".to_string()),
+        Some(a) if a.calibration == Calibration::Dynamic => Err("activation ranges are dynamic (each batch its own): integer inference needs static scales, calibrate them".to_string()),
         Some(_) => super::integer::integer_model(run),
     };
     let (integer, integer_note) = match compiled {

@@ -52,6 +52,7 @@ pub struct Kernels {
     pub fake_quant_act_raw: Kernel,
     pub lsq_backward: Kernel,
     pub lsq_sync: Kernel,
+    pub act_range: Kernel,
 }
 
 /// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
@@ -134,6 +135,7 @@ impl Kernels {
             fake_quant_act_raw: k(&quant, "fake_quant_act_raw"),
             lsq_backward: k(&quant, "lsq_backward"),
             lsq_sync: k(&quant, "lsq_sync"),
+            act_range: k(&quant, "act_range"),
         }
     }
 }
@@ -486,6 +488,13 @@ impl GpuContext {
         self.launch(&self.kernels.lsq_backward, &p, &[table, x, d, gtable], [channels, 1, 1], "lsq_backward")
     }
 
+    /// A dynamic quantizer's table = the affine fit of this batch's range of y (`per_row` elements
+    /// per sample, the step uniform's valid rows; `q`: the quantizer's own uniform, for qmin/qmax).
+    pub fn act_range(&self, q: QuantParams, per_row: u32, step: &wgpu::Buffer, y: &wgpu::Buffer, table: &wgpu::Buffer) -> Launch {
+        let p = QuantParams { n: per_row, ..q };
+        self.launch_at(&self.kernels.act_range, &p, &[(1, table), (2, y), (5, step)], [1, 1, 1], "act_range")
+    }
+
     /// inv_step = 1/step for each of `channels` channels of an affine table, after an optimizer step.
     pub fn lsq_sync(&self, channels: u32, table: &wgpu::Buffer) -> Launch {
         let p = QuantParams { n: channels, cols: 1, per_channel: 0, mode: 0, qmin: 0, qmax: 0, levels: 0, grad_scale: 0.0 };
@@ -518,6 +527,8 @@ impl QuantParams {
             }
             QuantFn::Levels { levels } => (QuantParams { mode: 1, levels: levels.len() as u32, ..base }, levels.clone()),
             QuantFn::F16 => (QuantParams { mode: 2, ..base }, vec![0.0]),
+            // Affine, its one-channel table rewritten per batch by act_range.
+            QuantFn::Dynamic { qmin, qmax } => (QuantParams { qmin: *qmin, qmax: *qmax, ..base }, vec![1.0, 1.0, 0.0]),
         }
     }
 }

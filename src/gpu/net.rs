@@ -10,6 +10,7 @@ use super::kernels::{run, BnBuffers, BnParams, GatherParams, HeadParams, Launch,
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::Result;
 use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
+use crate::compress::quant::QuantFn;
 use crate::nn::{OptimizerConfig, OptimizerKind, Transforms};
 use crate::reference::net::{first_tensor, geometry};
 use crate::reference::ops::Geometry;
@@ -84,6 +85,8 @@ struct Slots {
     activations: Vec<Option<(QuantParams, wgpu::Buffer)>>,
     learned_weights: Vec<bool>,
     learned_activations: Vec<bool>,
+    /// Activation quantizers whose range is each batch's own (QuantFn::Dynamic).
+    dynamic: Vec<bool>,
 }
 
 impl Slots {
@@ -113,7 +116,8 @@ impl Slots {
             .collect();
         let learned_weights = (0..infos.len()).map(|j| t.learned_weight(j).is_some()).collect();
         let learned_activations = (0..net.nodes.len()).map(|n| t.learned_activation(n).is_some()).collect();
-        Slots { view, weights, activations, learned_weights, learned_activations }
+        let dynamic = (0..net.nodes.len()).map(|n| matches!(t.activation(n), Some(QuantFn::Dynamic { .. }))).collect();
+        Slots { view, weights, activations, learned_weights, learned_activations, dynamic }
     }
 
     /// Recomputes every quantized weight copy from its master: the first launches of a program.
@@ -202,6 +206,9 @@ impl ForwardProgram {
             if let Some((p, table)) = &slots.activations[n] {
                 let size = rows * node.shape.size() as u32;
                 let k = zeroed(ctx, size as usize, "activation keep mask");
+                if slots.dynamic[n] {
+                    launches.push(ctx.act_range(*p, node.shape.size() as u32, &step, y, table));
+                }
                 if training && slots.learned_activations[n] {
                     // Learned step: keep the raw values lsq_backward differentiates at.
                     launches.push(ctx.fake_quant_act_raw(QuantParams { n: size, ..*p }, table, y, &k));

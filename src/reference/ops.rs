@@ -263,6 +263,12 @@ pub fn lsq_backward_reference(q: &QuantFn, x: &[f32], d: &mut [f32], cols: usize
     sums.iter().flat_map(|&s| [0.0, scale * s as f32, 0.0]).collect()
 }
 
+/// act_range: a dynamic quantizer's table for the batch `y` (its valid rows): the affine fit of
+/// its min-max (`QuantFn::resolve`).   (shaders/quant.wgsl)
+pub fn act_range_reference(q: &QuantFn, y: &[f32]) -> Vec<f32> {
+    q.resolve(y).table()
+}
+
 /// lsq_sync: inv_step = 1/step per channel of an affine table, the step kept positive.   (shaders/quant.wgsl)
 pub fn lsq_sync_reference(table: &mut [f32]) {
     for c in table.chunks_exact_mut(3) {

@@ -112,7 +112,7 @@ export const STAGE_KINDS = {
       { key: 'bits', label: 'Weight bits (one, or one per layer)', control: 'text', value: '8' },
       { key: 'per_channel', label: 'Scales', ...SELECT([['yes', 'one per output channel'], ['no', 'one per layer']]), value: 'yes' },
       { key: 'act_bits', label: 'Activations', ...SELECT([['8', '8-bit'], ['6', '6-bit'], ['4', '4-bit'], ['off', 'float (not quantized)']]), value: '8' },
-      { key: 'calibration', label: 'Activation ranges from', ...SELECT([['minmax', 'min / max'], ['moving-average', 'moving-average min / max'], ['percentile', 'percentiles (clip outliers)'], ['mse', 'MSE-optimal clipping']]), value: 'minmax' },
+      { key: 'calibration', label: 'Activation ranges from', ...SELECT([['minmax', 'min / max'], ['moving-average', 'moving-average min / max'], ['percentile', 'percentiles (clip outliers)'], ['mse', 'MSE-optimal clipping'], ['dynamic', 'each batch its own (dynamic; no int8)']]), value: 'minmax' },
       { key: 'samples', label: 'Calibration samples', control: 'number', value: '1000' },
       { key: 'biases', label: 'Biases', ...SELECT([['float', 'f32'], ['f16', 'f16 (half the bytes)']]), value: 'float' },
       { key: 'mode', label: 'Mode', ...SELECT([['ptq', 'post-training (no training)'], ['qat', 'quantization-aware training (k-means: fine-tune centroids)'], ['qat-lsq', 'QAT with learned step sizes (LSQ; uniform schemes)']]), value: 'ptq' },
