@@ -215,7 +215,7 @@ var<workgroup> highs: array<f32, 256>;
 
 // A step of 0 or not finite (an all-zero range) becomes 1 (as compress::quant's `nonzero`).
 fn nonzero_step(s: f32) -> f32 {
-    if (s > 0.0 && s <= 3.4028235e38) {
+    if (s > 0.0 && s <= bitcast<f32>(0x7f7fffffu)) {
         return s;
     }
     return 1.0;

@@ -174,28 +174,37 @@ async fn taylor_case(ctx: GpuContext) {
 }
 gpu_test!(gpu_taylor_scores_match_cpu_reference, taylor_case);
 
+/// The QAT cases' setup: synthetic 11x9 digits, the odd conv net, and transforms quantizing every
+/// weight matrix to 4 bits per channel (`kind`) and every conv/dense output to 8 bits over `range`.
+fn quantized_convnet(rng: &mut squeeze::rng::Rng, seed: u64, kind: squeeze::compress::quant::SchemeKind, range: (f32, f32), learned: bool) -> (Splits, squeeze::data::Normalization, Net, NetParams, squeeze::nn::Transforms) {
+    use squeeze::compress::quant::{Scheme, SchemeKind};
+    use squeeze::nn::{Role, Transforms};
+    let data = Splits::new("synthetic", synthetic_sized(rng, 37, 11, 9), synthetic_sized(rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let net = odd_convnet();
+    let init = NetParams::init(&net, seed);
+    let w4 = Scheme { kind, bits: 4, per_channel: true };
+    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[range]);
+    let transforms = Transforms {
+        weights: net.tensors().iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
+        activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
+        shared: vec![],
+        learned,
+    };
+    (data, norm, net, init, transforms)
+}
+
 /// Quantization-aware training, the engine's weight and activation transforms: an odd conv net with
 /// 4-bit per-channel weights and 8-bit activations (a range narrow enough that some clip) trains
 /// one epoch on the GPU and the CPU reference from the same start: same losses, test metrics and
 /// master weights (within f32 tolerance and the odd activation that rounds the other way), and the
 /// masters differ from a float run's (the transforms did something).
 async fn qat_case(ctx: GpuContext) {
-    use squeeze::compress::quant::{Scheme, SchemeKind};
-    use squeeze::nn::{Role, Transforms};
+    use squeeze::compress::quant::SchemeKind;
+    use squeeze::nn::Transforms;
     let (mut rng, seed) = fresh_rng("qat");
-    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
-    let norm = data.train.normalization();
-    let net = odd_convnet();
-    let init = NetParams::init(&net, seed);
+    let (data, norm, net, init, transforms) = quantized_convnet(&mut rng, seed, SchemeKind::Asymmetric, (-1.0, 1.5), false);
     let infos = net.tensors();
-    let w4 = Scheme { kind: SchemeKind::Asymmetric, bits: 4, per_channel: true };
-    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[(-1.0, 1.5)]);
-    let transforms = Transforms {
-        weights: infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
-        activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
-        shared: vec![],
-        learned: false,
-    };
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
     let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
     let mut cpu = CpuTrainer::new(&net, init.clone(), opt.clone(), data.clone(), norm, 8);
@@ -240,22 +249,11 @@ gpu_test!(qat_training_matches_cpu_reference, qat_case);
 /// across rounding boundaries, and later steps then differ by whole codes. Then the CPU trains on
 /// for an epoch: every quantizer's steps moved, stayed positive, inv_step = 1/step.
 async fn lsq_training_case(ctx: GpuContext) {
-    use squeeze::compress::quant::{Scheme, SchemeKind};
-    use squeeze::nn::{Role, Transforms};
+    use squeeze::compress::quant::SchemeKind;
+    use squeeze::nn::Transforms;
     let (mut rng, seed) = fresh_rng("lsq training");
-    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
-    let norm = data.train.normalization();
-    let net = odd_convnet();
-    let init = NetParams::init(&net, seed);
+    let (data, norm, net, init, transforms) = quantized_convnet(&mut rng, seed, SchemeKind::Symmetric, (0.0, 1.5), true);
     let infos = net.tensors();
-    let w4 = Scheme { kind: SchemeKind::Symmetric, bits: 4, per_channel: true };
-    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[(0.0, 1.5)]);
-    let transforms = Transforms {
-        weights: infos.iter().enumerate().map(|(j, t)| (t.role == Role::Weight).then(|| w4.fit(&init.tensors[j], t.cols))).collect(),
-        activations: net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. } | Op::Dense { .. }).then(|| a8.clone())).collect(),
-        shared: vec![],
-        learned: true,
-    };
     let quantizers = |t: &Transforms| t.weights.iter().chain(&t.activations).map(|q| q.as_ref().map(|q| q.table())).collect::<Vec<_>>();
     let start = quantizers(&transforms);
     for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
