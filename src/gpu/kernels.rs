@@ -53,6 +53,7 @@ pub struct Kernels {
     pub lsq_backward: Kernel,
     pub lsq_sync: Kernel,
     pub act_range: Kernel,
+    pub distill_loss: Kernel,
 }
 
 /// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
@@ -97,6 +98,7 @@ impl Kernels {
         let bn = module(shader!("batchnorm.wgsl"));
         let add = module(shader!("add.wgsl"));
         let quant = module(shader!("quant.wgsl"));
+        let distill = module(shader!("distill.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| Kernel::new(device, m, entry);
         Kernels {
             matmul: k(&matmul, "matmul"),
@@ -136,6 +138,7 @@ impl Kernels {
             lsq_backward: k(&quant, "lsq_backward"),
             lsq_sync: k(&quant, "lsq_sync"),
             act_range: k(&quant, "act_range"),
+            distill_loss: k(&distill, "distill_loss"),
         }
     }
 }
@@ -309,6 +312,13 @@ impl GpuContext {
     /// dlogits, row_loss from logits [B,C] and labels [B]; `step` holds StepParams (V).
     pub fn softmax_xent(&self, p: HeadParams, step: &wgpu::Buffer, logits: &wgpu::Buffer, labels: &wgpu::Buffer, dlogits: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.softmax_xent, &p, &[step, logits, labels, dlogits, row_loss], [p.rows.div_ceil(64), 1, 1], "softmax_xent")
+    }
+
+    /// The distillation head (shaders/distill.wgsl): row_loss and dlogits of the student's logits
+    /// against the teacher's and the labels, weighed by `p`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn distill_loss(&self, p: crate::nn::DistillParams, step: &wgpu::Buffer, logits: &wgpu::Buffer, teacher: &wgpu::Buffer, labels: &wgpu::Buffer, dlogits: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.distill_loss, &p, &[step, logits, teacher, labels, dlogits, row_loss], [p.rows.div_ceil(64), 1, 1], "distill_loss")
     }
 
     /// correct[B] = argmax(logits[b]) == labels[b] for b < V.

@@ -1,10 +1,12 @@
 //! Models, parameters and optimizer settings shared by the CPU reference and the GPU backend.
 
+pub mod loss;
 pub mod net;
 pub mod optim;
 pub mod surgery;
 pub mod transforms;
 
+pub use loss::DistillParams;
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};
 pub use transforms::{Sharing, Transforms};

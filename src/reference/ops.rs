@@ -72,6 +72,37 @@ pub fn softmax_xent_reference(logits: &Array2<f32>, labels: &[u32], valid: usize
     (d, loss)
 }
 
+/// distill_loss: the student's loss against the teacher's logits and the labels, weighed by `p`
+/// (nn::loss::DistillParams), and its gradient (of the mean over the V valid rows).   (shaders/distill.wgsl)
+pub fn distill_loss_reference(logits: &Array2<f32>, teacher: &Array2<f32>, labels: &[u32], valid: usize, p: &crate::nn::DistillParams) -> (Array2<f32>, Vec<f32>) {
+    let (rows, classes) = logits.dim();
+    let mut d = Array2::zeros((rows, classes));
+    let mut loss = vec![0.0; rows];
+    let t = p.temperature;
+    let log_softmax = |row: ndarray::ArrayView1<f32>, t: f32| -> Vec<f32> {
+        let mx = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let ls = row.iter().map(|&v| ((v - mx) / t).exp()).sum::<f32>().ln();
+        row.iter().map(|&v| (v - mx) / t - ls).collect()
+    };
+    for b in 0..valid.min(rows) {
+        let (z, tz) = (logits.row(b), teacher.row(b));
+        let (lq1, lqt, lpt) = (log_softmax(z, 1.0), log_softmax(z, t), log_softmax(tz, t));
+        let label = labels[b] as usize;
+        let (mut kl, mut sq) = (0.0, 0.0);
+        for c in 0..classes {
+            let pt = lpt[c].exp();
+            if pt > 0.0 {
+                kl += pt * (lpt[c] - lqt[c]);
+            }
+            sq += (z[c] - tz[c]) * (z[c] - tz[c]);
+            let onehot = if c == label { 1.0 } else { 0.0 };
+            d[[b, c]] = (p.kl * t * (lqt[c].exp() - pt) + p.ce * (lq1[c].exp() - onehot) + p.mse * 2.0 / classes as f32 * (z[c] - tz[c])) / valid as f32;
+        }
+        loss[b] = p.kl * t * t * kl - p.ce * lq1[label] + p.mse * sq / classes as f32;
+    }
+    (d, loss)
+}
+
 /// argmax_correct: 1 where the first maximum of row b is label_b, for the first V rows. (shaders/metrics.wgsl)
 pub fn argmax_correct_reference(logits: &Array2<f32>, labels: &[u32], valid: usize) -> Vec<u32> {
     let rows = logits.nrows();

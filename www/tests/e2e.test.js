@@ -395,8 +395,13 @@ test('a run pauses, holds still while paused, resumes and finishes', { timeout: 
   const { page, errors } = await openPage();
   await fillAll(page, { '#limit-train': '3000', '#limit-test': '500', '#hidden': '64', '#epochs': '2' });
   await page.click('#train');
-  await page.waitForFunction(() => document.getElementById('progress').value > 0.15, null, { timeout: 60_000 });
-  await page.click('#pause');
+  // Pressed in the same page task that sees the progress (a separate click can come after a
+  // loaded machine's run has already finished).
+  await page.waitForFunction(() => {
+    if (!(document.getElementById('progress').value > 0.15)) return false;
+    document.getElementById('pause').click();
+    return true;
+  }, null, { timeout: 60_000 });
   assert.equal(await page.getAttribute('#pause', 'aria-pressed'), 'true');
   await page.waitForTimeout(1000); // events already on their way arrive
   const held = await page.$eval('#progress', (p) => p.value);

@@ -1,0 +1,104 @@
+//! The distillation head (shaders/distill.wgsl) against its CPU twin and against its definition:
+//! the loss and gradient of the student's logits against a teacher's logits and the labels
+//! (soft targets at temperature T, MSE between logits, cross-entropy, and their combination), on
+//! awkward batch shapes with padding rows; the twin's gradient against finite differences of an
+//! independent f64 loss; T = 1 with only the KL term is cross-entropy against the teacher's
+//! probabilities (less their entropy); the CE term alone is the plain head. Natively and in the
+//! browser.
+
+mod common;
+use common::{assert_close, fresh_rng, random_vec};
+use ndarray::Array2;
+use squeeze::gpu::kernels::{run, HeadParams, StepParams};
+use squeeze::gpu::GpuContext;
+use squeeze::nn::DistillParams;
+use squeeze::reference::ops::{distill_loss_reference, softmax_xent_reference};
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// The mean loss over the valid rows, in f64, from the definition (log-sum-exp written out).
+fn loss_f64(z: &[f64], t: &[f64], labels: &[u32], classes: usize, valid: usize, p: &DistillParams) -> f64 {
+    let tt = p.temperature as f64;
+    let log_softmax = |r: &[f64], temp: f64| -> Vec<f64> {
+        let mx = r.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let ls = r.iter().map(|v| ((v - mx) / temp).exp()).sum::<f64>().ln();
+        r.iter().map(|v| (v - mx) / temp - ls).collect()
+    };
+    let mut total = 0.0;
+    for b in 0..valid {
+        let (zr, tr) = (&z[b * classes..(b + 1) * classes], &t[b * classes..(b + 1) * classes]);
+        let (lq1, lqt, lpt) = (log_softmax(zr, 1.0), log_softmax(zr, tt), log_softmax(tr, tt));
+        let kl: f64 = (0..classes).map(|c| lpt[c].exp() * (lpt[c] - lqt[c])).sum();
+        let mse: f64 = (0..classes).map(|c| (zr[c] - tr[c]).powi(2)).sum::<f64>() / classes as f64;
+        total += p.kl as f64 * tt * tt * kl - p.ce as f64 * lq1[labels[b] as usize] + p.mse as f64 * mse;
+    }
+    total / valid as f64
+}
+
+async fn distill_loss_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("distill loss");
+    for &(rows, classes, valid) in &[(1, 10, 1), (13, 10, 11), (70, 7, 65)] {
+        for (temperature, kl, ce, mse) in [(1.0, 1.0, 0.0, 0.0), (2.5, 0.7, 0.3, 0.0), (20.0, 0.9, 0.1, 0.0), (4.0, 0.5, 0.2, 0.3), (1.0, 0.0, 1.0, 0.0), (3.0, 0.0, 0.0, 1.0)] {
+            let what = format!("{rows}x{classes} ({valid} valid), T {temperature}, kl {kl} ce {ce} mse {mse}");
+            let p = DistillParams { rows: rows as u32, classes: classes as u32, temperature, kl, ce, mse, _pad: [0; 2] };
+            let z = random_vec(&mut rng, rows * classes, -5.0, 5.0);
+            let t = random_vec(&mut rng, rows * classes, -8.0, 8.0);
+            let labels: Vec<u32> = (0..rows).map(|_| rng.below(classes as u32)).collect();
+            let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
+            let (gz, gt, gy) = (ctx.storage(&z, "student"), ctx.storage(&t, "teacher"), ctx.storage(&labels, "labels"));
+            let (gd, gl) = (ctx.storage(&vec![f32::NAN; rows * classes], "dlogits"), ctx.storage(&vec![f32::NAN; rows], "row loss"));
+            run(&ctx, [&ctx.distill_loss(p, &step, &gz, &gt, &gy, &gd, &gl)]);
+            let za = Array2::from_shape_vec((rows, classes), z.clone()).unwrap();
+            let ta = Array2::from_shape_vec((rows, classes), t.clone()).unwrap();
+            let (want_d, want_loss) = distill_loss_reference(&za, &ta, &labels, valid, &p);
+            let want_d = want_d.into_raw_vec_and_offset().0;
+            assert_close(&format!("distill_loss dlogits {what}"), &ctx.read::<f32>(&gd).await.unwrap()[..rows * classes], &want_d, 1e-3, 1e-6, seed);
+            assert_close(&format!("distill_loss row loss {what}"), &ctx.read::<f32>(&gl).await.unwrap()[..rows], &want_loss, 1e-3, 1e-5, seed);
+
+            // The twin's gradient is the gradient of the definition (central differences, f64).
+            let (z64, t64): (Vec<f64>, Vec<f64>) = (z.iter().map(|&v| v as f64).collect(), t.iter().map(|&v| v as f64).collect());
+            let mean: f64 = want_loss.iter().map(|&v| v as f64).sum::<f64>() / valid as f64;
+            let exact = loss_f64(&z64, &t64, &labels, classes, valid, &p);
+            assert!((mean - exact).abs() <= 1e-4 * exact.abs().max(1.0), "{what}: mean loss {mean}, definition {exact} (seed {seed})");
+            for i in (0..valid * classes).step_by(3) {
+                let h = 1e-5;
+                let (mut up, mut down) = (z64.clone(), z64.clone());
+                up[i] += h;
+                down[i] -= h;
+                let fd = (loss_f64(&up, &t64, &labels, classes, valid, &p) - loss_f64(&down, &t64, &labels, classes, valid, &p)) / (2.0 * h);
+                assert!((want_d[i] as f64 - fd).abs() <= 1e-4 + 1e-3 * fd.abs(), "{what}: dlogits[{i}] {} vs finite differences {fd} (seed {seed})", want_d[i]);
+            }
+            assert!(want_d[valid * classes..].iter().all(|&v| v == 0.0) && want_loss[valid..].iter().all(|&v| v == 0.0), "{what}: padding rows");
+
+            // Special cases: the KL term alone at T = 1 is cross-entropy against the teacher's
+            // probabilities minus their entropy; the CE term alone is the plain head.
+            if (temperature, kl, ce, mse) == (1.0, 1.0, 0.0, 0.0) {
+                for b in 0..valid {
+                    let soft = |r: &[f32]| -> Vec<f64> {
+                        let mx = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+                        let s: f64 = r.iter().map(|&v| (v as f64 - mx).exp()).sum();
+                        r.iter().map(|&v| (v as f64 - mx).exp() / s).collect()
+                    };
+                    let (q, pt) = (soft(&z[b * classes..(b + 1) * classes]), soft(&t[b * classes..(b + 1) * classes]));
+                    let cross: f64 = -(0..classes).map(|c| pt[c] * q[c].ln()).sum::<f64>();
+                    let entropy: f64 = -(0..classes).filter(|&c| pt[c] > 0.0).map(|c| pt[c] * pt[c].ln()).sum::<f64>();
+                    assert!((want_loss[b] as f64 - (cross - entropy)).abs() <= 1e-4 * cross.max(1.0), "{what}: row {b} is not CE against the teacher (seed {seed})");
+                    for c in 0..classes {
+                        let g = (q[c] - pt[c]) / valid as f64;
+                        assert!((want_d[b * classes + c] as f64 - g).abs() <= 1e-6, "{what}: gradient is not softmax(z) − softmax(t) (seed {seed})");
+                    }
+                }
+            }
+            if (kl, ce, mse) == (0.0, 1.0, 0.0) {
+                let (plain_d, plain_loss) = softmax_xent_reference(&za, &labels, valid);
+                assert_close(&format!("{what}: CE alone vs softmax_xent (gradient)"), &want_d, plain_d.as_slice().unwrap(), 1e-5, 1e-7, seed);
+                assert_close(&format!("{what}: CE alone vs softmax_xent (loss)"), &want_loss, &plain_loss, 1e-5, 1e-6, seed);
+                let (gd2, gl2) = (ctx.storage_zeroed(4 * (rows * classes) as u64, "d"), ctx.storage_zeroed(4 * rows as u64, "l"));
+                run(&ctx, [&ctx.softmax_xent(HeadParams { rows: rows as u32, classes: classes as u32 }, &step, &gz, &gy, &gd2, &gl2)]);
+                assert_close(&format!("{what}: GPU CE alone vs GPU softmax_xent"), &ctx.read::<f32>(&gd).await.unwrap()[..rows * classes], &ctx.read::<f32>(&gd2).await.unwrap()[..rows * classes], 1e-5, 1e-7, seed);
+            }
+        }
+    }
+}
+gpu_test!(distill_loss_matches_reference_and_definition, distill_loss_case);
