@@ -349,6 +349,60 @@ async fn shared_case(ctx: GpuContext) {
 }
 gpu_test!(centroid_fine_tuning_matches_cpu_reference, shared_case);
 
+/// The loss slot with a teacher: a small MLP student distils from a frozen conv-net teacher (the
+/// odd conv net, its activations 8-bit quantized, batch norm-free) for one epoch on the GPU and
+/// the CPU reference from the same start, soft targets at T = 3 with α = 0.7 plus a little MSE:
+/// same training loss, test metrics and parameters, and not what cross-entropy alone trains.
+async fn distill_case(ctx: GpuContext) {
+    use squeeze::compress::quant::{Scheme, SchemeKind};
+    use squeeze::nn::{DistillParams, Teacher};
+    let (mut rng, seed) = fresh_rng("distill");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let teacher_net = odd_convnet();
+    let a8 = Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }.fit_ranges(&[(0.0, 2.0)]);
+    let teacher = Teacher {
+        params: NetParams::init(&teacher_net, seed ^ 1),
+        activations: teacher_net.nodes.iter().map(|n| matches!(n.op, Op::Conv { .. }).then(|| a8.clone())).collect(),
+        net: teacher_net,
+    };
+    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
+    student.then(Op::Dense { outputs: 13 }, true);
+    student.then(Op::Dense { outputs: 10 }, false);
+    let init = NetParams::init(&student, seed);
+    let p = DistillParams { temperature: 3.0, kl: 0.7, ce: 0.3, mse: 0.05, ..DistillParams::soft_targets(0, 0, 3.0, 0.7) };
+    let opt = float_opt();
+    let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
+    gpu.set_teacher(&teacher, p).unwrap();
+    let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
+    cpu.set_teacher(&teacher, p).unwrap();
+    let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
+    let order = data.train.epoch_order(seed, 0);
+    gpu.begin_epoch(&order);
+    cpu.begin_epoch(&order);
+    plain.begin_epoch(&order);
+    for (offset, valid) in data.train.batches(8) {
+        gpu.train_step(offset, valid, 0.05);
+        cpu.train_step(offset, valid, 0.05);
+        plain.train_step(offset, valid, 0.05);
+    }
+    let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
+    assert_close("distill train loss sum", &g[..1], &c[..1], 1e-3, 1e-3, seed);
+    let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
+    assert_close("distill test metrics", &g[..3], &c[..3], 1e-3, 1e-3, seed);
+    let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+    for (j, _) in student.tensors().iter().enumerate() {
+        assert_close(&format!("distilled tensor {j}"), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-4, seed);
+    }
+    assert!(cp.max_abs_diff(&plain.params) > 1e-2, "distillation trained exactly like cross-entropy (seed {seed})");
+    // A teacher for other images or classes is refused before any work.
+    let mut wrong = teacher.clone();
+    wrong.net = Net::mlp(Shape::new(28, 28, 1), &[8], 10);
+    wrong.params = NetParams::init(&wrong.net, 1);
+    assert!(gpu.set_teacher(&wrong, p).is_err() && cpu.set_teacher(&wrong, p).is_err());
+}
+gpu_test!(distillation_step_matches_cpu_reference, distill_case);
+
 fn float_opt() -> OptimizerConfig {
     OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 }
 }

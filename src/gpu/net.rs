@@ -73,6 +73,13 @@ struct ForwardProgram {
     n: usize,
     /// Activation-quantized nodes: 1.0 where the output was inside the range (for backward).
     keep: Vec<Option<wgpu::Buffer>>,
+    /// The batch's labels and per-row loss, and where the loss launch sits in `launches` (the
+    /// loss slot: a teacher replaces it with the distillation head).
+    labels: wgpu::Buffer,
+    row_loss: wgpu::Buffer,
+    loss_at: usize,
+    /// Launches of a teacher's forward pass just before the loss (0: none).
+    teacher_launches: usize,
 }
 
 /// The GPU side of a trainer's `Transforms`: per tensor the buffer forward reads (the quantized
@@ -133,6 +140,87 @@ impl Slots {
     }
 }
 
+/// The launches computing every node of `net` from `acts[0]` (already holding the input batch):
+/// weight layers read `view` (the slots' quantized copies where transformed), activation quantizers
+/// apply after their node's ReLU. Returns the launches and, per activation-quantized node, what
+/// backward needs (its keep mask, or raw values where the step is learned).
+#[allow(clippy::too_many_arguments)]
+fn node_launches(ctx: &GpuContext, net: &Net, slots: &Slots, acts: &[wgpu::Buffer], scratch: &[wgpu::Buffer], step: &wgpu::Buffer, rows: u32, training: bool) -> (Vec<Launch>, Vec<Option<wgpu::Buffer>>) {
+    let b = rows as usize;
+    let first = first_tensor(net);
+    let params = &slots.view[..];
+    let mut launches = Vec::new();
+    let mut keep: Vec<Option<wgpu::Buffer>> = vec![None; net.nodes.len()];
+    for (n, node) in net.nodes.iter().enumerate().skip(1) {
+        let (x, y) = (&acts[node.inputs[0]], &acts[n]);
+        let t = first[n];
+        match node.op {
+            Op::Input => unreachable!("only node 0"),
+            Op::Dense { outputs } => {
+                let i = net.nodes[node.inputs[0]].shape.size() as u32;
+                launches.push(ctx.matmul(MatmulParams::new(rows, outputs as u32, i, false, false, false), x, &params[t], y));
+                launches.push(ctx.bias_add(rows, outputs as u32, &params[t + 1], y));
+            }
+            Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
+                launches.push(ctx.conv_direct_forward(&geometry(net, n, b), outputs, x, &params[t], &params[t + 1], y));
+            }
+            Op::Conv { outputs, .. } => {
+                let g = geometry(net, n, b);
+                launches.push(ctx.im2col(&g, x, &scratch[n]));
+                let m = g.positions() as u32;
+                launches.push(ctx.matmul(MatmulParams::new(m, outputs as u32, g.patch() as u32, false, false, false), &scratch[n], &params[t], y));
+                launches.push(ctx.bias_add(m, outputs as u32, &params[t + 1], y));
+            }
+            Op::BatchNorm => {
+                let bufs = bn_buffers(step, x, &scratch[n], params, t);
+                let p = bn_params(net, n, rows, training, false);
+                if training {
+                    launches.push(ctx.bn_stats(p, &bufs));
+                }
+                launches.push(ctx.bn_forward(p, &bufs, y));
+            }
+            Op::MaxPool { .. } => launches.push(ctx.maxpool_forward(&geometry(net, n, b), x, y, &scratch[n])),
+            Op::AvgPool { .. } => launches.push(ctx.avgpool_forward(&geometry(net, n, b), x, y)),
+            Op::Add => launches.push(ctx.add_forward(rows * node.shape.size() as u32, x, &acts[node.inputs[1]], y)),
+        }
+        if node.relu {
+            launches.push(ctx.relu_forward(rows * node.shape.size() as u32, y));
+        }
+        if let Some((p, table)) = &slots.activations[n] {
+            let size = rows * node.shape.size() as u32;
+            let k = zeroed(ctx, size as usize, "activation keep mask");
+            if slots.dynamic[n] {
+                launches.push(ctx.act_range(*p, node.shape.size() as u32, step, y, table));
+            }
+            if training && slots.learned_activations[n] {
+                // Learned step: keep the raw values lsq_backward differentiates at.
+                launches.push(ctx.fake_quant_act_raw(QuantParams { n: size, ..*p }, table, y, &k));
+            } else {
+                launches.push(ctx.fake_quant_act(QuantParams { n: size, ..*p }, table, y, &k));
+            }
+            keep[n] = Some(k);
+        }
+    }
+    (launches, keep)
+}
+
+/// Activations and per-node scratch of one forward pass of `net` at `b` rows (acts[0] included).
+fn activation_buffers(ctx: &GpuContext, net: &Net, b: usize) -> (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>) {
+    let acts = net.nodes.iter().map(|node| zeroed(ctx, b * node.shape.size(), "activation")).collect();
+    let scratch = net
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(n, node)| match node.op {
+            Op::Conv { .. } if ctx.conv == ConvMethod::Im2col => zeroed(ctx, geometry(net, n, b).positions() * geometry(net, n, b).patch(), "im2col"),
+            Op::MaxPool { .. } => zeroed(ctx, b * node.shape.size(), "argmax"),
+            Op::BatchNorm => zeroed(ctx, 2 * node.shape.c, "bn batch stats"),
+            _ => zeroed(ctx, 1, "unused"),
+        })
+        .collect();
+    (acts, scratch)
+}
+
 impl ForwardProgram {
     #[allow(clippy::too_many_arguments)]
     fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], slots: &Slots, data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
@@ -141,18 +229,7 @@ impl ForwardProgram {
         let images = ctx.storage_u8(&data.images, "images u8");
         let labels_u8 = ctx.storage_u8(&data.labels, "labels u8");
         let order_buf = ctx.storage(order, "sample order");
-        let acts: Vec<wgpu::Buffer> = net.nodes.iter().map(|node| zeroed(ctx, b * node.shape.size(), "activation")).collect();
-        let scratch: Vec<wgpu::Buffer> = net
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(n, node)| match node.op {
-                Op::Conv { .. } if ctx.conv == ConvMethod::Im2col => zeroed(ctx, geometry(net, n, b).positions() * geometry(net, n, b).patch(), "im2col"),
-                Op::MaxPool { .. } => zeroed(ctx, b * node.shape.size(), "argmax"),
-                Op::BatchNorm => zeroed(ctx, 2 * node.shape.c, "bn batch stats"),
-                _ => zeroed(ctx, 1, "unused"),
-            })
-            .collect();
+        let (acts, scratch) = activation_buffers(ctx, net, b);
         let labels = zeroed(ctx, b, "batch labels");
         let classes = net.classes as u32;
         let dlogits = zeroed(ctx, b * net.classes, "dlogits");
@@ -164,66 +241,15 @@ impl ForwardProgram {
         let pixels = net.input().size() as u32;
         let mut launches = slots.weight_launches(ctx, params);
         launches.push(ctx.gather_batch(GatherParams { rows, pixels, scale, shift }, &step, &images, &labels_u8, &order_buf, &acts[0], &labels));
-        let first = first_tensor(net);
-        // Forward products read the weights through the slots (a quantized copy where transformed).
-        let params = &slots.view[..];
-        let mut keep: Vec<Option<wgpu::Buffer>> = vec![None; net.nodes.len()];
-        for (n, node) in net.nodes.iter().enumerate().skip(1) {
-            let (x, y) = (&acts[node.inputs[0]], &acts[n]);
-            let t = first[n];
-            match node.op {
-                Op::Input => unreachable!("only node 0"),
-                Op::Dense { outputs } => {
-                    let i = net.nodes[node.inputs[0]].shape.size() as u32;
-                    launches.push(ctx.matmul(MatmulParams::new(rows, outputs as u32, i, false, false, false), x, &params[t], y));
-                    launches.push(ctx.bias_add(rows, outputs as u32, &params[t + 1], y));
-                }
-                Op::Conv { outputs, .. } if ctx.conv == ConvMethod::Direct => {
-                    launches.push(ctx.conv_direct_forward(&geometry(net, n, b), outputs, x, &params[t], &params[t + 1], y));
-                }
-                Op::Conv { outputs, .. } => {
-                    let g = geometry(net, n, b);
-                    launches.push(ctx.im2col(&g, x, &scratch[n]));
-                    let m = g.positions() as u32;
-                    launches.push(ctx.matmul(MatmulParams::new(m, outputs as u32, g.patch() as u32, false, false, false), &scratch[n], &params[t], y));
-                    launches.push(ctx.bias_add(m, outputs as u32, &params[t + 1], y));
-                }
-                Op::BatchNorm => {
-                    let bufs = bn_buffers(&step, x, &scratch[n], params, t);
-                    let p = bn_params(net, n, rows, training, false);
-                    if training {
-                        launches.push(ctx.bn_stats(p, &bufs));
-                    }
-                    launches.push(ctx.bn_forward(p, &bufs, y));
-                }
-                Op::MaxPool { .. } => launches.push(ctx.maxpool_forward(&geometry(net, n, b), x, y, &scratch[n])),
-                Op::AvgPool { .. } => launches.push(ctx.avgpool_forward(&geometry(net, n, b), x, y)),
-                Op::Add => launches.push(ctx.add_forward(rows * node.shape.size() as u32, x, &acts[node.inputs[1]], y)),
-            }
-            if node.relu {
-                launches.push(ctx.relu_forward(rows * node.shape.size() as u32, y));
-            }
-            if let Some((p, table)) = &slots.activations[n] {
-                let size = rows * node.shape.size() as u32;
-                let k = zeroed(ctx, size as usize, "activation keep mask");
-                if slots.dynamic[n] {
-                    launches.push(ctx.act_range(*p, node.shape.size() as u32, &step, y, table));
-                }
-                if training && slots.learned_activations[n] {
-                    // Learned step: keep the raw values lsq_backward differentiates at.
-                    launches.push(ctx.fake_quant_act_raw(QuantParams { n: size, ..*p }, table, y, &k));
-                } else {
-                    launches.push(ctx.fake_quant_act(QuantParams { n: size, ..*p }, table, y, &k));
-                }
-                keep[n] = Some(k);
-            }
-        }
+        let (nodes, keep) = node_launches(ctx, net, slots, &acts, &scratch, &step, rows, training);
+        launches.extend(nodes);
         let head = HeadParams { rows, classes };
         let logits = acts.last().expect("a net has nodes");
+        let loss_at = launches.len();
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep }
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0 }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
@@ -528,6 +554,33 @@ impl GpuTrainer {
             .collect();
         run(&self.ctx, &launches);
         self.mask_launches = if hard { launches } else { Vec::new() };
+    }
+
+    /// The loss slot: a frozen teacher's forward pass runs in every training step on the student's
+    /// batch (its input buffer shared; inference mode; its activation quantizers applied), and the
+    /// distillation head (`p`, rows and classes filled in) replaces cross-entropy, reading the
+    /// teacher's logits on the GPU: no read-back. Evaluation keeps cross-entropy against the
+    /// labels. A second call replaces the teacher.
+    pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams) -> Result<()> {
+        teacher.check_student(&self.net)?;
+        let ctx = &self.ctx;
+        let rows = self.train.rows;
+        let params: Vec<wgpu::Buffer> = teacher.params.tensors.iter().map(|t| ctx.storage(t, "teacher parameter")).collect();
+        let slots = Slots::new(ctx, &teacher.net, &params, &Transforms { activations: teacher.activations.clone(), ..Transforms::default() });
+        let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
+        acts[0] = self.train.acts[0].clone();
+        let (mut launches, _) = node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false);
+        let p = crate::nn::DistillParams { rows, classes: self.net.classes as u32, ..p };
+        let student = self.train.acts.last().expect("a net has nodes");
+        let logits = acts.last().expect("a net has nodes");
+        let count = launches.len();
+        launches.push(ctx.distill_loss(p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
+        let at = self.train.loss_at;
+        let from = at - self.train.teacher_launches;
+        self.train.launches.splice(from..=at, launches);
+        self.train.loss_at = from + count;
+        self.train.teacher_launches = count;
+        Ok(())
     }
 
     /// Returns and clears the training accumulator [loss_sum, correct, seen, 0].

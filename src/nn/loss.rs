@@ -1,6 +1,38 @@
 //! The loss slot's numbers: how the classifier head weighs cross-entropy against the labels with
 //! the distillation terms against a teacher's logits (`DistillParams` is the uniform of
-//! shaders/distill.wgsl, byte for byte). Plain cross-entropy is kl = mse = 0, ce = 1.
+//! shaders/distill.wgsl, byte for byte), and the frozen teacher whose logits it reads. Plain
+//! cross-entropy is kl = mse = 0, ce = 1.
+
+use super::{Net, NetParams};
+use crate::compress::quant::QuantFn;
+use crate::error::{Error, Result};
+
+/// A frozen teacher: a model of the run (float, pruned or quantized: its parameters hold the
+/// values it computes with, its activation quantizers apply) whose forward pass runs on each of
+/// the student's batches. Nothing updates it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Teacher {
+    pub net: Net,
+    pub params: NetParams,
+    /// Per node (empty: none), as `inspect::StageModel::activations`.
+    pub activations: Vec<Option<QuantFn>>,
+}
+
+impl Teacher {
+    /// Refuses a teacher that does not read the student's images or name its classes.
+    pub fn check_student(&self, student: &Net) -> Result<()> {
+        if self.net.input() != student.input() || self.net.classes != student.classes {
+            return Err(Error::Invalid(format!(
+                "the teacher reads {:?} images into {} classes, the student {:?} into {}",
+                self.net.input(),
+                self.net.classes,
+                student.input(),
+                student.classes
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Per row b, student logits z, teacher logits t, label y, C classes, temperature T:
 ///   loss_b = kl·T²·KL(softmax(t/T) ‖ softmax(z/T)) + ce·CE(y, z) + mse·(1/C)·Σ_c (z_c − t_c)²

@@ -9,7 +9,7 @@ use super::ops::*;
 use crate::data::{Normalization, Splits};
 use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
-use crate::nn::{OptimizerConfig, OptimizerKind, Transforms};
+use crate::nn::{DistillParams, OptimizerConfig, OptimizerKind, Teacher, Transforms};
 use ndarray::ArrayView2;
 
 /// What a forward pass keeps for backward: every node's output and each op's extras.
@@ -243,17 +243,24 @@ pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Ve
 /// Mean cross-entropy over the first `valid` rows, the gradients, and the tape (logits last).
 /// Trains batch norm as the trainer does (batch statistics; running statistics move).
 pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize) -> (f32, NetParams, Tape) {
-    let (loss, grads, tape, _) = net_loss_and_grads_with(net, params, x, labels, rows, valid, &[], &[]);
+    let (loss, grads, tape, _) = net_loss_and_grads_with(net, params, x, labels, rows, valid, &[], &[], None);
     (loss, grads, tape)
 }
 
-/// `net_loss_and_grads` with activation transforms (see `net_forward_with`) and the step
-/// gradients of the learned ones (see `net_backward_with`).
+/// The loss slot of the CPU reference: cross-entropy against the labels (None), or the
+/// distillation head against a teacher's logits [rows, classes] (distill_loss_reference).
+pub type Head<'a> = Option<(&'a [f32], &'a DistillParams)>;
+
+/// `net_loss_and_grads` with activation transforms (see `net_forward_with`), the step
+/// gradients of the learned ones (see `net_backward_with`), and the loss in `head`.
 #[allow(clippy::too_many_arguments)]
-pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>]) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
+pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>], head: Head) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
     let tape = net_forward_with(net, params, x, rows, valid, true, acts);
     let logits = logits_array(tape.logits(), rows, net.classes);
-    let (dlogits, row_loss) = softmax_xent_reference(&logits, labels, valid);
+    let (dlogits, row_loss) = match head {
+        None => softmax_xent_reference(&logits, labels, valid),
+        Some((teacher, p)) => distill_loss_reference(&logits, &logits_array(teacher, rows, net.classes), labels, valid, p),
+    };
     let (grads, steps) = net_backward_with(net, params, &tape, dlogits.into_raw_vec_and_offset().0, learned);
     (row_loss.iter().sum::<f32>() / valid as f32, grads, tape, steps)
 }
@@ -287,6 +294,8 @@ pub struct CpuTrainer {
     /// Learned quantizer steps: the optimizer's (first, second) moments of each learned table,
     /// per tensor and per node.
     step_moments: (Vec<Option<Moments>>, Vec<Option<Moments>>),
+    /// The loss slot: a frozen teacher and the distillation head (None: cross-entropy).
+    teacher: Option<(Teacher, DistillParams)>,
 }
 
 type Moments = (Vec<f32>, Vec<f32>);
@@ -302,6 +311,8 @@ fn update_reference(kind: OptimizerKind, w: &mut [f32], g: &[f32], m: &mut [f32]
 /// Gradients of one step: every tensor's, and the step gradients of the learned weight
 /// quantizers (per tensor) and activation quantizers (per node).
 struct StepGrads {
+    /// The mean loss the step minimised (the loss slot's: cross-entropy or the distillation head).
+    loss: f32,
     params: NetParams,
     weight_steps: Vec<Option<Vec<f32>>>,
     act_steps: Vec<Option<Vec<f32>>>,
@@ -310,7 +321,7 @@ struct StepGrads {
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]) }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -322,6 +333,14 @@ impl CpuTrainer {
         self.transforms = t.clone();
         let moments = |q: Option<&QuantFn>| q.map(|q| (vec![0.0; q.table().len()], vec![0.0; q.table().len()]));
         self.step_moments = ((0..t.weights.len()).map(|j| moments(t.learned_weight(j))).collect(), (0..t.activations.len()).map(|n| moments(t.learned_activation(n))).collect());
+    }
+
+    /// Same contract as `GpuTrainer::set_teacher`: every training step's loss is the distillation
+    /// head against the teacher's logits on the same batch (inference mode).
+    pub fn set_teacher(&mut self, teacher: &Teacher, p: DistillParams) -> crate::error::Result<()> {
+        teacher.check_student(&self.net)?;
+        self.teacher = Some((teacher.clone(), p));
+        Ok(())
     }
 
     /// The transforms in force, with the steps learned so far.
@@ -356,7 +375,10 @@ impl CpuTrainer {
         let masters = self.swap_in_transformed(infos);
         let t = &self.transforms;
         let learned: Vec<Option<(QuantFn, f32)>> = self.net.nodes.iter().enumerate().map(|(n, node)| t.learned_activation(n).map(|q| (q.clone(), q.lsq_grad_scale(node.shape.size())))).collect();
-        let (_, mut grads, tape, act_steps) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned);
+        let teacher_logits = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, x.clone(), valid, valid, false, &teacher.activations).acts.pop().expect("logits"));
+        let t = &self.transforms;
+        let head = teacher_logits.as_deref().zip(self.teacher.as_ref().map(|(_, p)| p));
+        let (loss, mut grads, tape, act_steps) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned, head);
         self.restore_masters(masters);
         let mut weight_steps = vec![None; infos.len()];
         for (j, q) in self.transforms.weights.iter().enumerate() {
@@ -369,7 +391,7 @@ impl CpuTrainer {
                 ste_clip_reference(q, w, g, infos[j].cols);
             }
         }
-        (StepGrads { params: grads, weight_steps, act_steps }, tape)
+        (StepGrads { loss, params: grads, weight_steps, act_steps }, tape)
     }
 
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
@@ -379,7 +401,9 @@ impl CpuTrainer {
         let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
         let infos = self.net.tensors();
         let (grads, tape) = self.step_grads(&infos, x, &y, valid);
-        self.accumulate(tape.logits(), &y, valid);
+        // The loss the step minimised (as the GPU's accumulator), the accuracy of its logits.
+        let correct = argmax_correct_reference(&logits_array(tape.logits(), valid, self.net.classes), &y, valid);
+        metrics_accumulate_reference(&mut self.acc, &vec![grads.loss; valid], &correct, valid);
         self.t += 1;
         for (j, info) in infos.iter().enumerate() {
             if !info.trainable {
@@ -450,10 +474,6 @@ impl CpuTrainer {
                 mask_apply_reference(t, m);
             }
         }
-    }
-
-    fn accumulate(&mut self, logits: &[f32], y: &[u32], valid: usize) {
-        accumulate_logits(&mut self.acc, logits, self.net.classes, y, valid);
     }
 
     /// Returns and clears the training accumulator.
