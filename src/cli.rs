@@ -181,6 +181,21 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     println!("  layer {l}: {}", cells.join("  "));
                 }
             }
+            for (s, d) in rep.stages.iter().filter_map(|s| Some((s, s.distillation()?))) {
+                println!(
+                    "distilled (T {}, alpha {}{}): student {:.2}% ({} parameters){}; teacher {:.2}% ({} parameters); top-1 agreement {:.2}%, mean KL(teacher || student) {:.4}",
+                    d.temperature,
+                    d.alpha,
+                    if d.mse > 0.0 { format!(", logit MSE {}", d.mse) } else { String::new() },
+                    s.test_accuracy * 100.0,
+                    d.student_parameters,
+                    d.baseline_accuracy.map(|b| format!(", the same student from labels alone {:.2}%", b * 100.0)).unwrap_or_default(),
+                    d.teacher_accuracy * 100.0,
+                    d.teacher_parameters,
+                    d.agreement * 100.0,
+                    d.mean_kl
+                );
+            }
             for q in rep.stages.iter().filter_map(|s| s.quantization()) {
                 println!(
                     "quantized ({:?}{}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} pruned -> {} quantized -> {} Huffman-coded ({:.1}x smaller){}",

@@ -124,15 +124,20 @@ impl ModelConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        check(self.hidden.len() <= 8, "model.hidden", format!("at most 8 hidden layers, got {}", self.hidden.len()))?;
+        self.validate_at("model")
+    }
+
+    /// The same checks with the fields named under `at` (a distill stage's student).
+    fn validate_at(&self, at: &str) -> Result<()> {
+        check(self.hidden.len() <= 8, &format!("{at}.hidden"), format!("at most 8 hidden layers, got {}", self.hidden.len()))?;
         for (i, &h) in self.hidden.iter().enumerate() {
-            check((1..=4096).contains(&h), &format!("model.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
+            check((1..=4096).contains(&h), &format!("{at}.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
         }
         if let Some(w) = &self.widths {
-            check(matches!(self.arch, Arch::VggMini | Arch::ResnetMini), "model.widths", "only vgg-mini and resnet-mini take widths".into())?;
-            check((1..=4).contains(&w.len()), "model.widths", format!("needs 1..=4 blocks, got {}", w.len()))?;
+            check(matches!(self.arch, Arch::VggMini | Arch::ResnetMini), &format!("{at}.widths"), "only vgg-mini and resnet-mini take widths".into())?;
+            check((1..=4).contains(&w.len()), &format!("{at}.widths"), format!("needs 1..=4 blocks, got {}", w.len()))?;
             for (i, &c) in w.iter().enumerate() {
-                check((1..=256).contains(&c), &format!("model.widths[{i}]"), format!("must be 1..=256, got {c}"))?;
+                check((1..=256).contains(&c), &format!("{at}.widths[{i}]"), format!("must be 1..=256, got {c}"))?;
             }
         }
         Ok(())
@@ -260,6 +265,40 @@ pub enum Stage {
     /// each layer alone at each width; proposes per-layer widths for an accuracy budget.
     /// Changes nothing (see experiment::sweep).
     Sweep(SweepConfig),
+    /// Knowledge distillation: the model so far becomes a frozen teacher and a student (its own
+    /// architecture or another) trains against its soft targets (see experiment::distill); the
+    /// student is the model from then on.
+    Distill(DistillConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// The student's architecture (default: the teacher's), trained from a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<ModelConfig>,
+    /// Softmax temperature T of the soft targets.
+    #[serde(default = "default_temperature")]
+    pub temperature: f32,
+    /// Weight α of the soft-target term α·T²·KL; the labels' cross-entropy gets 1 − α.
+    #[serde(default = "default_alpha")]
+    pub alpha: f32,
+    /// Weight of the mean squared difference of student and teacher logits (combined loss).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mse: f32,
+    /// The student's training.
+    pub train: TrainConfig,
+    /// Also train the same student from the labels alone (same start, epochs and sample order)
+    /// and report it beside the distilled one.
+    #[serde(default = "default_true")]
+    pub baseline: bool,
+}
+
+fn default_temperature() -> f32 {
+    4.0
+}
+fn default_alpha() -> f32 {
+    0.9
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -762,7 +801,8 @@ impl Recipe {
             check(n >= 1, "limit.test", format!("must be at least 1, got {n}"))?;
         }
         self.model.validate()?;
-        let weights = self.model.weight_layers();
+        // Weight matrices of the model each stage starts from (a distill stage's student changes it).
+        let mut weights = self.model.weight_layers();
         self.train.validate("train")?;
         for (i, s) in self.stages.iter().enumerate() {
             match s {
@@ -814,6 +854,17 @@ impl Recipe {
                         check(!c.bits_of(kind).is_empty(), &format!("{at}.schemes[{k}]"), format!("{kind:?} takes {} bits, none of which is in `bits`", scheme_bits(kind).0))?;
                     }
                     check(c.budget.is_finite() && (0.0..1.0).contains(&c.budget), &format!("{at}.budget"), format!("must be in [0, 1), got {}", c.budget))?;
+                }
+                Stage::Distill(d) => {
+                    let at = format!("stages[{i}].distill");
+                    check(d.temperature.is_finite() && (0.1..=100.0).contains(&d.temperature), &format!("{at}.temperature"), format!("must be in [0.1, 100], got {}", d.temperature))?;
+                    check(d.alpha.is_finite() && (0.0..=1.0).contains(&d.alpha), &format!("{at}.alpha"), format!("must be in [0, 1], got {}", d.alpha))?;
+                    check(d.mse.is_finite() && (0.0..=10.0).contains(&d.mse), &format!("{at}.mse"), format!("must be in [0, 10], got {}", d.mse))?;
+                    d.train.validate(&format!("{at}.train"))?;
+                    if let Some(m) = &d.student {
+                        m.validate_at(&format!("{at}.student"))?;
+                        weights = m.weight_layers();
+                    }
                 }
                 Stage::Sensitivity(c) => {
                     let at = format!("stages[{i}].sensitivity");

@@ -3,15 +3,18 @@
 //! (soft targets at temperature T, MSE between logits, cross-entropy, and their combination), on
 //! awkward batch shapes with padding rows; the twin's gradient against finite differences of an
 //! independent f64 loss; T = 1 with only the KL term is cross-entropy against the teacher's
-//! probabilities (less their entropy); the CE term alone is the plain head. Natively and in the
-//! browser.
+//! probabilities (less their entropy); the CE term alone is the plain head. And the distill
+//! stage through a recipe on both backends. Natively and in the browser.
 
 mod common;
 use common::{assert_close, fresh_rng, random_vec};
 use ndarray::Array2;
 use squeeze::gpu::kernels::{run, HeadParams, StepParams};
 use squeeze::gpu::GpuContext;
+use squeeze::data::Splits;
+use squeeze::experiment::{Backend, Control, RunOptions};
 use squeeze::nn::DistillParams;
+use squeeze::recipe::Recipe;
 use squeeze::reference::ops::{distill_loss_reference, softmax_xent_reference};
 
 #[cfg(target_arch = "wasm32")]
@@ -102,3 +105,45 @@ async fn distill_loss_case(ctx: GpuContext) {
     }
 }
 gpu_test!(distill_loss_matches_reference_and_definition, distill_loss_case);
+
+/// The distill stage through a recipe, on both backends: a 32-16 MLP teacher trained on synthetic
+/// digits in four classes, then a 6-unit student distilled from it at T = 3 (with its labels-only
+/// baseline) and quantized after: the report carries the teacher's accuracy (the trained stage's),
+/// the baseline, agreement and KL; the student is the model from then on, and the stage after it
+/// works on the student.
+async fn distill_stage_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("distill stage");
+    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 480, 10, 9), common::synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 3, "model": {"arch": "mlp", "hidden": [32, 16]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"distill": {"student": {"arch": "mlp", "hidden": [6]}, "temperature": 3, "alpha": 0.8,
+                                    "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9}}},
+                       {"quantize": {"weights": {"bits": 8, "layer_bits": [8, 6]}}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let (teacher, stage) = (&out.report.stages[0], &out.report.stages[1]);
+        assert_eq!(stage.name, "distill", "{what}");
+        let d = stage.distillation().expect("a distillation report");
+        assert_eq!(d.teacher_accuracy, teacher.test_accuracy, "{what}: the teacher is the trained model");
+        assert!(teacher.test_accuracy > 0.45, "{what}: the teacher learnt nothing ({}, seed {seed})", teacher.test_accuracy);
+        assert!(stage.test_accuracy > 0.4 && d.baseline_accuracy.is_some_and(|b| b > 0.3), "{what}: student {} baseline {:?} (seed {seed})", stage.test_accuracy, d.baseline_accuracy);
+        assert!(d.agreement > 0.5 && d.agreement <= 1.0 && d.mean_kl.is_finite() && d.mean_kl >= 0.0, "{what}: agreement {} KL {} (seed {seed})", d.agreement, d.mean_kl);
+        assert_eq!((stage.epochs.len(), d.student_parameters, d.teacher_parameters), (6, 90 * 6 + 6 + 6 * 10 + 10, 90 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10), "{what}");
+        // The student is the model from then on: the quantize stage quantized its two layers
+        // (and the recipe's per-layer widths were validated against the student's two).
+        let q = out.report.stages[2].quantization().unwrap();
+        assert_eq!(q.layers.len(), 2, "{what}");
+        assert_eq!(out.net.layer_dims(), vec![(90, 6), (6, 10)], "{what}");
+        // The teacher's snapshot is the trained model, untouched.
+        assert_eq!(out.models[0].net.layer_dims(), vec![(90, 32), (32, 16), (16, 10)], "{what}");
+    }
+}
+gpu_test!(distill_stage_runs_on_both_backends, distill_stage_case);

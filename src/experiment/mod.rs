@@ -5,8 +5,9 @@
 //! replaces `run.model` and returns its report. Nothing here knows about the DOM or the terminal.
 //!
 //! Stages: `train` (also fine-tuning and the training loop every stage shares), `prune`,
-//! `greedy`, `sensitivity`, `quantize`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
+//! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
 
+pub mod distill;
 pub mod greedy;
 pub mod integer;
 pub mod platform;
@@ -312,6 +313,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Greedy(g) => greedy::run(&mut run, si, g).await?,
             Stage::Quantize(q) => quantize::run(&mut run, si, q).await?,
             Stage::Sweep(c) => sweep::run(&mut run, si, c).await?,
+            Stage::Distill(d) => distill::run(&mut run, si, d).await?,
         };
         run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
         if !matches!(s, Stage::Sensitivity(_) | Stage::Sweep(_)) {

@@ -45,6 +45,8 @@ pub enum StageDetail {
     Sweep(crate::experiment::sweep::SweepReport),
     /// Quantize stages.
     Quantization(crate::experiment::quantize::QuantReport),
+    /// Distill stages.
+    Distillation(crate::experiment::distill::DistillReport),
 }
 
 impl StageReport {
@@ -63,6 +65,13 @@ impl StageReport {
     pub fn pruning_mut(&mut self) -> Option<&mut PruningReport> {
         match &mut self.detail {
             Some(StageDetail::Pruning(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn distillation(&self) -> Option<&crate::experiment::distill::DistillReport> {
+        match &self.detail {
+            Some(StageDetail::Distillation(d)) => Some(d),
             _ => None,
         }
     }

@@ -68,6 +68,13 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_eval_rows(rows),
         }
     }
+    /// The loss slot: distil from a frozen teacher from now on (see GpuTrainer::set_teacher).
+    pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => t.set_teacher(teacher, p),
+            Trainer::Cpu(t) => t.set_teacher(teacher, p),
+        }
+    }
     /// The transforms in force, with learned quantizer steps as trained so far.
     pub async fn transforms(&self) -> Result<crate::nn::Transforms> {
         match self {
