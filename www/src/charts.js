@@ -184,6 +184,24 @@ export function sensitivityPanel(parent, index, report) {
   return box;
 }
 
+// A distill stage's report (experiment::distill): the student beside the same student from labels
+// alone and the teacher, and how often they agree.
+export function distillPanel(parent, index, report) {
+  const d = report.distillation;
+  const box = stageBox(parent, index, `distillation at T = ${d.temperature}, α = ${d.alpha}`);
+  const facts = document.createElement('p');
+  facts.className = 'facts';
+  const pct = (v) => `${(100 * v).toFixed(2)}%`;
+  facts.textContent = `Student ${pct(report.test_accuracy)} (${d.student_parameters.toLocaleString()} parameters)` +
+    (d.baseline_accuracy !== undefined ? `, the same student from labels alone ${pct(d.baseline_accuracy)}` : '') +
+    `; teacher ${pct(d.teacher_accuracy)} (${d.teacher_parameters.toLocaleString()} parameters). ` +
+    `Student and teacher agree on ${pct(d.agreement)} of test images; mean KL(teacher ‖ student) ${d.mean_kl.toFixed(4)}.`;
+  box.dataset.student = String(report.test_accuracy);
+  box.dataset.baseline = String(d.baseline_accuracy ?? '');
+  box.dataset.teacher = String(d.teacher_accuracy);
+  box.appendChild(facts);
+}
+
 // A sweep stage's report (experiment::sweep): accuracy against bits per scheme, each layer alone
 // against bits, and the proposed mixed-precision widths.
 export function sweepPanel(parent, index, report) {

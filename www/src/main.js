@@ -4,7 +4,7 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -107,6 +107,7 @@ function onEvent(ev) {
     if (ev.report.pruning) pruningPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sensitivity) sensitivityPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sweep) sweepPanel($('stage-results'), ev.stage, ev.report);
+    if (ev.report.distillation) distillPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.quantization) {
       quantizationPanel($('stage-results'), ev.stage, ev.report);
       bits.add(ev.report);

@@ -42,7 +42,7 @@ function getPath(obj, path) {
 }
 
 // Compression stage kinds the pipeline editor offers. Each: a label, its fields (key, label,
-// control, default), and the recipe stage it makes. Distillation joins here.
+// control, default), and the recipe stage it makes.
 const SELECT = (options) => ({ control: 'select', options });
 export const STAGE_KINDS = {
   prune: {
@@ -160,6 +160,32 @@ export const STAGE_KINDS = {
     toRecipe: (v) => ({ sweep: { schemes: v.schemes.split(',').map((s) => s.trim()).filter((s) => s.length), bits: numList(v.bits), budget: Number(v.budget) } }),
     fromRecipe: (c) => ({ schemes: showList(c.schemes), bits: showList(c.bits), budget: c.budget }),
   },
+  distill: {
+    label: 'Distill (the model so far teaches a student)',
+    fields: [
+      { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
+      { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
+      { key: 'temperature', label: 'Temperature T', control: 'number', value: '4' },
+      { key: 'alpha', label: 'Weight α of the soft targets (1 − α on the labels)', control: 'number', value: '0.9' },
+      { key: 'epochs', label: 'Student epochs', control: 'number', value: '3' },
+      { key: 'lr', label: 'Student learning rate', control: 'number', value: '0.05' },
+      { key: 'baseline', label: 'Also train the student from labels alone', ...SELECT([['yes', 'yes (compare)'], ['no', 'no']]), value: 'yes' },
+    ],
+    toRecipe(v, train) {
+      const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
+      if (v.arch !== 'same') d.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
+      return { distill: d };
+    },
+    fromRecipe: (d) => ({
+      arch: d.student?.arch ?? 'same',
+      hidden: showList(d.student?.hidden),
+      temperature: d.temperature,
+      alpha: d.alpha,
+      epochs: d.train?.epochs,
+      lr: d.train?.lr,
+      baseline: d.baseline === false ? 'no' : 'yes',
+    }),
+  },
   train: {
     label: 'Fine-tune',
     fields: [
@@ -171,7 +197,7 @@ export const STAGE_KINDS = {
   },
 };
 // Kinds the engine does not have yet: shown, disabled, so the pipeline's shape is visible.
-const COMING = [['distill', 'Distill (coming)']];
+const COMING = [];
 
 // The pipeline: an ordered list of {kind, values}.
 const pipeline = [];

@@ -295,6 +295,26 @@ test('quantize and sweep stages run from the pipeline editor: waterfall, int8 ti
   await page.close();
 });
 
+test('a distill stage from the pipeline editor runs and shows the student beside its labels-only twin and the teacher', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.05' });
+  await page.selectOption('#add-stage-kind', 'distill');
+  await page.click('#add-stage');
+  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 220_000);
+  assert.equal(await page.textContent('#error'), '');
+  const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
+  assert.deepEqual(shared.stages[0].distill.student, { arch: 'mlp', hidden: [16] });
+  assert.equal(shared.stages[0].distill.temperature, 3);
+  const box = page.locator('.stage-result[data-stage="1"]');
+  const [student, baseline, teacher] = await Promise.all(['student', 'baseline', 'teacher'].map((k) => box.getAttribute(`data-${k}`)));
+  for (const v of [student, baseline, teacher]) assert.ok(Number(v) > 0.5, `accuracies ${student} ${baseline} ${teacher}`);
+  assert.match(await box.locator('.facts').textContent(), /Student .*labels alone .*teacher .*agree on/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a shared link opens the page with the same recipe, and a broken one says so', { timeout: 120_000 }, async () => {
   const recipe = {
     dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567, holdout: 200 },
