@@ -1,4 +1,4 @@
-//! The distillation head (shaders/distill.wgsl) against its CPU twin and against its definition:
+//! The distillation head (shaders/loss.wgsl's distill_loss) against its CPU twin and against its definition:
 //! the loss and gradient of the student's logits against a teacher's logits and the labels
 //! (soft targets at temperature T, MSE between logits, cross-entropy, and their combination), on
 //! awkward batch shapes with padding rows; the twin's gradient against finite differences of an
@@ -44,14 +44,15 @@ async fn distill_loss_case(ctx: GpuContext) {
     for &(rows, classes, valid) in &[(1, 10, 1), (13, 10, 11), (70, 7, 65)] {
         for (temperature, kl, ce, mse) in [(1.0, 1.0, 0.0, 0.0), (2.5, 0.7, 0.3, 0.0), (20.0, 0.9, 0.1, 0.0), (4.0, 0.5, 0.2, 0.3), (1.0, 0.0, 1.0, 0.0), (3.0, 0.0, 0.0, 1.0)] {
             let what = format!("{rows}x{classes} ({valid} valid), T {temperature}, kl {kl} ce {ce} mse {mse}");
-            let p = DistillParams { rows: rows as u32, classes: classes as u32, temperature, kl, ce, mse, _pad: [0; 2] };
+            let p = DistillParams { temperature, kl, ce, mse };
+            let head = HeadParams { rows: rows as u32, classes: classes as u32 };
             let z = random_vec(&mut rng, rows * classes, -5.0, 5.0);
             let t = random_vec(&mut rng, rows * classes, -8.0, 8.0);
             let labels: Vec<u32> = (0..rows).map(|_| rng.below(classes as u32)).collect();
             let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
             let (gz, gt, gy) = (ctx.storage(&z, "student"), ctx.storage(&t, "teacher"), ctx.storage(&labels, "labels"));
             let (gd, gl) = (ctx.storage(&vec![f32::NAN; rows * classes], "dlogits"), ctx.storage(&vec![f32::NAN; rows], "row loss"));
-            run(&ctx, [&ctx.distill_loss(p, &step, &gz, &gt, &gy, &gd, &gl)]);
+            run(&ctx, [&ctx.distill_loss(head, p, &step, &gz, &gt, &gy, &gd, &gl)]);
             let za = Array2::from_shape_vec((rows, classes), z.clone()).unwrap();
             let ta = Array2::from_shape_vec((rows, classes), t.clone()).unwrap();
             let (want_d, want_loss) = distill_loss_reference(&za, &ta, &labels, valid, &p);
@@ -98,7 +99,7 @@ async fn distill_loss_case(ctx: GpuContext) {
                 assert_close(&format!("{what}: CE alone vs softmax_xent (gradient)"), &want_d, plain_d.as_slice().unwrap(), 1e-5, 1e-7, seed);
                 assert_close(&format!("{what}: CE alone vs softmax_xent (loss)"), &want_loss, &plain_loss, 1e-5, 1e-6, seed);
                 let (gd2, gl2) = (ctx.storage_zeroed(4 * (rows * classes) as u64, "d"), ctx.storage_zeroed(4 * rows as u64, "l"));
-                run(&ctx, [&ctx.softmax_xent(HeadParams { rows: rows as u32, classes: classes as u32 }, &step, &gz, &gy, &gd2, &gl2)]);
+                run(&ctx, [&ctx.softmax_xent(head, &step, &gz, &gy, &gd2, &gl2)]);
                 assert_close(&format!("{what}: GPU CE alone vs GPU softmax_xent"), &ctx.read::<f32>(&gd).await.unwrap()[..rows * classes], &ctx.read::<f32>(&gd2).await.unwrap()[..rows * classes], 1e-5, 1e-7, seed);
             }
         }

@@ -370,7 +370,7 @@ async fn distill_case(ctx: GpuContext) {
     student.then(Op::Dense { outputs: 13 }, true);
     student.then(Op::Dense { outputs: 10 }, false);
     let init = NetParams::init(&student, seed);
-    let p = DistillParams { temperature: 3.0, kl: 0.7, ce: 0.3, mse: 0.05, ..DistillParams::soft_targets(0, 0, 3.0, 0.7) };
+    let p = DistillParams { mse: 0.05, ..DistillParams::soft_targets(3.0, 0.7) };
     let opt = float_opt();
     let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
     gpu.set_teacher(&teacher, p).unwrap();

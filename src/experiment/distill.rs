@@ -67,7 +67,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
 
     run.model = student;
     let mut trainer = run.trainer(&cfg.train);
-    let p = DistillParams { temperature: cfg.temperature, kl: cfg.alpha, ce: 1.0 - cfg.alpha, mse: cfg.mse, ..DistillParams::soft_targets(0, 0, cfg.temperature, cfg.alpha) };
+    let p = DistillParams { mse: cfg.mse, ..DistillParams::soft_targets(cfg.temperature, cfg.alpha) };
     trainer.set_teacher(&teacher, p)?;
     let mut report = train_with(run, trainer, si, "distill", &cfg.train, None::<&mut NoHook>).await?;
 

@@ -98,7 +98,6 @@ impl Kernels {
         let bn = module(shader!("batchnorm.wgsl"));
         let add = module(shader!("add.wgsl"));
         let quant = module(shader!("quant.wgsl"));
-        let distill = module(shader!("distill.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| Kernel::new(device, m, entry);
         Kernels {
             matmul: k(&matmul, "matmul"),
@@ -138,7 +137,7 @@ impl Kernels {
             lsq_backward: k(&quant, "lsq_backward"),
             lsq_sync: k(&quant, "lsq_sync"),
             act_range: k(&quant, "act_range"),
-            distill_loss: k(&distill, "distill_loss"),
+            distill_loss: k(&loss, "distill_loss"),
         }
     }
 }
@@ -314,11 +313,13 @@ impl GpuContext {
         self.launch(&self.kernels.softmax_xent, &p, &[step, logits, labels, dlogits, row_loss], [p.rows.div_ceil(64), 1, 1], "softmax_xent")
     }
 
-    /// The distillation head (shaders/distill.wgsl): row_loss and dlogits of the student's logits
-    /// against the teacher's and the labels, weighed by `p`.
+    /// The distillation head (shaders/loss.wgsl): row_loss and dlogits of the student's logits
+    /// against the teacher's and the labels, weighed by `w`.
     #[allow(clippy::too_many_arguments)]
-    pub fn distill_loss(&self, p: crate::nn::DistillParams, step: &wgpu::Buffer, logits: &wgpu::Buffer, teacher: &wgpu::Buffer, labels: &wgpu::Buffer, dlogits: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
-        self.launch(&self.kernels.distill_loss, &p, &[step, logits, teacher, labels, dlogits, row_loss], [p.rows.div_ceil(64), 1, 1], "distill_loss")
+    pub fn distill_loss(&self, p: HeadParams, w: crate::nn::DistillParams, step: &wgpu::Buffer, logits: &wgpu::Buffer, teacher: &wgpu::Buffer, labels: &wgpu::Buffer, dlogits: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
+        let weights = self.uniform(&w, "distill weights"); // kept alive by the bind group
+        let at = [(1, step), (2, logits), (3, labels), (4, dlogits), (5, row_loss), (6, teacher), (7, &weights)];
+        self.launch_at(&self.kernels.distill_loss, &p, &at, [p.rows.div_ceil(64), 1, 1], "distill_loss")
     }
 
     /// correct[B] = argmax(logits[b]) == labels[b] for b < V.

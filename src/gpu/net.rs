@@ -558,7 +558,7 @@ impl GpuTrainer {
 
     /// The loss slot: a frozen teacher's forward pass runs in every training step on the student's
     /// batch (its input buffer shared; inference mode; its activation quantizers applied), and the
-    /// distillation head (`p`, rows and classes filled in) replaces cross-entropy, reading the
+    /// distillation head (weighed by `p`) replaces cross-entropy, reading the
     /// teacher's logits on the GPU: no read-back. Evaluation keeps cross-entropy against the
     /// labels. A second call replaces the teacher.
     pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams) -> Result<()> {
@@ -570,11 +570,11 @@ impl GpuTrainer {
         let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
         acts[0] = self.train.acts[0].clone();
         let (mut launches, _) = node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false);
-        let p = crate::nn::DistillParams { rows, classes: self.net.classes as u32, ..p };
         let student = self.train.acts.last().expect("a net has nodes");
         let logits = acts.last().expect("a net has nodes");
         let count = launches.len();
-        launches.push(ctx.distill_loss(p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
+        let head = HeadParams { rows, classes: self.net.classes as u32 };
+        launches.push(ctx.distill_loss(head, p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
         let at = self.train.loss_at;
         let from = at - self.train.teacher_launches;
         self.train.launches.splice(from..=at, launches);

@@ -1,7 +1,7 @@
 //! The loss slot's numbers: how the classifier head weighs cross-entropy against the labels with
-//! the distillation terms against a teacher's logits (`DistillParams` is the uniform of
-//! shaders/distill.wgsl, byte for byte), and the frozen teacher whose logits it reads. Plain
-//! cross-entropy is kl = mse = 0, ce = 1.
+//! the distillation terms against a teacher's logits (`DistillParams` is the second uniform of
+//! shaders/loss.wgsl's distill_loss, byte for byte), and the frozen teacher whose logits it reads.
+//! Plain cross-entropy is kl = mse = 0, ce = 1.
 
 use super::{Net, NetParams};
 use crate::compress::quant::QuantFn;
@@ -40,18 +40,15 @@ impl Teacher {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct DistillParams {
-    pub rows: u32,
-    pub classes: u32,
     pub temperature: f32,
     pub kl: f32,
     pub ce: f32,
     pub mse: f32,
-    pub _pad: [u32; 2],
 }
 
 impl DistillParams {
     /// Hinton's soft-target loss: α·T²·KL + (1 − α)·CE.
-    pub fn soft_targets(rows: usize, classes: usize, temperature: f32, alpha: f32) -> DistillParams {
-        DistillParams { rows: rows as u32, classes: classes as u32, temperature, kl: alpha, ce: 1.0 - alpha, mse: 0.0, _pad: [0; 2] }
+    pub fn soft_targets(temperature: f32, alpha: f32) -> DistillParams {
+        DistillParams { temperature, kl: alpha, ce: 1.0 - alpha, mse: 0.0 }
     }
 }

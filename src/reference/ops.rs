@@ -73,7 +73,7 @@ pub fn softmax_xent_reference(logits: &Array2<f32>, labels: &[u32], valid: usize
 }
 
 /// distill_loss: the student's loss against the teacher's logits and the labels, weighed by `p`
-/// (nn::loss::DistillParams), and its gradient (of the mean over the V valid rows).   (shaders/distill.wgsl)
+/// (nn::loss::DistillParams), and its gradient (of the mean over the V valid rows).   (shaders/loss.wgsl)
 pub fn distill_loss_reference(logits: &Array2<f32>, teacher: &Array2<f32>, labels: &[u32], valid: usize, p: &crate::nn::DistillParams) -> (Array2<f32>, Vec<f32>) {
     let (rows, classes) = logits.dim();
     let mut d = Array2::zeros((rows, classes));
