@@ -48,7 +48,7 @@ fn main() {
         // Random weights, 8-bit symmetric per channel; activations calibrated on 1,000 test images.
         let mut params = NetParams::init(&net, 1);
         let infos = net.tensors();
-        let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()], shared: vec![] };
+        let mut transforms = Transforms { weights: vec![None; infos.len()], activations: vec![None; net.nodes.len()], ..Transforms::default() };
         for &j in &net.weight_tensors() {
             let q = Scheme { kind: SchemeKind::Symmetric, bits: 8, per_channel: true }.fit(&params.tensors[j], infos[j].cols);
             params.tensors[j] = q.fake(&params.tensors[j], infos[j].cols);
