@@ -64,7 +64,11 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         assert_close(&format!("{what} test metrics"), &g, &c, 1e-3, 1e-3, seed);
         let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
         for (j, (info, (a, b))) in net.tensors().iter().zip(gp.tensors.iter().zip(&cp.tensors)).enumerate() {
-            assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, 2e-3, 2e-4, seed);
+            // Batch norm's γ and β gradients are sums over all B·H·W positions whose terms largely
+            // cancel (β's is Σ dY), so the backends' summation orders move them most: 3.5e-4 on
+            // vgg-mini's first β after two epochs (seed 1795532559413523574).
+            let atol = if matches!(info.role, squeeze::nn::Role::Gamma | squeeze::nn::Role::Beta) { 1e-3 } else { 2e-4 };
+            assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, 2e-3, atol, seed);
         }
         // Training moved the weights: a trainer that silently did nothing would fail here.
         assert!(gp.max_abs_diff(&init) > 1e-3, "{what}: weights did not change");
