@@ -178,6 +178,17 @@ async fn taylor_case(ctx: GpuContext) {
 }
 gpu_test!(gpu_taylor_scores_match_cpu_reference, taylor_case);
 
+/// One epoch of batches of 8, in the same sample order, on the GPU trainer and each CPU trainer.
+fn epoch_in_lockstep(gpu: &mut GpuTrainer, cpus: &mut [&mut CpuTrainer], data: &Splits, seed: u64, lr: f32) {
+    let order = data.train.epoch_order(seed, 0);
+    gpu.begin_epoch(&order);
+    cpus.iter_mut().for_each(|c| c.begin_epoch(&order));
+    for (offset, valid) in data.train.batches(8) {
+        gpu.train_step(offset, valid, lr);
+        cpus.iter_mut().for_each(|c| c.train_step(offset, valid, lr));
+    }
+}
+
 /// The QAT cases' setup: synthetic 11x9 digits, the odd conv net, and transforms quantizing every
 /// weight matrix to 4 bits per channel (`kind`) and every conv/dense output to 8 bits over `range`.
 fn quantized_convnet(rng: &mut squeeze::rng::Rng, seed: u64, kind: squeeze::compress::quant::SchemeKind, range: (f32, f32), learned: bool) -> (Splits, squeeze::data::Normalization, Net, NetParams, squeeze::nn::Transforms) {
@@ -214,16 +225,7 @@ async fn qat_case(ctx: GpuContext) {
     let mut cpu = CpuTrainer::new(&net, init.clone(), opt.clone(), data.clone(), norm, 8);
     cpu.set_transforms(&transforms);
     let mut float = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
-    let order = data.train.epoch_order(seed, 0);
-    for t in [&mut cpu, &mut float] {
-        t.begin_epoch(&order);
-    }
-    gpu.begin_epoch(&order);
-    for (offset, valid) in data.train.batches(8) {
-        gpu.train_step(offset, valid, 0.05);
-        cpu.train_step(offset, valid, 0.05);
-        float.train_step(offset, valid, 0.05);
-    }
+    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut float], &data, seed, 0.05);
     let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
     assert_close("qat train loss sum", &g[..1], &c[..1], 2e-3, 2e-3, seed);
     let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
@@ -328,13 +330,7 @@ async fn shared_case(ctx: GpuContext) {
     let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
     let mut cpu = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
     cpu.set_transforms(&transforms);
-    let order = data.train.epoch_order(seed, 0);
-    cpu.begin_epoch(&order);
-    gpu.begin_epoch(&order);
-    for (offset, valid) in data.train.batches(8) {
-        gpu.train_step(offset, valid, 0.02);
-        cpu.train_step(offset, valid, 0.02);
-    }
+    epoch_in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, 0.02);
     let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
     for (j, info) in infos.iter().enumerate() {
         assert_close(&format!("shared tensor {j} ({:?} of node {})", info.role, info.node), &gp.tensors[j], &cp.tensors[j], 5e-3, 1e-3, seed);
@@ -381,15 +377,7 @@ async fn distill_case(ctx: GpuContext) {
     let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
     cpu.set_teacher(&teacher, p).unwrap();
     let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
-    let order = data.train.epoch_order(seed, 0);
-    gpu.begin_epoch(&order);
-    cpu.begin_epoch(&order);
-    plain.begin_epoch(&order);
-    for (offset, valid) in data.train.batches(8) {
-        gpu.train_step(offset, valid, 0.05);
-        cpu.train_step(offset, valid, 0.05);
-        plain.train_step(offset, valid, 0.05);
-    }
+    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, 0.05);
     let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
     assert_close("distill train loss sum", &g[..1], &c[..1], 1e-3, 1e-3, seed);
     let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());

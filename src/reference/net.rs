@@ -23,7 +23,7 @@ pub struct Tape {
     argmax: Vec<Vec<u32>>,
     stats: Vec<(Vec<f32>, Vec<f32>)>,
     /// Activation-quantized nodes: 1.0 where the output was inside the range (gradient passes),
-    /// and in training the output before quantization (for learned steps).
+    /// and where the step is learned the output before quantization.
     keep: Vec<Vec<f32>>,
     raw: Vec<Vec<f32>>,
 }
@@ -83,6 +83,13 @@ pub fn net_forward(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, 
 /// `net_forward` with activation transforms: node n's output (after its ReLU) fake-quantized by
 /// `acts[n]` (fake_quant_act_reference), its keep mask on the tape for backward.
 pub fn net_forward_with(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool, acts: &[Option<QuantFn>]) -> Tape {
+    net_forward_keeping(net, params, x, rows, valid, training, acts, &[])
+}
+
+/// `net_forward_with` that also keeps, for the nodes with a `learned` step, their output before
+/// quantization (what LSQ's backward differentiates at).
+#[allow(clippy::too_many_arguments)]
+fn net_forward_keeping(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: usize, valid: usize, training: bool, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>]) -> Tape {
     let first = first_tensor(net);
     let count = net.nodes.len();
     let mut tape = Tape { rows, valid, acts: Vec::with_capacity(count), cols: vec![vec![]; count], argmax: vec![vec![]; count], stats: vec![(vec![], vec![]); count], keep: vec![vec![]; count], raw: vec![vec![]; count] };
@@ -135,7 +142,7 @@ pub fn net_forward_with(net: &Net, params: &mut NetParams, x: Vec<f32>, rows: us
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
         if let Some(Some(q)) = acts.get(n) {
-            if training {
+            if matches!(learned.get(n), Some(Some(_))) {
                 tape.raw[n] = y.clone();
             }
             tape.keep[n] = fake_quant_act_reference(q, &mut y, node.shape.c);
@@ -255,7 +262,7 @@ pub type Head<'a> = Option<(&'a [f32], &'a DistillParams)>;
 /// gradients of the learned ones (see `net_backward_with`), and the loss in `head`.
 #[allow(clippy::too_many_arguments)]
 pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>], head: Head) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
-    let tape = net_forward_with(net, params, x, rows, valid, true, acts);
+    let tape = net_forward_keeping(net, params, x, rows, valid, true, acts, learned);
     let logits = logits_array(tape.logits(), rows, net.classes);
     let (dlogits, row_loss) = match head {
         None => softmax_xent_reference(&logits, labels, valid),
