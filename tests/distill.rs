@@ -148,3 +148,25 @@ async fn distill_stage_case(ctx: GpuContext) {
     }
 }
 gpu_test!(distill_stage_runs_on_both_backends, distill_stage_case);
+
+/// A student that cannot be built on the data's images (lenet5 on 10x9 pixels) is refused before
+/// the teacher trains (the run fails at once, with no event sent).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn impossible_student_is_refused_before_training() {
+    let mut rng = squeeze::rng::Rng::new(4, 77);
+    let data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 40, 10, 9), common::synthetic_sized(&mut rng, 10, 10, 9)).unwrap();
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [8]}, "train": {"epochs": 1, "lr": 0.05},
+            "stages": [{"distill": {"student": {"arch": "lenet5"}, "train": {"epochs": 1, "lr": 0.05}}}]}"#,
+    )
+    .unwrap();
+    let mut events = 0;
+    let out = pollster::block_on(squeeze::experiment::run(&recipe, &data, &Backend::Cpu, &RunOptions::default(), &mut |_| {
+        events += 1;
+        Control::Continue
+    }));
+    let err = out.err().expect("refused").to_string();
+    assert!(err.contains("lenet5 needs images of at least 16x16"), "{err}");
+    assert_eq!(events, 0, "work started before the refusal");
+}

@@ -288,6 +288,12 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
+    // Every distill stage's student must build on these images too, before any training.
+    for s in &recipe.stages {
+        if let Stage::Distill(crate::recipe::DistillConfig { student: Some(m), .. }) = s {
+            m.build(Shape::new(data.train.rows, data.train.cols, 1), crate::data::CLASSES)?;
+        }
+    }
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout };
