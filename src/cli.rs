@@ -195,6 +195,19 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     d.agreement * 100.0,
                     d.mean_kl
                 );
+                if let Some(o) = &d.omitted {
+                    println!(
+                        "  classes {:?} omitted from the transfer set ({} training images left): {:.2}% of their {} test images right, {:.2}% after adding {} to their bias (whole test set {:.2}% -> {:.2}%)",
+                        o.classes,
+                        o.transfer_samples,
+                        o.omitted_accuracy_before * 100.0,
+                        o.test_samples_omitted,
+                        o.omitted_accuracy * 100.0,
+                        o.bias_shift,
+                        o.test_accuracy_before * 100.0,
+                        s.test_accuracy * 100.0
+                    );
+                }
             }
             for q in rep.stages.iter().filter_map(|s| s.quantization()) {
                 println!(

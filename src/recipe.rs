@@ -87,7 +87,8 @@ pub struct ModelConfig {
     /// Hidden layer widths of an MLP; LeNet-300-100 by default.
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
-    /// Channels per block of vgg-mini (default [16, 32]) or resnet-mini (default [16, 32, 64]).
+    /// Channels per block of vgg-mini (default [16, 32]) or resnet-mini (default [16, 32, 64]);
+    /// lenet5's [conv1 filters, conv2 filters, fc units] (default [20, 50, 500]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub widths: Option<Vec<usize>>,
 }
@@ -105,7 +106,8 @@ impl ModelConfig {
             Arch::Mlp => Net::mlp(input, &self.hidden, classes),
             Arch::Lenet5 => {
                 check(input.h >= 16 && input.w >= 16, "model.arch", format!("lenet5 needs images of at least 16x16, these are {}x{}", input.h, input.w))?;
-                Net::lenet5(input, classes)
+                let w = self.widths.as_deref().unwrap_or(&[20, 50, 500]);
+                Net::lenet5_with(input, [w[0], w[1], w[2]], classes)
             }
             Arch::VggMini | Arch::ResnetMini => {
                 let resnet = self.arch == Arch::ResnetMini;
@@ -134,10 +136,15 @@ impl ModelConfig {
             check((1..=4096).contains(&h), &format!("{at}.hidden[{i}]"), format!("must be 1..=4096, got {h}"))?;
         }
         if let Some(w) = &self.widths {
-            check(matches!(self.arch, Arch::VggMini | Arch::ResnetMini), &format!("{at}.widths"), "only vgg-mini and resnet-mini take widths".into())?;
-            check((1..=4).contains(&w.len()), &format!("{at}.widths"), format!("needs 1..=4 blocks, got {}", w.len()))?;
+            check(self.arch != Arch::Mlp, &format!("{at}.widths"), "an MLP takes hidden, not widths".into())?;
+            if self.arch == Arch::Lenet5 {
+                check(w.len() == 3, &format!("{at}.widths"), format!("lenet5 takes [conv1 filters, conv2 filters, fc units] (default [20, 50, 500]), got {} numbers", w.len()))?;
+            } else {
+                check((1..=4).contains(&w.len()), &format!("{at}.widths"), format!("needs 1..=4 blocks, got {}", w.len()))?;
+            }
+            let most = if self.arch == Arch::Lenet5 { 1024 } else { 256 };
             for (i, &c) in w.iter().enumerate() {
-                check((1..=256).contains(&c), &format!("{at}.widths[{i}]"), format!("must be 1..=256, got {c}"))?;
+                check((1..=most).contains(&c), &format!("{at}.widths[{i}]"), format!("must be 1..={most}, got {c}"))?;
             }
         }
         Ok(())
@@ -181,6 +188,10 @@ pub struct TrainConfig {
     pub l1: f32,
     #[serde(default = "default_schedule")]
     pub schedule: Schedule,
+    /// Augmentation: each training image moved by a random translation of up to this many
+    /// pixels each way, fresh every epoch (Hinton's teacher: 2).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub jitter: usize,
 }
 
 fn default_batch() -> usize {
@@ -239,7 +250,8 @@ impl TrainConfig {
             &f("weight_decay"),
             format!("must be in [0, 1), got {}", self.weight_decay),
         )?;
-        check(self.l1.is_finite() && (0.0..1.0).contains(&self.l1), &f("l1"), format!("must be in [0, 1), got {}", self.l1))
+        check(self.l1.is_finite() && (0.0..1.0).contains(&self.l1), &f("l1"), format!("must be in [0, 1), got {}", self.l1))?;
+        check(self.jitter <= 8, &f("jitter"), format!("must be 0..=8 pixels, got {}", self.jitter))
     }
 }
 
@@ -292,6 +304,37 @@ pub struct DistillConfig {
     /// and report it beside the distilled one.
     #[serde(default = "default_true")]
     pub baseline: bool,
+    /// Which model teaches (default: the model so far): `"trained"` (the first training's) or
+    /// the index of an earlier stage in `stages` (the model that stage left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<TeacherRef>,
+    /// Classes left out of the transfer set (Hinton's omitted-3 experiment): the student (and
+    /// the baseline) never sees an image of them; the teacher has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omit: Vec<u8>,
+    /// Added to the student's classifier bias of each omitted class after training (Hinton et
+    /// al. 2015: +3.5 for the 3s). Default 3.5 when classes are omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<f32>,
+}
+
+/// A distill stage's teacher: the first training's model, or the model an earlier stage left.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TeacherRef {
+    Stage(usize),
+    Named(String),
+}
+
+impl DistillConfig {
+    /// The bias added to each omitted class after training (0 when none is omitted).
+    pub fn bias_shift(&self) -> f32 {
+        if self.omit.is_empty() {
+            0.0
+        } else {
+            self.bias_correction.unwrap_or(3.5)
+        }
+    }
 }
 
 fn default_temperature() -> f32 {
@@ -801,10 +844,16 @@ impl Recipe {
             check(n >= 1, "limit.test", format!("must be at least 1, got {n}"))?;
         }
         self.model.validate()?;
-        // Weight matrices of the model each stage starts from (a distill stage's student changes it).
+        // Weight matrices of the model each stage starts from (a distill stage's student changes
+        // it), and of the model each stage left (a teacher chosen by index).
         let mut weights = self.model.weight_layers();
+        let trained_weights = weights;
+        let mut left: Vec<usize> = Vec::with_capacity(self.stages.len());
         self.train.validate("train")?;
         for (i, s) in self.stages.iter().enumerate() {
+            if i > 0 {
+                left.push(weights);
+            }
             match s {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
                 Stage::Prune(p) => {
@@ -861,6 +910,32 @@ impl Recipe {
                     check(d.alpha.is_finite() && (0.0..=1.0).contains(&d.alpha), &format!("{at}.alpha"), format!("must be in [0, 1], got {}", d.alpha))?;
                     check(d.mse.is_finite() && (0.0..=10.0).contains(&d.mse), &format!("{at}.mse"), format!("must be in [0, 10], got {}", d.mse))?;
                     d.train.validate(&format!("{at}.train"))?;
+                    match &d.teacher {
+                        None => {}
+                        Some(TeacherRef::Named(n)) => {
+                            check(n == "trained", &format!("{at}.teacher"), format!("must be \"trained\" or the index of an earlier stage, got \"{n}\""))?;
+                            weights = trained_weights;
+                        }
+                        Some(TeacherRef::Stage(k)) => {
+                            check(*k < i, &format!("{at}.teacher"), format!("must name an earlier stage (0..={}), got {k}", i as isize - 1))?;
+                            check(
+                                !matches!(self.stages[*k], Stage::Sensitivity(_) | Stage::Sweep(_)),
+                                &format!("{at}.teacher"),
+                                format!("stages[{k}] is a scan that leaves no model of its own; name the stage before it or \"trained\""),
+                            )?;
+                            weights = left[*k];
+                        }
+                    }
+                    let mut seen = [false; 256];
+                    for (k, &c) in d.omit.iter().enumerate() {
+                        check((c as usize) < crate::data::CLASSES && !seen[c as usize], &format!("{at}.omit[{k}]"), format!("must be a class 0..={} named once, got {c}", crate::data::CLASSES - 1))?;
+                        seen[c as usize] = true;
+                    }
+                    check(d.omit.len() < crate::data::CLASSES, &format!("{at}.omit"), "cannot leave out every class".into())?;
+                    if let Some(b) = d.bias_correction {
+                        check(b.is_finite() && b.abs() <= 100.0, &format!("{at}.bias_correction"), format!("must be in [-100, 100], got {b}"))?;
+                        check(!d.omit.is_empty(), &format!("{at}.bias_correction"), "corrects the bias of omitted classes: set omit too".into())?;
+                    }
                     if let Some(m) = &d.student {
                         m.validate_at(&format!("{at}.student"))?;
                         weights = m.weight_layers();

@@ -170,3 +170,78 @@ fn impossible_student_is_refused_before_training() {
     assert!(err.contains("lenet5 needs images of at least 16x16"), "{err}");
     assert_eq!(events, 0, "work started before the refusal");
 }
+
+/// Hinton's omitted-class experiment through a recipe, on both backends: the transfer set really
+/// lacks the class (and keeps every other sample, in order); the student's report says how many
+/// images it learned from and its accuracy on the omitted class before and after the bias shift
+/// (a raised bias can only win rows for that class); a later distill stage takes the first
+/// training's model as its teacher (`"teacher": "trained"`), not the student before it.
+async fn omitted_class_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("omitted class");
+    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 400, 10, 9), common::synthetic_sized(&mut rng, 160, 10, 9)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let transfer = data.train.without_classes(&[2]);
+    let kept: Vec<usize> = (0..data.train.n).filter(|&i| data.train.labels[i] != 2).collect();
+    assert!(kept.len() < data.train.n && !transfer.labels.contains(&2), "the transfer set holds a 2 (seed {seed})");
+    assert_eq!(transfer.n, kept.len());
+    let p = data.train.pixels();
+    for (k, &i) in kept.iter().enumerate() {
+        assert_eq!((transfer.labels[k], &transfer.images[k * p..(k + 1) * p]), (data.train.labels[i], &data.train.images[i * p..(i + 1) * p]), "sample {k}");
+    }
+    let twos = data.test.labels.iter().filter(|&&l| l == 2).count();
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [32, 16]},
+            "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"distill": {"student": {"arch": "mlp", "hidden": [12]}, "temperature": 3, "alpha": 0.9, "omit": [2], "bias_correction": 2.5,
+                                    "train": {"epochs": 4, "batch": 16, "lr": 0.05, "momentum": 0.9}, "baseline": false}},
+                       {"distill": {"student": {"arch": "mlp", "hidden": [5]}, "teacher": "trained",
+                                    "train": {"epochs": 1, "batch": 16, "lr": 0.05, "momentum": 0.9}, "baseline": false}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let d = out.report.stages[1].distillation().unwrap();
+        let o = d.omitted.as_ref().expect("an omitted-class report");
+        assert_eq!((o.classes.clone(), o.transfer_samples, o.test_samples_omitted, o.bias_shift), (vec![2], transfer.n, twos, 2.5), "{what}");
+        // Every epoch saw the transfer set only.
+        assert!(out.report.stages[1].samples_per_s > 0.0 && out.report.stages[1].epochs.len() == 4, "{what}");
+        assert!(o.omitted_accuracy >= o.omitted_accuracy_before, "{what}: the raised bias lost 2s: {} -> {} (seed {seed})", o.omitted_accuracy_before, o.omitted_accuracy);
+        assert!(o.omitted_accuracy > 0.0, "{what}: no test 2 right even after the shift (seed {seed})");
+        // The stage's test accuracy is the corrected model's.
+        assert!(out.report.stages[1].test_accuracy != o.test_accuracy_before || o.omitted_accuracy == o.omitted_accuracy_before, "{what}");
+        // The second stage's teacher is the trained 32-16 model, not the 12-unit student.
+        let second = out.report.stages[2].distillation().unwrap();
+        assert_eq!((second.teacher_parameters, second.teacher_accuracy), (90 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10, out.report.stages[0].test_accuracy), "{what}");
+    }
+}
+gpu_test!(omitted_class_transfer_set_and_bias_correction, omitted_class_case);
+
+/// The teacher is frozen: after an epoch of distillation on the GPU its parameters, batch-norm
+/// running statistics included, are bit-identical to what was uploaded (its forward runs in
+/// inference mode inside the student's step).
+async fn frozen_teacher_case(ctx: GpuContext) {
+    use squeeze::gpu::GpuTrainer;
+    use squeeze::nn::{Net, NetParams, OptimizerConfig, OptimizerKind, Shape, Teacher};
+    let (mut rng, seed) = fresh_rng("frozen teacher");
+    let data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 45, 11, 9), common::synthetic_sized(&mut rng, 10, 11, 9)).unwrap();
+    let net = Net::vgg_mini(Shape::new(11, 9, 1), &[3, 4], 10);
+    let teacher = Teacher { params: common::trained_like(&net, &mut rng, seed), net, activations: vec![] };
+    let student = Net::mlp(Shape::new(11, 9, 1), &[7], 10);
+    let opt = OptimizerConfig { kind: OptimizerKind::Adam, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 0.0, l1: 0.0 };
+    let mut gpu = GpuTrainer::new(&ctx, &student, &NetParams::init(&student, seed), opt, &data, data.train.normalization(), 8);
+    gpu.set_teacher(&teacher, DistillParams::soft_targets(4.0, 0.9)).unwrap();
+    gpu.begin_epoch(&data.train.epoch_order(seed, 0));
+    for (offset, valid) in data.train.batches(8) {
+        gpu.train_step(offset, valid, 0.01);
+    }
+    let after = gpu.teacher_params().await.unwrap();
+    for (j, (a, b)) in after.tensors.iter().zip(&teacher.params.tensors).enumerate() {
+        assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "teacher tensor {j} changed (seed {seed})");
+    }
+    assert!(gpu.params().await.unwrap().max_abs_diff(&NetParams::init(&student, seed)) > 1e-3, "the student did not train (seed {seed})");
+}
+gpu_test!(teacher_parameters_stay_bit_identical, frozen_teacher_case);

@@ -47,6 +47,10 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 1e-4, l1: 1e-4 };
         let mut gpu = GpuTrainer::new(ctx, net, &init, opt.clone(), data, norm, batch);
         let mut cpu = CpuTrainer::new(net, init.clone(), opt, data.clone(), norm, batch);
+        // One case trains on images moved by up to 2 pixels (augmentation in the gather).
+        let jitter = if conv == ConvMethod::Direct && kind == OptimizerKind::Sgd { 2 } else { 0 };
+        gpu.set_jitter(jitter);
+        cpu.set_jitter(jitter);
         for epoch in 0..2 {
             let order = data.train.epoch_order(seed, epoch);
             gpu.begin_epoch(&order);
@@ -57,7 +61,7 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
                 cpu.train_step(offset, valid, lr);
             }
         }
-        let what = format!("{} {kind:?} conv {conv:?}", net.arch);
+        let what = format!("{} {kind:?} conv {conv:?} jitter {jitter}", net.arch);
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
         assert_eq!(g[2], 2.0 * train_n as f32, "{what}: samples seen");
         // Argmax counts agree but for a near-tied logit that f32 summation order can flip.

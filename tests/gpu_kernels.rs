@@ -199,7 +199,8 @@ gpu_test!(sgd_and_adam_match_reference, optimizer_case);
 async fn gather_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("gather");
     // 13x11 = 143 pixels: images do not start on 4-byte boundaries.
-    let (n, pixels, rows) = (37usize, 143usize, 16usize);
+    let (n, (h, w), rows) = (37usize, (13usize, 11usize), 16usize);
+    let pixels = h * w;
     let images: Vec<u8> = (0..n * pixels).map(|_| rng.below(256) as u8).collect();
     let labels: Vec<u8> = (0..n).map(|_| rng.below(10) as u8).collect();
     let mut order: Vec<u32> = (0..n as u32).collect();
@@ -211,14 +212,34 @@ async fn gather_case(ctx: GpuContext) {
     let gx = ctx.storage(&vec![f32::NAN; rows * pixels], "x");
     let gy = ctx.storage(&vec![99u32; rows], "y");
     let step = ctx.uniform(&StepParams::default(), "step");
-    let launch = ctx.gather_batch(GatherParams { rows: rows as u32, pixels: pixels as u32, scale, shift }, &step, &gi, &gl, &go, &gx, &gy);
-    // A full batch, then the partial last batch (offset 32, 5 valid rows, 11 rows of padding).
-    for &(offset, valid) in &[(0usize, 16usize), (32, 5)] {
-        ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
-        run(&ctx, [&launch]);
-        let (want_x, want_y) = gather_batch_reference(&images, &labels, pixels, &order, offset, valid, rows, scale, shift);
-        assert_close(&format!("gather_batch x offset={offset}"), &ctx.read::<f32>(&gx).await.unwrap(), want_x.as_slice().unwrap(), 1e-6, 1e-6, seed);
-        assert_eq!(ctx.read::<u32>(&gy).await.unwrap(), want_y, "gather_batch labels offset={offset} (seed {seed})");
+    // Without jitter, then moved by up to 3 pixels (both backends move each sample alike).
+    for jitter in [0usize, 3] {
+        let p = GatherParams { rows: rows as u32, pixels: pixels as u32, scale, shift, height: h as u32, width: w as u32, jitter: jitter as u32, _pad: 0 };
+        let launch = ctx.gather_batch(p, &step, &gi, &gl, &go, &gx, &gy);
+        // A full batch, then the partial last batch (offset 32, 5 valid rows, 11 rows of padding).
+        for &(offset, valid) in &[(0usize, 16usize), (32, 5)] {
+            ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
+            run(&ctx, [&launch]);
+            let (want_x, want_y) = gather_batch_reference(&images, &labels, pixels, &order, offset, valid, rows, scale, shift, (h, w), jitter);
+            let what = format!("gather_batch jitter {jitter} offset={offset}");
+            assert_close(&format!("{what} x"), &ctx.read::<f32>(&gx).await.unwrap(), want_x.as_slice().unwrap(), 1e-6, 1e-6, seed);
+            assert_eq!(ctx.read::<u32>(&gy).await.unwrap(), want_y, "{what} labels (seed {seed})");
+        }
+    }
+    // The twin's jitter itself: shifts cover [-3, 3]² (not all zero, not one value), a moved
+    // image is the original translated, and pixels moved in from outside are 0.
+    let shifts: Vec<(i32, i32)> = (0..400u32).map(|i| squeeze::data::jitter_shift(i % 37, i, 3)).collect();
+    assert!(shifts.iter().all(|&(x, y)| x.abs() <= 3 && y.abs() <= 3), "shift out of range (seed {seed})");
+    for v in -3..=3 {
+        assert!(shifts.iter().any(|&(x, _)| x == v) && shifts.iter().any(|&(_, y)| y == v), "shift {v} never drawn");
+    }
+    let image: Vec<u8> = (0..pixels).map(|i| (i % 251) as u8 + 1).collect();
+    let moved: Vec<u8> = (0..pixels).map(|i| squeeze::data::shifted_pixel(&image, h, w, 1, i, (2, -1))).collect();
+    for r in 0..h {
+        for c in 0..w {
+            let want = if c >= 2 && r + 1 < h { image[(r + 1) * w + c - 2] } else { 0 };
+            assert_eq!(moved[r * w + c], want, "pixel ({r}, {c}) moved by (2, -1)");
+        }
     }
 }
 gpu_test!(gather_batch_matches_reference, gather_case);

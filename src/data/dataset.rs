@@ -88,17 +88,61 @@ impl Dataset {
 
     /// Normalised f32 pixels of the samples `order[offset..offset+valid]`, row-major [valid, P].
     pub fn gather(&self, order: &[u32], offset: usize, valid: usize, norm: Normalization) -> (Vec<f32>, Vec<u32>) {
+        self.gather_jittered(order, offset, valid, norm, 0)
+    }
+
+    /// The same with each image moved by up to `jitter` pixels each way (see `jitter_shift`).
+    pub fn gather_jittered(&self, order: &[u32], offset: usize, valid: usize, norm: Normalization, jitter: usize) -> (Vec<f32>, Vec<u32>) {
         let p = self.pixels();
         let (scale, shift) = norm.scale_shift();
         let mut x = Vec::with_capacity(valid * p);
         let mut y = Vec::with_capacity(valid);
-        for &s in &order[offset..offset + valid] {
-            let s = s as usize;
-            x.extend(self.images[s * p..(s + 1) * p].iter().map(|&v| v as f32 * scale + shift));
-            y.push(self.labels[s] as u32);
+        for (b, &s) in order[offset..offset + valid].iter().enumerate() {
+            let image = &self.images[s as usize * p..(s as usize + 1) * p];
+            let d = jitter_shift(s, (offset + b) as u32, jitter as u32);
+            x.extend((0..p).map(|i| shifted_pixel(image, self.rows, self.cols, 1, i, d) as f32 * scale + shift));
+            y.push(self.labels[s as usize] as u32);
         }
         (x, y)
     }
+
+    /// The samples whose label is not in `classes` (e.g. a transfer set without the 3s), in order.
+    pub fn without_classes(&self, classes: &[u8]) -> Dataset {
+        let p = self.pixels();
+        let keep: Vec<usize> = (0..self.n).filter(|&i| !classes.contains(&self.labels[i])).collect();
+        Dataset {
+            images: keep.iter().flat_map(|&i| self.images[i * p..(i + 1) * p].iter().copied()).collect(),
+            labels: keep.iter().map(|&i| self.labels[i]).collect(),
+            n: keep.len(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// The translation (dx, dy) in [-k, k]² of `sample` at `position` of an epoch's order: a hash
+/// of both, so a sample moves differently every epoch and both backends move it alike.
+/// (Twin of `jitter_shift` in shaders/data.wgsl.)
+pub fn jitter_shift(sample: u32, position: u32, k: u32) -> (i32, i32) {
+    if k == 0 {
+        return (0, 0);
+    }
+    let mut h = sample.wrapping_mul(0x9E37_79B1) ^ position.wrapping_add(0x7F4A_7C15).wrapping_mul(0x85EB_CA77);
+    h = (h ^ (h >> 16)).wrapping_mul(0x7FEB_352D);
+    h = (h ^ (h >> 15)).wrapping_mul(0x846C_A68B);
+    h ^= h >> 16;
+    let side = 2 * k + 1;
+    (((h & 0xffff) % side) as i32 - k as i32, ((h >> 16) % side) as i32 - k as i32)
+}
+
+/// Pixel `i` ([H, W, C] order) of `image` moved by `d` = (dx, dy): 0 where it moved in from outside.
+pub fn shifted_pixel(image: &[u8], height: usize, width: usize, channels: usize, i: usize, d: (i32, i32)) -> u8 {
+    let r = (i / (width * channels)) as i32 - d.1;
+    let c = ((i / channels) % width) as i32 - d.0;
+    if r < 0 || r >= height as i32 || c < 0 || c >= width as i32 {
+        return 0;
+    }
+    image[(r as usize * width + c as usize) * channels + i % channels]
 }
 
 fn with_file(name: &str, e: IdxError) -> crate::error::Error {

@@ -6,5 +6,5 @@ pub mod idx;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 
-pub use dataset::{Dataset, Normalization, Splits, CLASSES};
+pub use dataset::{jitter_shift, shifted_pixel, Dataset, Normalization, Splits, CLASSES};
 pub use idx::{encode_idx, parse_idx, parse_idx_named, IdxArray};

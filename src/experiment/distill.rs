@@ -5,15 +5,17 @@
 //! teacher's forward runs inside the student's step (nn::Teacher, GpuTrainer::set_teacher).
 //! Beside it, the same student from the labels alone (same start, epochs and sample order), and
 //! how far student and teacher agree on the test set. The student is the model from then on.
+//! The teacher may be an earlier stage's model; classes may be left out of the transfer set
+//! (Hinton's omitted 3s), the student's bias for them raised afterwards and measured both ways.
 
 use super::train::{train_with, NoHook};
 use super::trainer::means;
 use super::{ModelState, Run, StageDetail, StageReport};
 use crate::compress::quant::QuantFn;
-use crate::data::{Dataset, Normalization};
-use crate::error::Result;
-use crate::nn::{DistillParams, Net, NetParams, Teacher, Transforms};
-use crate::recipe::DistillConfig;
+use crate::data::{Dataset, Normalization, Splits};
+use crate::error::{Error, Result};
+use crate::nn::{DistillParams, Net, NetParams, Role, Teacher, Transforms};
+use crate::recipe::{DistillConfig, TeacherRef};
 use crate::reference::net::net_forward_with;
 use serde::Serialize;
 
@@ -34,6 +36,24 @@ pub struct DistillReport {
     pub mean_kl: f32,
     pub teacher_parameters: usize,
     pub student_parameters: usize,
+    /// Hinton's omitted-class experiment, when classes were left out of the transfer set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<OmittedReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OmittedReport {
+    pub classes: Vec<u8>,
+    /// Training images the student learned from (the training split less the omitted classes).
+    pub transfer_samples: usize,
+    /// Added to each omitted class's classifier bias.
+    pub bias_shift: f32,
+    /// Accuracy on the test images of the omitted classes before and after the bias shift.
+    pub omitted_accuracy_before: f32,
+    pub omitted_accuracy: f32,
+    /// Accuracy on the whole test set before the shift (the stage's test accuracy is after).
+    pub test_accuracy_before: f32,
+    pub test_samples_omitted: usize,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -41,12 +61,24 @@ fn is_zero(v: &f32) -> bool {
 }
 
 pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<StageReport> {
-    let teacher = Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone() };
-    let mut t = run.trainer(&cfg.train);
+    let teacher = match &cfg.teacher {
+        None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone() },
+        Some(r) => {
+            // "trained" is stage 0 of the run; stages[k] left the model of run stage k + 1.
+            let stage = match r {
+                TeacherRef::Stage(k) => k + 1,
+                TeacherRef::Named(_) => 0,
+            };
+            let m = run.models.iter().find(|m| m.stage == stage).ok_or_else(|| Error::recipe(&format!("stages[{}].distill.teacher", si - 1), format!("stage {stage} left no model")))?;
+            Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone() }
+        }
+    };
+    let teacher_state = ModelState { net: teacher.net.clone(), params: teacher.params.clone(), masks: None, transforms: Transforms { activations: teacher.activations.clone(), ..Transforms::default() } };
+    let mut t = run.trainer_with(&teacher_state, &run.data, &cfg.train);
     let (_, teacher_accuracy) = means(t.evaluate().await?);
     drop(t);
 
-    let input = run.model.net.input();
+    let input = teacher.net.input();
     let student_net = match &cfg.student {
         Some(m) => m.build(input, teacher.net.classes)?,
         None => teacher.net.clone(),
@@ -54,6 +86,11 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
     let init = NetParams::init(&student_net, run.recipe.seed.wrapping_add(si as u64));
     let student = ModelState { net: student_net, params: init, masks: None, transforms: Transforms::default() };
     let epochs_before = run.epoch_counter;
+
+    // The transfer set: the training split, less any omitted classes (the test split is whole).
+    let transfer = Splits { name: run.data.name.clone(), train: run.data.train.without_classes(&cfg.omit), test: run.data.test.clone() };
+    let full = std::mem::replace(&mut run.data, transfer);
+    let transfer_samples = run.data.train.n;
 
     let baseline_accuracy = if cfg.baseline {
         run.model = student.clone();
@@ -69,10 +106,33 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
     let mut trainer = run.trainer(&cfg.train);
     let p = DistillParams { mse: cfg.mse, ..DistillParams::soft_targets(cfg.temperature, cfg.alpha) };
     trainer.set_teacher(&teacher, p)?;
-    let mut report = train_with(run, trainer, si, "distill", &cfg.train, None::<&mut NoHook>).await?;
+    let trained = train_with(run, trainer, si, "distill", &cfg.train, None::<&mut NoHook>).await;
+    run.data = full;
+    let mut report = trained?;
 
-    let student_logits = test_logits(&run.model.net, &run.model.params, &[], &run.data.test, run.norm);
+    let mut student_logits = test_logits(&run.model.net, &run.model.params, &[], &run.data.test, run.norm);
     let teacher_logits = test_logits(&teacher.net, &teacher.params, &teacher.activations, &run.data.test, run.norm);
+    let omitted = if cfg.omit.is_empty() {
+        None
+    } else {
+        // Hinton's correction: the student never saw these classes, so its bias for them is too
+        // low; raise it (the model keeps the raised bias) and measure before and after.
+        let classes = teacher.net.classes;
+        let labels = &run.data.test.labels;
+        let before = class_accuracy(&student_logits, labels, classes, &cfg.omit);
+        let shift = cfg.bias_shift();
+        shift_class_bias(&run.model.net, &mut run.model.params, &cfg.omit, shift);
+        for row in student_logits.chunks_exact_mut(classes) {
+            for &c in &cfg.omit {
+                row[c as usize] += shift;
+            }
+        }
+        let after = class_accuracy(&student_logits, labels, classes, &cfg.omit);
+        let (loss, accuracy) = logits_loss_accuracy(&student_logits, labels, classes);
+        report.test_loss = loss;
+        report.test_accuracy = accuracy;
+        Some(OmittedReport { classes: cfg.omit.clone(), transfer_samples, bias_shift: shift, omitted_accuracy_before: before.0, omitted_accuracy: after.0, test_accuracy_before: before.1, test_samples_omitted: before.2 })
+    };
     let (agreement, mean_kl) = agreement(&student_logits, &teacher_logits, teacher.net.classes);
     report.detail = Some(StageDetail::Distillation(DistillReport {
         temperature: cfg.temperature,
@@ -84,8 +144,54 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
         mean_kl,
         teacher_parameters: teacher.net.parameter_count(),
         student_parameters: run.model.net.parameter_count(),
+        omitted,
     }));
     Ok(report)
+}
+
+/// Adds `shift` to the classifier's bias (the last node's) of each class in `classes`.
+pub fn shift_class_bias(net: &Net, params: &mut NetParams, classes: &[u8], shift: f32) {
+    let last = net.nodes.len() - 1;
+    if let Some(j) = net.tensors().iter().position(|t| t.node == last && t.role == Role::Bias) {
+        for &c in classes {
+            params.tensors[j][c as usize] += shift;
+        }
+    }
+}
+
+/// (accuracy on the test images of `classes`, accuracy on all, how many of `classes` there are).
+fn class_accuracy(logits: &[f32], labels: &[u8], classes: usize, of: &[u8]) -> (f32, f32, usize) {
+    let (mut hit, mut n, mut all) = (0usize, 0usize, 0usize);
+    for (row, &y) in logits.chunks_exact(classes).zip(labels) {
+        let right = argmax(row) == y as usize;
+        all += right as usize;
+        if of.contains(&y) {
+            n += 1;
+            hit += right as usize;
+        }
+    }
+    (hit as f32 / n.max(1) as f32, all as f32 / labels.len().max(1) as f32, n)
+}
+
+/// Mean cross-entropy and accuracy of logits [n, classes] against the labels.
+fn logits_loss_accuracy(logits: &[f32], labels: &[u8], classes: usize) -> (f32, f32) {
+    let (mut loss, mut right) = (0.0f64, 0usize);
+    for (row, &y) in logits.chunks_exact(classes).zip(labels) {
+        loss -= log_softmax(row)[y as usize];
+        right += (argmax(row) == y as usize) as usize;
+    }
+    let n = labels.len().max(1);
+    ((loss / n as f64) as f32, right as f32 / n as f32)
+}
+
+fn argmax(r: &[f32]) -> usize {
+    (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0)
+}
+
+fn log_softmax(r: &[f32]) -> Vec<f64> {
+    let mx = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let ls = r.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln();
+    r.iter().map(|&v| v as f64 - mx - ls).collect()
 }
 
 /// Logits of every test image (inference mode, the CPU reference's forward in batches of 100).
@@ -102,12 +208,6 @@ pub fn test_logits(net: &Net, params: &NetParams, activations: &[Option<QuantFn>
 
 /// Top-1 agreement and mean KL(teacher ‖ student) at T = 1 of two sets of logits [n, classes].
 pub fn agreement(student: &[f32], teacher: &[f32], classes: usize) -> (f32, f32) {
-    let argmax = |r: &[f32]| (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0);
-    let log_softmax = |r: &[f32]| -> Vec<f64> {
-        let mx = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let ls = r.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln();
-        r.iter().map(|&v| v as f64 - mx - ls).collect()
-    };
     let n = student.len() / classes.max(1);
     let (mut same, mut kl) = (0usize, 0.0f64);
     for (s, t) in student.chunks_exact(classes).zip(teacher.chunks_exact(classes)) {

@@ -186,6 +186,8 @@ pub struct Run<'a> {
     pub early: Option<NetParams>,
     /// Held-out training samples (limit.holdout), never trained on.
     pub holdout: Option<Dataset>,
+    /// The model after training and after every stage so far that changes it.
+    pub models: Vec<StageModel>,
 }
 
 impl Run<'_> {
@@ -212,6 +214,9 @@ impl Run<'_> {
         };
         if let Some(masks) = &m.masks {
             t.set_masks(&masks.tensors, masks.hard);
+        }
+        if cfg.jitter > 0 {
+            t.set_jitter(cfg.jitter);
         }
         t
     }
@@ -296,7 +301,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     }
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
-    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout };
+    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };
 
     let first = train::run(&mut run, 0, &recipe.train).await?;
     run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
@@ -308,7 +313,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         weights: r.model.transforms.weights.clone(),
         activations: r.model.transforms.activations.clone(),
     };
-    let mut models = vec![snapshot(&run, 0, "trained".into())];
+    run.models.push(snapshot(&run, 0, "trained".into()));
     let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {
         let si = i + 1;
@@ -323,7 +328,8 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         };
         run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
         if !matches!(s, Stage::Sensitivity(_) | Stage::Sweep(_)) {
-            models.push(snapshot(&run, si, format!("{si}. {}", report.name)));
+            let m = snapshot(&run, si, format!("{si}. {}", report.name));
+            run.models.push(m);
         }
         stages.push(report);
     }
@@ -350,5 +356,5 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
         wall_s: now_s() - t_start,
     };
     let params = run.model.effective_params();
-    Ok(Outcome { report, net: run.model.net, params, models, norm: run.norm })
+    Ok(Outcome { report, net: run.model.net, params, models: run.models, norm: run.norm })
 }

@@ -75,6 +75,13 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_teacher(teacher, p),
         }
     }
+    /// Augmentation: training images moved by up to `k` pixels each way (0: none).
+    pub fn set_jitter(&mut self, k: usize) {
+        match self {
+            Trainer::Gpu(t) => t.set_jitter(k),
+            Trainer::Cpu(t) => t.set_jitter(k),
+        }
+    }
     /// The transforms in force, with learned quantizer steps as trained so far.
     pub async fn transforms(&self) -> Result<crate::nn::Transforms> {
         match self {

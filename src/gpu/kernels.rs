@@ -770,4 +770,10 @@ pub struct GatherParams {
     pub pixels: u32,
     pub scale: f32,
     pub shift: f32,
+    /// Image height and width (pixels = height · width · channels, stored [H, W, C]).
+    pub height: u32,
+    pub width: u32,
+    /// Random translation by up to this many pixels each way (0: none).
+    pub jitter: u32,
+    pub _pad: u32,
 }

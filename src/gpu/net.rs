@@ -69,6 +69,9 @@ struct ForwardProgram {
     acc: wgpu::Buffer,
     /// gather, the nodes, softmax_xent, argmax_correct, metrics_accumulate.
     launches: Vec<Launch>,
+    /// The gather's uniform and where its launch sits in `launches` (jitter rewrites it).
+    gather: GatherParams,
+    gather_at: usize,
     order: wgpu::Buffer,
     n: usize,
     /// Activation-quantized nodes: 1.0 where the output was inside the range (for backward).
@@ -238,9 +241,11 @@ impl ForwardProgram {
         let acc = ctx.storage_zeroed(16, "metrics accumulator");
 
         let (scale, shift) = norm.scale_shift();
-        let pixels = net.input().size() as u32;
+        let input = net.input();
+        let gather = GatherParams { rows, pixels: input.size() as u32, scale, shift, height: input.h as u32, width: input.w as u32, jitter: 0, _pad: 0 };
         let mut launches = slots.weight_launches(ctx, params);
-        launches.push(ctx.gather_batch(GatherParams { rows, pixels, scale, shift }, &step, &images, &labels_u8, &order_buf, &acts[0], &labels));
+        let gather_at = launches.len();
+        launches.push(ctx.gather_batch(gather, &step, &images, &labels_u8, &order_buf, &acts[0], &labels));
         let (nodes, keep) = node_launches(ctx, net, slots, &acts, &scratch, &step, rows, training);
         launches.extend(nodes);
         let head = HeadParams { rows, classes };
@@ -249,7 +254,7 @@ impl ForwardProgram {
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0 }
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0, gather, gather_at }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
@@ -299,6 +304,16 @@ fn bn_params(net: &Net, n: usize, rows: u32, training: bool, accumulate: bool) -
 }
 
 /// Trains a `Net` on the GPU. Same interface as `reference::net::CpuTrainer`.
+/// Tensors read back from (buffer, length) pairs (buffers may be padded past the length).
+async fn read_tensors(ctx: &GpuContext, bufs: impl Iterator<Item = (&wgpu::Buffer, usize)>) -> Result<NetParams> {
+    let mut tensors = Vec::new();
+    for (buf, n) in bufs {
+        let v: Vec<f32> = ctx.read(buf).await?;
+        tensors.push(v[..n].to_vec());
+    }
+    Ok(NetParams { tensors })
+}
+
 pub struct GpuTrainer {
     ctx: GpuContext,
     net: Net,
@@ -325,6 +340,8 @@ pub struct GpuTrainer {
     /// inv_step = 1/step (lsq_sync).
     step_updates: Vec<(usize, Launch)>,
     step_syncs: Vec<Launch>,
+    /// The frozen teacher's parameter buffers and lengths (empty without one).
+    teacher_params: Vec<(wgpu::Buffer, usize)>,
     _state: Vec<wgpu::Buffer>,
 }
 
@@ -514,7 +531,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -566,6 +583,7 @@ impl GpuTrainer {
         let ctx = &self.ctx;
         let rows = self.train.rows;
         let params: Vec<wgpu::Buffer> = teacher.params.tensors.iter().map(|t| ctx.storage(t, "teacher parameter")).collect();
+        self.teacher_params = params.iter().zip(&teacher.params.tensors).map(|(b, t)| (b.clone(), t.len())).collect();
         let slots = Slots::new(ctx, &teacher.net, &params, &Transforms { activations: teacher.activations.clone(), ..Transforms::default() });
         let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
         acts[0] = self.train.acts[0].clone();
@@ -581,6 +599,14 @@ impl GpuTrainer {
         self.train.loss_at = from + count;
         self.train.teacher_launches = count;
         Ok(())
+    }
+
+    /// Augmentation: every training image moved by up to `k` pixels each way from now on
+    /// (data::jitter_shift; the teacher, if any, sees the same moved batch). 0 turns it off.
+    pub fn set_jitter(&mut self, k: usize) {
+        let t = &mut self.train;
+        t.gather.jitter = k as u32;
+        self.ctx.queue.write_buffer(&t.launches[t.gather_at].uniform, 0, bytemuck::bytes_of(&t.gather));
     }
 
     /// Returns and clears the training accumulator [loss_sum, correct, seen, 0].
@@ -666,12 +692,12 @@ impl GpuTrainer {
 
     /// Copies the parameters back to the host.
     pub async fn params(&self) -> Result<NetParams> {
-        let mut tensors = Vec::with_capacity(self.params.len());
-        for (buf, &n) in self.params.iter().zip(&self.sizes) {
-            let v: Vec<f32> = self.ctx.read(buf).await?;
-            tensors.push(v[..n].to_vec());
-        }
-        Ok(NetParams { tensors })
+        read_tensors(&self.ctx, self.params.iter().zip(self.sizes.iter().copied())).await
+    }
+
+    /// The teacher's parameters as they are on the GPU now (they must never change).
+    pub async fn teacher_params(&self) -> Result<NetParams> {
+        read_tensors(&self.ctx, self.teacher_params.iter().map(|(b, n)| (b, *n))).await
     }
 
     /// Activation taps: the outputs of `nodes` (inference mode, transforms in force) for the first

@@ -156,12 +156,17 @@ impl Net {
     /// Caffe's LeNet-5 as used by Han et al. 2015: conv 20@5x5, max-pool 2, conv 50@5x5,
     /// max-pool 2, fc 500 + ReLU, fc 10 (no ReLU after the convolutions, as in Caffe).
     pub fn lenet5(input: Shape, classes: usize) -> Net {
+        Net::lenet5_with(input, [20, 50, 500], classes)
+    }
+
+    /// LeNet-5 with other widths [conv1 filters, conv2 filters, fc units] (half width: [10, 25, 250]).
+    pub fn lenet5_with(input: Shape, widths: [usize; 3], classes: usize) -> Net {
         let mut net = Net::new("lenet5", input, classes);
-        net.then(Op::Conv { outputs: 20, k: 5, stride: 1, pad: 0 }, false);
+        net.then(Op::Conv { outputs: widths[0], k: 5, stride: 1, pad: 0 }, false);
         net.then(Op::MaxPool { k: 2, stride: 2 }, false);
-        net.then(Op::Conv { outputs: 50, k: 5, stride: 1, pad: 0 }, false);
+        net.then(Op::Conv { outputs: widths[1], k: 5, stride: 1, pad: 0 }, false);
         net.then(Op::MaxPool { k: 2, stride: 2 }, false);
-        net.then(Op::Dense { outputs: 500 }, true);
+        net.then(Op::Dense { outputs: widths[2] }, true);
         net.then(Op::Dense { outputs: classes }, false);
         net
     }

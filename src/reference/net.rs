@@ -303,6 +303,8 @@ pub struct CpuTrainer {
     step_moments: (Vec<Option<Moments>>, Vec<Option<Moments>>),
     /// The loss slot: a frozen teacher and the distillation head (None: cross-entropy).
     teacher: Option<(Teacher, DistillParams)>,
+    /// Augmentation: training images moved by up to this many pixels (data::jitter_shift).
+    jitter: usize,
 }
 
 type Moments = (Vec<f32>, Vec<f32>);
@@ -328,7 +330,7 @@ struct StepGrads {
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0 }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -348,6 +350,11 @@ impl CpuTrainer {
         teacher.check_student(&self.net)?;
         self.teacher = Some((teacher.clone(), p));
         Ok(())
+    }
+
+    /// Same contract as `GpuTrainer::set_jitter`.
+    pub fn set_jitter(&mut self, k: usize) {
+        self.jitter = k;
     }
 
     /// The transforms in force, with the steps learned so far.
@@ -405,7 +412,7 @@ impl CpuTrainer {
     /// Forward and backward read the transformed weights; the masters take the update, then
     /// learned quantizer steps theirs.
     pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
-        let (x, y) = self.data.train.gather(&self.order, offset, valid, self.norm);
+        let (x, y) = self.data.train.gather_jittered(&self.order, offset, valid, self.norm, self.jitter);
         let infos = self.net.tensors();
         let (grads, tape) = self.step_grads(&infos, x, &y, valid);
         // The loss the step minimised (as the GPU's accumulator), the accuracy of its logits.
@@ -459,7 +466,7 @@ impl CpuTrainer {
                 break;
             }
             let valid = batch.min(order.len() - offset);
-            let (x, y) = self.data.train.gather(order, offset, valid, self.norm);
+            let (x, y) = self.data.train.gather_jittered(order, offset, valid, self.norm, self.jitter); // as the GPU's training gather
             let (grads, _) = self.step_grads(&infos, x, &y, valid);
             for (s, &j) in scores.iter_mut().zip(&weights) {
                 taylor_accumulate_reference(s, &saved.tensors[j], &grads.params.tensors[j]);

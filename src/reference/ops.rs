@@ -161,7 +161,9 @@ pub fn adam_reference(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p:
 }
 
 /// gather_batch: x [B, P] normalised pixels of samples order[offset..offset+V], zero rows after V;
-/// y [B] labels, 0 for padding.   (shaders/data.wgsl)
+/// y [B] labels, 0 for padding. `shape` = (H, W) of [H, W, C] images; `jitter` moves each image by
+/// data::jitter_shift.   (shaders/data.wgsl)
+#[allow(clippy::too_many_arguments)]
 pub fn gather_batch_reference(
     images: &[u8],
     labels: &[u8],
@@ -172,13 +174,17 @@ pub fn gather_batch_reference(
     rows: usize,
     scale: f32,
     shift: f32,
+    shape: (usize, usize),
+    jitter: usize,
 ) -> (Array2<f32>, Vec<u32>) {
     let mut x = Array2::zeros((rows, pixels));
     let mut y = vec![0u32; rows];
+    let channels = pixels / (shape.0 * shape.1);
     for b in 0..valid {
         let s = order[offset + b] as usize;
+        let d = crate::data::jitter_shift(s as u32, (offset + b) as u32, jitter as u32);
         for i in 0..pixels {
-            x[[b, i]] = images[s * pixels + i] as f32 * scale + shift;
+            x[[b, i]] = crate::data::shifted_pixel(&images[s * pixels..(s + 1) * pixels], shape.0, shape.1, channels, i, d) as f32 * scale + shift;
         }
         y[b] = labels[s] as u32;
     }

@@ -21,13 +21,14 @@ export const FIELDS = [
   { id: 'limit-holdout', path: 'limit.holdout', kind: 'num', optional: true },
   { id: 'arch', path: 'model.arch', kind: 'text' },
   { id: 'hidden', path: 'model.hidden', kind: 'list', when: (r) => r.model.arch === 'mlp' },
-  { id: 'widths', path: 'model.widths', kind: 'list', when: (r) => ['vgg-mini', 'resnet-mini'].includes(r.model.arch), optional: true },
+  { id: 'widths', path: 'model.widths', kind: 'list', when: (r) => ['lenet5', 'vgg-mini', 'resnet-mini'].includes(r.model.arch), optional: true },
   { id: 'epochs', path: 'train.epochs', kind: 'num' },
   { id: 'batch', path: 'train.batch', kind: 'num' },
   { id: 'optimizer', path: 'train.optimizer', kind: 'text' },
   { id: 'lr', path: 'train.lr', kind: 'num' },
   { id: 'momentum', path: 'train.momentum', kind: 'num' },
   { id: 'weight-decay', path: 'train.weight_decay', kind: 'num' },
+  { id: 'jitter', path: 'train.jitter', kind: 'num', optional: true, default: '0' },
   { id: 'schedule', path: 'train.schedule', kind: 'text' },
 ];
 
@@ -165,6 +166,7 @@ export const STAGE_KINDS = {
     fields: [
       { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
       { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
+      { key: 'widths', label: 'Student widths, other architectures (e.g. lenet5 at half width: 10, 25, 250; empty = default)', control: 'text', value: '' },
       { key: 'temperature', label: 'Temperature T', control: 'number', value: '4' },
       { key: 'alpha', label: 'Weight α of the soft targets (1 − α on the labels)', control: 'number', value: '0.9' },
       { key: 'epochs', label: 'Student epochs', control: 'number', value: '3' },
@@ -174,11 +176,13 @@ export const STAGE_KINDS = {
     toRecipe(v, train) {
       const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
       if (v.arch !== 'same') d.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
+      if (v.arch !== 'same' && v.arch !== 'mlp' && numList(v.widths).length) d.student.widths = numList(v.widths);
       return { distill: d };
     },
     fromRecipe: (d) => ({
       arch: d.student?.arch ?? 'same',
       hidden: showList(d.student?.hidden),
+      widths: showList(d.student?.widths),
       temperature: d.temperature,
       alpha: d.alpha,
       epochs: d.train?.epochs,
@@ -294,7 +298,8 @@ export function readRecipe() {
   }
   for (const f of FIELDS) {
     const v = getPath(r, f.path);
-    const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && $(f.id).value.trim() === '');
+    const raw = $(f.id).value.trim();
+    const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && raw === '') || (f.default !== undefined && raw === f.default);
     if ((f.when && !f.when(r)) || (f.optional && empty)) {
       const keys = f.path.split('.');
       delete getPath(r, keys.slice(0, -1).join('.'))[keys[keys.length - 1]];
@@ -310,6 +315,7 @@ export function writeRecipe(r) {
   for (const f of FIELDS) {
     const v = getPath(r, f.path);
     if (v !== undefined) $(f.id).value = f.kind === 'list' ? showList(v) : String(v);
+    else if (f.default !== undefined) $(f.id).value = f.default;
   }
   pipeline.length = 0;
   const skipped = [];
