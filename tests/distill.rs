@@ -143,6 +143,14 @@ async fn distill_stage_case(ctx: GpuContext) {
         let q = out.report.stages[2].quantization().unwrap();
         assert_eq!(q.layers.len(), 2, "{what}");
         assert_eq!(out.net.layer_dims(), vec![(90, 6), (6, 10)], "{what}");
+        // The temperature plot's examples: the first test image of each class, as stored.
+        let classes: std::collections::BTreeSet<u8> = data.test.labels.iter().copied().collect();
+        assert_eq!(d.examples.iter().map(|e| e.label).collect::<Vec<_>>(), classes.into_iter().collect::<Vec<_>>(), "{what}");
+        for e in &d.examples {
+            let p = data.test.pixels();
+            assert_eq!((data.test.labels[e.index], data.test.labels[..e.index].contains(&e.label)), (e.label, false), "{what}");
+            assert_eq!((&e.pixels[..], e.logits.len(), e.rows * e.cols), (&data.test.images[e.index * p..(e.index + 1) * p], 10, p), "{what}");
+        }
         // The teacher's snapshot is the trained model, untouched.
         assert_eq!(out.models[0].net.layer_dims(), vec![(90, 32), (32, 16), (16, 10)], "{what}");
     }

@@ -39,6 +39,35 @@ pub struct DistillReport {
     /// Hinton's omitted-class experiment, when classes were left out of the transfer set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub omitted: Option<OmittedReport>,
+    /// The first test image of each class with the teacher's logits: what the page softens at
+    /// any temperature to show what T does.
+    pub examples: Vec<TeacherExample>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TeacherExample {
+    /// Index in the test split.
+    pub index: usize,
+    pub label: u8,
+    pub rows: usize,
+    pub cols: usize,
+    pub pixels: Vec<u8>,
+    pub logits: Vec<f32>,
+}
+
+/// The first test image of each class, with its row of `logits` [n, classes].
+pub fn examples(test: &Dataset, logits: &[f32], classes: usize) -> Vec<TeacherExample> {
+    (0..classes as u8)
+        .filter_map(|c| test.labels.iter().position(|&l| l == c))
+        .map(|i| TeacherExample {
+            index: i,
+            label: test.labels[i],
+            rows: test.rows,
+            cols: test.cols,
+            pixels: test.images[i * test.pixels()..(i + 1) * test.pixels()].to_vec(),
+            logits: logits[i * classes..(i + 1) * classes].to_vec(),
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -145,6 +174,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
         teacher_parameters: teacher.net.parameter_count(),
         student_parameters: run.model.net.parameter_count(),
         omitted,
+        examples: examples(&run.data.test, &teacher_logits, teacher.net.classes),
     }));
     Ok(report)
 }

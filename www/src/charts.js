@@ -188,7 +188,8 @@ export function sensitivityPanel(parent, index, report) {
 // alone and the teacher, and how often they agree.
 export function distillPanel(parent, index, report) {
   const d = report.distillation;
-  const box = stageBox(parent, index, `distillation at T = ${d.temperature}, α = ${d.alpha}`);
+  const short = (v) => Number(v.toPrecision(4)); // f32 fields: 0.7, not 0.699999988
+  const box = stageBox(parent, index, `distillation at T = ${short(d.temperature)}, α = ${short(d.alpha)}`);
   const facts = document.createElement('p');
   facts.className = 'facts';
   const pct = (v) => `${(100 * v).toFixed(2)}%`;
@@ -200,6 +201,84 @@ export function distillPanel(parent, index, report) {
   box.dataset.baseline = String(d.baseline_accuracy ?? '');
   box.dataset.teacher = String(d.teacher_accuracy);
   box.appendChild(facts);
+  if (d.omitted) {
+    const o = d.omitted;
+    const om = document.createElement('p');
+    om.className = 'facts omitted';
+    om.dataset.before = String(o.omitted_accuracy_before);
+    om.dataset.after = String(o.omitted_accuracy);
+    om.textContent = `Class ${o.classes.join(', ')} left out of the transfer set (the student learned from ${o.transfer_samples.toLocaleString()} images and never saw one): ` +
+      `${pct(o.omitted_accuracy_before)} of their ${o.test_samples_omitted} test images right from the teacher's soft targets alone, ` +
+      `${pct(o.omitted_accuracy)} after raising their bias by ${o.bias_shift} (whole test set ${pct(o.test_accuracy_before)} → ${pct(report.test_accuracy)}).`;
+    box.appendChild(om);
+  }
+  if (d.examples?.length) temperaturePlot(box, d.examples, short(d.temperature));
+}
+
+// What the temperature does: one test image's teacher probabilities softmax(z / T) at T = 1 and at
+// the T of the slider, as bars, recomputed from the stored logits as the slider moves.
+function temperaturePlot(box, examples, temperature) {
+  const wrap = document.createElement('div');
+  wrap.className = 'temperature';
+  const controls = document.createElement('div');
+  controls.className = 'temperature-controls';
+  const pick = document.createElement('select');
+  pick.setAttribute('aria-label', 'Test image');
+  examples.forEach((e, i) => pick.add(new Option(`test image ${e.index} (a ${e.label})`, String(i))));
+  const slider = document.createElement('input');
+  Object.assign(slider, { type: 'range', min: '0.5', max: '20', step: '0.5', value: String(temperature) });
+  slider.setAttribute('aria-label', 'Temperature T');
+  const shown = document.createElement('span');
+  const canvas = document.createElement('canvas');
+  canvas.className = 'example-image';
+  controls.append(pick, document.createTextNode(' T '), slider, shown, canvas);
+  const bars = document.createElement('div');
+  bars.className = 'temperature-bars';
+  wrap.append(controls, bars);
+  box.appendChild(wrap);
+  const soften = (z, t) => {
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp((v - m) / t));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+  const column = (title, probs) => {
+    const col = document.createElement('div');
+    col.className = 'prediction';
+    const h = document.createElement('h4');
+    h.textContent = title;
+    col.appendChild(h);
+    const top = probs.indexOf(Math.max(...probs));
+    probs.forEach((v, c) => {
+      const row = document.createElement('div');
+      row.className = 'bar-row' + (c === top ? ' top' : '');
+      row.setAttribute('aria-label', `${c}: ${(100 * v).toFixed(1)}%`);
+      const label = document.createElement('span');
+      label.textContent = `${c} ${(100 * v).toFixed(1)}%`;
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      bar.style.width = `${(100 * v).toFixed(1)}%`;
+      row.append(label, bar);
+      col.appendChild(row);
+    });
+    return col;
+  };
+  const draw = () => {
+    const e = examples[Number(pick.value)];
+    const t = Number(slider.value);
+    shown.textContent = ` ${t}`;
+    canvas.width = e.cols;
+    canvas.height = e.rows;
+    const img = canvas.getContext('2d').createImageData(e.cols, e.rows);
+    e.pixels.forEach((v, i) => img.data.set([255 - v, 255 - v, 255 - v, 255], 4 * i));
+    canvas.getContext('2d').putImageData(img, 0, 0);
+    const hot = soften(e.logits, t);
+    bars.dataset.probabilities = hot.map((v) => v.toFixed(4)).join(',');
+    bars.replaceChildren(column('Teacher at T = 1 (what it predicts)', soften(e.logits, 1)), column(`Teacher at T = ${t} (the soft targets)`, hot));
+  };
+  pick.addEventListener('change', draw);
+  slider.addEventListener('input', draw);
+  draw();
 }
 
 // A sweep stage's report (experiment::sweep): accuracy against bits per scheme, each layer alone

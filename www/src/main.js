@@ -5,6 +5,7 @@
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
 import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
+import omitted3 from '../../recipes/omitted-3.json';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -34,6 +35,12 @@ $('idx-files').addEventListener('change', () => {
   worker.postMessage({ type: 'load-custom', files });
 });
 setupPipelineControls();
+// One click: Hinton's omitted-class experiment (the CLI runs the same file).
+$('preset-omitted-3').addEventListener('click', () => {
+  writeRecipe(omitted3);
+  showModelFields();
+  $('error').textContent = '';
+});
 
 // A shared link fills the controls; a malformed one says so and leaves the defaults.
 try {
@@ -54,6 +61,8 @@ function plannedEpochs(r) {
   for (const s of r.stages) {
     if (s.train) n += s.train.epochs;
     if (s.prune?.finetune) n += s.prune.every ? s.prune.finetune.epochs : s.prune.rounds * s.prune.finetune.epochs;
+    if (s.quantize?.finetune) n += s.quantize.finetune.epochs;
+    if (s.distill) n += s.distill.train.epochs * (s.distill.baseline === false ? 1 : 2);
   }
   return Math.max(n, 1);
 }
@@ -119,7 +128,9 @@ function onEvent(ev) {
 function addRunRow(report, recipe) {
   const last = report.stages[report.stages.length - 1];
   const pruned = [...report.stages].reverse().find((s) => s.pruning)?.pruning;
-  const model = recipe.model.arch + (recipe.model.hidden ? ` ${recipe.model.hidden.join('-')}` : recipe.model.widths ? ` ${recipe.model.widths.join('-')}` : '');
+  const describe = (m) => m.arch + (m.arch === 'mlp' && m.hidden ? ` ${m.hidden.join('-')}` : m.widths ? ` ${m.widths.join('-')}` : '');
+  const students = recipe.stages.filter((s) => s.distill?.student).map((s) => describe(s.distill.student));
+  const model = [describe(recipe.model), ...students].join(' → ');
   const pipeline = ['train', ...recipe.stages.map((s) => Object.keys(s)[0])].join(' → ');
   const cells = [
     runCount,
@@ -130,6 +141,11 @@ function addRunRow(report, recipe) {
     (pruned ? pruned.parameters : report.model.parameters).toLocaleString('en'),
     pruned ? `${(pruned.bytes_relative / 1024).toFixed(1)} KiB (5-bit rel.)` : `${(report.model.bytes_f32 / 1024).toFixed(1)} KiB (f32)`,
     last.inference_us_per_image.toFixed(1),
+    report.stages.filter((s) => s.distillation).map((s) => {
+      const d = s.distillation;
+      const pct = (v) => `${(100 * v).toFixed(2)}%`;
+      return `${pct(s.test_accuracy)} / ${d.baseline_accuracy === undefined ? '–' : pct(d.baseline_accuracy)} / ${pct(d.teacher_accuracy)}`;
+    }).join('; ') || '–',
   ];
   const row = document.createElement('tr');
   for (const v of cells) {

@@ -16,8 +16,8 @@ const showList = (v) => (Array.isArray(v) ? v.join(', ') : v === undefined || v 
 export const FIELDS = [
   { id: 'dataset', path: 'dataset', kind: 'text' },
   { id: 'seed', path: 'seed', kind: 'num' },
-  { id: 'limit-train', path: 'limit.train', kind: 'num' },
-  { id: 'limit-test', path: 'limit.test', kind: 'num' },
+  { id: 'limit-train', path: 'limit.train', kind: 'num', default: '60000' },
+  { id: 'limit-test', path: 'limit.test', kind: 'num', default: '10000' },
   { id: 'limit-holdout', path: 'limit.holdout', kind: 'num', optional: true },
   { id: 'arch', path: 'model.arch', kind: 'text' },
   { id: 'hidden', path: 'model.hidden', kind: 'list', when: (r) => r.model.arch === 'mlp' },
@@ -172,9 +172,18 @@ export const STAGE_KINDS = {
       { key: 'epochs', label: 'Student epochs', control: 'number', value: '3' },
       { key: 'lr', label: 'Student learning rate', control: 'number', value: '0.05' },
       { key: 'baseline', label: 'Also train the student from labels alone', ...SELECT([['yes', 'yes (compare)'], ['no', 'no']]), value: 'yes' },
+      { key: 'teacher', label: 'Teacher', ...SELECT([['so-far', 'the model so far'], ['trained', 'the first training\'s model'], ...[0, 1, 2, 3, 4, 5].map((k) => [String(k), `the model stage ${k + 1} left`])]), value: 'so-far' },
+      { key: 'omit', label: 'Classes the student never sees (e.g. 3; empty = none)', control: 'text', value: '' },
+      { key: 'bias', label: 'Then raise their bias by', control: 'number', value: '3.5' },
     ],
     toRecipe(v, train) {
       const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
+      if (v.teacher === 'trained') d.teacher = 'trained';
+      else if (v.teacher !== 'so-far' && v.teacher !== undefined) d.teacher = Number(v.teacher);
+      if (numList(v.omit ?? '').length) {
+        d.omit = numList(v.omit);
+        d.bias_correction = Number(v.bias);
+      }
       if (v.arch !== 'same') d.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
       if (v.arch !== 'same' && v.arch !== 'mlp' && numList(v.widths).length) d.student.widths = numList(v.widths);
       return { distill: d };
@@ -188,6 +197,9 @@ export const STAGE_KINDS = {
       epochs: d.train?.epochs,
       lr: d.train?.lr,
       baseline: d.baseline === false ? 'no' : 'yes',
+      teacher: d.teacher === undefined ? 'so-far' : String(d.teacher),
+      omit: showList(d.omit),
+      bias: d.bias_correction,
     }),
   },
   train: {
@@ -299,7 +311,7 @@ export function readRecipe() {
   for (const f of FIELDS) {
     const v = getPath(r, f.path);
     const raw = $(f.id).value.trim();
-    const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && raw === '') || (f.default !== undefined && raw === f.default);
+    const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && raw === '') || (f.optional && f.default !== undefined && raw === f.default);
     if ((f.when && !f.when(r)) || (f.optional && empty)) {
       const keys = f.path.split('.');
       delete getPath(r, keys.slice(0, -1).join('.'))[keys[keys.length - 1]];

@@ -300,17 +300,43 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.05' });
   await page.selectOption('#add-stage-kind', 'distill');
   await page.click('#add-stage');
-  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1' });
+  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1', '#stage-0-omit': '3', '#stage-0-bias': '2' });
   await page.click('#train');
   await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
   const shared = JSON.parse(new globalThis.URL(page.url()).searchParams.get('r'));
   assert.deepEqual(shared.stages[0].distill.student, { arch: 'mlp', hidden: [16] });
   assert.equal(shared.stages[0].distill.temperature, 3);
+  assert.deepEqual([shared.stages[0].distill.omit, shared.stages[0].distill.bias_correction], [[3], 2]);
   const box = page.locator('.stage-result[data-stage="1"]');
   const [student, baseline, teacher] = await Promise.all(['student', 'baseline', 'teacher'].map((k) => box.getAttribute(`data-${k}`)));
   for (const v of [student, baseline, teacher]) assert.ok(Number(v) > 0.5, `accuracies ${student} ${baseline} ${teacher}`);
-  assert.match(await box.locator('.facts').textContent(), /Student .*labels alone .*teacher .*agree on/);
+  assert.match(await box.locator('.facts').first().textContent(), /Student .*labels alone .*teacher .*agree on/);
+  // The omitted class: reported before and after the bias shift (a raised bias only wins 3s).
+  const omitted = box.locator('.facts.omitted');
+  assert.match(await omitted.textContent(), /Class 3 left out .*never saw one.*after raising their bias by 2/);
+  assert.ok(Number(await omitted.getAttribute('data-after')) >= Number(await omitted.getAttribute('data-before')));
+  // The temperature plot: the teacher's probabilities of one test image soften as T rises.
+  const bars = box.locator('.temperature-bars');
+  const probs = async () => (await bars.getAttribute('data-probabilities')).split(',').map(Number);
+  const atT = await probs();
+  assert.equal(atT.length, 10);
+  await box.locator('.temperature input[type=range]').fill('20');
+  const hot = await probs();
+  assert.ok(Math.max(...hot) < Math.max(...atT), `T = 20 did not soften: ${atT} -> ${hot}`);
+  assert.ok(Math.abs(hot.reduce((a, b) => a + b, 0) - 1) < 1e-3);
+  assert.equal(await bars.locator('.prediction').count(), 2);
+  // The runs table: the student after the teacher, and student / labels-only / teacher accuracies.
+  const cells = await page.$$eval('#runs-table tbody tr:last-child td', (tds) => tds.map((t) => t.textContent));
+  assert.match(cells[1], /^mlp 64 → mlp 16$/);
+  assert.match(cells[8], /^\d+\.\d\d% \/ \d+\.\d\d% \/ \d+\.\d\d%$/);
+  await box.screenshot({ path: path.join(artifacts, 'distilled.png') });
+  // One click loads Hinton's omitted-3 experiment into the controls.
+  await page.click('#preset-omitted-3');
+  assert.equal(await page.inputValue('#arch'), 'lenet5');
+  assert.equal(await page.inputValue('#limit-test'), '10000');
+  assert.deepEqual(await page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind)), ['distill']);
+  assert.equal(await page.inputValue('#pipeline fieldset.stage input[data-key=omit]'), '3');
   assert.deepEqual(errors, []);
   await page.close();
 });
