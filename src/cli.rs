@@ -209,6 +209,16 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     );
                 }
             }
+            for g in rep.stages.iter().filter_map(|s| s.distill_grid()) {
+                println!("distillation grid: student test accuracy per alpha (rows) and T (columns); teacher {:.2}%", g.teacher_accuracy * 100.0);
+                println!("  alpha \\ T {}", g.temperatures.iter().map(|t| format!("{t:>8}")).collect::<String>());
+                for (a, row) in g.alphas.iter().zip(&g.accuracy) {
+                    println!("  {a:>9} {}", row.iter().map(|c| c.map_or(format!("{:>8}", "diverged"), |v| format!("{:>7.2}%", v * 100.0))).collect::<String>());
+                }
+                if let Some((t, a, acc)) = g.best {
+                    println!("  best: T {t}, alpha {a}: {:.2}%", acc * 100.0);
+                }
+            }
             for q in rep.stages.iter().filter_map(|s| s.quantization()) {
                 println!(
                     "quantized ({:?}{}): float {:.2}% -> quantized {:.2}%; {} bytes f32 -> {} pruned -> {} quantized -> {} Huffman-coded ({:.1}x smaller){}",

@@ -281,6 +281,33 @@ pub enum Stage {
     /// architecture or another) trains against its soft targets (see experiment::distill); the
     /// student is the model from then on.
     Distill(DistillConfig),
+    /// One student distilled per cell of temperatures × alphas, from the same teacher, start and
+    /// sample orders; test accuracy per cell. Changes nothing (see experiment::grid).
+    DistillGrid(DistillGridConfig),
+}
+
+impl Stage {
+    /// A scan: measures and leaves the model as it was (no model of its own to teach or keep).
+    pub fn is_scan(&self) -> bool {
+        matches!(self, Stage::Sensitivity(_) | Stage::Sweep(_) | Stage::DistillGrid(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillGridConfig {
+    /// The students' architecture (default: the teacher's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<ModelConfig>,
+    /// Temperatures T (columns of the grid).
+    pub temperatures: Vec<f32>,
+    /// Soft-target weights α (rows; α = 0 is the student from labels alone).
+    pub alphas: Vec<f32>,
+    /// Each student's training.
+    pub train: TrainConfig,
+    /// Which model teaches (as a distill stage's `teacher`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<TeacherRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -824,6 +851,23 @@ impl Recipe {
         serde_json::to_string_pretty(self).expect("a recipe always serializes")
     }
 
+    /// Checks a distill stage's `teacher` (stage `i`, fields under `at`) and returns the weight
+    /// matrices of the model it names (`so_far` when it names none).
+    fn teacher_weights(&self, teacher: &Option<TeacherRef>, i: usize, at: &str, so_far: usize, trained: usize, left: &[usize]) -> Result<usize> {
+        match teacher {
+            None => Ok(so_far),
+            Some(TeacherRef::Named(n)) => {
+                check(n == "trained", &format!("{at}.teacher"), format!("must be \"trained\" or the index of an earlier stage, got \"{n}\""))?;
+                Ok(trained)
+            }
+            Some(TeacherRef::Stage(k)) => {
+                check(*k < i, &format!("{at}.teacher"), format!("must name an earlier stage (0..={}), got {k}", i as isize - 1))?;
+                check(!self.stages[*k].is_scan(), &format!("{at}.teacher"), format!("stages[{k}] is a scan that leaves no model of its own; name the stage before it or \"trained\""))?;
+                Ok(left[*k])
+            }
+        }
+    }
+
     /// The epoch of the first training stage whose weights a prune stage rewinds to, if any.
     pub fn rewind_epoch(&self) -> Option<usize> {
         self.stages.iter().find_map(|s| match s {
@@ -910,22 +954,7 @@ impl Recipe {
                     check(d.alpha.is_finite() && (0.0..=1.0).contains(&d.alpha), &format!("{at}.alpha"), format!("must be in [0, 1], got {}", d.alpha))?;
                     check(d.mse.is_finite() && (0.0..=10.0).contains(&d.mse), &format!("{at}.mse"), format!("must be in [0, 10], got {}", d.mse))?;
                     d.train.validate(&format!("{at}.train"))?;
-                    match &d.teacher {
-                        None => {}
-                        Some(TeacherRef::Named(n)) => {
-                            check(n == "trained", &format!("{at}.teacher"), format!("must be \"trained\" or the index of an earlier stage, got \"{n}\""))?;
-                            weights = trained_weights;
-                        }
-                        Some(TeacherRef::Stage(k)) => {
-                            check(*k < i, &format!("{at}.teacher"), format!("must name an earlier stage (0..={}), got {k}", i as isize - 1))?;
-                            check(
-                                !matches!(self.stages[*k], Stage::Sensitivity(_) | Stage::Sweep(_)),
-                                &format!("{at}.teacher"),
-                                format!("stages[{k}] is a scan that leaves no model of its own; name the stage before it or \"trained\""),
-                            )?;
-                            weights = left[*k];
-                        }
-                    }
+                    weights = self.teacher_weights(&d.teacher, i, &at, weights, trained_weights, &left)?;
                     let mut seen = [false; 256];
                     for (k, &c) in d.omit.iter().enumerate() {
                         check((c as usize) < crate::data::CLASSES && !seen[c as usize], &format!("{at}.omit[{k}]"), format!("must be a class 0..={} named once, got {c}", crate::data::CLASSES - 1))?;
@@ -939,6 +968,23 @@ impl Recipe {
                     if let Some(m) = &d.student {
                         m.validate_at(&format!("{at}.student"))?;
                         weights = m.weight_layers();
+                    }
+                }
+                Stage::DistillGrid(g) => {
+                    let at = format!("stages[{i}].distill-grid");
+                    check((1..=8).contains(&g.temperatures.len()), &format!("{at}.temperatures"), format!("needs 1..=8 values, got {}", g.temperatures.len()))?;
+                    check((1..=8).contains(&g.alphas.len()), &format!("{at}.alphas"), format!("needs 1..=8 values, got {}", g.alphas.len()))?;
+                    for (k, &t) in g.temperatures.iter().enumerate() {
+                        check(t.is_finite() && (0.1..=100.0).contains(&t), &format!("{at}.temperatures[{k}]"), format!("must be in [0.1, 100], got {t}"))?;
+                    }
+                    for (k, &a) in g.alphas.iter().enumerate() {
+                        check(a.is_finite() && (0.0..=1.0).contains(&a), &format!("{at}.alphas[{k}]"), format!("must be in [0, 1], got {a}"))?;
+                    }
+                    g.train.validate(&format!("{at}.train"))?;
+                    // A scan: the model after it is the one before, whatever teaches.
+                    self.teacher_weights(&g.teacher, i, &at, weights, trained_weights, &left)?;
+                    if let Some(m) = &g.student {
+                        m.validate_at(&format!("{at}.student"))?;
                     }
                 }
                 Stage::Sensitivity(c) => {

@@ -253,3 +253,39 @@ async fn frozen_teacher_case(ctx: GpuContext) {
     assert!(gpu.params().await.unwrap().max_abs_diff(&NetParams::init(&student, seed)) > 1e-3, "the student did not train (seed {seed})");
 }
 gpu_test!(teacher_parameters_stay_bit_identical, frozen_teacher_case);
+
+/// The T × α grid through a recipe, on both backends: one student per cell; with α = 0 the loss
+/// is plain cross-entropy whatever T is, so those cells train identically (same start, same sample
+/// orders) and must agree exactly; the grid is a scan (the model after it is the one before: a
+/// distill stage after it is taught by the trained model, and no model snapshot is kept for it).
+async fn grid_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("distill grid");
+    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 240, 10, 9), common::synthetic_sized(&mut rng, 120, 10, 9)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 2, "model": {"arch": "mlp", "hidden": [24]},
+            "train": {"epochs": 4, "batch": 16, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"distill-grid": {"student": {"arch": "mlp", "hidden": [6]}, "temperatures": [1, 4, 9], "alphas": [0, 0.9],
+                                         "train": {"epochs": 2, "batch": 16, "lr": 0.05, "momentum": 0.9}}},
+                       {"distill": {"student": {"arch": "mlp", "hidden": [6]}, "train": {"epochs": 1, "batch": 16, "lr": 0.05}, "baseline": false}}]}"#,
+    )
+    .unwrap();
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let g = out.report.stages[1].distill_grid().expect("a grid report");
+        assert_eq!((g.temperatures.clone(), g.alphas.clone(), g.accuracy.len(), g.accuracy[0].len()), (vec![1.0, 4.0, 9.0], vec![0.0, 0.9], 2, 3), "{what}");
+        let labels_only = g.accuracy[0][0].expect("converged");
+        assert!(g.accuracy[0].iter().all(|&a| a == Some(labels_only)), "{what}: alpha 0 depends on T: {:?} (seed {seed})", g.accuracy[0]);
+        assert!(g.accuracy.iter().flatten().all(|a| a.is_some_and(|a| a > 0.0 && a <= 1.0)), "{what}: {:?}", g.accuracy);
+        let best = g.best.unwrap();
+        assert_eq!(best.2, g.accuracy.iter().flatten().flatten().fold(0.0f32, |m, &a| m.max(a)), "{what}");
+        assert_eq!(g.teacher_accuracy, out.report.stages[0].test_accuracy, "{what}");
+        assert_eq!(out.report.stages[2].distillation().unwrap().teacher_accuracy, out.report.stages[0].test_accuracy, "{what}: the grid changed the model");
+        assert_eq!(out.models.iter().map(|m| m.stage).collect::<Vec<_>>(), vec![0, 2], "{what}");
+    }
+}
+gpu_test!(distill_grid_cells_and_scan, grid_case);

@@ -15,7 +15,7 @@ use crate::compress::quant::QuantFn;
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::{Error, Result};
 use crate::nn::{DistillParams, Net, NetParams, Role, Teacher, Transforms};
-use crate::recipe::{DistillConfig, TeacherRef};
+use crate::recipe::{DistillConfig, ModelConfig, TeacherRef, TrainConfig};
 use crate::reference::net::net_forward_with;
 use serde::Serialize;
 
@@ -89,8 +89,10 @@ fn is_zero(v: &f32) -> bool {
     *v == 0.0
 }
 
-pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<StageReport> {
-    let teacher = match &cfg.teacher {
+/// The teacher a distill (or grid) stage names: the model so far, the first training's, or an
+/// earlier stage's; with its test (loss, accuracy).
+pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cfg: &TrainConfig) -> Result<(Teacher, (f32, f32))> {
+    let teacher = match which {
         None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone() },
         Some(r) => {
             // "trained" is stage 0 of the run; stages[k] left the model of run stage k + 1.
@@ -98,22 +100,39 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
                 TeacherRef::Stage(k) => k + 1,
                 TeacherRef::Named(_) => 0,
             };
-            let m = run.models.iter().find(|m| m.stage == stage).ok_or_else(|| Error::recipe(&format!("stages[{}].distill.teacher", si - 1), format!("stage {stage} left no model")))?;
+            let m = run.models.iter().find(|m| m.stage == stage).ok_or_else(|| Error::recipe(&format!("stages[{}].teacher", si - 1), format!("stage {stage} left no model")))?;
             Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone() }
         }
     };
-    let teacher_state = ModelState { net: teacher.net.clone(), params: teacher.params.clone(), masks: None, transforms: Transforms { activations: teacher.activations.clone(), ..Transforms::default() } };
-    let mut t = run.trainer_with(&teacher_state, &run.data, &cfg.train);
-    let (_, teacher_accuracy) = means(t.evaluate().await?);
-    drop(t);
+    let state = ModelState { net: teacher.net.clone(), params: teacher.params.clone(), masks: None, transforms: Transforms { activations: teacher.activations.clone(), ..Transforms::default() } };
+    let metrics = means(run.trainer_with(&state, &run.data, cfg).evaluate().await?);
+    Ok((teacher, metrics))
+}
 
-    let input = teacher.net.input();
-    let student_net = match &cfg.student {
-        Some(m) => m.build(input, teacher.net.classes)?,
+/// A fresh student: `spec` (default: the teacher's architecture), seeded by the stage.
+pub fn student_of(run: &Run<'_>, si: usize, teacher: &Teacher, spec: &Option<ModelConfig>) -> Result<ModelState> {
+    let net = match spec {
+        Some(m) => m.build(teacher.net.input(), teacher.net.classes)?,
         None => teacher.net.clone(),
     };
-    let init = NetParams::init(&student_net, run.recipe.seed.wrapping_add(si as u64));
-    let student = ModelState { net: student_net, params: init, masks: None, transforms: Transforms::default() };
+    let params = NetParams::init(&net, run.recipe.seed.wrapping_add(si as u64));
+    Ok(ModelState { net, params, masks: None, transforms: Transforms::default() })
+}
+
+/// Trains `student` with the distillation head against `teacher` (run.model is the student
+/// afterwards), from sample order `epoch0` on.
+#[allow(clippy::too_many_arguments)]
+pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher, student: ModelState, p: DistillParams, cfg: &TrainConfig, epoch0: usize) -> Result<StageReport> {
+    run.epoch_counter = epoch0;
+    run.model = student;
+    let mut trainer = run.trainer(cfg);
+    trainer.set_teacher(teacher, p)?;
+    train_with(run, trainer, si, name, cfg, None::<&mut NoHook>).await
+}
+
+pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<StageReport> {
+    let (teacher, (_, teacher_accuracy)) = teacher_of(run, si, &cfg.teacher, &cfg.train).await?;
+    let student = student_of(run, si, &teacher, &cfg.student)?;
     let epochs_before = run.epoch_counter;
 
     // The transfer set: the training split, less any omitted classes (the test split is whole).
@@ -125,17 +144,13 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
         run.model = student.clone();
         let trainer = run.trainer(&cfg.train);
         let report = train_with(run, trainer, si, "distill (labels-only baseline)", &cfg.train, None::<&mut NoHook>).await?;
-        run.epoch_counter = epochs_before; // the distilled student sees the same sample orders
-        Some(report.test_accuracy)
+        Some(report.test_accuracy) // the distilled student then sees the same sample orders
     } else {
         None
     };
 
-    run.model = student;
-    let mut trainer = run.trainer(&cfg.train);
     let p = DistillParams { mse: cfg.mse, ..DistillParams::soft_targets(cfg.temperature, cfg.alpha) };
-    trainer.set_teacher(&teacher, p)?;
-    let trained = train_with(run, trainer, si, "distill", &cfg.train, None::<&mut NoHook>).await;
+    let trained = distil(run, si, "distill", &teacher, student, p, &cfg.train, epochs_before).await;
     run.data = full;
     let mut report = trained?;
 

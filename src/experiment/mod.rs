@@ -5,10 +5,11 @@
 //! replaces `run.model` and returns its report. Nothing here knows about the DOM or the terminal.
 //!
 //! Stages: `train` (also fine-tuning and the training loop every stage shares), `prune`,
-//! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`. Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
+//! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`, `grid` (distill-grid). Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
 
 pub mod distill;
 pub mod greedy;
+pub mod grid;
 pub mod integer;
 pub mod platform;
 pub mod prune;
@@ -295,7 +296,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
     // Every distill stage's student must build on these images too, before any training.
     for s in &recipe.stages {
-        if let Stage::Distill(crate::recipe::DistillConfig { student: Some(m), .. }) = s {
+        if let Stage::Distill(crate::recipe::DistillConfig { student: Some(m), .. }) | Stage::DistillGrid(crate::recipe::DistillGridConfig { student: Some(m), .. }) = s {
             m.build(Shape::new(data.train.rows, data.train.cols, 1), crate::data::CLASSES)?;
         }
     }
@@ -325,9 +326,10 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             Stage::Quantize(q) => quantize::run(&mut run, si, q).await?,
             Stage::Sweep(c) => sweep::run(&mut run, si, c).await?,
             Stage::Distill(d) => distill::run(&mut run, si, d).await?,
+            Stage::DistillGrid(g) => grid::run(&mut run, si, g).await?,
         };
         run.emit(&Event::Stage { stage: si, report: report.clone() }).await?;
-        if !matches!(s, Stage::Sensitivity(_) | Stage::Sweep(_)) {
+        if !s.is_scan() {
             let m = snapshot(&run, si, format!("{si}. {}", report.name));
             run.models.push(m);
         }

@@ -47,6 +47,8 @@ pub enum StageDetail {
     Quantization(crate::experiment::quantize::QuantReport),
     /// Distill stages.
     Distillation(crate::experiment::distill::DistillReport),
+    /// Temperature × alpha grids.
+    DistillGrid(crate::experiment::grid::GridReport),
 }
 
 impl StageReport {
@@ -72,6 +74,13 @@ impl StageReport {
     pub fn distillation(&self) -> Option<&crate::experiment::distill::DistillReport> {
         match &self.detail {
             Some(StageDetail::Distillation(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn distill_grid(&self) -> Option<&crate::experiment::grid::GridReport> {
+        match &self.detail {
+            Some(StageDetail::DistillGrid(g)) => Some(g),
             _ => None,
         }
     }

@@ -215,6 +215,40 @@ export function distillPanel(parent, index, report) {
   if (d.examples?.length) temperaturePlot(box, d.examples, short(d.temperature));
 }
 
+// A distill-grid stage's report: student test accuracy per (α, T) cell as a heat map (white at the
+// worst cell, dark green at the best), each cell labelled; diverged cells marked.
+export function gridPanel(parent, index, g) {
+  const box = stageBox(parent, index, 'distillation grid: temperature × α');
+  const facts = document.createElement('p');
+  facts.className = 'facts';
+  const pct = (v) => `${(100 * v).toFixed(2)}%`;
+  facts.textContent = `Teacher ${pct(g.teacher_accuracy)}; each cell a student of ${g.student_parameters.toLocaleString()} parameters distilled from the same start.` +
+    (g.best ? ` Best: T = ${Number(g.best[0].toPrecision(4))}, α = ${Number(g.best[1].toPrecision(4))} (${pct(g.best[2])}). α = 0 is the student from labels alone.` : '');
+  box.appendChild(facts);
+  const table = document.createElement('table');
+  table.className = 'heatmap';
+  const cells = g.accuracy.flat().filter((v) => v !== null);
+  const [lo, hi] = [Math.min(...cells), Math.max(...cells)];
+  const head = table.createTHead().insertRow();
+  head.appendChild(Object.assign(document.createElement('th'), { textContent: 'α \\ T' }));
+  for (const t of g.temperatures) head.appendChild(Object.assign(document.createElement('th'), { scope: 'col', textContent: String(Number(t.toPrecision(4))) }));
+  const body = table.createTBody();
+  g.alphas.forEach((a, r) => {
+    const row = body.insertRow();
+    row.appendChild(Object.assign(document.createElement('th'), { scope: 'row', textContent: String(Number(a.toPrecision(4))) }));
+    g.accuracy[r].forEach((v) => {
+      const td = row.insertCell();
+      td.dataset.accuracy = v === null ? 'diverged' : String(v);
+      td.textContent = v === null ? 'diverged' : pct(v);
+      const f = v === null || hi === lo ? 0 : (v - lo) / (hi - lo);
+      td.style.background = v === null ? '#f3c4c4' : `rgb(${Math.round(255 - 215 * f)}, ${Math.round(255 - 115 * f)}, ${Math.round(255 - 195 * f)})`;
+      td.style.color = f > 0.6 ? 'white' : 'black';
+    });
+  });
+  box.appendChild(table);
+  return box;
+}
+
 // What the temperature does: one test image's teacher probabilities softmax(z / T) at T = 1 and at
 // the T of the slider, as bars, recomputed from the stored logits as the slider moves.
 function temperaturePlot(box, examples, temperature) {

@@ -4,7 +4,7 @@
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, gridPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import omitted3 from '../../recipes/omitted-3.json';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
@@ -63,6 +63,8 @@ function plannedEpochs(r) {
     if (s.prune?.finetune) n += s.prune.every ? s.prune.finetune.epochs : s.prune.rounds * s.prune.finetune.epochs;
     if (s.quantize?.finetune) n += s.quantize.finetune.epochs;
     if (s.distill) n += s.distill.train.epochs * (s.distill.baseline === false ? 1 : 2);
+    const g = s['distill-grid'];
+    if (g) n += g.train.epochs * g.temperatures.length * g.alphas.length;
   }
   return Math.max(n, 1);
 }
@@ -117,6 +119,7 @@ function onEvent(ev) {
     if (ev.report.sensitivity) sensitivityPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sweep) sweepPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.distillation) distillPanel($('stage-results'), ev.stage, ev.report);
+    if (ev.report.distill_grid) gridPanel($('stage-results'), ev.stage, ev.report.distill_grid);
     if (ev.report.quantization) {
       quantizationPanel($('stage-results'), ev.stage, ev.report);
       bits.add(ev.report);

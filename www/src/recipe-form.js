@@ -202,6 +202,30 @@ export const STAGE_KINDS = {
       bias: d.bias_correction,
     }),
   },
+  'distill-grid': {
+    label: 'Distill grid (one student per temperature × α: a heat map)',
+    fields: [
+      { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
+      { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
+      { key: 'temperatures', label: 'Temperatures T (comma-separated)', control: 'text', value: '1, 2, 4, 8' },
+      { key: 'alphas', label: 'Weights α of the soft targets (0 = labels only)', control: 'text', value: '0, 0.5, 0.9' },
+      { key: 'epochs', label: 'Epochs per student', control: 'number', value: '2' },
+      { key: 'lr', label: 'Student learning rate', control: 'number', value: '0.05' },
+    ],
+    toRecipe(v, train) {
+      const g = { temperatures: numList(v.temperatures), alphas: numList(v.alphas), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) } };
+      if (v.arch !== 'same') g.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
+      return { 'distill-grid': g };
+    },
+    fromRecipe: (g) => ({
+      arch: g.student?.arch ?? 'same',
+      hidden: showList(g.student?.hidden),
+      temperatures: showList(g.temperatures),
+      alphas: showList(g.alphas),
+      epochs: g.train?.epochs,
+      lr: g.train?.lr,
+    }),
+  },
   train: {
     label: 'Fine-tune',
     fields: [

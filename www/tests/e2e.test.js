@@ -301,6 +301,9 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   await page.selectOption('#add-stage-kind', 'distill');
   await page.click('#add-stage');
   await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1', '#stage-0-omit': '3', '#stage-0-bias': '2' });
+  await page.selectOption('#add-stage-kind', 'distill-grid');
+  await page.click('#add-stage');
+  await fillAll(page, { '#stage-1-hidden': '32', '#stage-1-temperatures': '1, 4', '#stage-1-alphas': '0, 0.9', '#stage-1-epochs': '2' });
   await page.click('#train');
   await runEnds(page, 220_000);
   assert.equal(await page.textContent('#error'), '');
@@ -329,8 +332,16 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   // The runs table: the student after the teacher, and student / labels-only / teacher accuracies.
   const cells = await page.$$eval('#runs-table tbody tr:last-child td', (tds) => tds.map((t) => t.textContent));
   assert.match(cells[1], /^mlp 64 → mlp 16$/);
+  assert.match(cells[2], /^train → distill → distill-grid$/);
   assert.match(cells[8], /^\d+\.\d\d% \/ \d+\.\d\d% \/ \d+\.\d\d%$/);
   await box.screenshot({ path: path.join(artifacts, 'distilled.png') });
+  // The T × α grid: a heat map of 2 × 2 students; with α = 0 (labels only) T cannot matter.
+  const grid = page.locator('.stage-result[data-stage="2"] table.heatmap');
+  const acc = await grid.locator('td').evaluateAll((tds) => tds.map((t) => t.dataset.accuracy));
+  assert.equal(acc.length, 4);
+  assert.equal(acc[0], acc[1], `alpha 0 row differs across T: ${acc}`);
+  assert.ok(acc.every((a) => Number(a) > 0.3), `${acc}`);
+  await grid.screenshot({ path: path.join(artifacts, 'distill-grid.png') });
   // One click loads Hinton's omitted-3 experiment into the controls.
   await page.click('#preset-omitted-3');
   assert.equal(await page.inputValue('#arch'), 'lenet5');
