@@ -289,3 +289,59 @@ async fn grid_case(ctx: GpuContext) {
     }
 }
 gpu_test!(distill_grid_cells_and_scan, grid_case);
+
+/// (β/2)·‖v_S − v_T‖² averaged over the valid rows, in f64 from the definition.
+fn attention_f64(s: &[f64], t: &[f32], valid: usize, positions: usize, cs: usize, ct: usize, beta: f64) -> f64 {
+    let mut total = 0.0;
+    for b in 0..valid {
+        let qs: Vec<f64> = (0..positions).map(|q| (0..cs).map(|c| s[(b * positions + q) * cs + c].powi(2)).sum()).collect();
+        let qt: Vec<f64> = (0..positions).map(|q| (0..ct).map(|c| (t[(b * positions + q) * ct + c] as f64).powi(2)).sum()).collect();
+        let (ns, nt) = (qs.iter().map(|v| v * v).sum::<f64>().sqrt(), qt.iter().map(|v| v * v).sum::<f64>().sqrt());
+        let unit = |v: f64, n: f64| if n > 0.0 { v / n } else { 0.0 };
+        total += 0.5 * beta * qs.iter().zip(&qt).map(|(a, b)| (unit(*a, ns) - unit(*b, nt)).powi(2)).sum::<f64>();
+    }
+    total / valid as f64
+}
+
+/// Attention transfer (shaders/attention.wgsl) against its twin on awkward shapes (padding rows,
+/// more positions than a workgroup's 64 lanes, different channel counts, a row whose student map
+/// is all zero), and the twin's gradient against finite differences of the definition.
+async fn attention_case(ctx: GpuContext) {
+    use squeeze::gpu::kernels::AttentionParams;
+    use squeeze::reference::ops::attention_transfer_reference;
+    let (mut rng, seed) = fresh_rng("attention transfer");
+    for &(rows, valid, positions, cs, ct, beta) in &[(7usize, 5usize, 13usize, 5usize, 3usize, 2.5f32), (3, 3, 150, 2, 4, 1000.0)] {
+        let mut student = random_vec(&mut rng, rows * positions * cs, -1.0, 1.0);
+        let teacher = random_vec(&mut rng, rows * positions * ct, -1.0, 1.0);
+        if valid > 2 {
+            student[positions * cs..2 * positions * cs].fill(0.0); // row 1: a dead student map
+        }
+        let base_loss = random_vec(&mut rng, rows, 0.0, 1.0);
+        let (want_grad, want_loss) = attention_transfer_reference(&student, &teacher, rows, valid, positions, cs, ct, beta);
+        let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
+        let (gs, gt) = (ctx.storage(&student, "student"), ctx.storage(&teacher, "teacher"));
+        let grad = ctx.storage(&vec![f32::NAN; rows * positions * cs], "grad");
+        let loss = ctx.storage(&base_loss, "row loss");
+        let p = AttentionParams { rows: rows as u32, positions: positions as u32, cs: cs as u32, ct: ct as u32, beta, _pad: [0; 3] };
+        run(&ctx, [&ctx.attention_transfer(p, &step, &gs, &gt, &grad, &loss)]);
+        let what = format!("attention {rows}x{positions}x{cs}/{ct}");
+        assert_close(&format!("{what} grad"), &ctx.read::<f32>(&grad).await.unwrap(), &want_grad, 1e-3, 1e-6, seed);
+        let added: Vec<f32> = base_loss.iter().zip(&want_loss).map(|(a, b)| a + b).collect();
+        assert_close(&format!("{what} row loss (added)"), &ctx.read::<f32>(&loss).await.unwrap(), &added, 1e-4, 1e-5, seed);
+        assert!(want_loss[valid..].iter().all(|&l| l == 0.0) && want_grad[valid * positions * cs..].iter().all(|&g| g == 0.0), "{what}: padding rows");
+        // The mean of the twin's row losses is the definition; its gradient is the definition's.
+        let s64: Vec<f64> = student.iter().map(|&v| v as f64).collect();
+        let def = attention_f64(&s64, &teacher, valid, positions, cs, ct, beta as f64);
+        assert!((want_loss.iter().sum::<f32>() as f64 / valid as f64 - def).abs() < 1e-4 * def.max(1.0), "{what}: loss {} vs {def}", want_loss.iter().sum::<f32>() / valid as f32);
+        for _ in 0..12 {
+            let i = rng.below((valid * positions * cs) as u32) as usize;
+            let h = 1e-4;
+            let (mut up, mut down) = (s64.clone(), s64.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (attention_f64(&up, &teacher, valid, positions, cs, ct, beta as f64) - attention_f64(&down, &teacher, valid, positions, cs, ct, beta as f64)) / (2.0 * h);
+            assert!((want_grad[i] as f64 - fd).abs() <= 2e-3 * fd.abs() + 1e-4 * beta as f64 / 1000.0 + 1e-6, "{what} element {i}: twin {} vs finite difference {fd} (seed {seed})", want_grad[i]);
+        }
+    }
+}
+gpu_test!(attention_transfer_matches_reference_and_definition, attention_case);

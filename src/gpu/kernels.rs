@@ -46,6 +46,7 @@ pub struct Kernels {
     pub bn_backward_input: Kernel,
     pub add_forward: Kernel,
     pub add_into: Kernel,
+    pub attention_transfer: Kernel,
     pub fake_quant: Kernel,
     pub fake_quant_act: Kernel,
     pub ste_clip: Kernel,
@@ -98,6 +99,7 @@ impl Kernels {
         let bn = module(shader!("batchnorm.wgsl"));
         let add = module(shader!("add.wgsl"));
         let quant = module(shader!("quant.wgsl"));
+        let attention = module(shader!("attention.wgsl"));
         let k = |m: &wgpu::ShaderModule, entry: &str| Kernel::new(device, m, entry);
         Kernels {
             matmul: k(&matmul, "matmul"),
@@ -130,6 +132,7 @@ impl Kernels {
             bn_backward_input: k(&bn, "bn_backward_input"),
             add_forward: k(&add, "add_forward"),
             add_into: k(&add, "add_into"),
+            attention_transfer: k(&attention, "attention_transfer"),
             fake_quant: k(&quant, "fake_quant"),
             fake_quant_act: k(&quant, "fake_quant_act"),
             ste_clip: k(&quant, "ste_clip"),
@@ -320,6 +323,12 @@ impl GpuContext {
         let weights = self.uniform(&w, "distill weights"); // kept alive by the bind group
         let at = [(1, step), (2, logits), (3, labels), (4, dlogits), (5, row_loss), (6, teacher), (7, &weights)];
         self.launch_at(&self.kernels.distill_loss, &p, &at, [p.rows.div_ceil(64), 1, 1], "distill_loss")
+    }
+
+    /// Attention transfer between a student and a teacher node output (shaders/attention.wgsl):
+    /// adds each row's loss into `row_loss`, writes the student output's gradient to `grad`.
+    pub fn attention_transfer(&self, p: AttentionParams, step: &wgpu::Buffer, student: &wgpu::Buffer, teacher: &wgpu::Buffer, grad: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.attention_transfer, &p, &[step, student, teacher, grad, row_loss], [p.rows, 1, 1], "attention_transfer")
     }
 
     /// correct[B] = argmax(logits[b]) == labels[b] for b < V.
@@ -760,6 +769,18 @@ pub struct HeadParams {
 pub struct StepParams {
     pub offset: u32,
     pub valid: u32,
+}
+
+/// Uniform of shaders/attention.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionParams {
+    pub rows: u32,
+    pub positions: u32,
+    pub cs: u32,
+    pub ct: u32,
+    pub beta: f32,
+    pub _pad: [u32; 3],
 }
 
 /// Uniform of shaders/data.wgsl.

@@ -191,6 +191,37 @@ pub fn gather_batch_reference(
     (x, y)
 }
 
+/// attention_transfer: per valid row, v = q/‖q‖ of q[p] = Σ_c a[p, c]² for the student [B, P, Cs]
+/// and teacher [B, P, Ct] outputs; returns (grad [B, P, Cs] of the mean over V rows of
+/// (β/2)·‖v_S − v_T‖², that loss per row [B]). Padding rows: zero.   (shaders/attention.wgsl)
+#[allow(clippy::too_many_arguments)]
+pub fn attention_transfer_reference(student: &[f32], teacher: &[f32], rows: usize, valid: usize, positions: usize, cs: usize, ct: usize, beta: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut grad = vec![0.0f32; rows * positions * cs];
+    let mut loss = vec![0.0f32; rows];
+    let map = |a: &[f32], c: usize, b: usize| -> Vec<f32> { (0..positions).map(|q| a[(b * positions + q) * c..(b * positions + q + 1) * c].iter().map(|v| v * v).sum()).collect() };
+    for b in 0..valid {
+        let (qs, qt) = (map(student, cs, b), map(teacher, ct, b));
+        let norm = |q: &[f32]| q.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let unit = |q: &[f32], n: f32| -> Vec<f32> { q.iter().map(|v| if n > 0.0 { v / n } else { 0.0 }).collect() };
+        let (ns, nt) = (norm(&qs), norm(&qt));
+        let (vs, vt) = (unit(&qs, ns), unit(&qt, nt));
+        let g: Vec<f32> = vs.iter().zip(&vt).map(|(s, t)| beta * (s - t)).collect();
+        loss[b] = 0.5 * beta * vs.iter().zip(&vt).map(|(s, t)| (s - t) * (s - t)).sum::<f32>();
+        if ns == 0.0 {
+            continue;
+        }
+        let vg: f32 = vs.iter().zip(&g).map(|(a, b)| a * b).sum();
+        for q in 0..positions {
+            let dq = (g[q] - vs[q] * vg) / ns / valid as f32;
+            for c in 0..cs {
+                let i = (b * positions + q) * cs + c;
+                grad[i] = 2.0 * student[i] * dq;
+            }
+        }
+    }
+    (grad, loss)
+}
+
 /// mask_apply: w *= mask.   (shaders/mask.wgsl)
 pub fn mask_apply_reference(w: &mut [f32], mask: &[f32]) {
     for (v, m) in w.iter_mut().zip(mask) {

@@ -341,7 +341,7 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   assert.equal(acc.length, 4);
   assert.equal(acc[0], acc[1], `alpha 0 row differs across T: ${acc}`);
   assert.ok(acc.every((a) => Number(a) > 0.3), `${acc}`);
-  await grid.screenshot({ path: path.join(artifacts, 'distill-grid.png') });
+  await page.locator('.stage-result[data-stage="2"]').screenshot({ path: path.join(artifacts, 'distill-grid.png') });
   // One click loads Hinton's omitted-3 experiment into the controls.
   await page.click('#preset-omitted-3');
   assert.equal(await page.inputValue('#arch'), 'lenet5');
