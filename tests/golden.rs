@@ -403,6 +403,52 @@ async fn distill_case(ctx: GpuContext) {
 }
 gpu_test!(distillation_step_matches_cpu_reference, distill_case);
 
+/// Attention transfer in the student's step, GPU against the CPU reference: a conv student whose
+/// first conv output (6x5, 4 channels) is compared with the odd convnet teacher's (6x5, 5
+/// channels) twice (two weights: the gradients accumulate), beside soft targets; same loss, test
+/// metrics and parameters, and not what the soft targets alone train. A pair of maps of different
+/// sizes is refused.
+async fn attention_case(ctx: GpuContext) {
+    use squeeze::nn::{AttentionTransfer, DistillParams, Teacher};
+    let (mut rng, seed) = fresh_rng("attention");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let teacher_net = odd_convnet();
+    let teacher = Teacher { params: NetParams::init(&teacher_net, seed ^ 1), activations: vec![], net: teacher_net };
+    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
+    student.then(Op::Conv { outputs: 4, k: 3, stride: 2, pad: 1 }, true); // 6x5x4
+    student.then(Op::Conv { outputs: 3, k: 2, stride: 1, pad: 1 }, true); // 7x6x3
+    student.then(Op::Dense { outputs: 10 }, false);
+    let init = NetParams::init(&student, seed);
+    let p = DistillParams::soft_targets(3.0, 0.7);
+    let pairs = [AttentionTransfer { student: 1, teacher: 1, beta: 40.0 }, AttentionTransfer { student: 1, teacher: 1, beta: 15.0 }];
+    let opt = float_opt();
+    let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
+    let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
+    let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
+    for t in [&mut cpu, &mut plain] {
+        t.set_teacher(&teacher, p).unwrap();
+    }
+    gpu.set_teacher(&teacher, p).unwrap();
+    // Before anything: a pair of 7x6 and 6x5 maps is refused on both backends.
+    let wrong = [AttentionTransfer { student: 2, teacher: 1, beta: 1.0 }];
+    assert!(gpu.set_attention(&wrong).is_err() && cpu.set_attention(&wrong).is_err());
+    gpu.set_attention(&pairs).unwrap();
+    cpu.set_attention(&pairs).unwrap();
+    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, 0.05);
+    let (g, c, q) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics(), plain.take_metrics());
+    assert_close("attention train loss sum", &g[..1], &c[..1], 1e-3, 1e-3, seed);
+    assert!(c[0] > q[0] + 1e-3, "the attention terms added no loss: {} vs {} (seed {seed})", c[0], q[0]);
+    let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
+    assert_close("attention test metrics", &g[..3], &c[..3], 1e-3, 1e-3, seed);
+    let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+    for (j, _) in student.tensors().iter().enumerate() {
+        assert_close(&format!("attention tensor {j}"), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-4, seed);
+    }
+    assert!(cp.max_abs_diff(&plain.params) > 1e-3, "attention transfer trained exactly like the soft targets alone (seed {seed})");
+}
+gpu_test!(attention_transfer_step_matches_cpu_reference, attention_case);
+
 fn float_opt() -> OptimizerConfig {
     OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 }
 }

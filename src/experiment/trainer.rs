@@ -75,6 +75,13 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_teacher(teacher, p),
         }
     }
+    /// Attention transfer with the teacher (after set_teacher; see GpuTrainer::set_attention).
+    pub fn set_attention(&mut self, pairs: &[crate::nn::AttentionTransfer]) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => t.set_attention(pairs),
+            Trainer::Cpu(t) => t.set_attention(pairs),
+        }
+    }
     /// Augmentation: training images moved by up to `k` pixels each way (0: none).
     pub fn set_jitter(&mut self, k: usize) {
         match self {

@@ -6,7 +6,7 @@
 //! Legend: B = batch rows (padded), P = pixels, R = B·H·W rows of an NHWC activation.
 
 use super::context::GpuContext;
-use super::kernels::{run, BnBuffers, BnParams, GatherParams, HeadParams, Launch, MatmulParams, QuantParams, StepParams};
+use super::kernels::{run, AttentionParams, BnBuffers, BnParams, GatherParams, HeadParams, Launch, MatmulParams, QuantParams, StepParams};
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::Result;
 use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
@@ -342,6 +342,14 @@ pub struct GpuTrainer {
     step_syncs: Vec<Launch>,
     /// The frozen teacher's parameter buffers and lengths (empty without one).
     teacher_params: Vec<(wgpu::Buffer, usize)>,
+    /// The teacher's net and its activation buffers (written by its forward in each step).
+    teacher: Option<(Net, Vec<wgpu::Buffer>)>,
+    /// Attention transfer: per pair, the backward index before which its gradient is added into
+    /// the student node's output gradient, and that add (the losses run in `train` after the head).
+    attention: Vec<(usize, Launch)>,
+    /// Per node, its output gradient buffer and where its backward section starts in `backward`.
+    dacts: Vec<Option<wgpu::Buffer>>,
+    backward_at: Vec<usize>,
     _state: Vec<wgpu::Buffer>,
 }
 
@@ -404,7 +412,9 @@ impl GpuTrainer {
         // rest accumulate. Launch order is reverse node order, so this is known when building.
         let mut written = vec![false; net.nodes.len()];
         let mut backward = Vec::new();
+        let mut backward_at = vec![0; net.nodes.len()];
         for n in (1..net.nodes.len()).rev() {
+            backward_at[n] = backward.len(); // dacts[n] is complete here (its readers came first)
             let node = &net.nodes[n];
             let dy = dacts[n].as_ref().expect("gradient buffer");
             let size = rows * node.shape.size() as u32;
@@ -520,7 +530,7 @@ impl GpuTrainer {
         let mut state = grads.clone();
         state.extend(first);
         state.extend(second);
-        state.extend(dacts.into_iter().flatten());
+        state.extend(dacts.iter().flatten().cloned());
         state.extend([partial, ones]);
         state.extend(weight_steps.into_iter().chain(act_steps).flatten());
         // Shared weights: the centroids move and the members follow after every update.
@@ -531,7 +541,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, attention: Vec::new(), dacts, backward_at, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -553,7 +563,7 @@ impl GpuTrainer {
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
         }
         let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs);
-        run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
+        run(&self.ctx, self.train.launches.iter().chain(self.backward_pass()).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
     }
 
     /// Installs pruning masks, one per tensor in `Net::tensors()` order (`None`: unpruned), and
@@ -595,10 +605,52 @@ impl GpuTrainer {
         launches.push(ctx.distill_loss(head, p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
         let at = self.train.loss_at;
         let from = at - self.train.teacher_launches;
-        self.train.launches.splice(from..=at, launches);
+        // Replaces the previous teacher's launches, head and attention terms.
+        self.train.launches.splice(from..=at + self.attention.len(), launches);
         self.train.loss_at = from + count;
         self.train.teacher_launches = count;
+        self.teacher = Some((teacher.net.clone(), acts));
+        self.attention.clear();
         Ok(())
+    }
+
+    /// Attention transfer with the teacher (set_teacher first; a later set_teacher clears it):
+    /// each pair's loss joins the rows' after the distillation head, in the same submit, and its
+    /// gradient enters the student node's output gradient before that node's backward. Replaces
+    /// earlier pairs. A pair whose maps differ in size is refused before anything changes.
+    pub fn set_attention(&mut self, pairs: &[crate::nn::AttentionTransfer]) -> Result<()> {
+        let Some((teacher_net, teacher_acts)) = &self.teacher else {
+            return Err(crate::Error::Invalid("attention transfer needs a teacher: set it first".into()));
+        };
+        let shapes: Vec<(usize, usize, usize)> = pairs.iter().map(|a| a.shapes(&self.net, teacher_net)).collect::<Result<_>>()?;
+        let (ctx, rows) = (&self.ctx, self.train.rows);
+        let mut forward = Vec::new();
+        let mut attention = Vec::new();
+        for (a, &(positions, cs, ct)) in pairs.iter().zip(&shapes) {
+            let grad = zeroed(ctx, rows as usize * positions * cs, "attention gradient"); // kept alive by both launches
+            let p = AttentionParams { rows, positions: positions as u32, cs: cs as u32, ct: ct as u32, beta: a.beta, _pad: [0; 3] };
+            forward.push(ctx.attention_transfer(p, &self.train.step, &self.train.acts[a.student], &teacher_acts[a.teacher], &grad, &self.train.row_loss));
+            let dy = self.dacts[a.student].as_ref().expect("an inner node has a gradient buffer");
+            attention.push((self.backward_at[a.student], ctx.add_into(rows * (positions * cs) as u32, &grad, dy, true)));
+        }
+        let at = self.train.loss_at;
+        self.train.launches.splice(at + 1..at + 1 + self.attention.len(), forward);
+        attention.sort_by_key(|(i, _)| *i);
+        self.attention = attention;
+        Ok(())
+    }
+
+    /// The backward launches with the attention terms' gradients added where they belong.
+    fn backward_pass(&self) -> Vec<&Launch> {
+        let mut out = Vec::with_capacity(self.backward.len() + self.attention.len());
+        let mut extra = self.attention.iter().peekable();
+        for (i, l) in self.backward.iter().enumerate() {
+            while let Some((_, e)) = extra.next_if(|(at, _)| *at == i) {
+                out.push(e);
+            }
+            out.push(l);
+        }
+        out
     }
 
     /// Augmentation: every training image moved by up to `k` pixels each way from now on
@@ -644,7 +696,7 @@ impl GpuTrainer {
                 break;
             }
             self.train.set_step(&self.ctx, offset, batch.min(n - offset));
-            run(&self.ctx, self.train.launches.iter().chain(&self.backward).chain(&acc));
+            run(&self.ctx, self.train.launches.iter().chain(self.backward_pass()).chain(&acc));
         }
         self.take_metrics().await?; // the scoring batches are not training progress
         for (j, v) in running {

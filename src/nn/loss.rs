@@ -52,3 +52,35 @@ impl DistillParams {
         DistillParams { temperature, kl: alpha, ce: 1.0 - alpha, mse: 0.0 }
     }
 }
+
+/// Attention transfer (Zagoruyko & Komodakis 2017) between a student node and a teacher node:
+/// (β/2)·‖v_S − v_T‖² per row of their L2-normalised spatial attention maps (channel-wise sums of
+/// squares; shaders/attention.wgsl), added to the loss slot's loss. The nodes' outputs must have
+/// the same height and width (any channels) and more than one position.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionTransfer {
+    /// Node index in the student's net (its output, after any ReLU).
+    pub student: usize,
+    /// Node index in the teacher's net.
+    pub teacher: usize,
+    /// Weight β (Zagoruyko & Komodakis used 1000 with maps of a few hundred positions).
+    pub beta: f32,
+}
+
+impl AttentionTransfer {
+    /// (positions, student channels, teacher channels), or why the pair cannot be compared.
+    pub fn shapes(&self, student: &Net, teacher: &Net) -> Result<(usize, usize, usize)> {
+        let node = |net: &Net, n: usize, who: &str| {
+            net.nodes.get(n).map(|x| x.shape).filter(|_| n > 0).ok_or_else(|| Error::Invalid(format!("attention transfer: the {who} has nodes 1..={}, not {n}", net.nodes.len() - 1)))
+        };
+        let (s, t) = (node(student, self.student, "student")?, node(teacher, self.teacher, "teacher")?);
+        if (s.h, s.w) != (t.h, t.w) || s.h * s.w < 2 {
+            return Err(Error::Invalid(format!(
+                "attention transfer compares maps of the same size with more than one position: student node {} is {}x{}, teacher node {} is {}x{}",
+                self.student, s.h, s.w, self.teacher, t.h, t.w
+            )));
+        }
+        Ok((s.h * s.w, s.c, t.c))
+    }
+}

@@ -9,7 +9,7 @@ use super::ops::*;
 use crate::data::{Normalization, Splits};
 use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
-use crate::nn::{DistillParams, OptimizerConfig, OptimizerKind, Teacher, Transforms};
+use crate::nn::{AttentionTransfer, DistillParams, OptimizerConfig, OptimizerKind, Teacher, Transforms};
 use ndarray::ArrayView2;
 
 /// What a forward pass keeps for backward: every node's output and each op's extras.
@@ -162,19 +162,24 @@ fn contribute(dacts: &mut [Option<Vec<f32>>], i: usize, g: Vec<f32>) {
 
 /// Gradients of every tensor (zeros for the running statistics) from dlogits [B, classes].
 pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>) -> NetParams {
-    net_backward_with(net, params, tape, dlogits, &[]).0
+    net_backward_with(net, params, tape, dlogits, &[], Vec::new()).0
 }
 
 /// `net_backward` where the activation quantizers of some nodes have learned steps (`learned[n]`:
 /// the quantizer and LSQ's gradient scale): their step gradients per node come back beside
 /// (lsq_backward_reference, which also passes dY straight through).
-pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>, learned: &[Option<(QuantFn, f32)>]) -> (NetParams, Vec<Option<Vec<f32>>>) {
+pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>, learned: &[Option<(QuantFn, f32)>], injected: Vec<(usize, Vec<f32>)>) -> (NetParams, Vec<Option<Vec<f32>>>) {
     let first = first_tensor(net);
     let rows = tape.rows;
     let mut grads = NetParams::zeros(net);
     let mut steps = vec![None; net.nodes.len()];
     let mut dacts: Vec<Option<Vec<f32>>> = vec![None; net.nodes.len()];
     dacts[net.last()] = Some(dlogits);
+    // Gradients of extra loss terms on intermediate outputs (attention transfer) add to what the
+    // node's readers send back.
+    for (n, g) in injected {
+        contribute(&mut dacts, n, g);
+    }
     for n in (1..net.nodes.len()).rev() {
         let node = &net.nodes[n];
         let Some(mut dy) = dacts[n].take() else { continue };
@@ -255,8 +260,20 @@ pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels
 }
 
 /// The loss slot of the CPU reference: cross-entropy against the labels (None), or the
-/// distillation head against a teacher's logits [rows, classes] (distill_loss_reference).
-pub type Head<'a> = Option<(&'a [f32], &'a DistillParams)>;
+/// distillation head against a teacher's logits [rows, classes] (distill_loss_reference) with
+/// any attention-transfer terms on intermediate nodes.
+pub type Head<'a> = Option<(&'a [f32], &'a DistillParams, &'a [AttentionIn<'a>])>;
+
+/// One attention-transfer term (attention_transfer_reference): student node, the teacher node's
+/// output [rows, positions, ct], and the pair's shapes and weight.
+pub struct AttentionIn<'a> {
+    pub node: usize,
+    pub teacher: &'a [f32],
+    pub positions: usize,
+    pub cs: usize,
+    pub ct: usize,
+    pub beta: f32,
+}
 
 /// `net_loss_and_grads` with activation transforms (see `net_forward_with`), the step
 /// gradients of the learned ones (see `net_backward_with`), and the loss in `head`.
@@ -264,11 +281,20 @@ pub type Head<'a> = Option<(&'a [f32], &'a DistillParams)>;
 pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>], head: Head) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
     let tape = net_forward_keeping(net, params, x, rows, valid, true, acts, learned);
     let logits = logits_array(tape.logits(), rows, net.classes);
-    let (dlogits, row_loss) = match head {
+    let (dlogits, mut row_loss) = match head {
         None => softmax_xent_reference(&logits, labels, valid),
-        Some((teacher, p)) => distill_loss_reference(&logits, &logits_array(teacher, rows, net.classes), labels, valid, p),
+        Some((teacher, p, _)) => distill_loss_reference(&logits, &logits_array(teacher, rows, net.classes), labels, valid, p),
     };
-    let (grads, steps) = net_backward_with(net, params, &tape, dlogits.into_raw_vec_and_offset().0, learned);
+    // Attention transfer: its loss joins the rows', its gradient enters the student node's output.
+    let mut injected = Vec::new();
+    for a in head.map(|h| h.2).unwrap_or(&[]) {
+        let (grad, loss) = attention_transfer_reference(&tape.acts[a.node], a.teacher, rows, valid, a.positions, a.cs, a.ct, a.beta);
+        for (r, l) in row_loss.iter_mut().zip(&loss) {
+            *r += l;
+        }
+        injected.push((a.node, grad));
+    }
+    let (grads, steps) = net_backward_with(net, params, &tape, dlogits.into_raw_vec_and_offset().0, learned, injected);
     (row_loss.iter().sum::<f32>() / valid as f32, grads, tape, steps)
 }
 
@@ -305,6 +331,8 @@ pub struct CpuTrainer {
     teacher: Option<(Teacher, DistillParams)>,
     /// Augmentation: training images moved by up to this many pixels (data::jitter_shift).
     jitter: usize,
+    /// Attention-transfer terms with the teacher: (pair, positions, student and teacher channels).
+    attention: Vec<(AttentionTransfer, (usize, usize, usize))>,
 }
 
 type Moments = (Vec<f32>, Vec<f32>);
@@ -330,7 +358,7 @@ struct StepGrads {
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0 }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0, attention: Vec::new() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -349,6 +377,16 @@ impl CpuTrainer {
     pub fn set_teacher(&mut self, teacher: &Teacher, p: DistillParams) -> crate::error::Result<()> {
         teacher.check_student(&self.net)?;
         self.teacher = Some((teacher.clone(), p));
+        self.attention.clear();
+        Ok(())
+    }
+
+    /// Same contract as `GpuTrainer::set_attention`.
+    pub fn set_attention(&mut self, pairs: &[AttentionTransfer]) -> crate::error::Result<()> {
+        let Some((teacher, _)) = &self.teacher else {
+            return Err(crate::error::Error::Invalid("attention transfer needs a teacher: set it first".into()));
+        };
+        self.attention = pairs.iter().map(|a| Ok((*a, a.shapes(&self.net, &teacher.net)?))).collect::<crate::error::Result<_>>()?;
         Ok(())
     }
 
@@ -389,9 +427,13 @@ impl CpuTrainer {
         let masters = self.swap_in_transformed(infos);
         let t = &self.transforms;
         let learned: Vec<Option<(QuantFn, f32)>> = self.net.nodes.iter().enumerate().map(|(n, node)| t.learned_activation(n).map(|q| (q.clone(), q.lsq_grad_scale(node.shape.size())))).collect();
-        let teacher_logits = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, x.clone(), valid, valid, false, &teacher.activations).acts.pop().expect("logits"));
+        let teacher_acts = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, x.clone(), valid, valid, false, &teacher.activations).acts);
         let t = &self.transforms;
-        let head = teacher_logits.as_deref().zip(self.teacher.as_ref().map(|(_, p)| p));
+        let attention: Vec<AttentionIn> = match &teacher_acts {
+            Some(acts) => self.attention.iter().map(|(a, (positions, cs, ct))| AttentionIn { node: a.student, teacher: &acts[a.teacher], positions: *positions, cs: *cs, ct: *ct, beta: a.beta }).collect(),
+            None => Vec::new(),
+        };
+        let head = teacher_acts.as_ref().and_then(|a| a.last()).zip(self.teacher.as_ref()).map(|(logits, (_, p))| (&logits[..], p, &attention[..]));
         let (loss, mut grads, tape, act_steps) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned, head);
         self.restore_masters(masters);
         let mut weight_steps = vec![None; infos.len()];
