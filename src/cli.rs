@@ -183,10 +183,11 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             }
             for (s, d) in rep.stages.iter().filter_map(|s| Some((s, s.distillation()?))) {
                 println!(
-                    "distilled (T {}, alpha {}{}): student {:.2}% ({} parameters){}; teacher {:.2}% ({} parameters); top-1 agreement {:.2}%, mean KL(teacher || student) {:.4}",
+                    "distilled (T {}, alpha {}{}{}): student {:.2}% ({} parameters){}; teacher {:.2}% ({} parameters); top-1 agreement {:.2}%, mean KL(teacher || student) {:.4}",
                     d.temperature,
                     d.alpha,
                     if d.mse > 0.0 { format!(", logit MSE {}", d.mse) } else { String::new() },
+                    d.attention.iter().map(|a| format!(", attention student node {} ~ teacher node {} (beta {})", a.student, a.teacher, a.beta)).collect::<String>(),
                     s.test_accuracy * 100.0,
                     d.student_parameters,
                     d.baseline_accuracy.map(|b| format!(", the same student from labels alone {:.2}%", b * 100.0)).unwrap_or_default(),

@@ -343,6 +343,10 @@ pub struct DistillConfig {
     /// al. 2015: +3.5 for the 3s). Default 3.5 when classes are omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bias_correction: Option<f32>,
+    /// Attention transfer (Zagoruyko & Komodakis 2017) between node pairs of student and teacher
+    /// (indices into each net's nodes, 0 = the input), each with its weight β.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<crate::nn::AttentionTransfer>,
 }
 
 /// A distill stage's teacher: the first training's model, or the model an earlier stage left.
@@ -961,6 +965,10 @@ impl Recipe {
                         seen[c as usize] = true;
                     }
                     check(d.omit.len() < crate::data::CLASSES, &format!("{at}.omit"), "cannot leave out every class".into())?;
+                    check(d.attention.len() <= 8, &format!("{at}.attention"), format!("at most 8 pairs, got {}", d.attention.len()))?;
+                    for (k, a) in d.attention.iter().enumerate() {
+                        check(a.beta.is_finite() && a.beta > 0.0 && a.beta <= 1e5, &format!("{at}.attention[{k}].beta"), format!("must be in (0, 100000], got {}", a.beta))?;
+                    }
                     if let Some(b) = d.bias_correction {
                         check(b.is_finite() && b.abs() <= 100.0, &format!("{at}.bias_correction"), format!("must be in [-100, 100], got {b}"))?;
                         check(!d.omit.is_empty(), &format!("{at}.bias_correction"), "corrects the bias of omitted classes: set omit too".into())?;

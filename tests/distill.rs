@@ -345,3 +345,46 @@ async fn attention_case(ctx: GpuContext) {
     }
 }
 gpu_test!(attention_transfer_matches_reference_and_definition, attention_case);
+
+/// Attention transfer from a recipe, on both backends: a lenet5 teacher and a half-width lenet5
+/// student on 16x16 images, their first conv outputs (12x12) compared; the report names the pair.
+/// A pair of maps of different sizes (the student's 12x12 against the teacher's 6x6 pool) is
+/// refused before any training.
+async fn attention_stage_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("attention stage");
+    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 96, 16, 16), common::synthetic_sized(&mut rng, 40, 16, 16)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    let recipe = |teacher_node: usize| {
+        Recipe::from_json(&format!(
+            r#"{{"dataset": "mnist", "seed": 4, "model": {{"arch": "lenet5", "widths": [4, 6, 16]}},
+                "train": {{"epochs": 2, "batch": 16, "lr": 0.02, "momentum": 0.9}},
+                "stages": [{{"distill": {{"student": {{"arch": "lenet5", "widths": [2, 3, 8]}}, "attention": [{{"student": 1, "teacher": {teacher_node}, "beta": 50}}],
+                                        "train": {{"epochs": 1, "batch": 16, "lr": 0.02, "momentum": 0.9}}, "baseline": false}}}}]}}"#
+        ))
+        .unwrap()
+    };
+    let mut events = 0;
+    let err = squeeze::experiment::run(&recipe(2), &data, &Backend::Cpu, &RunOptions::default(), &mut |_| {
+        events += 1;
+        Control::Continue
+    })
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(err.contains("stages[0].distill.attention[0]") && err.contains("12x12") && err.contains("6x6"), "{err}");
+    assert_eq!(events, 0, "work started before the refusal");
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let out = squeeze::experiment::run(&recipe(1), &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let d = out.report.stages[1].distillation().unwrap();
+        assert_eq!(d.attention, vec![squeeze::nn::AttentionTransfer { student: 1, teacher: 1, beta: 50.0 }], "{what}");
+        let loss = out.report.stages[1].epochs[0].train_loss;
+        assert!(loss.is_finite() && out.report.stages[1].test_accuracy > 0.0, "{what}: loss {loss} (seed {seed})");
+        assert_eq!(out.net.layer_dims()[0], (25, 2), "{what}: the half-width student");
+    }
+}
+gpu_test!(attention_transfer_from_a_recipe, attention_stage_case);

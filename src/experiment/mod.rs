@@ -286,6 +286,43 @@ fn limited(recipe: &Recipe, data: &Splits) -> Result<(Splits, Option<Dataset>)> 
     Ok((Splits { name: data.name.clone(), train, test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)) }, holdout))
 }
 
+/// Before any training: every distill stage's student builds on these images, and its attention
+/// pairs name nodes of student and teacher whose maps have the same size. Follows the net each
+/// stage leaves (pruning units changes channels, never map sizes).
+fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
+    use crate::recipe::TeacherRef;
+    let mut nets = vec![trained.clone()]; // the net after run stage k (0: training)
+    for (i, s) in recipe.stages.iter().enumerate() {
+        let so_far = nets.last().expect("the trained net").clone();
+        let teacher_of = |t: &Option<TeacherRef>| match t {
+            None => so_far.clone(),
+            Some(TeacherRef::Named(_)) => nets[0].clone(),
+            Some(TeacherRef::Stage(k)) => nets[k + 1].clone(),
+        };
+        let student = |m: &Option<crate::recipe::ModelConfig>, teacher: &Net| match m {
+            Some(m) => m.build(teacher.input(), teacher.classes),
+            None => Ok(teacher.clone()),
+        };
+        let after = match s {
+            Stage::Distill(d) => {
+                let teacher = teacher_of(&d.teacher);
+                let net = student(&d.student, &teacher)?;
+                for (k, a) in d.attention.iter().enumerate() {
+                    a.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.attention[{k}]"), e.to_string()))?;
+                }
+                net
+            }
+            Stage::DistillGrid(g) => {
+                student(&g.student, &teacher_of(&g.teacher))?;
+                so_far
+            }
+            _ => so_far,
+        };
+        nets.push(after);
+    }
+    Ok(())
+}
+
 /// Runs `recipe` on `data` with `backend`. `progress` receives every event and answers with a
 /// `Control` (cancel ends the run with `Error::Cancelled`).
 pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> Control) -> Result<Outcome> {
@@ -294,12 +331,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
-    // Every distill stage's student must build on these images too, before any training.
-    for s in &recipe.stages {
-        if let Stage::Distill(crate::recipe::DistillConfig { student: Some(m), .. }) | Stage::DistillGrid(crate::recipe::DistillGridConfig { student: Some(m), .. }) = s {
-            m.build(Shape::new(data.train.rows, data.train.cols, 1), crate::data::CLASSES)?;
-        }
-    }
+    check_students(recipe, &net)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };
