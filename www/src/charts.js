@@ -196,7 +196,8 @@ export function distillPanel(parent, index, report) {
   facts.textContent = `Student ${pct(report.test_accuracy)} (${d.student_parameters.toLocaleString()} parameters)` +
     (d.baseline_accuracy !== undefined ? `, the same student from labels alone ${pct(d.baseline_accuracy)}` : '') +
     `; teacher ${pct(d.teacher_accuracy)} (${d.teacher_parameters.toLocaleString()} parameters). ` +
-    `Student and teacher agree on ${pct(d.agreement)} of test images; mean KL(teacher ‖ student) ${d.mean_kl.toFixed(4)}.`;
+    `Student and teacher agree on ${pct(d.agreement)} of test images; mean KL(teacher ‖ student) ${d.mean_kl.toFixed(4)}.` +
+    (d.attention?.length ? ` Attention transfer: ${d.attention.map((a) => `student node ${a.student} ↔ teacher node ${a.teacher} (β ${a.beta})`).join(', ')}.` : '');
   box.dataset.student = String(report.test_accuracy);
   box.dataset.baseline = String(d.baseline_accuracy ?? '');
   box.dataset.teacher = String(d.teacher_accuracy);

@@ -175,11 +175,14 @@ export const STAGE_KINDS = {
       { key: 'teacher', label: 'Teacher', ...SELECT([['so-far', 'the model so far'], ['trained', 'the first training\'s model'], ...[0, 1, 2, 3, 4, 5].map((k) => [String(k), `the model stage ${k + 1} left`])]), value: 'so-far' },
       { key: 'omit', label: 'Classes the student never sees (e.g. 3; empty = none)', control: 'text', value: '' },
       { key: 'bias', label: 'Then raise their bias by', control: 'number', value: '3.5' },
+      { key: 'attention', label: 'Attention transfer: student node : teacher node : β, comma-separated (e.g. 1:1:100; nodes counted from the input, maps of equal size)', control: 'text', value: '' },
     ],
     toRecipe(v, train) {
       const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
       if (v.teacher === 'trained') d.teacher = 'trained';
       else if (v.teacher !== 'so-far' && v.teacher !== undefined) d.teacher = Number(v.teacher);
+      const pairs = (v.attention ?? '').split(',').map((t) => t.trim()).filter((t) => t.length);
+      if (pairs.length) d.attention = pairs.map((t) => { const [student, teacher, beta] = t.split(':').map(Number); return { student, teacher, beta }; });
       if (numList(v.omit ?? '').length) {
         d.omit = numList(v.omit);
         d.bias_correction = Number(v.bias);
@@ -199,6 +202,7 @@ export const STAGE_KINDS = {
       baseline: d.baseline === false ? 'no' : 'yes',
       teacher: d.teacher === undefined ? 'so-far' : String(d.teacher),
       omit: showList(d.omit),
+      attention: (d.attention ?? []).map((a) => `${a.student}:${a.teacher}:${a.beta}`).join(', '),
       bias: d.bias_correction,
     }),
   },
