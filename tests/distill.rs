@@ -107,6 +107,16 @@ async fn distill_loss_case(ctx: GpuContext) {
 }
 gpu_test!(distill_loss_matches_reference_and_definition, distill_loss_case);
 
+/// Synthetic digits of `shape` in four classes a net can learn (the first pixel's quarter of 0..255).
+fn four_classes(rng: &mut squeeze::rng::Rng, (train, test): (usize, usize), (h, w): (usize, usize)) -> Splits {
+    let mut data = Splits::new("synthetic", common::synthetic_sized(rng, train, h, w), common::synthetic_sized(rng, test, h, w)).unwrap();
+    for ds in [&mut data.train, &mut data.test] {
+        let p = ds.rows * ds.cols;
+        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
+    }
+    data
+}
+
 /// The distill stage through a recipe, on both backends: a 32-16 MLP teacher trained on synthetic
 /// digits in four classes, then a 6-unit student distilled from it at T = 3 (with its labels-only
 /// baseline) and quantized after: the report carries the teacher's accuracy (the trained stage's),
@@ -114,11 +124,7 @@ gpu_test!(distill_loss_matches_reference_and_definition, distill_loss_case);
 /// works on the student.
 async fn distill_stage_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("distill stage");
-    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 480, 10, 9), common::synthetic_sized(&mut rng, 200, 10, 9)).unwrap();
-    for ds in [&mut data.train, &mut data.test] {
-        let p = ds.rows * ds.cols;
-        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
-    }
+    let data = four_classes(&mut rng, (480, 200), (10, 9));
     let recipe = Recipe::from_json(
         r#"{"dataset": "mnist", "seed": 3, "model": {"arch": "mlp", "hidden": [32, 16]},
             "train": {"epochs": 6, "batch": 16, "lr": 0.05, "momentum": 0.9},
@@ -186,11 +192,7 @@ fn impossible_student_is_refused_before_training() {
 /// training's model as its teacher (`"teacher": "trained"`), not the student before it.
 async fn omitted_class_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("omitted class");
-    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 400, 10, 9), common::synthetic_sized(&mut rng, 160, 10, 9)).unwrap();
-    for ds in [&mut data.train, &mut data.test] {
-        let p = ds.rows * ds.cols;
-        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
-    }
+    let data = four_classes(&mut rng, (400, 160), (10, 9));
     let transfer = data.train.without_classes(&[2]);
     let kept: Vec<usize> = (0..data.train.n).filter(|&i| data.train.labels[i] != 2).collect();
     assert!(kept.len() < data.train.n && !transfer.labels.contains(&2), "the transfer set holds a 2 (seed {seed})");
@@ -260,11 +262,7 @@ gpu_test!(teacher_parameters_stay_bit_identical, frozen_teacher_case);
 /// distill stage after it is taught by the trained model, and no model snapshot is kept for it).
 async fn grid_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("distill grid");
-    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 240, 10, 9), common::synthetic_sized(&mut rng, 120, 10, 9)).unwrap();
-    for ds in [&mut data.train, &mut data.test] {
-        let p = ds.rows * ds.cols;
-        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
-    }
+    let data = four_classes(&mut rng, (240, 120), (10, 9));
     let recipe = Recipe::from_json(
         r#"{"dataset": "mnist", "seed": 2, "model": {"arch": "mlp", "hidden": [24]},
             "train": {"epochs": 4, "batch": 16, "lr": 0.05, "momentum": 0.9},
@@ -352,11 +350,7 @@ gpu_test!(attention_transfer_matches_reference_and_definition, attention_case);
 /// refused before any training.
 async fn attention_stage_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("attention stage");
-    let mut data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 96, 16, 16), common::synthetic_sized(&mut rng, 40, 16, 16)).unwrap();
-    for ds in [&mut data.train, &mut data.test] {
-        let p = ds.rows * ds.cols;
-        ds.labels = (0..ds.n).map(|i| ds.images[i * p] / 64).collect();
-    }
+    let data = four_classes(&mut rng, (96, 40), (16, 16));
     let recipe = |teacher_node: usize| {
         Recipe::from_json(&format!(
             r#"{{"dataset": "mnist", "seed": 4, "model": {{"arch": "lenet5", "widths": [4, 6, 16]}},

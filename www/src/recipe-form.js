@@ -45,6 +45,18 @@ function getPath(obj, path) {
 // Compression stage kinds the pipeline editor offers. Each: a label, its fields (key, label,
 // control, default), and the recipe stage it makes.
 const SELECT = (options) => ({ control: 'select', options });
+// A distill stage's student (default: the teacher's architecture), its controls both ways.
+const STUDENT_FIELDS = [
+  { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
+  { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
+  { key: 'widths', label: 'Student widths, other architectures (e.g. lenet5 at half width: 10, 25, 250; empty = default)', control: 'text', value: '' },
+];
+function studentOf(v) {
+  if (v.arch === 'mlp') return { arch: 'mlp', hidden: numList(v.hidden) };
+  return numList(v.widths ?? '').length ? { arch: v.arch, widths: numList(v.widths) } : { arch: v.arch };
+}
+const studentFields = (m) => ({ arch: m?.arch ?? 'same', hidden: showList(m?.hidden), widths: showList(m?.widths) });
+
 export const STAGE_KINDS = {
   prune: {
     label: 'Prune',
@@ -164,9 +176,7 @@ export const STAGE_KINDS = {
   distill: {
     label: 'Distill (the model so far teaches a student)',
     fields: [
-      { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
-      { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
-      { key: 'widths', label: 'Student widths, other architectures (e.g. lenet5 at half width: 10, 25, 250; empty = default)', control: 'text', value: '' },
+      ...STUDENT_FIELDS,
       { key: 'temperature', label: 'Temperature T', control: 'number', value: '4' },
       { key: 'alpha', label: 'Weight α of the soft targets (1 − α on the labels)', control: 'number', value: '0.9' },
       { key: 'epochs', label: 'Student epochs', control: 'number', value: '3' },
@@ -187,14 +197,11 @@ export const STAGE_KINDS = {
         d.omit = numList(v.omit);
         d.bias_correction = Number(v.bias);
       }
-      if (v.arch !== 'same') d.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
-      if (v.arch !== 'same' && v.arch !== 'mlp' && numList(v.widths).length) d.student.widths = numList(v.widths);
+      if (v.arch !== 'same') d.student = studentOf(v);
       return { distill: d };
     },
     fromRecipe: (d) => ({
-      arch: d.student?.arch ?? 'same',
-      hidden: showList(d.student?.hidden),
-      widths: showList(d.student?.widths),
+      ...studentFields(d.student),
       temperature: d.temperature,
       alpha: d.alpha,
       epochs: d.train?.epochs,
@@ -209,8 +216,7 @@ export const STAGE_KINDS = {
   'distill-grid': {
     label: 'Distill grid (one student per temperature × α: a heat map)',
     fields: [
-      { key: 'arch', label: 'Student', ...SELECT([['same', "the teacher's architecture"], ['mlp', 'MLP'], ['lenet5', 'LeNet-5'], ['vgg-mini', 'vgg-mini'], ['resnet-mini', 'resnet-mini']]), value: 'mlp' },
-      { key: 'hidden', label: 'Student MLP hidden layers', control: 'text', value: '30' },
+      ...STUDENT_FIELDS,
       { key: 'temperatures', label: 'Temperatures T (comma-separated)', control: 'text', value: '1, 2, 4, 8' },
       { key: 'alphas', label: 'Weights α of the soft targets (0 = labels only)', control: 'text', value: '0, 0.5, 0.9' },
       { key: 'epochs', label: 'Epochs per student', control: 'number', value: '2' },
@@ -218,12 +224,11 @@ export const STAGE_KINDS = {
     ],
     toRecipe(v, train) {
       const g = { temperatures: numList(v.temperatures), alphas: numList(v.alphas), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) } };
-      if (v.arch !== 'same') g.student = v.arch === 'mlp' ? { arch: 'mlp', hidden: numList(v.hidden) } : { arch: v.arch };
+      if (v.arch !== 'same') g.student = studentOf(v);
       return { 'distill-grid': g };
     },
     fromRecipe: (g) => ({
-      arch: g.student?.arch ?? 'same',
-      hidden: showList(g.student?.hidden),
+      ...studentFields(g.student),
       temperatures: showList(g.temperatures),
       alphas: showList(g.alphas),
       epochs: g.train?.epochs,
