@@ -1,3 +1,5 @@
+// Losses on intermediate node outputs (the loss slot's feature terms), one workgroup per row.
+//
 // attention_transfer (Zagoruyko & Komodakis 2017), forward and backward in one pass per row: the
 // spatial attention map of a [B, P, C] node output (P = H·W positions) is q[p] = Σ_c a[p, c]²,
 // L2-normalised, v = q / ‖q‖ (0 where q is all zero). Per valid row b, student S, teacher T:
@@ -8,6 +10,12 @@
 // gradient, no loss. One workgroup of 64 per row; three sums reduced in workgroup memory.
 // Legend: B rows, V valid rows, P positions, Cs / Ct student / teacher channels.
 // CPU twin: reference::ops::attention_transfer_reference.
+//
+// hint_loss (FitNets, Romero et al. 2015): Y = the student output through a learned projection
+// [B, P, Ct] (a matmul before this), T the teacher's [B, P, Ct], weight w = `beta`:
+//   loss_b = w·Σ (Y − T)² / (P·Ct)      added to row_loss[b]
+//   dY     = 2·w·(Y − T) / (P·Ct) / V   written to `grad` (same bindings; cs = ct = Ct)
+// CPU twin: reference::ops::hint_loss_reference.
 
 struct AttentionParams {
     rows: u32,      // B
@@ -91,5 +99,33 @@ fn attention_transfer(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     }
     if (lid == 0u) {
         row_loss[b] = row_loss[b] + 0.5 * p.beta * (has_s + has_t - 2.0 * cosine);
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn hint_loss(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let b = wid.x;
+    if (b >= p.rows) {
+        return;
+    }
+    let n = p.positions * p.ct;
+    let pad = b >= step.valid;
+    let scale = 2.0 * p.beta / f32(n) / f32(max(step.valid, 1u));
+    var acc = 0.0;
+    for (var i = lid; i < n; i = i + 64u) {
+        let d = student[b * n + i] - teacher[b * n + i];
+        grad[b * n + i] = select(d * scale, 0.0, pad);
+        acc = acc + d * d;
+    }
+    sums[lid] = vec3<f32>(acc, 0.0, 0.0);
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            sums[lid] = sums[lid] + sums[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && !pad) {
+        row_loss[b] = row_loss[b] + p.beta * sums[0].x / f32(n);
     }
 }

@@ -187,7 +187,8 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     d.temperature,
                     d.alpha,
                     if d.mse > 0.0 { format!(", logit MSE {}", d.mse) } else { String::new() },
-                    d.attention.iter().map(|a| format!(", attention student node {} ~ teacher node {} (beta {})", a.student, a.teacher, a.beta)).collect::<String>(),
+                    d.attention.iter().map(|a| format!(", attention student node {} ~ teacher node {} (beta {})", a.student, a.teacher, a.beta)).collect::<String>()
+                        + &d.hints.iter().map(|h| format!(", hint student node {} -> teacher node {} (weight {})", h.student, h.teacher, h.weight)).collect::<String>(),
                     s.test_accuracy * 100.0,
                     d.student_parameters,
                     d.baseline_accuracy.map(|b| format!(", the same student from labels alone {:.2}%", b * 100.0)).unwrap_or_default(),

@@ -347,6 +347,10 @@ pub struct DistillConfig {
     /// (indices into each net's nodes, 0 = the input), each with its weight β.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attention: Vec<crate::nn::AttentionTransfer>,
+    /// FitNets hints (Romero et al. 2015): student node → learned projection → teacher node,
+    /// weight × mean squared difference (node indices as for `attention`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<crate::nn::Hint>,
 }
 
 /// A distill stage's teacher: the first training's model, or the model an earlier stage left.
@@ -968,6 +972,10 @@ impl Recipe {
                     check(d.attention.len() <= 8, &format!("{at}.attention"), format!("at most 8 pairs, got {}", d.attention.len()))?;
                     for (k, a) in d.attention.iter().enumerate() {
                         check(a.beta.is_finite() && a.beta > 0.0 && a.beta <= 1e5, &format!("{at}.attention[{k}].beta"), format!("must be in (0, 100000], got {}", a.beta))?;
+                    }
+                    check(d.hints.len() <= 8, &format!("{at}.hints"), format!("at most 8 hints, got {}", d.hints.len()))?;
+                    for (k, h) in d.hints.iter().enumerate() {
+                        check(h.weight.is_finite() && h.weight > 0.0 && h.weight <= 1e5, &format!("{at}.hints[{k}].weight"), format!("must be in (0, 100000], got {}", h.weight))?;
                     }
                     if let Some(b) = d.bias_correction {
                         check(b.is_finite() && b.abs() <= 100.0, &format!("{at}.bias_correction"), format!("must be in [-100, 100], got {b}"))?;

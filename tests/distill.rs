@@ -344,8 +344,9 @@ async fn attention_case(ctx: GpuContext) {
 }
 gpu_test!(attention_transfer_matches_reference_and_definition, attention_case);
 
-/// Attention transfer from a recipe, on both backends: a lenet5 teacher and a half-width lenet5
-/// student on 16x16 images, their first conv outputs (12x12) compared; the report names the pair.
+/// Attention transfer and a hint from a recipe, on both backends: a lenet5 teacher and a smaller
+/// lenet5 student on 16x16 images, their first conv outputs (12x12) compared, the student's fc
+/// layer projected onto the teacher's; the report names both.
 /// A pair of maps of different sizes (the student's 12x12 against the teacher's 6x6 pool) is
 /// refused before any training.
 async fn attention_stage_case(ctx: GpuContext) {
@@ -356,6 +357,7 @@ async fn attention_stage_case(ctx: GpuContext) {
             r#"{{"dataset": "mnist", "seed": 4, "model": {{"arch": "lenet5", "widths": [4, 6, 16]}},
                 "train": {{"epochs": 2, "batch": 16, "lr": 0.02, "momentum": 0.9}},
                 "stages": [{{"distill": {{"student": {{"arch": "lenet5", "widths": [2, 3, 8]}}, "attention": [{{"student": 1, "teacher": {teacher_node}, "beta": 50}}],
+                                        "hints": [{{"student": 5, "teacher": 5, "weight": 0.5}}],
                                         "train": {{"epochs": 1, "batch": 16, "lr": 0.02, "momentum": 0.9}}, "baseline": false}}}}]}}"#
         ))
         .unwrap()
@@ -376,9 +378,74 @@ async fn attention_stage_case(ctx: GpuContext) {
         let out = squeeze::experiment::run(&recipe(1), &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
         let d = out.report.stages[1].distillation().unwrap();
         assert_eq!(d.attention, vec![squeeze::nn::AttentionTransfer { student: 1, teacher: 1, beta: 50.0 }], "{what}");
+        assert_eq!(d.hints, vec![squeeze::nn::Hint { student: 5, teacher: 5, weight: 0.5 }], "{what}: the fc hint (8 units projected onto 16)");
         let loss = out.report.stages[1].epochs[0].train_loss;
         assert!(loss.is_finite() && out.report.stages[1].test_accuracy > 0.0, "{what}: loss {loss} (seed {seed})");
         assert_eq!(out.net.layer_dims()[0], (25, 2), "{what}: the half-width student");
     }
 }
 gpu_test!(attention_transfer_from_a_recipe, attention_stage_case);
+
+/// hint_loss (shaders/attention.wgsl) against its twin (padding rows, rows longer than a
+/// workgroup), and the CPU reference's whole hint term against finite differences: the loss
+/// through a projection of a hidden layer, its gradient for the projection and, through the
+/// injected output gradient and the backward pass, for the first layer's weights.
+async fn hint_case(ctx: GpuContext) {
+    use squeeze::gpu::kernels::AttentionParams;
+    use squeeze::nn::{Net, NetParams, Shape};
+    use squeeze::reference::net::{net_loss_and_grads_with, HintIn};
+    use squeeze::reference::ops::hint_loss_reference;
+    let (mut rng, seed) = fresh_rng("hint loss");
+    for &(rows, valid, positions, ct, weight) in &[(6usize, 4usize, 1usize, 7usize, 0.5f32), (3, 3, 30, 5, 2.0)] {
+        let n = positions * ct;
+        let (y, t) = (random_vec(&mut rng, rows * n, -2.0, 2.0), random_vec(&mut rng, rows * n, -2.0, 2.0));
+        let base = random_vec(&mut rng, rows, 0.0, 1.0);
+        let (want_grad, want_loss) = hint_loss_reference(&y, &t, rows, valid, n, weight);
+        let step = ctx.uniform(&StepParams { offset: 0, valid: valid as u32 }, "step");
+        let (gy, gt, grad, loss) = (ctx.storage(&y, "y"), ctx.storage(&t, "t"), ctx.storage(&vec![f32::NAN; rows * n], "grad"), ctx.storage(&base, "loss"));
+        let p = AttentionParams { rows: rows as u32, positions: positions as u32, cs: ct as u32, ct: ct as u32, beta: weight, _pad: [0; 3] };
+        run(&ctx, [&ctx.hint_loss(p, &step, &gy, &gt, &grad, &loss)]);
+        assert_close("hint_loss grad", &ctx.read::<f32>(&grad).await.unwrap(), &want_grad, 1e-4, 1e-7, seed);
+        let added: Vec<f32> = base.iter().zip(&want_loss).map(|(a, b)| a + b).collect();
+        assert_close("hint_loss row loss (added)", &ctx.read::<f32>(&loss).await.unwrap(), &added, 1e-4, 1e-5, seed);
+        let direct: f32 = (0..valid * n).map(|i| (y[i] - t[i]).powi(2)).sum::<f32>() * weight / n as f32;
+        assert!((want_loss.iter().sum::<f32>() - direct).abs() < 1e-3 * direct.max(1.0) && want_loss[valid..].iter().all(|&l| l == 0.0), "hint loss definition (seed {seed})");
+    }
+    // The whole term on the CPU reference: a 6-unit hidden layer projected onto 7 teacher units.
+    let net = Net::mlp(Shape::new(5, 4, 1), &[6], 10);
+    let (rows, valid) = (5usize, 4usize);
+    let mut params = NetParams::init(&net, seed);
+    let x = random_vec(&mut rng, rows * 20, -1.0, 1.0);
+    let labels: Vec<u32> = (0..rows as u32).map(|i| i % 10).collect();
+    let teacher_out = random_vec(&mut rng, rows * 7, 0.0, 2.0);
+    let logits = random_vec(&mut rng, rows * 10, -1.0, 1.0);
+    let mut w = random_vec(&mut rng, 42, -0.5, 0.5);
+    let p = DistillParams::soft_targets(2.0, 0.5);
+    let loss_of = |params: &mut NetParams, w: &[f32]| {
+        let hints = [HintIn { node: 1, teacher: &teacher_out, positions: 1, cs: 6, ct: 7, weight: 3.0, projection: w }];
+        net_loss_and_grads_with(&net, params, x.clone(), &labels, rows, valid, &[], &[], Some((&logits, &p, &[], &hints)))
+    };
+    let (_, grads, _, _, projection) = loss_of(&mut params, &w);
+    let h = 1e-3f32; // small enough that a hidden unit rarely crosses its ReLU kink
+    for i in [0usize, 5, 17, 41] {
+        let w0 = w[i];
+        w[i] = w0 + h;
+        let up = loss_of(&mut params, &w).0;
+        w[i] = w0 - h;
+        let down = loss_of(&mut params, &w).0;
+        w[i] = w0;
+        let fd = (up - down) / (2.0 * h);
+        assert!((projection[0][i] - fd).abs() <= 2e-2 * fd.abs() + 2e-3, "projection {i}: {} vs finite difference {fd} (seed {seed})", projection[0][i]);
+    }
+    for i in [0usize, 7, 33, 119] {
+        let v0 = params.tensors[0][i];
+        params.tensors[0][i] = v0 + h;
+        let up = loss_of(&mut params, &w).0;
+        params.tensors[0][i] = v0 - h;
+        let down = loss_of(&mut params, &w).0;
+        params.tensors[0][i] = v0;
+        let fd = (up - down) / (2.0 * h);
+        assert!((grads.tensors[0][i] - fd).abs() <= 2e-2 * fd.abs() + 2e-3, "first-layer weight {i}: {} vs finite difference {fd} (seed {seed})", grads.tensors[0][i]);
+    }
+}
+gpu_test!(hint_loss_matches_reference_and_definition, hint_case);

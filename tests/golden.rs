@@ -449,6 +449,62 @@ async fn attention_case(ctx: GpuContext) {
 }
 gpu_test!(attention_transfer_step_matches_cpu_reference, attention_case);
 
+/// FitNets hints in the student's step, GPU against the CPU reference, with SGD and with Adam: a
+/// conv hint (the student's 6x5x4 first conv output projected per position onto the teacher's
+/// 6x5x5) and a dense one (its 6-unit hidden layer onto the teacher's 7-unit one), beside soft
+/// targets; same loss, metrics, parameters and projections, and not what the soft targets alone
+/// train. Outputs of different sizes are refused.
+async fn hint_case(ctx: GpuContext) {
+    use squeeze::nn::{DistillParams, Hint, Teacher};
+    let (mut rng, seed) = fresh_rng("hints");
+    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let teacher_net = odd_convnet();
+    let teacher = Teacher { params: NetParams::init(&teacher_net, seed ^ 1), activations: vec![], net: teacher_net };
+    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
+    student.then(Op::Conv { outputs: 4, k: 3, stride: 2, pad: 1 }, true); // 6x5x4
+    student.then(Op::Conv { outputs: 3, k: 2, stride: 1, pad: 1 }, true); // 7x6x3
+    student.then(Op::Dense { outputs: 6 }, true);
+    student.then(Op::Dense { outputs: 10 }, false);
+    let init = NetParams::init(&student, seed);
+    let p = DistillParams::soft_targets(3.0, 0.7);
+    let hints = [Hint { student: 1, teacher: 1, weight: 2.0 }, Hint { student: 3, teacher: 5, weight: 0.5 }];
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        let opt = OptimizerConfig { kind, ..float_opt() };
+        let lr = if kind == OptimizerKind::Adam { 0.005 } else { 0.05 };
+        let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
+        let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
+        let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
+        for t in [&mut cpu, &mut plain] {
+            t.set_teacher(&teacher, p).unwrap();
+        }
+        gpu.set_teacher(&teacher, p).unwrap();
+        let wrong = [Hint { student: 2, teacher: 1, weight: 1.0 }];
+        assert!(gpu.set_node_losses(&[], &wrong).is_err() && cpu.set_node_losses(&[], &wrong).is_err());
+        gpu.set_node_losses(&[], &hints).unwrap();
+        cpu.set_node_losses(&[], &hints).unwrap();
+        let start = cpu.projections();
+        epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, lr);
+        let what = format!("hints {kind:?}");
+        let (g, c, q) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics(), plain.take_metrics());
+        assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-3, 1e-3, seed);
+        assert!(c[0] > q[0] + 1e-3, "{what}: the hints added no loss (seed {seed})");
+        let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
+        assert_close(&format!("{what} test metrics"), &g[..3], &c[..3], 1e-3, 1e-3, seed);
+        let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
+        for (j, _) in student.tensors().iter().enumerate() {
+            assert_close(&format!("{what} tensor {j}"), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-4, seed);
+        }
+        let (gw, cw) = (gpu.projections().await.unwrap(), cpu.projections());
+        for (k, (a, b)) in gw.iter().zip(&cw).enumerate() {
+            assert_close(&format!("{what} projection {k}"), a, b, 1e-3, 1e-4, seed);
+            assert!(b.iter().zip(&start[k]).any(|(x, y)| (x - y).abs() > 1e-4), "{what}: projection {k} did not train (seed {seed})");
+        }
+        assert!(cp.max_abs_diff(&plain.params) > 1e-3, "{what}: hints trained exactly like the soft targets alone (seed {seed})");
+    }
+}
+gpu_test!(hint_step_matches_cpu_reference, hint_case);
+
 fn float_opt() -> OptimizerConfig {
     OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 }
 }

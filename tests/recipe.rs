@@ -211,6 +211,8 @@ fn quantize_stage_errors_name_their_field() {
         (r#"{"distill": {"omit": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.omit", "every class"),
         (r#"{"distill": {"bias_correction": 3.5, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.bias_correction", "omit"),
         (r#"{"distill": {"train": {"epochs": 1, "lr": 0.1, "jitter": 9}}}"#, "stages[0].distill.train.jitter", "0..=8"),
+        (r#"{"distill": {"hints": [{"student": 1, "teacher": 1, "weight": 0}], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.hints[0].weight", "(0, 100000]"),
+        (r#"{"distill": {"attention": [{"student": 1, "teacher": 1}], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.attention[0]", "beta"),
         (r#"{"distill": {"student": {"arch": "lenet5", "widths": [10, 25]}, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.student.widths", "[20, 50, 500]"),
         (r#"{"distill": {"student": {"arch": "mlp", "widths": [10]}, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.student.widths", "hidden"),
         // A teacher named by index brings its own layer count: the student defaults to the

@@ -14,7 +14,7 @@ use super::{ModelState, Run, StageDetail, StageReport};
 use crate::compress::quant::QuantFn;
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::{Error, Result};
-use crate::nn::{AttentionTransfer, DistillParams, Net, NetParams, Role, Teacher, Transforms};
+use crate::nn::{AttentionTransfer, DistillParams, Hint, Net, NetParams, Role, Teacher, Transforms};
 use crate::recipe::{DistillConfig, ModelConfig, TeacherRef, TrainConfig};
 use crate::reference::net::net_forward_with;
 use serde::Serialize;
@@ -42,9 +42,11 @@ pub struct DistillReport {
     /// The first test image of each class with the teacher's logits: what the page softens at
     /// any temperature to show what T does.
     pub examples: Vec<TeacherExample>,
-    /// Attention-transfer pairs in the loss.
+    /// Attention-transfer pairs and FitNets hints in the loss.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attention: Vec<AttentionTransfer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<Hint>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -125,12 +127,12 @@ pub fn student_of(run: &Run<'_>, si: usize, teacher: &Teacher, spec: &Option<Mod
 /// Trains `student` with the distillation head against `teacher` (run.model is the student
 /// afterwards), from sample order `epoch0` on.
 #[allow(clippy::too_many_arguments)]
-pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher, student: ModelState, p: DistillParams, attention: &[AttentionTransfer], cfg: &TrainConfig, epoch0: usize) -> Result<StageReport> {
+pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher, student: ModelState, p: DistillParams, (attention, hints): (&[AttentionTransfer], &[Hint]), cfg: &TrainConfig, epoch0: usize) -> Result<StageReport> {
     run.epoch_counter = epoch0;
     run.model = student;
     let mut trainer = run.trainer(cfg);
     trainer.set_teacher(teacher, p)?;
-    trainer.set_attention(attention)?;
+    trainer.set_node_losses(attention, hints)?;
     train_with(run, trainer, si, name, cfg, None::<&mut NoHook>).await
 }
 
@@ -154,7 +156,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
     };
 
     let p = DistillParams { mse: cfg.mse, ..DistillParams::soft_targets(cfg.temperature, cfg.alpha) };
-    let trained = distil(run, si, "distill", &teacher, student, p, &cfg.attention, &cfg.train, epochs_before).await;
+    let trained = distil(run, si, "distill", &teacher, student, p, (&cfg.attention, &cfg.hints), &cfg.train, epochs_before).await;
     run.data = full;
     let mut report = trained?;
 
@@ -195,6 +197,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
         omitted,
         examples: examples(&run.data.test, &teacher_logits, teacher.net.classes),
         attention: cfg.attention.clone(),
+        hints: cfg.hints.clone(),
     }));
     Ok(report)
 }

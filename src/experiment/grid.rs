@@ -33,7 +33,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillGridConfig) -> Resul
         let mut row = Vec::new();
         for &t in &cfg.temperatures {
             let name = format!("distill grid (T {t}, alpha {alpha})");
-            let cell = match distil(run, si, &name, &teacher, student.clone(), DistillParams::soft_targets(t, alpha), &[], &cfg.train, epoch0).await {
+            let cell = match distil(run, si, &name, &teacher, student.clone(), DistillParams::soft_targets(t, alpha), (&[], &[]), &cfg.train, epoch0).await {
                 Ok(r) => {
                     train_s += r.train_s;
                     Some(r.test_accuracy)

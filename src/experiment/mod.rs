@@ -310,6 +310,9 @@ fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
                 for (k, a) in d.attention.iter().enumerate() {
                     a.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.attention[{k}]"), e.to_string()))?;
                 }
+                for (k, h) in d.hints.iter().enumerate() {
+                    h.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.hints[{k}]"), e.to_string()))?;
+                }
                 net
             }
             Stage::DistillGrid(g) => {

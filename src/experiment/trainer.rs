@@ -75,11 +75,11 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_teacher(teacher, p),
         }
     }
-    /// Attention transfer with the teacher (after set_teacher; see GpuTrainer::set_attention).
-    pub fn set_attention(&mut self, pairs: &[crate::nn::AttentionTransfer]) -> Result<()> {
+    /// Attention transfer and hints with the teacher (after set_teacher; see GpuTrainer::set_node_losses).
+    pub fn set_node_losses(&mut self, pairs: &[crate::nn::AttentionTransfer], hints: &[crate::nn::Hint]) -> Result<()> {
         match self {
-            Trainer::Gpu(t) => t.set_attention(pairs),
-            Trainer::Cpu(t) => t.set_attention(pairs),
+            Trainer::Gpu(t) => t.set_node_losses(pairs, hints),
+            Trainer::Cpu(t) => t.set_node_losses(pairs, hints),
         }
     }
     /// Augmentation: training images moved by up to `k` pixels each way (0: none).

@@ -47,6 +47,7 @@ pub struct Kernels {
     pub add_forward: Kernel,
     pub add_into: Kernel,
     pub attention_transfer: Kernel,
+    pub hint_loss: Kernel,
     pub fake_quant: Kernel,
     pub fake_quant_act: Kernel,
     pub ste_clip: Kernel,
@@ -133,6 +134,7 @@ impl Kernels {
             add_forward: k(&add, "add_forward"),
             add_into: k(&add, "add_into"),
             attention_transfer: k(&attention, "attention_transfer"),
+            hint_loss: k(&attention, "hint_loss"),
             fake_quant: k(&quant, "fake_quant"),
             fake_quant_act: k(&quant, "fake_quant_act"),
             ste_clip: k(&quant, "ste_clip"),
@@ -329,6 +331,12 @@ impl GpuContext {
     /// adds each row's loss into `row_loss`, writes the student output's gradient to `grad`.
     pub fn attention_transfer(&self, p: AttentionParams, step: &wgpu::Buffer, student: &wgpu::Buffer, teacher: &wgpu::Buffer, grad: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.attention_transfer, &p, &[step, student, teacher, grad, row_loss], [p.rows, 1, 1], "attention_transfer")
+    }
+
+    /// FitNets' hint loss of a projected student output `y` against the teacher's `t` (both
+    /// [B, P, Ct]; p.cs = p.ct = Ct, p.beta the weight): adds each row's loss, writes dY to `grad`.
+    pub fn hint_loss(&self, p: AttentionParams, step: &wgpu::Buffer, y: &wgpu::Buffer, t: &wgpu::Buffer, grad: &wgpu::Buffer, row_loss: &wgpu::Buffer) -> Launch {
+        self.launch(&self.kernels.hint_loss, &p, &[step, y, t, grad, row_loss], [p.rows, 1, 1], "hint_loss")
     }
 
     /// correct[B] = argmax(logits[b]) == labels[b] for b < V.

@@ -344,9 +344,12 @@ pub struct GpuTrainer {
     teacher_params: Vec<(wgpu::Buffer, usize)>,
     /// The teacher's net and its activation buffers (written by its forward in each step).
     teacher: Option<(Net, Vec<wgpu::Buffer>)>,
-    /// Attention transfer: per pair, the backward index before which its gradient is added into
-    /// the student node's output gradient, and that add (the losses run in `train` after the head).
-    attention: Vec<(usize, Launch)>,
+    /// Losses on intermediate nodes (attention transfer, hints): how many launches follow the head
+    /// in `train`; per term the backward index before which its gradient is added into the student
+    /// node's output gradient, and that add; each hint projection's optimizer update and weights.
+    node_loss_launches: usize,
+    injected: Vec<(usize, Launch)>,
+    hint_updates: Vec<(usize, Launch, wgpu::Buffer)>,
     /// Per node, its output gradient buffer and where its backward section starts in `backward`.
     dacts: Vec<Option<wgpu::Buffer>>,
     backward_at: Vec<usize>,
@@ -541,7 +544,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, attention: Vec::new(), dacts, backward_at, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, node_loss_launches: 0, injected: Vec::new(), hint_updates: Vec::new(), dacts, backward_at, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -562,7 +565,10 @@ impl GpuTrainer {
         for (len, u) in &self.step_updates {
             self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
         }
-        let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs);
+        for (len, u, _) in &self.hint_updates {
+            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
+        }
+        let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs).chain(self.hint_updates.iter().map(|(_, l, _)| l));
         run(&self.ctx, self.train.launches.iter().chain(self.backward_pass()).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
     }
 
@@ -605,45 +611,81 @@ impl GpuTrainer {
         launches.push(ctx.distill_loss(head, p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
         let at = self.train.loss_at;
         let from = at - self.train.teacher_launches;
-        // Replaces the previous teacher's launches, head and attention terms.
-        self.train.launches.splice(from..=at + self.attention.len(), launches);
+        // Replaces the previous teacher's launches, head and node losses.
+        self.train.launches.splice(from..=at + self.node_loss_launches, launches);
         self.train.loss_at = from + count;
         self.train.teacher_launches = count;
         self.teacher = Some((teacher.net.clone(), acts));
-        self.attention.clear();
+        (self.node_loss_launches, self.injected, self.hint_updates) = (0, Vec::new(), Vec::new());
         Ok(())
     }
 
-    /// Attention transfer with the teacher (set_teacher first; a later set_teacher clears it):
-    /// each pair's loss joins the rows' after the distillation head, in the same submit, and its
-    /// gradient enters the student node's output gradient before that node's backward. Replaces
-    /// earlier pairs. A pair whose maps differ in size is refused before anything changes.
-    pub fn set_attention(&mut self, pairs: &[crate::nn::AttentionTransfer]) -> Result<()> {
+    /// Losses on intermediate nodes with the teacher (set_teacher first; a later set_teacher
+    /// clears them): attention transfer pairs and FitNets hints. Each term's loss joins the rows'
+    /// after the distillation head, in the same submit, and its gradient enters the student node's
+    /// output gradient before that node's backward. A hint's projection Y = S·W [B·P, Ct] is a
+    /// matmul, then hint_loss gives dY, then dW = Sᵀ·dY and dS = dY·Wᵀ (all in the forward part);
+    /// W trains with the student's optimizer (no decay). Replaces earlier terms. A pair whose
+    /// outputs cannot be matched is refused before anything changes.
+    pub fn set_node_losses(&mut self, pairs: &[crate::nn::AttentionTransfer], hints: &[crate::nn::Hint]) -> Result<()> {
         let Some((teacher_net, teacher_acts)) = &self.teacher else {
-            return Err(crate::Error::Invalid("attention transfer needs a teacher: set it first".into()));
+            return Err(crate::Error::Invalid("attention transfer and hints need a teacher: set it first".into()));
         };
         let shapes: Vec<(usize, usize, usize)> = pairs.iter().map(|a| a.shapes(&self.net, teacher_net)).collect::<Result<_>>()?;
+        let hint_shapes: Vec<(usize, usize, usize)> = hints.iter().map(|h| h.shapes(&self.net, teacher_net)).collect::<Result<_>>()?;
         let (ctx, rows) = (&self.ctx, self.train.rows);
-        let mut forward = Vec::new();
-        let mut attention = Vec::new();
+        let adam = self.opt.kind == crate::nn::OptimizerKind::Adam;
+        let (mut forward, mut injected, mut updates) = (Vec::new(), Vec::new(), Vec::new());
+        let mut inject = |node: usize, len: u32, grad: &wgpu::Buffer| {
+            let dy = self.dacts[node].as_ref().expect("an inner node has a gradient buffer");
+            injected.push((self.backward_at[node], ctx.add_into(len, grad, dy, true)));
+        };
         for (a, &(positions, cs, ct)) in pairs.iter().zip(&shapes) {
             let grad = zeroed(ctx, rows as usize * positions * cs, "attention gradient"); // kept alive by both launches
             let p = AttentionParams { rows, positions: positions as u32, cs: cs as u32, ct: ct as u32, beta: a.beta, _pad: [0; 3] };
             forward.push(ctx.attention_transfer(p, &self.train.step, &self.train.acts[a.student], &teacher_acts[a.teacher], &grad, &self.train.row_loss));
-            let dy = self.dacts[a.student].as_ref().expect("an inner node has a gradient buffer");
-            attention.push((self.backward_at[a.student], ctx.add_into(rows * (positions * cs) as u32, &grad, dy, true)));
+            inject(a.student, rows * (positions * cs) as u32, &grad);
+        }
+        for (k, (h, &(positions, cs, ct))) in hints.iter().zip(&hint_shapes).enumerate() {
+            let m = rows * positions as u32;
+            let (cs32, ct32) = (cs as u32, ct as u32);
+            let w = ctx.storage(&crate::nn::Hint::init(cs, ct, k), "hint projection");
+            let (gw, first, second) = (zeroed(ctx, cs * ct, "hint projection gradient"), zeroed(ctx, cs * ct, "hint momentum / m"), zeroed(ctx, if adam { cs * ct } else { 1 }, "hint adam v"));
+            let (y, dy, ds) = (zeroed(ctx, (m * ct32) as usize, "hint projection output"), zeroed(ctx, (m * ct32) as usize, "hint dY"), zeroed(ctx, (m * cs32) as usize, "hint dS"));
+            let s = &self.train.acts[h.student];
+            let p = AttentionParams { rows, positions: positions as u32, cs: ct32, ct: ct32, beta: h.weight, _pad: [0; 3] };
+            forward.push(ctx.matmul(MatmulParams::new(m, ct32, cs32, false, false, false), s, &w, &y)); // Y [M, Ct] = S·W
+            forward.push(ctx.hint_loss(p, &self.train.step, &y, &teacher_acts[h.teacher], &dy, &self.train.row_loss));
+            forward.push(ctx.matmul(MatmulParams::new(cs32, ct32, m, true, false, false), s, &dy, &gw)); // dW [Cs, Ct] = Sᵀ·dY
+            forward.push(ctx.matmul(MatmulParams::new(m, cs32, ct32, false, true, false), &dy, &w, &ds)); // dS [M, Cs] = dY·Wᵀ
+            inject(h.student, m * cs32, &ds);
+            let step_opt = self.opt.without_decay();
+            updates.push((cs * ct, ctx.optimizer(adam, step_opt.step_params(cs * ct, self.opt.lr, 1), &w, &gw, &first, &second), w));
         }
         let at = self.train.loss_at;
-        self.train.launches.splice(at + 1..at + 1 + self.attention.len(), forward);
-        attention.sort_by_key(|(i, _)| *i);
-        self.attention = attention;
+        let count = forward.len();
+        self.train.launches.splice(at + 1..at + 1 + self.node_loss_launches, forward);
+        self.node_loss_launches = count;
+        injected.sort_by_key(|(i, _)| *i);
+        self.injected = injected;
+        self.hint_updates = updates;
         Ok(())
     }
 
-    /// The backward launches with the attention terms' gradients added where they belong.
+    /// Attention transfer alone (see `set_node_losses`).
+    pub fn set_attention(&mut self, pairs: &[crate::nn::AttentionTransfer]) -> Result<()> {
+        self.set_node_losses(pairs, &[])
+    }
+
+    /// The hint projections as trained so far.
+    pub async fn projections(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(read_tensors(&self.ctx, self.hint_updates.iter().map(|(n, _, w)| (w, *n))).await?.tensors)
+    }
+
+    /// The backward launches with the node losses' gradients added where they belong.
     fn backward_pass(&self) -> Vec<&Launch> {
-        let mut out = Vec::with_capacity(self.backward.len() + self.attention.len());
-        let mut extra = self.attention.iter().peekable();
+        let mut out = Vec::with_capacity(self.backward.len() + self.injected.len());
+        let mut extra = self.injected.iter().peekable();
         for (i, l) in self.backward.iter().enumerate() {
             while let Some((_, e)) = extra.next_if(|(at, _)| *at == i) {
                 out.push(e);

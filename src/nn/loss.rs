@@ -84,3 +84,41 @@ impl AttentionTransfer {
         Ok((s.h * s.w, s.c, t.c))
     }
 }
+
+/// A FitNets hint (Romero et al. 2015): a learned projection (per position: a 1x1 convolution;
+/// for dense outputs a dense layer) maps the student node's output to the teacher node's
+/// channels, and w·mean (projection − teacher)² joins the loss. Outputs must have the same
+/// height and width; the projection trains with the student (its optimizer, no decay) and is
+/// dropped after distillation.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hint {
+    pub student: usize,
+    pub teacher: usize,
+    pub weight: f32,
+}
+
+impl Hint {
+    /// (positions, student channels, teacher channels), or why the pair cannot be matched.
+    pub fn shapes(&self, student: &Net, teacher: &Net) -> Result<(usize, usize, usize)> {
+        let node = |net: &Net, n: usize, who: &str| {
+            net.nodes.get(n).map(|x| x.shape).filter(|_| n > 0).ok_or_else(|| Error::Invalid(format!("hint: the {who} has nodes 1..={}, not {n}", net.nodes.len() - 1)))
+        };
+        let (s, t) = (node(student, self.student, "student")?, node(teacher, self.teacher, "teacher")?);
+        if (s.h, s.w) != (t.h, t.w) {
+            return Err(Error::Invalid(format!(
+                "a hint projects each position's channels: student node {} is {}x{}, teacher node {} is {}x{}; pick nodes of the same height and width",
+                self.student, s.h, s.w, self.teacher, t.h, t.w
+            )));
+        }
+        Ok((s.h * s.w, s.c, t.c))
+    }
+
+    /// The projection's starting weights [Cs, Ct]: uniform in ±1/√Cs from a fixed stream (both
+    /// backends start alike).
+    pub fn init(cs: usize, ct: usize, k: usize) -> Vec<f32> {
+        let mut rng = crate::rng::Rng::new(0x5eed_0001 + k as u64, 91);
+        let a = 1.0 / (cs as f32).sqrt();
+        (0..cs * ct).map(|_| rng.uniform(-a, a)).collect()
+    }
+}

@@ -6,7 +6,7 @@ pub mod optim;
 pub mod surgery;
 pub mod transforms;
 
-pub use loss::{AttentionTransfer, DistillParams, Teacher};
+pub use loss::{AttentionTransfer, DistillParams, Hint, Teacher};
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
 pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};
 pub use transforms::{Sharing, Transforms};

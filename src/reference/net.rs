@@ -9,7 +9,7 @@ use super::ops::*;
 use crate::data::{Normalization, Splits};
 use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
-use crate::nn::{AttentionTransfer, DistillParams, OptimizerConfig, OptimizerKind, Teacher, Transforms};
+use crate::nn::{AttentionTransfer, DistillParams, Hint, OptimizerConfig, OptimizerKind, Teacher, Transforms};
 use ndarray::ArrayView2;
 
 /// What a forward pass keeps for backward: every node's output and each op's extras.
@@ -255,14 +255,26 @@ pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Ve
 /// Mean cross-entropy over the first `valid` rows, the gradients, and the tape (logits last).
 /// Trains batch norm as the trainer does (batch statistics; running statistics move).
 pub fn net_loss_and_grads(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize) -> (f32, NetParams, Tape) {
-    let (loss, grads, tape, _) = net_loss_and_grads_with(net, params, x, labels, rows, valid, &[], &[], None);
+    let (loss, grads, tape, _, _) = net_loss_and_grads_with(net, params, x, labels, rows, valid, &[], &[], None);
     (loss, grads, tape)
 }
 
 /// The loss slot of the CPU reference: cross-entropy against the labels (None), or the
 /// distillation head against a teacher's logits [rows, classes] (distill_loss_reference) with
 /// any attention-transfer terms on intermediate nodes.
-pub type Head<'a> = Option<(&'a [f32], &'a DistillParams, &'a [AttentionIn<'a>])>;
+pub type Head<'a> = Option<(&'a [f32], &'a DistillParams, &'a [AttentionIn<'a>], &'a [HintIn<'a>])>;
+
+/// One FitNets hint term: student node, the teacher node's output [rows, positions, ct], the
+/// shapes, weight and the projection [cs, ct] in use.
+pub struct HintIn<'a> {
+    pub node: usize,
+    pub teacher: &'a [f32],
+    pub positions: usize,
+    pub cs: usize,
+    pub ct: usize,
+    pub weight: f32,
+    pub projection: &'a [f32],
+}
 
 /// One attention-transfer term (attention_transfer_reference): student node, the teacher node's
 /// output [rows, positions, ct], and the pair's shapes and weight.
@@ -278,12 +290,13 @@ pub struct AttentionIn<'a> {
 /// `net_loss_and_grads` with activation transforms (see `net_forward_with`), the step
 /// gradients of the learned ones (see `net_backward_with`), and the loss in `head`.
 #[allow(clippy::too_many_arguments)]
-pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>], head: Head) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>) {
+/// Returns (mean loss, gradients, tape, learned activation steps' gradients, hint projections' gradients).
+pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, labels: &[u32], rows: usize, valid: usize, acts: &[Option<QuantFn>], learned: &[Option<(QuantFn, f32)>], head: Head) -> (f32, NetParams, Tape, Vec<Option<Vec<f32>>>, Vec<Vec<f32>>) {
     let tape = net_forward_keeping(net, params, x, rows, valid, true, acts, learned);
     let logits = logits_array(tape.logits(), rows, net.classes);
     let (dlogits, mut row_loss) = match head {
         None => softmax_xent_reference(&logits, labels, valid),
-        Some((teacher, p, _)) => distill_loss_reference(&logits, &logits_array(teacher, rows, net.classes), labels, valid, p),
+        Some((teacher, p, _, _)) => distill_loss_reference(&logits, &logits_array(teacher, rows, net.classes), labels, valid, p),
     };
     // Attention transfer: its loss joins the rows', its gradient enters the student node's output.
     let mut injected = Vec::new();
@@ -294,8 +307,21 @@ pub fn net_loss_and_grads_with(net: &Net, params: &mut NetParams, x: Vec<f32>, l
         }
         injected.push((a.node, grad));
     }
+    // Hints: Y = S·W per position, the loss of Y against the teacher; dW = Sᵀ·dY, dS = dY·Wᵀ.
+    let mut projection_grads = Vec::new();
+    for h in head.map(|h| h.3).unwrap_or(&[]) {
+        let s = &tape.acts[h.node];
+        let m = rows * h.positions;
+        let y = mm(s, h.projection, m, h.ct, h.cs, false, false);
+        let (dy, loss) = hint_loss_reference(&y, h.teacher, rows, valid, h.positions * h.ct, h.weight);
+        for (r, l) in row_loss.iter_mut().zip(&loss) {
+            *r += l;
+        }
+        projection_grads.push(mm(s, &dy, h.cs, h.ct, m, true, false));
+        injected.push((h.node, mm(&dy, h.projection, m, h.cs, h.ct, false, true)));
+    }
     let (grads, steps) = net_backward_with(net, params, &tape, dlogits.into_raw_vec_and_offset().0, learned, injected);
-    (row_loss.iter().sum::<f32>() / valid as f32, grads, tape, steps)
+    (row_loss.iter().sum::<f32>() / valid as f32, grads, tape, steps, projection_grads)
 }
 
 pub fn logits_array(logits: &[f32], rows: usize, classes: usize) -> ndarray::Array2<f32> {
@@ -333,6 +359,8 @@ pub struct CpuTrainer {
     jitter: usize,
     /// Attention-transfer terms with the teacher: (pair, positions, student and teacher channels).
     attention: Vec<(AttentionTransfer, (usize, usize, usize))>,
+    /// Hint terms: the pair, its shapes, and its projection with the optimizer's moments.
+    hints: Vec<(Hint, (usize, usize, usize), [Vec<f32>; 3])>,
 }
 
 type Moments = (Vec<f32>, Vec<f32>);
@@ -353,12 +381,14 @@ struct StepGrads {
     params: NetParams,
     weight_steps: Vec<Option<Vec<f32>>>,
     act_steps: Vec<Option<Vec<f32>>>,
+    /// Gradients of the hint projections.
+    projections: Vec<Vec<f32>>,
 }
 
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0, attention: Vec::new() }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0, attention: Vec::new(), hints: Vec::new() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -378,16 +408,37 @@ impl CpuTrainer {
         teacher.check_student(&self.net)?;
         self.teacher = Some((teacher.clone(), p));
         self.attention.clear();
+        self.hints.clear();
         Ok(())
     }
 
-    /// Same contract as `GpuTrainer::set_attention`.
+    /// Attention transfer alone (see `set_node_losses`).
     pub fn set_attention(&mut self, pairs: &[AttentionTransfer]) -> crate::error::Result<()> {
+        self.set_node_losses(pairs, &[])
+    }
+
+    /// Same contract as `GpuTrainer::set_node_losses`.
+    pub fn set_node_losses(&mut self, pairs: &[AttentionTransfer], hints: &[Hint]) -> crate::error::Result<()> {
         let Some((teacher, _)) = &self.teacher else {
-            return Err(crate::error::Error::Invalid("attention transfer needs a teacher: set it first".into()));
+            return Err(crate::error::Error::Invalid("attention transfer and hints need a teacher: set it first".into()));
         };
-        self.attention = pairs.iter().map(|a| Ok((*a, a.shapes(&self.net, &teacher.net)?))).collect::<crate::error::Result<_>>()?;
+        let attention = pairs.iter().map(|a| Ok((*a, a.shapes(&self.net, &teacher.net)?))).collect::<crate::error::Result<_>>()?;
+        let hints = hints
+            .iter()
+            .enumerate()
+            .map(|(k, h)| {
+                let (p, cs, ct) = h.shapes(&self.net, &teacher.net)?;
+                let moments = if self.opt.kind == OptimizerKind::Adam { cs * ct } else { 1 };
+                Ok((*h, (p, cs, ct), [Hint::init(cs, ct, k), vec![0.0; cs * ct], vec![0.0; moments]]))
+            })
+            .collect::<crate::error::Result<_>>()?;
+        (self.attention, self.hints) = (attention, hints);
         Ok(())
+    }
+
+    /// The hint projections as trained so far.
+    pub fn projections(&self) -> Vec<Vec<f32>> {
+        self.hints.iter().map(|(_, _, [w, _, _])| w.clone()).collect()
     }
 
     /// Same contract as `GpuTrainer::set_jitter`.
@@ -433,8 +484,12 @@ impl CpuTrainer {
             Some(acts) => self.attention.iter().map(|(a, (positions, cs, ct))| AttentionIn { node: a.student, teacher: &acts[a.teacher], positions: *positions, cs: *cs, ct: *ct, beta: a.beta }).collect(),
             None => Vec::new(),
         };
-        let head = teacher_acts.as_ref().and_then(|a| a.last()).zip(self.teacher.as_ref()).map(|(logits, (_, p))| (&logits[..], p, &attention[..]));
-        let (loss, mut grads, tape, act_steps) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned, head);
+        let hints: Vec<HintIn> = match &teacher_acts {
+            Some(acts) => self.hints.iter().map(|(h, (positions, cs, ct), [w, _, _])| HintIn { node: h.student, teacher: &acts[h.teacher], positions: *positions, cs: *cs, ct: *ct, weight: h.weight, projection: w }).collect(),
+            None => Vec::new(),
+        };
+        let head = teacher_acts.as_ref().and_then(|a| a.last()).zip(self.teacher.as_ref()).map(|(logits, (_, p))| (&logits[..], p, &attention[..], &hints[..]));
+        let (loss, mut grads, tape, act_steps, projections) = net_loss_and_grads_with(&self.net, &mut self.params, x, y, valid, valid, &t.activations, &learned, head);
         self.restore_masters(masters);
         let mut weight_steps = vec![None; infos.len()];
         for (j, q) in self.transforms.weights.iter().enumerate() {
@@ -447,7 +502,7 @@ impl CpuTrainer {
                 ste_clip_reference(q, w, g, infos[j].cols);
             }
         }
-        (StepGrads { loss, params: grads, weight_steps, act_steps }, tape)
+        (StepGrads { loss, params: grads, weight_steps, act_steps, projections }, tape)
     }
 
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
@@ -484,6 +539,11 @@ impl CpuTrainer {
         }
         for ((q, g), m) in self.transforms.activations.iter_mut().zip(&grads.act_steps).zip(am.iter_mut()) {
             learn(q, g, m);
+        }
+        // Hint projections: the student's optimizer without decay (as the learned steps).
+        for ((_, _, [w, m, v]), g) in self.hints.iter_mut().zip(&grads.projections) {
+            let p = steps.step_params(w.len(), lr, self.t);
+            update_reference(steps.kind, w, g, m, v, &p);
         }
         let masks = std::mem::take(&mut self.hard_masks);
         self.apply_masks(&masks);

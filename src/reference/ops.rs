@@ -222,6 +222,23 @@ pub fn attention_transfer_reference(student: &[f32], teacher: &[f32], rows: usiz
     (grad, loss)
 }
 
+/// hint_loss: per valid row, w·Σ (Y − T)² / (P·Ct) of the projected student output Y and the
+/// teacher's T [B, P, Ct]; returns (dY of the mean over V rows, that loss per row). Padding rows:
+/// zero.   (shaders/attention.wgsl)
+pub fn hint_loss_reference(y: &[f32], t: &[f32], rows: usize, valid: usize, per_row: usize, weight: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut grad = vec![0.0f32; rows * per_row];
+    let mut loss = vec![0.0f32; rows];
+    let scale = 2.0 * weight / per_row as f32 / valid.max(1) as f32;
+    for b in 0..valid {
+        let r = b * per_row..(b + 1) * per_row;
+        loss[b] = weight * y[r.clone()].iter().zip(&t[r.clone()]).map(|(a, c)| (a - c) * (a - c)).sum::<f32>() / per_row as f32;
+        for i in r {
+            grad[i] = (y[i] - t[i]) * scale;
+        }
+    }
+    (grad, loss)
+}
+
 /// mask_apply: w *= mask.   (shaders/mask.wgsl)
 pub fn mask_apply_reference(w: &mut [f32], mask: &[f32]) {
     for (v, m) in w.iter_mut().zip(mask) {
