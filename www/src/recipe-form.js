@@ -186,13 +186,17 @@ export const STAGE_KINDS = {
       { key: 'omit', label: 'Classes the student never sees (e.g. 3; empty = none)', control: 'text', value: '' },
       { key: 'bias', label: 'Then raise their bias by', control: 'number', value: '3.5' },
       { key: 'attention', label: 'Attention transfer: student node : teacher node : β, comma-separated (e.g. 1:1:100; nodes counted from the input, maps of equal size)', control: 'text', value: '' },
+      { key: 'hints', label: 'Hints (FitNets): student node : teacher node : weight, comma-separated (a learned projection; outputs of equal height and width)', control: 'text', value: '' },
     ],
     toRecipe(v, train) {
       const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
       if (v.teacher === 'trained') d.teacher = 'trained';
       else if (v.teacher !== 'so-far' && v.teacher !== undefined) d.teacher = Number(v.teacher);
-      const pairs = (v.attention ?? '').split(',').map((t) => t.trim()).filter((t) => t.length);
-      if (pairs.length) d.attention = pairs.map((t) => { const [student, teacher, beta] = t.split(':').map(Number); return { student, teacher, beta }; });
+      const triples = (text) => (text ?? '').split(',').map((t) => t.trim()).filter((t) => t.length).map((t) => t.split(':').map(Number));
+      const pairs = triples(v.attention);
+      if (pairs.length) d.attention = pairs.map(([student, teacher, beta]) => ({ student, teacher, beta }));
+      const hints = triples(v.hints);
+      if (hints.length) d.hints = hints.map(([student, teacher, weight]) => ({ student, teacher, weight }));
       if (numList(v.omit ?? '').length) {
         d.omit = numList(v.omit);
         d.bias_correction = Number(v.bias);
@@ -210,6 +214,7 @@ export const STAGE_KINDS = {
       teacher: d.teacher === undefined ? 'so-far' : String(d.teacher),
       omit: showList(d.omit),
       attention: (d.attention ?? []).map((a) => `${a.student}:${a.teacher}:${a.beta}`).join(', '),
+      hints: (d.hints ?? []).map((h) => `${h.student}:${h.teacher}:${h.weight}`).join(', '),
       bias: d.bias_correction,
     }),
   },

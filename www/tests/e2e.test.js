@@ -300,7 +300,7 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.05' });
   await page.selectOption('#add-stage-kind', 'distill');
   await page.click('#add-stage');
-  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1', '#stage-0-omit': '3', '#stage-0-bias': '2' });
+  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-temperature': '3', '#stage-0-alpha': '0.7', '#stage-0-epochs': '1', '#stage-0-omit': '3', '#stage-0-bias': '2', '#stage-0-hints': '1:1:0.5' });
   await page.selectOption('#add-stage-kind', 'distill-grid');
   await page.click('#add-stage');
   await fillAll(page, { '#stage-1-hidden': '32', '#stage-1-temperatures': '1, 4', '#stage-1-alphas': '0, 0.9', '#stage-1-epochs': '2' });
@@ -311,10 +311,11 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   assert.deepEqual(shared.stages[0].distill.student, { arch: 'mlp', hidden: [16] });
   assert.equal(shared.stages[0].distill.temperature, 3);
   assert.deepEqual([shared.stages[0].distill.omit, shared.stages[0].distill.bias_correction], [[3], 2]);
+  assert.deepEqual(shared.stages[0].distill.hints, [{ student: 1, teacher: 1, weight: 0.5 }]);
   const box = page.locator('.stage-result[data-stage="1"]');
   const [student, baseline, teacher] = await Promise.all(['student', 'baseline', 'teacher'].map((k) => box.getAttribute(`data-${k}`)));
   for (const v of [student, baseline, teacher]) assert.ok(Number(v) > 0.5, `accuracies ${student} ${baseline} ${teacher}`);
-  assert.match(await box.locator('.facts').first().textContent(), /Student .*labels alone .*teacher .*agree on/);
+  assert.match(await box.locator('.facts').first().textContent(), /Student .*labels alone .*teacher .*agree on.*Hints: student node 1 → teacher node 1/);
   // The omitted class: reported before and after the bias shift (a raised bias only wins 3s).
   const omitted = box.locator('.facts.omitted');
   assert.match(await omitted.textContent(), /Class 3 left out .*never saw one.*after raising their bias by 2/);
