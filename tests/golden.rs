@@ -403,22 +403,47 @@ async fn distill_case(ctx: GpuContext) {
 }
 gpu_test!(distillation_step_matches_cpu_reference, distill_case);
 
+/// The odd convnet as a frozen teacher and a conv student on synthetic 11x9 digits (the attention
+/// and hint cases): data, normalisation, teacher, and the student with `hidden` dense units (none: 0).
+fn conv_student(rng: &mut squeeze::rng::Rng, seed: u64, hidden: usize) -> (Splits, squeeze::data::Normalization, squeeze::nn::Teacher, Net) {
+    let data = Splits::new("synthetic", synthetic_sized(rng, 37, 11, 9), synthetic_sized(rng, 13, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let teacher_net = odd_convnet();
+    let teacher = squeeze::nn::Teacher { params: NetParams::init(&teacher_net, seed ^ 1), activations: vec![], net: teacher_net };
+    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
+    student.then(Op::Conv { outputs: 4, k: 3, stride: 2, pad: 1 }, true); // 6x5x4
+    student.then(Op::Conv { outputs: 3, k: 2, stride: 1, pad: 1 }, true); // 7x6x3
+    if hidden > 0 {
+        student.then(Op::Dense { outputs: hidden }, true);
+    }
+    student.then(Op::Dense { outputs: 10 }, false);
+    (data, norm, teacher, student)
+}
+
+/// After an epoch in lockstep: GPU and CPU agree on the loss, test metrics and every parameter;
+/// the extra loss terms added loss and trained differently from `plain` (soft targets alone).
+async fn agree_beyond_plain(what: &str, gpu: &mut GpuTrainer, cpu: &mut CpuTrainer, plain: &mut CpuTrainer, seed: u64) {
+    let (g, c, q) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics(), plain.take_metrics());
+    assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-3, 1e-3, seed);
+    assert!(c[0] > q[0] + 1e-3, "{what}: the extra terms added no loss: {} vs {} (seed {seed})", c[0], q[0]);
+    let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
+    assert_close(&format!("{what} test metrics"), &g[..3], &c[..3], 1e-3, 1e-3, seed);
+    let gp = gpu.params().await.unwrap();
+    for (j, (a, b)) in gp.tensors.iter().zip(&cpu.params.tensors).enumerate() {
+        assert_close(&format!("{what} tensor {j}"), a, b, 1e-3, 1e-4, seed);
+    }
+    assert!(cpu.params.max_abs_diff(&plain.params) > 1e-3, "{what}: trained exactly like the soft targets alone (seed {seed})");
+}
+
 /// Attention transfer in the student's step, GPU against the CPU reference: a conv student whose
 /// first conv output (6x5, 4 channels) is compared with the odd convnet teacher's (6x5, 5
 /// channels) twice (two weights: the gradients accumulate), beside soft targets; same loss, test
 /// metrics and parameters, and not what the soft targets alone train. A pair of maps of different
 /// sizes is refused.
 async fn attention_case(ctx: GpuContext) {
-    use squeeze::nn::{AttentionTransfer, DistillParams, Teacher};
+    use squeeze::nn::{AttentionTransfer, DistillParams};
     let (mut rng, seed) = fresh_rng("attention");
-    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
-    let norm = data.train.normalization();
-    let teacher_net = odd_convnet();
-    let teacher = Teacher { params: NetParams::init(&teacher_net, seed ^ 1), activations: vec![], net: teacher_net };
-    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
-    student.then(Op::Conv { outputs: 4, k: 3, stride: 2, pad: 1 }, true); // 6x5x4
-    student.then(Op::Conv { outputs: 3, k: 2, stride: 1, pad: 1 }, true); // 7x6x3
-    student.then(Op::Dense { outputs: 10 }, false);
+    let (data, norm, teacher, student) = conv_student(&mut rng, seed, 0);
     let init = NetParams::init(&student, seed);
     let p = DistillParams::soft_targets(3.0, 0.7);
     let pairs = [AttentionTransfer { student: 1, teacher: 1, beta: 40.0 }, AttentionTransfer { student: 1, teacher: 1, beta: 15.0 }];
@@ -436,16 +461,7 @@ async fn attention_case(ctx: GpuContext) {
     gpu.set_attention(&pairs).unwrap();
     cpu.set_attention(&pairs).unwrap();
     epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, 0.05);
-    let (g, c, q) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics(), plain.take_metrics());
-    assert_close("attention train loss sum", &g[..1], &c[..1], 1e-3, 1e-3, seed);
-    assert!(c[0] > q[0] + 1e-3, "the attention terms added no loss: {} vs {} (seed {seed})", c[0], q[0]);
-    let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
-    assert_close("attention test metrics", &g[..3], &c[..3], 1e-3, 1e-3, seed);
-    let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
-    for (j, _) in student.tensors().iter().enumerate() {
-        assert_close(&format!("attention tensor {j}"), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-4, seed);
-    }
-    assert!(cp.max_abs_diff(&plain.params) > 1e-3, "attention transfer trained exactly like the soft targets alone (seed {seed})");
+    agree_beyond_plain("attention", &mut gpu, &mut cpu, &mut plain, seed).await;
 }
 gpu_test!(attention_transfer_step_matches_cpu_reference, attention_case);
 
@@ -455,17 +471,9 @@ gpu_test!(attention_transfer_step_matches_cpu_reference, attention_case);
 /// targets; same loss, metrics, parameters and projections, and not what the soft targets alone
 /// train. Outputs of different sizes are refused.
 async fn hint_case(ctx: GpuContext) {
-    use squeeze::nn::{DistillParams, Hint, Teacher};
+    use squeeze::nn::{DistillParams, Hint};
     let (mut rng, seed) = fresh_rng("hints");
-    let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
-    let norm = data.train.normalization();
-    let teacher_net = odd_convnet();
-    let teacher = Teacher { params: NetParams::init(&teacher_net, seed ^ 1), activations: vec![], net: teacher_net };
-    let mut student = Net::new("student", Shape::new(11, 9, 1), 10);
-    student.then(Op::Conv { outputs: 4, k: 3, stride: 2, pad: 1 }, true); // 6x5x4
-    student.then(Op::Conv { outputs: 3, k: 2, stride: 1, pad: 1 }, true); // 7x6x3
-    student.then(Op::Dense { outputs: 6 }, true);
-    student.then(Op::Dense { outputs: 10 }, false);
+    let (data, norm, teacher, student) = conv_student(&mut rng, seed, 6);
     let init = NetParams::init(&student, seed);
     let p = DistillParams::soft_targets(3.0, 0.7);
     let hints = [Hint { student: 1, teacher: 1, weight: 2.0 }, Hint { student: 3, teacher: 5, weight: 0.5 }];
@@ -486,21 +494,12 @@ async fn hint_case(ctx: GpuContext) {
         let start = cpu.projections();
         epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, lr);
         let what = format!("hints {kind:?}");
-        let (g, c, q) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics(), plain.take_metrics());
-        assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-3, 1e-3, seed);
-        assert!(c[0] > q[0] + 1e-3, "{what}: the hints added no loss (seed {seed})");
-        let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
-        assert_close(&format!("{what} test metrics"), &g[..3], &c[..3], 1e-3, 1e-3, seed);
-        let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
-        for (j, _) in student.tensors().iter().enumerate() {
-            assert_close(&format!("{what} tensor {j}"), &gp.tensors[j], &cp.tensors[j], 1e-3, 1e-4, seed);
-        }
+        agree_beyond_plain(&what, &mut gpu, &mut cpu, &mut plain, seed).await;
         let (gw, cw) = (gpu.projections().await.unwrap(), cpu.projections());
         for (k, (a, b)) in gw.iter().zip(&cw).enumerate() {
             assert_close(&format!("{what} projection {k}"), a, b, 1e-3, 1e-4, seed);
             assert!(b.iter().zip(&start[k]).any(|(x, y)| (x - y).abs() > 1e-4), "{what}: projection {k} did not train (seed {seed})");
         }
-        assert!(cp.max_abs_diff(&plain.params) > 1e-3, "{what}: hints trained exactly like the soft targets alone (seed {seed})");
     }
 }
 gpu_test!(hint_step_matches_cpu_reference, hint_case);

@@ -71,10 +71,7 @@ pub struct AttentionTransfer {
 impl AttentionTransfer {
     /// (positions, student channels, teacher channels), or why the pair cannot be compared.
     pub fn shapes(&self, student: &Net, teacher: &Net) -> Result<(usize, usize, usize)> {
-        let node = |net: &Net, n: usize, who: &str| {
-            net.nodes.get(n).map(|x| x.shape).filter(|_| n > 0).ok_or_else(|| Error::Invalid(format!("attention transfer: the {who} has nodes 1..={}, not {n}", net.nodes.len() - 1)))
-        };
-        let (s, t) = (node(student, self.student, "student")?, node(teacher, self.teacher, "teacher")?);
+        let (s, t) = output_shapes("attention transfer", (student, self.student), (teacher, self.teacher))?;
         if (s.h, s.w) != (t.h, t.w) || s.h * s.w < 2 {
             return Err(Error::Invalid(format!(
                 "attention transfer compares maps of the same size with more than one position: student node {} is {}x{}, teacher node {} is {}x{}",
@@ -101,10 +98,7 @@ pub struct Hint {
 impl Hint {
     /// (positions, student channels, teacher channels), or why the pair cannot be matched.
     pub fn shapes(&self, student: &Net, teacher: &Net) -> Result<(usize, usize, usize)> {
-        let node = |net: &Net, n: usize, who: &str| {
-            net.nodes.get(n).map(|x| x.shape).filter(|_| n > 0).ok_or_else(|| Error::Invalid(format!("hint: the {who} has nodes 1..={}, not {n}", net.nodes.len() - 1)))
-        };
-        let (s, t) = (node(student, self.student, "student")?, node(teacher, self.teacher, "teacher")?);
+        let (s, t) = output_shapes("hint", (student, self.student), (teacher, self.teacher))?;
         if (s.h, s.w) != (t.h, t.w) {
             return Err(Error::Invalid(format!(
                 "a hint projects each position's channels: student node {} is {}x{}, teacher node {} is {}x{}; pick nodes of the same height and width",
@@ -121,4 +115,13 @@ impl Hint {
         let a = 1.0 / (cs as f32).sqrt();
         (0..cs * ct).map(|_| rng.uniform(-a, a)).collect()
     }
+}
+
+/// The output shapes of a student node and a teacher node named by a `term`, or which index is
+/// out of range (node 0, the input, is not a node output either).
+fn output_shapes(term: &str, (student, s): (&Net, usize), (teacher, t): (&Net, usize)) -> Result<(super::Shape, super::Shape)> {
+    let node = |net: &Net, n: usize, who: &str| {
+        net.nodes.get(n).map(|x| x.shape).filter(|_| n > 0).ok_or_else(|| Error::Invalid(format!("{term}: the {who} has nodes 1..={}, not {n}", net.nodes.len() - 1)))
+    };
+    Ok((node(student, s, "student")?, node(teacher, t, "teacher")?))
 }
