@@ -420,6 +420,19 @@ fn conv_student(rng: &mut squeeze::rng::Rng, seed: u64, hidden: usize) -> (Split
     (data, norm, teacher, student)
 }
 
+/// A GPU and two CPU trainers of `student` (batch 8) from the same start, all taught by `teacher`:
+/// the pair to compare, and `plain`, which keeps the soft targets alone.
+#[allow(clippy::too_many_arguments)]
+fn taught(ctx: &GpuContext, student: &Net, init: &NetParams, opt: OptimizerConfig, data: &Splits, norm: squeeze::data::Normalization, teacher: &squeeze::nn::Teacher, p: squeeze::nn::DistillParams) -> (GpuTrainer, CpuTrainer, CpuTrainer) {
+    let mut gpu = GpuTrainer::new(ctx, student, init, opt.clone(), data, norm, 8);
+    let mut cpu = CpuTrainer::new(student, init.clone(), opt.clone(), data.clone(), norm, 8);
+    let mut plain = CpuTrainer::new(student, init.clone(), opt, data.clone(), norm, 8);
+    gpu.set_teacher(teacher, p).unwrap();
+    cpu.set_teacher(teacher, p).unwrap();
+    plain.set_teacher(teacher, p).unwrap();
+    (gpu, cpu, plain)
+}
+
 /// After an epoch in lockstep: GPU and CPU agree on the loss, test metrics and every parameter;
 /// the extra loss terms added loss and trained differently from `plain` (soft targets alone).
 async fn agree_beyond_plain(what: &str, gpu: &mut GpuTrainer, cpu: &mut CpuTrainer, plain: &mut CpuTrainer, seed: u64) {
@@ -447,14 +460,7 @@ async fn attention_case(ctx: GpuContext) {
     let init = NetParams::init(&student, seed);
     let p = DistillParams::soft_targets(3.0, 0.7);
     let pairs = [AttentionTransfer { student: 1, teacher: 1, beta: 40.0 }, AttentionTransfer { student: 1, teacher: 1, beta: 15.0 }];
-    let opt = float_opt();
-    let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
-    let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
-    let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
-    for t in [&mut cpu, &mut plain] {
-        t.set_teacher(&teacher, p).unwrap();
-    }
-    gpu.set_teacher(&teacher, p).unwrap();
+    let (mut gpu, mut cpu, mut plain) = taught(&ctx, &student, &init, float_opt(), &data, norm, &teacher, p);
     // Before anything: a pair of 7x6 and 6x5 maps is refused on both backends.
     let wrong = [AttentionTransfer { student: 2, teacher: 1, beta: 1.0 }];
     assert!(gpu.set_attention(&wrong).is_err() && cpu.set_attention(&wrong).is_err());
@@ -480,13 +486,7 @@ async fn hint_case(ctx: GpuContext) {
     for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let opt = OptimizerConfig { kind, ..float_opt() };
         let lr = if kind == OptimizerKind::Adam { 0.005 } else { 0.05 };
-        let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
-        let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
-        let mut plain = CpuTrainer::new(&student, init.clone(), opt, data.clone(), norm, 8);
-        for t in [&mut cpu, &mut plain] {
-            t.set_teacher(&teacher, p).unwrap();
-        }
-        gpu.set_teacher(&teacher, p).unwrap();
+        let (mut gpu, mut cpu, mut plain) = taught(&ctx, &student, &init, opt, &data, norm, &teacher, p);
         let wrong = [Hint { student: 2, teacher: 1, weight: 1.0 }];
         assert!(gpu.set_node_losses(&[], &wrong).is_err() && cpu.set_node_losses(&[], &wrong).is_err());
         gpu.set_node_losses(&[], &hints).unwrap();

@@ -682,17 +682,10 @@ impl GpuTrainer {
         Ok(read_tensors(&self.ctx, self.hint_updates.iter().map(|(n, _, w)| (w, *n))).await?.tensors)
     }
 
-    /// The backward launches with the node losses' gradients added where they belong.
-    fn backward_pass(&self) -> Vec<&Launch> {
-        let mut out = Vec::with_capacity(self.backward.len() + self.injected.len());
-        let mut extra = self.injected.iter().peekable();
-        for (i, l) in self.backward.iter().enumerate() {
-            while let Some((_, e)) = extra.next_if(|(at, _)| *at == i) {
-                out.push(e);
-            }
-            out.push(l);
-        }
-        out
+    /// The backward launches with the node losses' gradients added where they belong (no
+    /// allocation per step: the few adds are looked up by their backward index).
+    fn backward_pass(&self) -> impl Iterator<Item = &Launch> {
+        self.backward.iter().enumerate().flat_map(move |(i, l)| self.injected.iter().filter(move |(at, _)| *at == i).map(|(_, e)| e).chain(std::iter::once(l)))
     }
 
     /// Augmentation: every training image moved by up to `k` pixels each way from now on
