@@ -239,7 +239,7 @@ async fn frozen_teacher_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("frozen teacher");
     let data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 45, 11, 9), common::synthetic_sized(&mut rng, 10, 11, 9)).unwrap();
     let net = Net::vgg_mini(Shape::new(11, 9, 1), &[3, 4], 10);
-    let teacher = Teacher { params: common::trained_like(&net, &mut rng, seed), net, activations: vec![] };
+    let teacher = Teacher { params: common::trained_like(&net, &mut rng, seed), net, activations: vec![], norm: None };
     let student = Net::mlp(Shape::new(11, 9, 1), &[7], 10);
     let opt = OptimizerConfig { kind: OptimizerKind::Adam, lr: 0.01, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 0.0, l1: 0.0 };
     let mut gpu = GpuTrainer::new(&ctx, &student, &NetParams::init(&student, seed), opt, &data, data.train.normalization(), 8);
@@ -255,6 +255,68 @@ async fn frozen_teacher_case(ctx: GpuContext) {
     assert!(gpu.params().await.unwrap().max_abs_diff(&NetParams::init(&student, seed)) > 1e-3, "the student did not train (seed {seed})");
 }
 gpu_test!(teacher_parameters_stay_bit_identical, frozen_teacher_case);
+
+/// A teacher trained with another input normalisation (a model file from other data) sees its
+/// own: distilling from an MLP teacher with normalisation N_t trains the student exactly as the
+/// same teacher with N_t folded into its first layer (W' = a·W, b' = b + c·Σ_i W_i, where
+/// x_t = a·x + c) reading the student's input, on both backends, with jittered images; and not
+/// as the unfolded teacher reading the student's input.
+async fn teacher_norm_case(ctx: GpuContext) {
+    use squeeze::data::Normalization;
+    use squeeze::gpu::GpuTrainer;
+    use squeeze::nn::{Net, NetParams, OptimizerConfig, OptimizerKind, Shape, Teacher};
+    use squeeze::reference::net::CpuTrainer;
+    let (mut rng, seed) = fresh_rng("teacher normalisation");
+    let data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 37, 11, 9), common::synthetic_sized(&mut rng, 10, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let own = Normalization { mean: norm.mean + 0.11, std: norm.std * 0.8 };
+    let net = Net::mlp(Shape::new(11, 9, 1), &[13], 10);
+    let params = common::trained_like(&net, &mut rng, seed);
+    let ((sa, ca), (sb, cb)) = (own.scale_shift(), norm.scale_shift());
+    let (a, c) = (sa / sb, ca - sa / sb * cb);
+    let mut folded = params.clone();
+    let cols = net.tensors()[0].cols;
+    let w = params.tensors[0].clone();
+    folded.tensors[0].iter_mut().for_each(|v| *v *= a);
+    for (o, b) in folded.tensors[1].iter_mut().enumerate() {
+        *b += c * w.iter().skip(o).step_by(cols).sum::<f32>();
+    }
+    let teachers = [
+        Teacher { net: net.clone(), params: params.clone(), activations: vec![], norm: Some(own) },
+        Teacher { net: net.clone(), params: folded, activations: vec![], norm: None },
+        Teacher { net: net.clone(), params, activations: vec![], norm: None },
+    ];
+    let student = Net::mlp(Shape::new(11, 9, 1), &[7], 10);
+    let init = NetParams::init(&student, seed);
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
+    let p = DistillParams::soft_targets(3.0, 0.8);
+    let order = data.train.epoch_order(seed, 0);
+    let mut trained = Vec::new();
+    for t in &teachers {
+        let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
+        let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
+        gpu.set_teacher(t, p).unwrap();
+        cpu.set_teacher(t, p).unwrap();
+        gpu.set_jitter(1);
+        cpu.set_jitter(1);
+        gpu.begin_epoch(&order);
+        cpu.begin_epoch(&order);
+        for (offset, valid) in data.train.batches(8) {
+            gpu.train_step(offset, valid, 0.05);
+            cpu.train_step(offset, valid, 0.05);
+        }
+        trained.push((gpu.params().await.unwrap(), cpu.params.clone()));
+    }
+    for (k, what) in [(0, "gpu"), (1, "cpu")] {
+        let side = |i: usize| if k == 0 { &trained[i].0 } else { &trained[i].1 };
+        for (j, (x, y)) in side(0).tensors.iter().zip(&side(1).tensors).enumerate() {
+            assert_close(&format!("{what}: own normalisation vs folded, tensor {j}"), x, y, 1e-4, 1e-3, seed);
+        }
+        let d = side(0).max_abs_diff(side(2));
+        assert!(d > 1e-3, "{what}: the teacher's normalisation made no difference ({d}, seed {seed})");
+    }
+}
+gpu_test!(teacher_reads_its_own_normalisation, teacher_norm_case);
 
 /// The T × α grid through a recipe, on both backends: one student per cell; with α = 0 the loss
 /// is plain cross-entropy whatever T is, so those cells train identically (same start, same sample

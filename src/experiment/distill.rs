@@ -98,7 +98,7 @@ fn is_zero(v: &f32) -> bool {
 /// earlier stage's; with its test (loss, accuracy).
 pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cfg: &TrainConfig) -> Result<(Teacher, (f32, f32))> {
     let teacher = match which {
-        None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone() },
+        None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone(), norm: None },
         Some(r) => {
             // "trained" is stage 0 of the run; stages[k] left the model of run stage k + 1.
             let stage = match r {
@@ -106,7 +106,7 @@ pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cf
                 TeacherRef::Named(_) => 0,
             };
             let m = run.models.iter().find(|m| m.stage == stage).ok_or_else(|| Error::recipe(&format!("stages[{}].teacher", si - 1), format!("stage {stage} left no model")))?;
-            Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone() }
+            Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone(), norm: None }
         }
     };
     let state = ModelState { net: teacher.net.clone(), params: teacher.params.clone(), masks: None, transforms: Transforms { activations: teacher.activations.clone(), ..Transforms::default() } };

@@ -83,6 +83,10 @@ struct ForwardProgram {
     loss_at: usize,
     /// Launches of a teacher's forward pass just before the loss (0: none).
     teacher_launches: usize,
+    /// The split's images and labels (u8), for a teacher's own gather.
+    data: (wgpu::Buffer, wgpu::Buffer),
+    /// A teacher with its own normalisation: its gather's uniform and place in `launches`.
+    teacher_gather: Option<(GatherParams, usize)>,
 }
 
 /// The GPU side of a trainer's `Transforms`: per tensor the buffer forward reads (the quantized
@@ -254,7 +258,7 @@ impl ForwardProgram {
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0, gather, gather_at }
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0, gather, gather_at, data: (images, labels_u8), teacher_gather: None }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
@@ -602,15 +606,30 @@ impl GpuTrainer {
         self.teacher_params = params.iter().zip(&teacher.params.tensors).map(|(b, t)| (b.clone(), t.len())).collect();
         let slots = Slots::new(ctx, &teacher.net, &params, &Transforms { activations: teacher.activations.clone(), ..Transforms::default() });
         let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
-        acts[0] = self.train.acts[0].clone();
-        let (mut launches, _) = node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false);
+        let at = self.train.loss_at;
+        let from = at - self.train.teacher_launches;
+        // The student's input, or the same pixels gathered again with the teacher's normalisation
+        // (its labels land where the student's did, the same values).
+        let mut launches = Vec::new();
+        self.train.teacher_gather = match teacher.norm.filter(|&n| n != self.norm) {
+            None => {
+                acts[0] = self.train.acts[0].clone();
+                None
+            }
+            Some(n) => {
+                let (scale, shift) = n.scale_shift();
+                let g = GatherParams { scale, shift, ..self.train.gather };
+                let t = &self.train;
+                launches.push(ctx.gather_batch(g, &t.step, &t.data.0, &t.data.1, &t.order, &acts[0], &t.labels));
+                Some((g, from))
+            }
+        };
+        launches.extend(node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false).0);
         let student = self.train.acts.last().expect("a net has nodes");
         let logits = acts.last().expect("a net has nodes");
         let count = launches.len();
         let head = HeadParams { rows, classes: self.net.classes as u32 };
         launches.push(ctx.distill_loss(head, p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
-        let at = self.train.loss_at;
-        let from = at - self.train.teacher_launches;
         // Replaces the previous teacher's launches, head and node losses.
         self.train.launches.splice(from..=at + self.node_loss_launches, launches);
         self.train.loss_at = from + count;
@@ -694,6 +713,10 @@ impl GpuTrainer {
         let t = &mut self.train;
         t.gather.jitter = k as u32;
         self.ctx.queue.write_buffer(&t.launches[t.gather_at].uniform, 0, bytemuck::bytes_of(&t.gather));
+        if let Some((g, at)) = &mut t.teacher_gather {
+            g.jitter = k as u32;
+            self.ctx.queue.write_buffer(&t.launches[*at].uniform, 0, bytemuck::bytes_of(g));
+        }
     }
 
     /// Returns and clears the training accumulator [loss_sum, correct, seen, 0].

@@ -16,6 +16,10 @@ pub struct Teacher {
     pub params: NetParams,
     /// Per node (empty: none), as `inspect::StageModel::activations`.
     pub activations: Vec<Option<QuantFn>>,
+    /// The input normalisation it was trained with, where it differs from the student's (a
+    /// model file trained on other data): the step gathers the batch a second time for it.
+    /// None: it reads the student's input as it is.
+    pub norm: Option<crate::data::Normalization>,
 }
 
 impl Teacher {

@@ -474,11 +474,12 @@ impl CpuTrainer {
     /// transformed weights and activations, and each master weight's gradient is clipped by the
     /// straight-through estimator (by lsq_backward where the step is learned, which also gives the
     /// step's gradient). The masters are what `self.params` holds afterwards.
-    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], x: Vec<f32>, y: &[u32], valid: usize) -> (StepGrads, Tape) {
+    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], (x, teacher_x): (Vec<f32>, Option<Vec<f32>>), y: &[u32], valid: usize) -> (StepGrads, Tape) {
         let masters = self.swap_in_transformed(infos);
         let t = &self.transforms;
         let learned: Vec<Option<(QuantFn, f32)>> = self.net.nodes.iter().enumerate().map(|(n, node)| t.learned_activation(n).map(|q| (q.clone(), q.lsq_grad_scale(node.shape.size())))).collect();
-        let teacher_acts = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, x.clone(), valid, valid, false, &teacher.activations).acts);
+        let teacher_x = teacher_x.unwrap_or_else(|| x.clone());
+        let teacher_acts = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, teacher_x, valid, valid, false, &teacher.activations).acts);
         let t = &self.transforms;
         let attention: Vec<AttentionIn> = match &teacher_acts {
             Some(acts) => self.attention.iter().map(|(a, (positions, cs, ct))| AttentionIn { node: a.student, teacher: &acts[a.teacher], positions: *positions, cs: *cs, ct: *ct, beta: a.beta }).collect(),
@@ -505,11 +506,20 @@ impl CpuTrainer {
         (StepGrads { loss, params: grads, weight_steps, act_steps, projections }, tape)
     }
 
+    /// A training step's batch, as the GPU's gather: the student's input, and the teacher's
+    /// where the teacher was trained with another normalisation (the same pixels, moved alike).
+    fn gather_step(&self, order: &[u32], offset: usize, valid: usize) -> ((Vec<f32>, Option<Vec<f32>>), Vec<u32>) {
+        let train = &self.data.train;
+        let (x, y) = train.gather_jittered(order, offset, valid, self.norm, self.jitter);
+        let own = self.teacher.as_ref().and_then(|(t, _)| t.norm).filter(|&n| n != self.norm);
+        ((x, own.map(|n| train.gather_jittered(order, offset, valid, n, self.jitter).0)), y)
+    }
+
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
     /// Forward and backward read the transformed weights; the masters take the update, then
     /// learned quantizer steps theirs.
     pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
-        let (x, y) = self.data.train.gather_jittered(&self.order, offset, valid, self.norm, self.jitter);
+        let (x, y) = self.gather_step(&self.order, offset, valid);
         let infos = self.net.tensors();
         let (grads, tape) = self.step_grads(&infos, x, &y, valid);
         // The loss the step minimised (as the GPU's accumulator), the accuracy of its logits.
@@ -568,7 +578,7 @@ impl CpuTrainer {
                 break;
             }
             let valid = batch.min(order.len() - offset);
-            let (x, y) = self.data.train.gather_jittered(order, offset, valid, self.norm, self.jitter); // as the GPU's training gather
+            let (x, y) = self.gather_step(order, offset, valid);
             let (grads, _) = self.step_grads(&infos, x, &y, valid);
             for (s, &j) in scores.iter_mut().zip(&weights) {
                 taylor_accumulate_reference(s, &saved.tensors[j], &grads.params.tensors[j]);
