@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use crate::data::files::{default_data_dir, load_named};
-use crate::experiment::{run, Backend, Control, Event, RunOptions};
+use crate::experiment::{run, Backend, Control, Event, ModelFiles, RunOptions};
 use crate::gpu::GpuContext;
 use crate::recipe::Recipe;
 use std::path::PathBuf;
@@ -45,9 +45,18 @@ enum Command {
         /// Override the recipe's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// A .sqz model file a distill stage names as its teacher (`"teacher": {"file": NAME}`
+        /// matches the file's name); repeatable. Unnamed ones are looked for beside the recipe.
+        #[arg(long)]
+        teacher: Vec<PathBuf>,
     },
-    /// Validate a recipe without running it.
-    Check { recipe: PathBuf },
+    /// Validate a recipe without running it (teacher files are looked for beside it).
+    Check {
+        recipe: PathBuf,
+        /// As `run --teacher`.
+        #[arg(long)]
+        teacher: Vec<PathBuf>,
+    },
     /// Print the GPU adapter wgpu picks.
     Adapter,
 }
@@ -74,21 +83,40 @@ fn load_recipe(path: &PathBuf) -> crate::Result<Recipe> {
     Recipe::from_json(&text)
 }
 
+/// The model files `r`'s distill stages name as teachers: each from `given` (by file name), else
+/// beside the recipe; read and checked before any work.
+fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> crate::Result<ModelFiles> {
+    let mut files = ModelFiles::new();
+    for (_, name) in r.teacher_files() {
+        let wanted = std::path::Path::new(name).file_name();
+        let path = match given.iter().find(|p| p.file_name() == wanted) {
+            Some(p) => p.clone(),
+            None => recipe.parent().unwrap_or(std::path::Path::new(".")).join(name),
+        };
+        let bytes = std::fs::read(&path).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: format!("{e} (the teacher file {name:?}: pass it with --teacher PATH)") })?;
+        let loaded = crate::export::load(&bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+        files.insert(name.to_string(), loaded);
+    }
+    Ok(files)
+}
+
 async fn main_async(cli: Cli) -> crate::Result<()> {
     match cli.command {
-        Command::Check { recipe } => {
+        Command::Check { recipe, teacher } => {
             let r = load_recipe(&recipe)?;
+            teacher_files(&recipe, &r, &teacher)?;
             println!("{}: valid\n{}", recipe.display(), r.to_json());
         }
         Command::Adapter => {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, save_model, progress_every, seed } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, progress_every, seed, teacher } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
             }
+            let files = teacher_files(&recipe, &r, &teacher)?;
             let dir = data.unwrap_or_else(default_data_dir);
             let splits = load_named(&dir, r.dataset.as_str())?;
             let backend = match backend {
@@ -102,7 +130,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                 BackendArg::Cpu => Backend::Cpu,
             };
             eprintln!("recipe {} | {} | {}", recipe.display(), r.dataset.as_str(), backend.describe());
-            let opts = RunOptions { progress_every };
+            let opts = RunOptions { progress_every, files };
             let mut on_event = |e: &Event| {
                 match e {
                     Event::Progress { stage, epoch, epochs, step, steps, train_loss, train_accuracy, elapsed_s } => eprintln!(

@@ -353,12 +353,15 @@ pub struct DistillConfig {
     pub hints: Vec<crate::nn::Hint>,
 }
 
-/// A distill stage's teacher: the first training's model, or the model an earlier stage left.
+/// A distill stage's teacher: the first training's model, the model an earlier stage left, or
+/// a `.sqz` model file (`{"file": "teacher.sqz"}`: the page's uploaded file of that name; the
+/// CLI's `--teacher PATH`, or the path relative to the recipe's folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TeacherRef {
     Stage(usize),
     Named(String),
+    File { file: String },
 }
 
 impl DistillConfig {
@@ -873,7 +876,32 @@ impl Recipe {
                 check(!self.stages[*k].is_scan(), &format!("{at}.teacher"), format!("stages[{k}] is a scan that leaves no model of its own; name the stage before it or \"trained\""))?;
                 Ok(left[*k])
             }
+            Some(TeacherRef::File { file }) => {
+                check(file.ends_with(".sqz") && file.len() > 4 && file.len() <= 255, &format!("{at}.teacher.file"), format!("must name a .sqz model file, got {file:?}"))?;
+                // Its weight matrices are known once it is loaded; a stage that keeps the
+                // teacher's architecture names it (see the distill stage's `student`).
+                Ok(so_far)
+            }
         }
+    }
+
+    /// The model files the recipe's distill stages name as teachers, each once, in order, with
+    /// the first stage naming it.
+    pub fn teacher_files(&self) -> Vec<(usize, &str)> {
+        let mut files: Vec<(usize, &str)> = Vec::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            let t = match s {
+                Stage::Distill(d) => &d.teacher,
+                Stage::DistillGrid(g) => &g.teacher,
+                _ => continue,
+            };
+            if let Some(TeacherRef::File { file }) = t {
+                if files.iter().all(|&(_, f)| f != file) {
+                    files.push((i, file));
+                }
+            }
+        }
+        files
     }
 
     /// The epoch of the first training stage whose weights a prune stage rewinds to, if any.
@@ -984,6 +1012,9 @@ impl Recipe {
                     if let Some(m) = &d.student {
                         m.validate_at(&format!("{at}.student"))?;
                         weights = m.weight_layers();
+                    } else {
+                        let from_file = matches!(d.teacher, Some(TeacherRef::File { .. }));
+                        check(!from_file, &format!("{at}.student"), "a teacher from a model file needs the student's architecture named (e.g. {\"arch\": \"lenet5\", \"widths\": [3, 8, 60]})".into())?;
                     }
                 }
                 Stage::DistillGrid(g) => {

@@ -3,7 +3,7 @@
 //! module). JS owns fetching, the DOM and the worker; this file owns nothing but the hand-off.
 
 use crate::data::{Dataset, Splits};
-use crate::experiment::{run, Backend, Control, Event, RunOptions};
+use crate::experiment::{run, Backend, Control, Event, ModelFiles, RunOptions};
 use crate::gpu::GpuContext;
 use crate::inspect::{self, StageModel};
 use crate::recipe::Recipe;
@@ -22,6 +22,8 @@ struct Inner {
     models: Vec<StageModel>,
     norm: Option<crate::data::Normalization>,
     models_dataset: String,
+    /// Loaded `.sqz` files a distill stage may name as teacher, by file name.
+    files: ModelFiles,
 }
 
 #[derive(serde::Serialize)]
@@ -34,6 +36,19 @@ struct ModelInfo {
     parameters: usize,
     nonzero: usize,
     /// Bytes of its `.sqz` model file (what a download stores).
+    file_bytes: usize,
+}
+
+/// A loaded model file, as `loadModel` describes it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileInfo {
+    name: String,
+    arch: String,
+    parameters: usize,
+    /// Height, width, channels of its images.
+    input: [usize; 3],
+    classes: usize,
     file_bytes: usize,
 }
 
@@ -105,7 +120,7 @@ impl Squeeze {
         } else {
             (Backend::Cpu, Some("CPU backend requested".to_string()))
         };
-        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new() })) }
+        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() })) }
     }
 
     /// `{backend: "webgpu" | "cpu", adapter: {name, backend, deviceType, driver, software} | null, fallbackReason}`.
@@ -149,11 +164,27 @@ impl Squeeze {
         Ok(to_js(&info)?)
     }
 
+    /// Reads a `.sqz` model file (src/export.rs) that distill stages may name as their teacher
+    /// (`"teacher": {"file": name}`); a second file of the same name replaces it. On error
+    /// nothing already loaded is touched.
+    #[wasm_bindgen(js_name = loadModel)]
+    pub fn load_model(&self, name: String, bytes: &[u8]) -> Result<JsValue, JsError> {
+        let (model, norm) = crate::export::load(bytes).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
+        let input = model.net.input();
+        let info = FileInfo { name: name.clone(), arch: model.net.arch.clone(), parameters: model.net.parameter_count(), input: [input.h, input.w, input.c], classes: model.net.classes, file_bytes: bytes.len() };
+        self.inner.borrow_mut().files.insert(name, (model, norm));
+        Ok(to_js(&info)?)
+    }
+
     /// Checks a recipe (a plain JS object) and returns it with defaults filled in, or throws an
-    /// error naming the bad field.
+    /// error naming the bad field (a teacher file not loaded included).
     #[wasm_bindgen(js_name = validateRecipe)]
     pub fn validate_recipe(&self, recipe: JsValue) -> Result<JsValue, JsError> {
         let r = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+        let files = &self.inner.borrow().files;
+        if let Some((i, name)) = r.teacher_files().into_iter().find(|(_, f)| !files.contains_key(*f)) {
+            return Err(js_err(crate::experiment::distill::missing_file(i, name)));
+        }
         Ok(to_js(&r)?)
     }
 
@@ -244,7 +275,7 @@ impl Squeeze {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let recipe = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
-            let (backend, splits) = {
+            let (backend, splits, files) = {
                 let mut i = inner.borrow_mut();
                 if i.running {
                     return Err(JsError::new("a run is already in progress").into());
@@ -256,9 +287,9 @@ impl Squeeze {
                     .cloned()
                     .ok_or_else(|| JsError::new(&format!("dataset `{name}` is not loaded: call loadDataset first")))?;
                 i.running = true;
-                (i.backend.clone(), splits)
+                (i.backend.clone(), splits, i.files.clone())
             };
-            let opts = RunOptions { progress_every: progress_every.unwrap_or(50).max(1) as usize };
+            let opts = RunOptions { progress_every: progress_every.unwrap_or(50).max(1) as usize, files };
             // onEvent returns false to cancel, "pause" to hold the run (it is asked again every
             // 100 ms with a {kind: "paused"} event), anything else to go on.
             let mut callback = |e: &Event| match to_js(e).map(|v| on_event.call1(&JsValue::NULL, &v)) {

@@ -135,7 +135,7 @@ async fn distill_stage_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let (teacher, stage) = (&out.report.stages[0], &out.report.stages[1]);
         assert_eq!(stage.name, "distill", "{what}");
         let d = stage.distillation().expect("a distillation report");
@@ -162,6 +162,59 @@ async fn distill_stage_case(ctx: GpuContext) {
     }
 }
 gpu_test!(distill_stage_runs_on_both_backends, distill_stage_case);
+
+/// A `.sqz` file as the teacher, on both backends: a 32-16 MLP trained by one run and saved, then
+/// named by a second run whose training images are darker (another input normalisation): the
+/// teacher is evaluated as it was trained (its accuracy on the shared test split is the first
+/// run's, to the bit), the student distils from it. A file the run was not given, or one for
+/// other images, is refused before any work (no event sent).
+async fn teacher_file_case(ctx: GpuContext) {
+    use squeeze::experiment::ModelFiles;
+    let (mut rng, seed) = fresh_rng("teacher file");
+    let data = four_classes(&mut rng, (480, 200), (10, 9));
+    let teacher_recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 4, "model": {"arch": "mlp", "hidden": [32, 16]}, "train": {"epochs": 5, "batch": 16, "lr": 0.05, "momentum": 0.9}}"#,
+    )
+    .unwrap();
+    let recipe = Recipe::from_json(
+        r#"{"dataset": "mnist", "seed": 5, "model": {"arch": "mlp", "hidden": [8]}, "train": {"epochs": 1, "batch": 16, "lr": 0.05},
+            "stages": [{"distill": {"teacher": {"file": "teacher.sqz"}, "student": {"arch": "mlp", "hidden": [6]}, "temperature": 3, "alpha": 0.8,
+                                    "train": {"epochs": 3, "batch": 16, "lr": 0.05, "momentum": 0.9}, "baseline": false}}]}"#,
+    )
+    .unwrap();
+    let mut darker = data.clone();
+    darker.train.images.iter_mut().for_each(|p| *p /= 2);
+    for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
+        let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
+        let opts = RunOptions { progress_every: 50, ..Default::default() };
+        let first = squeeze::experiment::run(&teacher_recipe, &data, &backend, &opts, &mut |_| Control::Continue).await.unwrap();
+        let bytes = squeeze::export::save(&first.models[0], first.norm);
+        let files: ModelFiles = [("teacher.sqz".to_string(), squeeze::export::load(&bytes).unwrap())].into();
+        let with = RunOptions { files, ..opts.clone() };
+        let out = squeeze::experiment::run(&recipe, &darker, &backend, &with, &mut |_| Control::Continue).await.unwrap();
+        assert_ne!(out.norm, first.norm, "{what}: the two runs share a normalisation; the test needs them apart");
+        let d = out.report.stages[1].distillation().unwrap();
+        assert_eq!((d.teacher_accuracy, d.teacher_parameters), (first.report.stages[0].test_accuracy, 90 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10), "{what}: the file's teacher (seed {seed})");
+        assert!(first.report.stages[0].test_accuracy > 0.45 && d.agreement > 0.3, "{what}: teacher {} agreement {} (seed {seed})", first.report.stages[0].test_accuracy, d.agreement);
+        assert_eq!(out.net.layer_dims(), vec![(90, 6), (6, 10)], "{what}");
+        // Not given the file, or given one for other images: refused before any event.
+        let net = squeeze::nn::Net::mlp(squeeze::nn::Shape::new(28, 28, 1), &[4], 10);
+        let other = squeeze::inspect::StageModel::float("other", net.clone(), squeeze::nn::NetParams::init(&net, 1));
+        let wrong: ModelFiles = [("teacher.sqz".to_string(), (other, first.norm))].into();
+        for (files, says) in [(ModelFiles::new(), "not loaded"), (wrong, "28x28x1")] {
+            let mut events = 0;
+            let e = squeeze::experiment::run(&recipe, &darker, &backend, &RunOptions { files, ..opts.clone() }, &mut |_| {
+                events += 1;
+                Control::Continue
+            })
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: a run without its teacher file ran"));
+            assert!(e.to_string().contains("stages[0].teacher.file") && e.to_string().contains(says) && events == 0, "{what}: {e} ({events} events)");
+        }
+    }
+}
+gpu_test!(teacher_from_a_model_file, teacher_file_case);
 
 /// A student that cannot be built on the data's images (lenet5 on 10x9 pixels) is refused before
 /// the teacher trains (the run fails at once, with no event sent).
@@ -213,7 +266,7 @@ async fn omitted_class_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let d = out.report.stages[1].distillation().unwrap();
         let o = d.omitted.as_ref().expect("an omitted-class report");
         assert_eq!((o.classes.clone(), o.transfer_samples, o.test_samples_omitted, o.bias_shift), (vec![2], transfer.n, twos, 2.5), "{what}");
@@ -335,7 +388,7 @@ async fn grid_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = squeeze::experiment::run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let g = out.report.stages[1].distill_grid().expect("a grid report");
         assert_eq!((g.temperatures.clone(), g.alphas.clone(), g.accuracy.len(), g.accuracy[0].len()), (vec![1.0, 4.0, 9.0], vec![0.0, 0.9], 2, 3), "{what}");
         let labels_only = g.accuracy[0][0].expect("converged");
@@ -437,7 +490,7 @@ async fn attention_stage_case(ctx: GpuContext) {
     assert_eq!(events, 0, "work started before the refusal");
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = squeeze::experiment::run(&recipe(1), &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = squeeze::experiment::run(&recipe(1), &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let d = out.report.stages[1].distillation().unwrap();
         assert_eq!(d.attention, vec![squeeze::nn::AttentionTransfer { student: 1, teacher: 1, beta: 50.0 }], "{what}");
         assert_eq!(d.hints, vec![squeeze::nn::Hint { student: 5, teacher: 5, weight: 0.5 }], "{what}: the fc hint (8 units projected onto 16)");

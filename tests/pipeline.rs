@@ -34,7 +34,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&gradual, &data, &backend, &RunOptions { progress_every: 5, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.rounds.len(), 4, "{what}: four pruning steps");
         for (k, r) in p.rounds.iter().enumerate() {
@@ -51,7 +51,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
         assert_eq!(zeros, vec![pruned_count(90 * 24, 0.8), pruned_count(240, 0.5)], "{what}");
         assert_eq!(out.report.stages[1].epochs.len(), 2, "{what}: one fine-tuning run");
 
-        let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&filters, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let p = out.report.stages[1].pruning().unwrap();
         assert_eq!(p.hidden, vec![2, 2, 3, 3, 64], "{what}: half of every hidden layer");
         let dense = squeeze::nn::Net::vgg_mini(squeeze::nn::Shape::new(10, 9, 1), &[4, 6], 10).parameter_count();
@@ -75,7 +75,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
                 "stages": [{"greedy": {"criterion": "random", "sparsity": [0.98, 0.0], "chunk": 0.1, "tolerance": 0.0}}]}"#,
         )
         .unwrap();
-        let out = run(&greedy, &easy, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&greedy, &easy, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let g = out.report.stages[1].pruning().unwrap().greedy.clone().unwrap();
         // The dense model must have learnt the task (chance is about 50%; measured 73-95%) for a
         // chunk to cost accuracy.
@@ -115,7 +115,7 @@ async fn pause_case(ctx: squeeze::gpu::GpuContext) {
         }
         _ => Control::Continue,
     };
-    let result = run(&recipe, &data, &Backend::Gpu(ctx), &RunOptions { progress_every: 2 }, &mut listener).await;
+    let result = run(&recipe, &data, &Backend::Gpu(ctx), &RunOptions { progress_every: 2, ..Default::default() }, &mut listener).await;
     assert!(paused_answered);
     assert_eq!(polls, 3, "asked again while paused, until it answered Continue");
     assert!(matches!(result, Err(squeeze::Error::Cancelled)), "cancelled in the second epoch");

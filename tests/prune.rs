@@ -25,7 +25,7 @@ fn recipe_with(mode: &str, rounds: usize, criterion: &str) -> Recipe {
 
 fn go(recipe: &Recipe, backend: &Backend) -> Outcome {
     let data = load_named(&default_data_dir(), "mnist").expect("real MNIST: run scripts/setup");
-    pollster::block_on(run(recipe, &data, backend, &RunOptions { progress_every: 1000 }, &mut |_| Control::Continue)).unwrap()
+    pollster::block_on(run(recipe, &data, backend, &RunOptions { progress_every: 1000, ..Default::default() }, &mut |_| Control::Continue)).unwrap()
 }
 
 fn check_hard(out: &Outcome, what: &str) {

@@ -56,7 +56,7 @@ async fn quantize_case(ctx: GpuContext) {
     let mut accuracies = Vec::new();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let float = out.report.stages[0].test_accuracy;
         assert!(float > 0.45, "{what}: the float model must have learnt something (chance is 0.25) ({float}, seed {seed})");
 
@@ -128,7 +128,7 @@ async fn lsq_stage_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let (float, lsq) = (&out.models[0], &out.models[1]);
         let acc = out.report.stages[1].test_accuracy;
         // Accuracy holds: this weak four-class task (float 0.55-0.76 over 60 seeds on 200 test
@@ -209,7 +209,7 @@ async fn deep_compression_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let (pruned, shared) = (&out.models[1], &out.models[2]);
         let q = out.report.stages[2].quantization().expect("a quantization report");
         for (l, &j) in out.net.weight_tensors().iter().enumerate() {
@@ -251,7 +251,7 @@ async fn sweep_case(ctx: GpuContext) {
     .unwrap();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
-        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |_| Control::Continue).await.unwrap();
+        let out = run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let w = out.report.stages[1].sweep().expect("a sweep report");
         let float = out.report.stages[0].test_accuracy;
         assert_eq!(w.float_accuracy, float, "{what}");

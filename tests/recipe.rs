@@ -206,6 +206,8 @@ fn quantize_stage_errors_name_their_field() {
         (r#"{"distill": {"teacher": 0, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.teacher", "earlier stage"),
         (r#"{"distill": {"teacher": "best", "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.teacher", "\"trained\""),
         (r#"{"sensitivity": {"sparsities": [0.5]}}, {"distill": {"teacher": 0, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[1].distill.teacher", "no model"),
+        (r#"{"distill": {"teacher": {"file": "teacher.sqz"}, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.student", "architecture named"),
+        (r#"{"distill": {"teacher": {"file": "teacher.onnx"}, "student": {"arch": "mlp", "hidden": [30]}, "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.teacher.file", ".sqz"),
         (r#"{"distill": {"omit": [3, 10], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.omit[1]", "0..=9"),
         (r#"{"distill": {"omit": [3, 3], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.omit[1]", "once"),
         (r#"{"distill": {"omit": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "train": {"epochs": 1, "lr": 0.1}}}"#, "stages[0].distill.omit", "every class"),
@@ -228,6 +230,17 @@ fn quantize_stage_errors_name_their_field() {
         assert_eq!(path, want_path, "{stage}: {msg}");
         assert!(msg.contains(want_msg), "{stage}: {msg}");
     }
+    // A teacher file: named by the stages that use it, once each, with the first such stage;
+    // the student's layer count is what later per-layer lists are checked against.
+    let r = Recipe::from_json(&with(
+        r#"{"distill": {"teacher": {"file": "t.sqz"}, "student": {"arch": "mlp", "hidden": [30]}, "train": {"epochs": 1, "lr": 0.1}}},
+           {"distill-grid": {"teacher": {"file": "t.sqz"}, "temperatures": [2], "alphas": [0.5], "train": {"epochs": 1, "lr": 0.1}}},
+           {"distill-grid": {"teacher": {"file": "u.sqz"}, "temperatures": [2], "alphas": [0.5], "train": {"epochs": 1, "lr": 0.1}}},
+           {"quantize": {"weights": {"layer_bits": [8, 6]}}}"#,
+    ))
+    .unwrap();
+    assert_eq!(r.teacher_files(), vec![(0, "t.sqz"), (2, "u.sqz")]);
+    assert_eq!(Recipe::from_json(&r.to_json()).unwrap(), r);
     // Hard unit pruning after quantizing is refused before any training.
     let (path, msg) = field_error(&with(r#"{"quantize": {}}, {"prune": {"granularity": "neuron", "sparsity": 0.5}}"#));
     assert_eq!(path, "stages[1].prune.granularity", "{msg}");

@@ -18,7 +18,7 @@ fn train(model: &str, lr: f32, epochs: usize, min_accuracy: f32) {
     ))
     .unwrap();
     let ctx = pollster::block_on(GpuContext::new()).unwrap();
-    let out = pollster::block_on(run(&recipe, &data, &Backend::Gpu(ctx), &RunOptions { progress_every: 100 }, &mut |_| Control::Continue)).unwrap();
+    let out = pollster::block_on(run(&recipe, &data, &Backend::Gpu(ctx), &RunOptions { progress_every: 100, ..Default::default() }, &mut |_| Control::Continue)).unwrap();
     let acc = out.report.stages[0].test_accuracy;
     assert!(acc >= min_accuracy, "{model}: test accuracy {acc}");
     let init = NetParams::init(&out.net, recipe.seed);

@@ -19,7 +19,7 @@ fn train(backend: Backend) -> (f32, Vec<f32>) {
     assert_eq!((data.train.n, data.test.n), (60_000, 10_000), "the official MNIST split");
     let recipe = Recipe::from_json(RECIPE).unwrap();
     let mut epoch_acc = Vec::new();
-    let out = pollster::block_on(run(&recipe, &data, &backend, &RunOptions { progress_every: 50 }, &mut |e| {
+    let out = pollster::block_on(run(&recipe, &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |e| {
         if let Event::Epoch { report, .. } = e {
             epoch_acc.push(report.test_accuracy);
         }

@@ -94,24 +94,35 @@ fn is_zero(v: &f32) -> bool {
     *v == 0.0
 }
 
-/// The teacher a distill (or grid) stage names: the model so far, the first training's, or an
-/// earlier stage's; with its test (loss, accuracy).
+/// The teacher a distill (or grid) stage names: the model so far, the first training's, an
+/// earlier stage's, or a loaded model file (with its own normalisation where it differs); with
+/// its test (loss, accuracy).
 pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cfg: &TrainConfig) -> Result<(Teacher, (f32, f32))> {
+    let from = |m: &crate::inspect::StageModel, norm: Option<Normalization>| Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone(), norm };
     let teacher = match which {
         None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone(), norm: None },
+        Some(TeacherRef::File { file }) => {
+            let (m, norm) = run.opts.files.get(file).ok_or_else(|| missing_file(si - 1, file))?;
+            from(m, Some(*norm).filter(|&n| n != run.norm))
+        }
         Some(r) => {
             // "trained" is stage 0 of the run; stages[k] left the model of run stage k + 1.
             let stage = match r {
                 TeacherRef::Stage(k) => k + 1,
-                TeacherRef::Named(_) => 0,
+                _ => 0,
             };
             let m = run.models.iter().find(|m| m.stage == stage).ok_or_else(|| Error::recipe(&format!("stages[{}].teacher", si - 1), format!("stage {stage} left no model")))?;
-            Teacher { net: m.net.clone(), params: m.params.clone(), activations: m.activations.clone(), norm: None }
+            from(m, None)
         }
     };
     let state = ModelState { net: teacher.net.clone(), params: teacher.params.clone(), masks: None, transforms: Transforms { activations: teacher.activations.clone(), ..Transforms::default() } };
-    let metrics = means(run.trainer_with(&state, &run.data, cfg).evaluate().await?);
+    let metrics = means(run.trainer_with(&state, &run.data, teacher.norm.unwrap_or(run.norm), cfg).evaluate().await?);
     Ok((teacher, metrics))
+}
+
+/// The error for a teacher file the run was not given (stage `i` of the recipe's list).
+pub fn missing_file(i: usize, file: &str) -> Error {
+    Error::recipe(&format!("stages[{i}].teacher.file"), format!("the model file {file:?} is not loaded (the page: choose it under the Distill stage's teacher; the CLI: --teacher PATH, or put it beside the recipe)"))
 }
 
 /// A fresh student: `spec` (default: the teacher's architecture), seeded by the stage.
@@ -161,7 +172,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
     let mut report = trained?;
 
     let mut student_logits = test_logits(&run.model.net, &run.model.params, &[], &run.data.test, run.norm);
-    let teacher_logits = test_logits(&teacher.net, &teacher.params, &teacher.activations, &run.data.test, run.norm);
+    let teacher_logits = test_logits(&teacher.net, &teacher.params, &teacher.activations, &run.data.test, teacher.norm.unwrap_or(run.norm));
     let omitted = if cfg.omit.is_empty() {
         None
     } else {

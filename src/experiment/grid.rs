@@ -4,6 +4,7 @@
 //! which cells diverged. A scan: the model afterwards is the one before it.
 
 use super::distill::{distil, student_of, teacher_of};
+use super::trainer::means;
 use super::{Run, StageDetail, StageReport};
 use crate::error::{Error, Result};
 use crate::nn::DistillParams;
@@ -52,8 +53,13 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillGridConfig) -> Resul
     run.model = before;
     run.epoch_counter = epoch0 + cfg.train.epochs; // later stages do not replay the cells' orders
     let teacher_accuracy = teacher_metrics.1;
-    // The stage's own figures are the model it leaves: the one before it.
-    let mut report = StageReport::evaluated("distill grid", teacher_metrics, 0.0);
+    // The stage's own figures are the model it leaves: the one before it (the teacher unless
+    // the stage names another).
+    let left = match cfg.teacher {
+        None => teacher_metrics,
+        Some(_) => means(run.trainer(&cfg.train).evaluate().await?),
+    };
+    let mut report = StageReport::evaluated("distill grid", left, 0.0);
     report.train_s = train_s;
     report.detail = Some(StageDetail::DistillGrid(GridReport { temperatures: cfg.temperatures.clone(), alphas: cfg.alphas.clone(), accuracy, teacher_accuracy, student_parameters, best }));
     Ok(report)

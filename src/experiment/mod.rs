@@ -51,17 +51,23 @@ impl Backend {
     }
 }
 
-/// How often to stop and report (each report reads a few bytes back from the GPU).
+/// How often to stop and report (each report reads a few bytes back from the GPU), and the
+/// model files a recipe's distill stages may name as their teacher.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub progress_every: usize,
+    pub files: ModelFiles,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { progress_every: 100 }
+        RunOptions { progress_every: 100, files: ModelFiles::new() }
     }
 }
+
+/// Loaded `.sqz` model files by name (`"teacher": {"file": name}`), each with the input
+/// normalisation it was trained with (export::load).
+pub type ModelFiles = std::collections::BTreeMap<String, (StageModel, Normalization)>;
 
 /// What a run's listener answers to each event: go on, wait (paused; asked again every 100 ms
 /// with `Event::Paused`), or stop with `Error::Cancelled`.
@@ -199,16 +205,17 @@ impl Run<'_> {
 
     /// The same on other splits (greedy pruning judges on the held-out split).
     pub fn trainer_on(&self, data: &Splits, cfg: &TrainConfig) -> Trainer {
-        self.trainer_with(&self.model, data, cfg)
+        self.trainer_with(&self.model, data, self.norm, cfg)
     }
 
-    /// A trainer on another model state (e.g. the same net without its quantizers).
-    pub fn trainer_with(&self, m: &ModelState, data: &Splits, cfg: &TrainConfig) -> Trainer {
+    /// A trainer on another model state (e.g. the same net without its quantizers; a teacher
+    /// file with the normalisation it was trained with).
+    pub fn trainer_with(&self, m: &ModelState, data: &Splits, norm: Normalization, cfg: &TrainConfig) -> Trainer {
         let opt = cfg.optimizer_config();
         let mut t = match self.backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, self.norm, cfg.batch, &m.transforms))),
+            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, norm, cfg.batch, &m.transforms))),
             Backend::Cpu => {
-                let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), self.norm, cfg.batch);
+                let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), norm, cfg.batch);
                 t.set_transforms(&m.transforms);
                 Trainer::Cpu(Box::new(t))
             }
@@ -286,18 +293,28 @@ fn limited(recipe: &Recipe, data: &Splits) -> Result<(Splits, Option<Dataset>)> 
     Ok((Splits { name: data.name.clone(), train, test: data.test.take(recipe.limit.test.unwrap_or(usize::MAX)) }, holdout))
 }
 
-/// Before any training: every distill stage's student builds on these images, and its attention
-/// pairs name nodes of student and teacher whose maps have the same size. Follows the net each
-/// stage leaves (pruning units changes channels, never map sizes).
-fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
+/// Before any training: every teacher file is loaded and reads these images into these classes,
+/// every distill stage's student builds on them, and its attention pairs name nodes of student
+/// and teacher whose maps have the same size. Follows the net each stage leaves (pruning units
+/// changes channels, never map sizes).
+fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles) -> Result<()> {
     use crate::recipe::TeacherRef;
     let mut nets = vec![trained.clone()]; // the net after run stage k (0: training)
     for (i, s) in recipe.stages.iter().enumerate() {
         let so_far = nets.last().expect("the trained net").clone();
-        let teacher_of = |t: &Option<TeacherRef>| match t {
-            None => so_far.clone(),
-            Some(TeacherRef::Named(_)) => nets[0].clone(),
-            Some(TeacherRef::Stage(k)) => nets[k + 1].clone(),
+        let teacher_of = |t: &Option<TeacherRef>| -> Result<Net> {
+            match t {
+            None => Ok(so_far.clone()),
+            Some(TeacherRef::Named(_)) => Ok(nets[0].clone()),
+            Some(TeacherRef::Stage(k)) => Ok(nets[k + 1].clone()),
+            Some(TeacherRef::File { file }) => {
+                let net = &files.get(file).ok_or_else(|| distill::missing_file(i, file))?.0.net;
+                let (want, got) = ((trained.input(), trained.classes), (net.input(), net.classes));
+                let (input, classes) = got;
+                check_file(want == got, i, format!("{file:?} reads {}x{}x{} images into {classes} classes; this dataset has {}x{}x{} images in {} classes", input.h, input.w, input.c, want.0.h, want.0.w, want.0.c, want.1))?;
+                Ok(net.clone())
+            }
+            }
         };
         let student = |m: &Option<crate::recipe::ModelConfig>, teacher: &Net| match m {
             Some(m) => m.build(teacher.input(), teacher.classes),
@@ -305,7 +322,7 @@ fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
         };
         let after = match s {
             Stage::Distill(d) => {
-                let teacher = teacher_of(&d.teacher);
+                let teacher = teacher_of(&d.teacher)?;
                 let net = student(&d.student, &teacher)?;
                 for (k, a) in d.attention.iter().enumerate() {
                     a.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.attention[{k}]"), e.to_string()))?;
@@ -316,7 +333,7 @@ fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
                 net
             }
             Stage::DistillGrid(g) => {
-                student(&g.student, &teacher_of(&g.teacher))?;
+                student(&g.student, &teacher_of(&g.teacher)?)?;
                 so_far
             }
             _ => so_far,
@@ -324,6 +341,14 @@ fn check_students(recipe: &Recipe, trained: &Net) -> Result<()> {
         nets.push(after);
     }
     Ok(())
+}
+
+fn check_file(ok: bool, i: usize, message: String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::recipe(&format!("stages[{i}].teacher.file"), message))
+    }
 }
 
 /// Runs `recipe` on `data` with `backend`. `progress` receives every event and answers with a
@@ -334,7 +359,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
-    check_students(recipe, &net)?;
+    check_students(recipe, &net, &opts.files)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };

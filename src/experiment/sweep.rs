@@ -64,7 +64,7 @@ pub async fn run(run: &mut Run<'_>, _si: usize, cfg: &SweepConfig) -> Result<Sta
     let (net, params) = run.model.params.fold_batch_norm(&run.model.net);
     let base = ModelState { net, params, masks: None, transforms: Transforms::default() };
     let layers = base.net.weight_tensors().len();
-    let mut t = run.trainer_with(&base, &run.data, &run.recipe.train);
+    let mut t = run.trainer_with(&base, &run.data, run.norm, &run.recipe.train);
     let (float_loss, float_accuracy) = means(t.evaluate().await?);
     let inference_us = run.time_inference(&mut t).await?;
 
