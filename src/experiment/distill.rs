@@ -25,6 +25,8 @@ pub struct DistillReport {
     pub alpha: f32,
     #[serde(skip_serializing_if = "is_zero")]
     pub mse: f32,
+    /// Which model taught: "the model so far", "the trained model", "stage k's model" or "file NAME".
+    pub teacher: String,
     /// Test accuracy of the frozen teacher.
     pub teacher_accuracy: f32,
     /// The same student trained from the labels alone, if asked for.
@@ -199,6 +201,12 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
         temperature: cfg.temperature,
         alpha: cfg.alpha,
         mse: cfg.mse,
+        teacher: match &cfg.teacher {
+            None => "the model so far".into(),
+            Some(TeacherRef::Named(_)) => "the trained model".into(),
+            Some(TeacherRef::Stage(k)) => format!("stage {}'s model", k + 1),
+            Some(TeacherRef::File { file }) => format!("file {file}"),
+        },
         teacher_accuracy,
         baseline_accuracy,
         agreement,

@@ -195,7 +195,7 @@ export function distillPanel(parent, index, report) {
   const pct = (v) => `${(100 * v).toFixed(2)}%`;
   facts.textContent = `Student ${pct(report.test_accuracy)} (${d.student_parameters.toLocaleString()} parameters)` +
     (d.baseline_accuracy !== undefined ? `, the same student from labels alone ${pct(d.baseline_accuracy)}` : '') +
-    `; teacher ${pct(d.teacher_accuracy)} (${d.teacher_parameters.toLocaleString()} parameters). ` +
+    `; teacher ${pct(d.teacher_accuracy)} (${d.teacher}, ${d.teacher_parameters.toLocaleString()} parameters). ` +
     `Student and teacher agree on ${pct(d.agreement)} of test images; mean KL(teacher ‖ student) ${d.mean_kl.toFixed(4)}.` +
     (d.attention?.length ? ` Attention transfer: ${d.attention.map((a) => `student node ${a.student} ↔ teacher node ${a.teacher} (β ${a.beta})`).join(', ')}.` : '') +
     (d.hints?.length ? ` Hints: ${d.hints.map((h) => `student node ${h.student} → teacher node ${h.teacher} (weight ${h.weight})`).join(', ')}.` : '');

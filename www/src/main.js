@@ -3,7 +3,7 @@
 // accuracy chart, per-stage pruning and sensitivity charts, a table of all runs). The page never
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
 // URL (?r=...), so a link reproduces the experiment.
-import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls } from './recipe-form.js';
+import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls, setModelFileLoader } from './recipe-form.js';
 import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, gridPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import omitted3 from '../../recipes/omitted-3.json';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
@@ -34,6 +34,13 @@ $('idx-files').addEventListener('change', () => {
   $('error').textContent = '';
   worker.postMessage({ type: 'load-custom', files });
 });
+// A distill stage's teacher file: the worker's engine reads it (loadModel) and describes it.
+const fileLoads = new Map();
+let fileSeq = 0;
+setModelFileLoader((file) => new Promise((resolve, reject) => {
+  fileLoads.set(++fileSeq, { resolve, reject });
+  worker.postMessage({ type: 'load-model', file, seq: fileSeq });
+}));
 setupPipelineControls();
 // One click: Hinton's omitted-class experiment (the CLI runs the same file).
 $('preset-omitted-3').addEventListener('click', () => {
@@ -132,7 +139,7 @@ function addRunRow(report, recipe) {
   const last = report.stages[report.stages.length - 1];
   const pruned = [...report.stages].reverse().find((s) => s.pruning)?.pruning;
   const describe = (m) => m.arch + (m.arch === 'mlp' && m.hidden ? ` ${m.hidden.join('-')}` : m.widths ? ` ${m.widths.join('-')}` : '');
-  const students = recipe.stages.filter((s) => s.distill?.student).map((s) => describe(s.distill.student));
+  const students = recipe.stages.filter((s) => s.distill?.student).map((s) => (s.distill.teacher?.file ? `(${s.distill.teacher.file}) ` : '') + describe(s.distill.student));
   const model = [describe(recipe.model), ...students].join(' → ');
   const pipeline = ['train', ...recipe.stages.map((s) => Object.keys(s)[0])].join(' → ');
   const cells = [
@@ -193,6 +200,11 @@ worker.onmessage = (msg) => {
     run.report = m.report;
     $('downloads').hidden = false;
     showModels(m.models, run.recipe);
+  } else if (m.type === 'model-loaded' || (m.type === 'error' && m.during === 'load-model')) {
+    const pending = fileLoads.get(m.seq);
+    fileLoads.delete(m.seq);
+    if (m.type === 'model-loaded') pending?.resolve(m.info);
+    else pending?.reject(new Error(m.message));
   } else if (m.type === 'predictions') {
     if (m.seq === predictSeq) showPredictions(m.predictions);
   } else if (m.type === 'model-file') {

@@ -182,7 +182,8 @@ export const STAGE_KINDS = {
       { key: 'epochs', label: 'Student epochs', control: 'number', value: '3' },
       { key: 'lr', label: 'Student learning rate', control: 'number', value: '0.05' },
       { key: 'baseline', label: 'Also train the student from labels alone', ...SELECT([['yes', 'yes (compare)'], ['no', 'no']]), value: 'yes' },
-      { key: 'teacher', label: 'Teacher', ...SELECT([['so-far', 'the model so far'], ['trained', 'the first training\'s model'], ...[0, 1, 2, 3, 4, 5].map((k) => [String(k), `the model stage ${k + 1} left`])]), value: 'so-far' },
+      { key: 'teacher', label: 'Teacher', ...SELECT([['so-far', 'the model so far'], ['trained', 'the first training\'s model'], ...[0, 1, 2, 3, 4, 5].map((k) => [String(k), `the model stage ${k + 1} left`]), ['file', 'a model file (.sqz, chosen below)']]), value: 'so-far' },
+      { key: 'teacherFile', label: 'Teacher file (a .sqz this page downloaded; name the student above)', control: 'file', accept: '.sqz', value: '' },
       { key: 'omit', label: 'Classes the student never sees (e.g. 3; empty = none)', control: 'text', value: '' },
       { key: 'bias', label: 'Then raise their bias by', control: 'number', value: '3.5' },
       { key: 'attention', label: 'Attention transfer: student node : teacher node : β, comma-separated (e.g. 1:1:100; nodes counted from the input, maps of equal size)', control: 'text', value: '' },
@@ -191,6 +192,7 @@ export const STAGE_KINDS = {
     toRecipe(v, train) {
       const d = { temperature: Number(v.temperature), alpha: Number(v.alpha), train: { ...train, epochs: Math.max(1, Number(v.epochs)), lr: Number(v.lr) }, baseline: v.baseline !== 'no' };
       if (v.teacher === 'trained') d.teacher = 'trained';
+      else if (v.teacher === 'file') d.teacher = { file: v.teacherFile ?? '' };
       else if (v.teacher !== 'so-far' && v.teacher !== undefined) d.teacher = Number(v.teacher);
       const triples = (text) => (text ?? '').split(',').map((t) => t.trim()).filter((t) => t.length).map((t) => t.split(':').map(Number));
       const pairs = triples(v.attention);
@@ -211,7 +213,8 @@ export const STAGE_KINDS = {
       epochs: d.train?.epochs,
       lr: d.train?.lr,
       baseline: d.baseline === false ? 'no' : 'yes',
-      teacher: d.teacher === undefined ? 'so-far' : String(d.teacher),
+      teacher: d.teacher === undefined ? 'so-far' : d.teacher?.file !== undefined ? 'file' : String(d.teacher),
+      teacherFile: d.teacher?.file ?? '',
       omit: showList(d.omit),
       attention: (d.attention ?? []).map((a) => `${a.student}:${a.teacher}:${a.beta}`).join(', '),
       hints: (d.hints ?? []).map((h) => `${h.student}:${h.teacher}:${h.weight}`).join(', '),
@@ -271,6 +274,10 @@ function stageCard(stage, index) {
     label.htmlFor = id;
     label.textContent = f.label;
     let input;
+    if (f.control === 'file') {
+      card.append(label, fileControl(stage, f, id));
+      continue;
+    }
     if (f.control === 'select') {
       input = document.createElement('select');
       for (const [value, text] of f.options) input.appendChild(new Option(text, value));
@@ -305,6 +312,61 @@ function stageCard(stage, index) {
   });
   card.appendChild(buttons);
   return card;
+}
+
+// Model files the engine has loaded (name -> its description), and who loads one: main.js
+// hands the file to the worker and resolves with the engine's description or rejects.
+const loadedFiles = new Map();
+let loadModelFile = null;
+export function setModelFileLoader(fn) {
+  loadModelFile = fn;
+}
+const describeFile = (i) => `${i.name}: ${i.arch}, ${i.parameters.toLocaleString('en')} parameters, ${i.input[0]}×${i.input[1]} images, ${i.classes} classes`;
+
+// A file picker whose value (the loaded file's name) is the stage's; choosing a file loads it
+// into the engine and makes it the teacher. What it says is beside it (an error as an alert).
+function fileControl(stage, f, id) {
+  const input = document.createElement('input');
+  input.type = 'file';
+  input.accept = f.accept;
+  input.id = id;
+  input.dataset.key = f.key;
+  const status = document.createElement('p');
+  status.id = `${id}-status`;
+  status.className = 'hint';
+  status.setAttribute('role', 'status');
+  const show = () => {
+    const name = stage.values[f.key];
+    const info = loadedFiles.get(name);
+    status.className = info || !name ? 'hint' : 'warn';
+    status.setAttribute('role', 'status');
+    status.textContent = info ? `Loaded ${describeFile(info)}` : name ? `${name} is not loaded on this page: choose it to run this recipe.` : 'No file chosen.';
+    status.dataset.loaded = info ? 'true' : '';
+  };
+  input.addEventListener('change', async () => {
+    const file = input.files[0];
+    if (!file || !loadModelFile) return;
+    status.className = 'hint';
+    status.textContent = `Reading ${file.name}…`;
+    try {
+      const info = await loadModelFile(file);
+      loadedFiles.set(info.name, info);
+      stage.values[f.key] = info.name;
+      stage.values.teacher = 'file';
+      const select = input.closest('fieldset').querySelector('select[data-key=teacher]');
+      if (select) select.value = 'file';
+      show();
+    } catch (e) {
+      // The engine keeps what it had; the stage keeps its teacher.
+      status.className = 'error';
+      status.setAttribute('role', 'alert');
+      status.textContent = e.message;
+    }
+  });
+  show();
+  const box = document.createElement('div');
+  box.append(input, status);
+  return box;
 }
 
 function move(index, by) {

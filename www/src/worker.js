@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'}.
-// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'}.
+// Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
 const FILES = {
@@ -74,6 +74,10 @@ self.onmessage = async (msg) => {
       self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuInfo: await gpuInfo() });
     } else if (m.type === 'load-custom') {
       self.postMessage({ type: 'custom-loaded', info: await loadCustom(m.files) });
+    } else if (m.type === 'load-model') {
+      // A teacher file; on a bad one the engine throws and keeps what it had.
+      const info = engine.loadModel(m.file.name, new Uint8Array(await m.file.arrayBuffer()));
+      self.postMessage({ type: 'model-loaded', info, seq: m.seq });
     } else if (m.type === 'cancel') {
       cancelled = true;
     } else if (m.type === 'pause' || m.type === 'resume') {
@@ -98,6 +102,6 @@ self.onmessage = async (msg) => {
       self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
     }
   } catch (e) {
-    self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type });
+    self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type, seq: m.seq });
   }
 };

@@ -353,6 +353,58 @@ test('a distill stage from the pipeline editor runs and shows the student beside
   await page.close();
 });
 
+test('a downloaded .sqz model teaches a student in a later run; a bad file is refused beside its picker; a shared link asks for the file', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1', '#batch': '32', '#lr': '0.05' });
+  await page.click('#train');
+  await runEnds(page, 120_000);
+  assert.equal(await page.textContent('#error'), '');
+  const teacherAccuracy = await page.$eval('#runs-table tbody tr:last-child td:nth-child(4)', (td) => td.textContent);
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click('#download-model')]);
+  const teacherFile = path.join(artifacts, d.suggestedFilename());
+  await d.saveAs(teacherFile);
+  assert.equal(readFileSync(teacherFile).subarray(0, 4).toString(), 'SQZM');
+  // A second run on fewer images (another input normalisation) with a smaller model, distilled
+  // from the file. A file that is not a model is refused next to its picker first.
+  await fillAll(page, { '#limit-train': '1500', '#hidden': '8' });
+  await page.selectOption('#add-stage-kind', 'distill');
+  await page.click('#add-stage');
+  await fillAll(page, { '#stage-0-hidden': '16', '#stage-0-epochs': '1', '#stage-0-temperature': '3' });
+  const bad = path.join(artifacts, 'not-a-model.sqz');
+  writeFileSync(bad, 'hello, I am not a model');
+  await page.setInputFiles('#stage-0-teacherFile', bad);
+  await page.waitForSelector('#stage-0-teacherFile-status.error', { timeout: 30_000 });
+  assert.match(await page.textContent('#stage-0-teacherFile-status'), /not-a-model\.sqz: .*SQZM/);
+  assert.equal(await page.inputValue('#stage-0-teacher'), 'so-far');
+  await page.setInputFiles('#stage-0-teacherFile', teacherFile);
+  await page.waitForSelector('#stage-0-teacherFile-status[data-loaded=true]', { timeout: 30_000 });
+  assert.match(await page.textContent('#stage-0-teacherFile-status'), /mlp, 50,890 parameters, 28×28 images, 10 classes/);
+  assert.equal(await page.inputValue('#stage-0-teacher'), 'file');
+  await page.click('#train');
+  await runEnds(page, 180_000);
+  assert.equal(await page.textContent('#error'), '');
+  const box = page.locator('.stage-result[data-stage="1"]');
+  // The teacher is the first run's model, evaluated as it was trained: the same accuracy.
+  assert.equal(`${(100 * Number(await box.getAttribute('data-teacher'))).toFixed(2)}%`, teacherAccuracy);
+  assert.match(await box.locator('.facts').first().textContent(), new RegExp(`teacher .*file ${path.basename(teacherFile).replace('.', '\\.')}`));
+  const cells = await page.$$eval('#runs-table tbody tr:last-child td', (tds) => tds.map((t) => t.textContent));
+  assert.equal(cells[1], `mlp 8 → (${path.basename(teacherFile)}) mlp 16`);
+  // Its link names the file; a page opened from it asks for the file and will not run without it.
+  const shared = page.url();
+  assert.deepEqual(JSON.parse(new globalThis.URL(shared).searchParams.get('r')).stages[0].distill.teacher, { file: path.basename(teacherFile) });
+  const { page: other } = await openPage();
+  await other.goto(shared);
+  await other.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.match(await other.textContent('#stage-0-teacherFile-status'), /not loaded on this page/);
+  await other.click('#train');
+  await runEnds(other, 60_000);
+  assert.match(await other.textContent('#error'), /stages\[0\]\.teacher\.file.*not loaded/);
+  assert.deepEqual(errors, []);
+  await other.close();
+  await page.close();
+});
+
 test('a shared link opens the page with the same recipe, and a broken one says so', { timeout: 120_000 }, async () => {
   const recipe = {
     dataset: 'fashion-mnist', seed: 7, limit: { train: 1234, test: 567, holdout: 200 },
