@@ -78,3 +78,25 @@ fn gather_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         y[b] = byte_at(labels[sample / 4u], sample);
     }
 }
+
+// gather_rows: a batch's rows of a resident f32 table (a teacher's logits cached once for the
+// whole training split), in the epoch's order: dst[b, c] = src[perm[offset + b], c] for b < V;
+// padding rows are 0. Uses p.rows (B) and p.pixels (the row width C) only.
+// Legend: B = batch rows, C = columns, V = valid rows this step.
+// CPU twin: reference::ops::gather_rows_reference.
+@group(0) @binding(7) var<storage, read> table: array<f32>;       // [N, C]
+@group(0) @binding(8) var<storage, read_write> rows_out: array<f32>; // [B, C]
+
+@compute @workgroup_size(256, 1, 1)
+fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg, 256u);
+    if (i >= p.rows * p.pixels) {
+        return;
+    }
+    let b = i / p.pixels;
+    if (b >= step.valid) {
+        rows_out[i] = 0.0;
+        return;
+    }
+    rows_out[i] = table[perm[step.offset + b] * p.pixels + i % p.pixels];
+}

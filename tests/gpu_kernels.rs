@@ -244,6 +244,29 @@ async fn gather_case(ctx: GpuContext) {
 }
 gpu_test!(gather_batch_matches_reference, gather_case);
 
+/// gather_rows (a cached teacher's logits in the epoch's order): 7 columns, 37 rows of table, a
+/// shuffled order; a full batch and a partial one whose padding rows (NaN before) must be 0.
+async fn gather_rows_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("gather rows");
+    let (n, cols, rows) = (37usize, 7usize, 16usize);
+    let table = random_vec(&mut rng, n * cols, -5.0, 5.0);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    rng.shuffle(&mut order);
+    let (gt, go) = (ctx.storage(&table, "table"), ctx.storage(&order, "order"));
+    let dst = ctx.storage(&vec![f32::NAN; rows * cols], "rows");
+    let step = ctx.uniform(&StepParams::default(), "step");
+    let launch = ctx.gather_rows(rows as u32, cols as u32, &step, &go, &gt, &dst);
+    for &(offset, valid) in &[(0usize, 16usize), (32, 5), (9, 16)] {
+        ctx.queue.write_buffer(&step, 0, bytemuck::bytes_of(&StepParams { offset: offset as u32, valid: valid as u32 }));
+        run(&ctx, [&launch]);
+        let got: Vec<f32> = ctx.read(&dst).await.unwrap();
+        let want = gather_rows_reference(&table, cols, &order, offset, valid, rows);
+        assert_eq!(got, want, "gather_rows offset {offset} valid {valid} (seed {seed})");
+        assert_eq!(&want[..cols], &table[order[offset] as usize * cols..][..cols], "the twin's first row (seed {seed})");
+    }
+}
+gpu_test!(gather_rows_matches_reference, gather_rows_case);
+
 async fn backend_case(ctx: GpuContext) {
     // The suites must exercise a real GPU API, not a silent fallback: WebGPU in the browser,
     // Vulkan natively (lavapipe on machines without a GPU).

@@ -28,6 +28,7 @@ pub struct Kernels {
     pub sgd: Kernel,
     pub adam: Kernel,
     pub gather_batch: Kernel,
+    pub gather_rows: Kernel,
     pub mask_apply: Kernel,
     pub taylor_accumulate: Kernel,
     pub shared_update: Kernel,
@@ -115,6 +116,7 @@ impl Kernels {
             sgd: k(&optim, "sgd"),
             adam: k(&optim, "adam"),
             gather_batch: k(&data, "gather_batch"),
+            gather_rows: k(&data, "gather_rows"),
             mask_apply: k(&mask, "mask_apply"),
             taylor_accumulate: k(&mask, "taylor_accumulate"),
             shared_update: k(&mask, "shared_update"),
@@ -387,6 +389,13 @@ impl GpuContext {
     #[allow(clippy::too_many_arguments)]
     pub fn gather_batch(&self, p: GatherParams, step: &wgpu::Buffer, images: &wgpu::Buffer, labels: &wgpu::Buffer, perm: &wgpu::Buffer, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Launch {
         self.launch(&self.kernels.gather_batch, &p, &[step, images, labels, perm, x, y], grid_1d(p.rows * p.pixels), "gather_batch")
+    }
+
+    /// dst [rows, cols] = the rows perm[offset..offset + valid] of `table` [N, cols] (the step
+    /// uniform's offset and valid rows; padding rows 0).
+    pub fn gather_rows(&self, rows: u32, cols: u32, step: &wgpu::Buffer, perm: &wgpu::Buffer, table: &wgpu::Buffer, dst: &wgpu::Buffer) -> Launch {
+        let p = GatherParams { rows, pixels: cols, scale: 1.0, shift: 0.0, height: 1, width: cols, jitter: 0, _pad: 0 };
+        self.launch_at(&self.kernels.gather_rows, &p, &[(1, step), (4, perm), (7, table), (8, dst)], grid_1d(rows * cols), "gather_rows")
     }
 }
 

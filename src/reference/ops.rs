@@ -160,6 +160,16 @@ pub fn adam_reference(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p:
     }
 }
 
+/// gather_rows: the rows order[offset..offset + valid] of `table` [N, cols] as a batch of
+/// `rows` rows (padding rows 0).   (shaders/data.wgsl)
+pub fn gather_rows_reference(table: &[f32], cols: usize, order: &[u32], offset: usize, valid: usize, rows: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows * cols];
+    for (b, &s) in order[offset..offset + valid].iter().enumerate() {
+        out[b * cols..(b + 1) * cols].copy_from_slice(&table[s as usize * cols..(s as usize + 1) * cols]);
+    }
+    out
+}
+
 /// gather_batch: x [B, P] normalised pixels of samples order[offset..offset+V], zero rows after V;
 /// y [B] labels, 0 for padding. `shape` = (H, W) of [H, W, C] images; `jitter` moves each image by
 /// data::jitter_shift.   (shaders/data.wgsl)
