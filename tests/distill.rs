@@ -377,6 +377,69 @@ async fn teacher_norm_case(ctx: GpuContext) {
 }
 gpu_test!(teacher_reads_its_own_normalisation, teacher_norm_case);
 
+/// A teacher's logits cached once for the training split (no jitter, no node losses) train the
+/// student as its forward inside every step does: after two epochs the cached and in-step
+/// students agree on each backend, and the GPU's cached student is the CPU's. Jitter or a node
+/// loss set later puts the forward back into the step.
+async fn teacher_cache_case(ctx: GpuContext) {
+    use squeeze::data::Normalization;
+    use squeeze::gpu::GpuTrainer;
+    use squeeze::nn::{Hint, Net, NetParams, OptimizerConfig, OptimizerKind, Shape, Teacher};
+    use squeeze::reference::net::CpuTrainer;
+    let (mut rng, seed) = fresh_rng("teacher cache");
+    let data = Splits::new("synthetic", common::synthetic_sized(&mut rng, 45, 11, 9), common::synthetic_sized(&mut rng, 10, 11, 9)).unwrap();
+    let norm = data.train.normalization();
+    let net = Net::vgg_mini(Shape::new(11, 9, 1), &[3], 10);
+    let teacher = Teacher { params: common::trained_like(&net, &mut rng, seed), net, activations: vec![], norm: Some(Normalization { mean: norm.mean - 0.05, std: norm.std * 1.2 }) };
+    let student = Net::mlp(Shape::new(11, 9, 1), &[7], 10);
+    let init = NetParams::init(&student, seed);
+    let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
+    let p = DistillParams { mse: 0.1, ..DistillParams::soft_targets(2.0, 0.7) };
+    let mut out = Vec::new();
+    for cache in [true, false] {
+        let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
+        let mut cpu = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8);
+        gpu.prefer_teacher_cache(cache);
+        cpu.prefer_teacher_cache(cache);
+        gpu.set_teacher(&teacher, p).unwrap();
+        cpu.set_teacher(&teacher, p).unwrap();
+        assert_eq!((gpu.teacher_cached(), cpu.teacher_cached()), (cache, cache));
+        for epoch in 0..2 {
+            let order = data.train.epoch_order(seed, epoch);
+            gpu.begin_epoch(&order);
+            cpu.begin_epoch(&order);
+            for (offset, valid) in data.train.batches(8) {
+                gpu.train_step(offset, valid, 0.05);
+                cpu.train_step(offset, valid, 0.05);
+            }
+        }
+        let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
+        assert_close(&format!("loss sums, cached {cache}"), &g[..1], &c[..1], 1e-3, 1e-3, seed);
+        out.push((gpu.params().await.unwrap(), cpu.params.clone()));
+        if cache {
+            // Later jitter, or a hint, needs the forward in the step again.
+            gpu.set_jitter(1);
+            cpu.set_jitter(1);
+            assert!(!gpu.teacher_cached() && !cpu.teacher_cached(), "jitter kept the cache");
+            let (mut g2, mut c2) = (GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8), CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, 8));
+            g2.set_teacher(&teacher, p).unwrap();
+            c2.set_teacher(&teacher, p).unwrap();
+            assert!(g2.teacher_cached() && c2.teacher_cached());
+            let hint = [Hint { student: 1, teacher: 6, weight: 1.0 }]; // 7 hidden units -> the 128 of vgg-mini's fc
+            g2.set_node_losses(&[], &hint).unwrap();
+            c2.set_node_losses(&[], &hint).unwrap();
+            assert!(!g2.teacher_cached() && !c2.teacher_cached(), "a hint kept the cache");
+        }
+    }
+    for (j, ((gc, cc), (gs, cs))) in out[0].0.tensors.iter().zip(&out[0].1.tensors).zip(out[1].0.tensors.iter().zip(&out[1].1.tensors)).enumerate() {
+        assert_close(&format!("gpu cached vs in-step, tensor {j}"), gc, gs, 1e-4, 1e-3, seed);
+        assert_close(&format!("cpu cached vs in-step, tensor {j}"), cc, cs, 1e-4, 1e-3, seed);
+        assert_close(&format!("cached gpu vs cpu, tensor {j}"), gc, cc, 1e-4, 1e-3, seed);
+    }
+    assert!(out[0].1.max_abs_diff(&init) > 1e-2, "the student did not train (seed {seed})");
+}
+gpu_test!(cached_teacher_logits_train_as_the_in_step_forward, teacher_cache_case);
+
 /// The T × α grid through a recipe, on both backends: one student per cell; with α = 0 the loss
 /// is plain cross-entropy whatever T is, so those cells train identically (same start, same sample
 /// orders) and must agree exactly; the grid is a scan (the model after it is the one before: a

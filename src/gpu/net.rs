@@ -231,10 +231,15 @@ fn activation_buffers(ctx: &GpuContext, net: &Net, b: usize) -> (Vec<wgpu::Buffe
 impl ForwardProgram {
     #[allow(clippy::too_many_arguments)]
     fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], slots: &Slots, data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
+        let uploaded = (ctx.storage_u8(&data.images, "images u8"), ctx.storage_u8(&data.labels, "labels u8"), data.n);
+        ForwardProgram::on(ctx, net, params, slots, uploaded, norm, rows, order, training)
+    }
+
+    /// The same on a split already on the GPU: (images, labels) as u8 and its size.
+    #[allow(clippy::too_many_arguments)]
+    fn on(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], slots: &Slots, (images, labels_u8, n): (wgpu::Buffer, wgpu::Buffer, usize), norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
         let b = rows as usize;
         let step = ctx.uniform(&StepParams::default(), "step");
-        let images = ctx.storage_u8(&data.images, "images u8");
-        let labels_u8 = ctx.storage_u8(&data.labels, "labels u8");
         let order_buf = ctx.storage(order, "sample order");
         let (acts, scratch) = activation_buffers(ctx, net, b);
         let labels = zeroed(ctx, b, "batch labels");
@@ -258,7 +263,7 @@ impl ForwardProgram {
         launches.push(ctx.softmax_xent(head, &step, logits, &labels, &dlogits, &row_loss));
         launches.push(ctx.argmax_correct(head, &step, logits, &labels, &correct));
         launches.push(ctx.metrics_accumulate(&step, &row_loss, &correct, &acc));
-        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, n: data.n, keep, labels, row_loss, loss_at, teacher_launches: 0, gather, gather_at, data: (images, labels_u8), teacher_gather: None }
+        ForwardProgram { rows, step, acts, scratch, dlogits, acc, launches, order: order_buf, keep, labels, row_loss, loss_at, teacher_launches: 0, gather, gather_at, data: (images, labels_u8), teacher_gather: None, n }
     }
 
     fn set_step(&self, ctx: &GpuContext, offset: usize, valid: usize) {
@@ -346,8 +351,13 @@ pub struct GpuTrainer {
     step_syncs: Vec<Launch>,
     /// The frozen teacher's parameter buffers and lengths (empty without one).
     teacher_params: Vec<(wgpu::Buffer, usize)>,
-    /// The teacher's net and its activation buffers (written by its forward in each step).
+    /// The teacher's net and its activation buffers (written by its forward in each step; none
+    /// when its logits are cached), the teacher and head as set, and whether the logits are cached.
     teacher: Option<(Net, Vec<wgpu::Buffer>)>,
+    teacher_spec: Option<(crate::nn::Teacher, crate::nn::DistillParams)>,
+    teacher_cached: bool,
+    /// Whether set_teacher may cache (the default; off to measure or test the in-step forward).
+    cache_teacher: bool,
     /// Losses on intermediate nodes (attention transfer, hints): how many launches follow the head
     /// in `train`; per term the backward index before which its gradient is added into the student
     /// node's output gradient, and that add; each hint projection's optimizer update and weights.
@@ -548,7 +558,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, node_loss_launches: 0, injected: Vec::new(), hint_updates: Vec::new(), dacts, backward_at, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, teacher_spec: None, teacher_cached: false, cache_teacher: true, node_loss_launches: 0, injected: Vec::new(), hint_updates: Vec::new(), dacts, backward_at, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -593,50 +603,105 @@ impl GpuTrainer {
         self.mask_launches = if hard { launches } else { Vec::new() };
     }
 
-    /// The loss slot: a frozen teacher's forward pass runs in every training step on the student's
-    /// batch (its input buffer shared; inference mode; its activation quantizers applied), and the
-    /// distillation head (weighed by `p`) replaces cross-entropy, reading the
-    /// teacher's logits on the GPU: no read-back. Evaluation keeps cross-entropy against the
-    /// labels. A second call replaces the teacher.
+    /// The loss slot: a frozen teacher's logits on every training batch, and the distillation head
+    /// (weighed by `p`) in place of cross-entropy, reading them on the GPU: no read-back.
+    /// Evaluation keeps cross-entropy against the labels. A second call replaces the teacher.
+    /// Where the batches are the split's images as they are (no jitter) and no node loss needs
+    /// the teacher's inner outputs, its logits for the whole training split are computed once
+    /// here (inference mode, its activation quantizers and normalisation) and each step gathers
+    /// its rows (gather_rows): one teacher forward per image per stage instead of per epoch.
+    /// Otherwise its forward runs inside each step on the student's batch (its input buffer
+    /// shared, or gathered again with its own normalisation). Jitter or node losses set later
+    /// switch to the in-step forward.
     pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams) -> Result<()> {
         teacher.check_student(&self.net)?;
+        self.teacher_spec = Some((teacher.clone(), p));
+        self.install_teacher(self.cache_teacher && self.train.gather.jitter == 0);
+        Ok(())
+    }
+
+    /// Whether a teacher set from now on may have its logits cached (default: yes). For
+    /// measuring and testing the in-step forward.
+    pub fn prefer_teacher_cache(&mut self, on: bool) {
+        self.cache_teacher = on;
+    }
+
+    /// Whether the teacher's logits are cached (see `set_teacher`).
+    pub fn teacher_cached(&self) -> bool {
+        self.teacher_cached
+    }
+
+    fn install_teacher(&mut self, cached: bool) {
+        let Some((teacher, p)) = self.teacher_spec.clone() else { return };
         let ctx = &self.ctx;
         let rows = self.train.rows;
+        let classes = self.net.classes as u32;
         let params: Vec<wgpu::Buffer> = teacher.params.tensors.iter().map(|t| ctx.storage(t, "teacher parameter")).collect();
         self.teacher_params = params.iter().zip(&teacher.params.tensors).map(|(b, t)| (b.clone(), t.len())).collect();
         let slots = Slots::new(ctx, &teacher.net, &params, &Transforms { activations: teacher.activations.clone(), ..Transforms::default() });
-        let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
         let at = self.train.loss_at;
         let from = at - self.train.teacher_launches;
-        // The student's input, or the same pixels gathered again with the teacher's normalisation
-        // (its labels land where the student's did, the same values).
+        let own = teacher.norm.filter(|&n| n != self.norm);
         let mut launches = Vec::new();
-        self.train.teacher_gather = match teacher.norm.filter(|&n| n != self.norm) {
-            None => {
-                acts[0] = self.train.acts[0].clone();
-                None
-            }
-            Some(n) => {
-                let (scale, shift) = n.scale_shift();
-                let g = GatherParams { scale, shift, ..self.train.gather };
-                let t = &self.train;
-                launches.push(ctx.gather_batch(g, &t.step, &t.data.0, &t.data.1, &t.order, &acts[0], &t.labels));
-                Some((g, from))
-            }
+        let (acts, logits) = if cached {
+            let table = self.teacher_table(&teacher.net, &params, &slots, own.unwrap_or(self.norm));
+            let batch = zeroed(ctx, (rows * classes) as usize, "teacher logits of the batch");
+            launches.push(ctx.gather_rows(rows, classes, &self.train.step, &self.train.order, &table, &batch));
+            self.train.teacher_gather = None;
+            (Vec::new(), batch)
+        } else {
+            let (mut acts, scratch) = activation_buffers(ctx, &teacher.net, rows as usize);
+            // The student's input, or the same pixels gathered again with the teacher's
+            // normalisation (its labels land where the student's did, the same values).
+            self.train.teacher_gather = match own {
+                None => {
+                    acts[0] = self.train.acts[0].clone();
+                    None
+                }
+                Some(n) => {
+                    let (scale, shift) = n.scale_shift();
+                    let g = GatherParams { scale, shift, ..self.train.gather };
+                    let t = &self.train;
+                    launches.push(ctx.gather_batch(g, &t.step, &t.data.0, &t.data.1, &t.order, &acts[0], &t.labels));
+                    Some((g, from))
+                }
+            };
+            launches.extend(node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false).0);
+            let logits = acts.last().expect("a net has nodes").clone();
+            (acts, logits)
         };
-        launches.extend(node_launches(ctx, &teacher.net, &slots, &acts, &scratch, &self.train.step, rows, false).0);
         let student = self.train.acts.last().expect("a net has nodes");
-        let logits = acts.last().expect("a net has nodes");
         let count = launches.len();
-        let head = HeadParams { rows, classes: self.net.classes as u32 };
-        launches.push(ctx.distill_loss(head, p, &self.train.step, student, logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
+        let head = HeadParams { rows, classes };
+        launches.push(ctx.distill_loss(head, p, &self.train.step, student, &logits, &self.train.labels, &self.train.dlogits, &self.train.row_loss));
         // Replaces the previous teacher's launches, head and node losses.
         self.train.launches.splice(from..=at + self.node_loss_launches, launches);
         self.train.loss_at = from + count;
         self.train.teacher_launches = count;
         self.teacher = Some((teacher.net.clone(), acts));
+        self.teacher_cached = cached;
         (self.node_loss_launches, self.injected, self.hint_updates) = (0, Vec::new(), Vec::new());
-        Ok(())
+    }
+
+    /// A teacher's logits [N, classes] for the whole training split in sample order, computed in
+    /// inference batches on the GPU and copied into one resident buffer.
+    fn teacher_table(&self, net: &Net, params: &[wgpu::Buffer], slots: &Slots, norm: Normalization) -> wgpu::Buffer {
+        let (ctx, n, classes) = (&self.ctx, self.train.n, net.classes);
+        let table = zeroed(ctx, n * classes, "teacher logits of the split");
+        let rows = eval_rows_limit(net).min(500).min(n.max(1));
+        let order: Vec<u32> = (0..n as u32).collect();
+        let data = (self.train.data.0.clone(), self.train.data.1.clone(), n);
+        let program = ForwardProgram::on(ctx, net, params, slots, data, norm, rows as u32, &order, false);
+        let logits = program.acts.last().expect("a net has nodes");
+        for offset in (0..n).step_by(rows) {
+            let valid = rows.min(n - offset);
+            program.set_step(ctx, offset, valid);
+            run(ctx, &program.launches);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(logits, 0, &table, (offset * classes * 4) as u64, (valid * classes * 4) as u64);
+            ctx.queue.submit([enc.finish()]);
+        }
+        table
     }
 
     /// Losses on intermediate nodes with the teacher (set_teacher first; a later set_teacher
@@ -647,6 +712,13 @@ impl GpuTrainer {
     /// W trains with the student's optimizer (no decay). Replaces earlier terms. A pair whose
     /// outputs cannot be matched is refused before anything changes.
     pub fn set_node_losses(&mut self, pairs: &[crate::nn::AttentionTransfer], hints: &[crate::nn::Hint]) -> Result<()> {
+        if self.teacher_cached && !(pairs.is_empty() && hints.is_empty()) {
+            // The terms read the teacher's inner outputs: its forward goes back into the step.
+            if let Some((t, _)) = &self.teacher {
+                pairs.iter().map(|a| a.shapes(&self.net, t).map(|_| ())).chain(hints.iter().map(|h| h.shapes(&self.net, t).map(|_| ()))).collect::<Result<()>>()?;
+            }
+            self.install_teacher(false);
+        }
         let Some((teacher_net, teacher_acts)) = &self.teacher else {
             return Err(crate::Error::Invalid("attention transfer and hints need a teacher: set it first".into()));
         };
@@ -710,6 +782,9 @@ impl GpuTrainer {
     /// Augmentation: every training image moved by up to `k` pixels each way from now on
     /// (data::jitter_shift; the teacher, if any, sees the same moved batch). 0 turns it off.
     pub fn set_jitter(&mut self, k: usize) {
+        if k > 0 && self.teacher_cached {
+            self.install_teacher(false); // a moved image's logits are not the cached ones
+        }
         let t = &mut self.train;
         t.gather.jitter = k as u32;
         self.ctx.queue.write_buffer(&t.launches[t.gather_at].uniform, 0, bytemuck::bytes_of(&t.gather));

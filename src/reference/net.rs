@@ -353,8 +353,12 @@ pub struct CpuTrainer {
     /// Learned quantizer steps: the optimizer's (first, second) moments of each learned table,
     /// per tensor and per node.
     step_moments: (Vec<Option<Moments>>, Vec<Option<Moments>>),
-    /// The loss slot: a frozen teacher and the distillation head (None: cross-entropy).
+    /// The loss slot: a frozen teacher and the distillation head (None: cross-entropy); its
+    /// logits for the whole training split when cached (see `GpuTrainer::set_teacher`), and
+    /// whether set_teacher may cache them.
     teacher: Option<(Teacher, DistillParams)>,
+    teacher_logits: Option<Vec<f32>>,
+    cache_teacher: bool,
     /// Augmentation: training images moved by up to this many pixels (data::jitter_shift).
     jitter: usize,
     /// Attention-transfer terms with the teacher: (pair, positions, student and teacher channels).
@@ -364,6 +368,14 @@ pub struct CpuTrainer {
 }
 
 type Moments = (Vec<f32>, Vec<f32>);
+
+/// What a step's teacher reads: the student's batch, the batch gathered with its own
+/// normalisation, or its cached logits' rows (then no forward runs; no node loss is set).
+enum TeacherBatch {
+    Same,
+    Input(Vec<f32>),
+    Logits(Vec<f32>),
+}
 
 /// One optimizer update of `w` (sgd_reference or adam_reference).
 fn update_reference(kind: OptimizerKind, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &crate::nn::OptimParams) {
@@ -388,7 +400,7 @@ struct StepGrads {
 impl CpuTrainer {
     pub fn new(net: &Net, params: NetParams, opt: OptimizerConfig, data: Splits, norm: Normalization, batch: usize) -> CpuTrainer {
         let zeros = NetParams::zeros(net);
-        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, jitter: 0, attention: Vec::new(), hints: Vec::new() }
+        CpuTrainer { net: net.clone(), first: zeros.clone(), second: zeros, params, opt, t: 0, data, norm, batch, eval_rows: None, order: Vec::new(), acc: [0.0; 4], hard_masks: Vec::new(), transforms: Transforms::default(), step_moments: (vec![], vec![]), teacher: None, teacher_logits: None, cache_teacher: true, jitter: 0, attention: Vec::new(), hints: Vec::new() }
     }
 
     pub fn begin_epoch(&mut self, order: &[u32]) {
@@ -409,7 +421,32 @@ impl CpuTrainer {
         self.teacher = Some((teacher.clone(), p));
         self.attention.clear();
         self.hints.clear();
+        self.teacher_logits = (self.cache_teacher && self.jitter == 0).then(|| self.teacher_table());
         Ok(())
+    }
+
+    /// Same contract as `GpuTrainer::prefer_teacher_cache`.
+    pub fn prefer_teacher_cache(&mut self, on: bool) {
+        self.cache_teacher = on;
+    }
+
+    /// Whether the teacher's logits are cached.
+    pub fn teacher_cached(&self) -> bool {
+        self.teacher_logits.is_some()
+    }
+
+    /// The teacher's logits [N, classes] for the training split in sample order (inference mode,
+    /// its normalisation), in batches of 500.
+    fn teacher_table(&mut self) -> Vec<f32> {
+        let Some((teacher, _)) = self.teacher.as_mut() else { return Vec::new() };
+        let train = &self.data.train;
+        let order: Vec<u32> = (0..train.n as u32).collect();
+        let mut out = Vec::with_capacity(train.n * teacher.net.classes);
+        for (offset, valid) in train.batches(500) {
+            let (x, _) = train.gather(&order, offset, valid, teacher.norm.unwrap_or(self.norm));
+            out.extend(net_forward_with(&teacher.net, &mut teacher.params, x, valid, valid, false, &teacher.activations).acts.pop().expect("logits"));
+        }
+        out
     }
 
     /// Attention transfer alone (see `set_node_losses`).
@@ -433,6 +470,9 @@ impl CpuTrainer {
             })
             .collect::<crate::error::Result<_>>()?;
         (self.attention, self.hints) = (attention, hints);
+        if !(self.attention.is_empty() && self.hints.is_empty()) {
+            self.teacher_logits = None; // the terms read the teacher's inner outputs
+        }
         Ok(())
     }
 
@@ -444,6 +484,9 @@ impl CpuTrainer {
     /// Same contract as `GpuTrainer::set_jitter`.
     pub fn set_jitter(&mut self, k: usize) {
         self.jitter = k;
+        if k > 0 {
+            self.teacher_logits = None;
+        }
     }
 
     /// The transforms in force, with the steps learned so far.
@@ -474,12 +517,16 @@ impl CpuTrainer {
     /// transformed weights and activations, and each master weight's gradient is clipped by the
     /// straight-through estimator (by lsq_backward where the step is learned, which also gives the
     /// step's gradient). The masters are what `self.params` holds afterwards.
-    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], (x, teacher_x): (Vec<f32>, Option<Vec<f32>>), y: &[u32], valid: usize) -> (StepGrads, Tape) {
+    fn step_grads(&mut self, infos: &[crate::nn::TensorInfo], (x, teacher_in): (Vec<f32>, TeacherBatch), y: &[u32], valid: usize) -> (StepGrads, Tape) {
         let masters = self.swap_in_transformed(infos);
         let t = &self.transforms;
         let learned: Vec<Option<(QuantFn, f32)>> = self.net.nodes.iter().enumerate().map(|(n, node)| t.learned_activation(n).map(|q| (q.clone(), q.lsq_grad_scale(node.shape.size())))).collect();
-        let teacher_x = teacher_x.unwrap_or_else(|| x.clone());
-        let teacher_acts = self.teacher.as_mut().map(|(teacher, _)| net_forward_with(&teacher.net, &mut teacher.params, teacher_x, valid, valid, false, &teacher.activations).acts);
+        // The teacher's outputs on this batch: its cached logits alone, or its forward.
+        let teacher_acts = self.teacher.as_mut().map(|(teacher, _)| match teacher_in {
+            TeacherBatch::Logits(logits) => vec![logits],
+            TeacherBatch::Input(tx) => net_forward_with(&teacher.net, &mut teacher.params, tx, valid, valid, false, &teacher.activations).acts,
+            TeacherBatch::Same => net_forward_with(&teacher.net, &mut teacher.params, x.clone(), valid, valid, false, &teacher.activations).acts,
+        });
         let t = &self.transforms;
         let attention: Vec<AttentionIn> = match &teacher_acts {
             Some(acts) => self.attention.iter().map(|(a, (positions, cs, ct))| AttentionIn { node: a.student, teacher: &acts[a.teacher], positions: *positions, cs: *cs, ct: *ct, beta: a.beta }).collect(),
@@ -508,11 +555,17 @@ impl CpuTrainer {
 
     /// A training step's batch, as the GPU's gather: the student's input, and the teacher's
     /// where the teacher was trained with another normalisation (the same pixels, moved alike).
-    fn gather_step(&self, order: &[u32], offset: usize, valid: usize) -> ((Vec<f32>, Option<Vec<f32>>), Vec<u32>) {
+    /// Or the batch's rows of the teacher's cached logits (gather_rows).
+    fn gather_step(&self, order: &[u32], offset: usize, valid: usize) -> ((Vec<f32>, TeacherBatch), Vec<u32>) {
         let train = &self.data.train;
         let (x, y) = train.gather_jittered(order, offset, valid, self.norm, self.jitter);
         let own = self.teacher.as_ref().and_then(|(t, _)| t.norm).filter(|&n| n != self.norm);
-        ((x, own.map(|n| train.gather_jittered(order, offset, valid, n, self.jitter).0)), y)
+        let teacher = match (&self.teacher_logits, own) {
+            (Some(table), _) => TeacherBatch::Logits(gather_rows_reference(table, self.net.classes, order, offset, valid, valid)),
+            (None, Some(n)) => TeacherBatch::Input(train.gather_jittered(order, offset, valid, n, self.jitter).0),
+            (None, None) => TeacherBatch::Same,
+        };
+        ((x, teacher), y)
     }
 
     /// One optimizer step on the batch order[offset..offset+valid] at learning rate `lr`.
