@@ -144,7 +144,9 @@ pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher,
     run.epoch_counter = epoch0;
     run.model = student;
     let mut trainer = run.trainer(cfg);
-    trainer.set_teacher(teacher, p)?;
+    // Caching the teacher's logits costs about one epoch of its forward up front (benches/distill.rs):
+    // a gain from the second epoch on.
+    trainer.set_teacher(teacher, p, cfg.epochs >= 2)?;
     trainer.set_node_losses(attention, hints)?;
     train_with(run, trainer, si, name, cfg, None::<&mut NoHook>).await
 }

@@ -68,11 +68,18 @@ impl Trainer {
             Trainer::Cpu(t) => t.set_eval_rows(rows),
         }
     }
-    /// The loss slot: distil from a frozen teacher from now on (see GpuTrainer::set_teacher).
-    pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams) -> Result<()> {
+    /// The loss slot: distil from a frozen teacher from now on (see GpuTrainer::set_teacher),
+    /// its logits cached for the split if `cache` and nothing moves the images.
+    pub fn set_teacher(&mut self, teacher: &crate::nn::Teacher, p: crate::nn::DistillParams, cache: bool) -> Result<()> {
         match self {
-            Trainer::Gpu(t) => t.set_teacher(teacher, p),
-            Trainer::Cpu(t) => t.set_teacher(teacher, p),
+            Trainer::Gpu(t) => {
+                t.prefer_teacher_cache(cache);
+                t.set_teacher(teacher, p)
+            }
+            Trainer::Cpu(t) => {
+                t.prefer_teacher_cache(cache);
+                t.set_teacher(teacher, p)
+            }
         }
     }
     /// Attention transfer and hints with the teacher (after set_teacher; see GpuTrainer::set_node_losses).
