@@ -312,6 +312,11 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             for c in rep.stages.iter().filter_map(|s| s.pruning()?.control_accuracy) {
                 println!("control: the same masks from fresh random weights reach {:.2}%", c * 100.0);
             }
+            for (i, s) in rep.stages.iter().enumerate() {
+                for w in &s.warnings {
+                    println!("warning (stage {i}, {}): {w}", s.name);
+                }
+            }
             println!("wall time {:.1}s", rep.wall_s);
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))

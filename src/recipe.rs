@@ -24,6 +24,18 @@ pub struct Recipe {
     /// Compression and fine-tuning stages, run in order after `train`.
     #[serde(default)]
     pub stages: Vec<Stage>,
+    /// What a diverging training does: stop the run with the cause (default), or go on and keep
+    /// the finding as a warning on the stage's report (a non-finite loss always stops).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub divergence: OnDivergence,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDivergence {
+    #[default]
+    Stop,
+    Warn,
 }
 
 fn default_seed() -> u64 {

@@ -148,7 +148,7 @@ pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher,
     // a gain from the second epoch on.
     trainer.set_teacher(teacher, p, cfg.epochs >= 2)?;
     trainer.set_node_losses(attention, hints)?;
-    train_with(run, trainer, si, name, cfg, None::<&mut NoHook>).await
+    train_with(run, trainer, si, (name, true), cfg, None::<&mut NoHook>).await
 }
 
 pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<StageReport> {
@@ -164,7 +164,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &DistillConfig) -> Result<St
     let baseline_accuracy = if cfg.baseline {
         run.model = student.clone();
         let trainer = run.trainer(&cfg.train);
-        let report = train_with(run, trainer, si, "distill (labels-only baseline)", &cfg.train, None::<&mut NoHook>).await?;
+        let report = train_with(run, trainer, si, ("distill (labels-only baseline)", true), &cfg.train, None::<&mut NoHook>).await?;
         Some(report.test_accuracy) // the distilled student then sees the same sample orders
     } else {
         None

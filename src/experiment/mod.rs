@@ -8,6 +8,7 @@
 //! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`, `grid` (distill-grid). Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
 
 pub mod distill;
+pub mod divergence;
 pub mod greedy;
 pub mod grid;
 pub mod integer;

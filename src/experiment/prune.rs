@@ -50,7 +50,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &PruneConfig) -> Result<Stag
         run.model.params = t.params().await?;
         let per_layer: Vec<f32> = run.model.weights().iter().map(|w| zero_fraction(w)).collect();
         let mut r = match &cfg.finetune {
-            Some(ft) => train_with(run, t, si, "prune", ft, None::<&mut Gradual>).await?,
+            Some(ft) => train_with(run, t, si, ("prune", false), ft, None::<&mut Gradual>).await?,
             None => run.evaluated("prune", &mut t).await?,
         };
         rounds.push(PruneRound { round, target: now.clone(), sparsity: per_layer, accuracy_before_finetune: before, accuracy_after_finetune: r.test_accuracy });
@@ -235,7 +235,7 @@ async fn gradual(run: &mut Run<'_>, si: usize, cfg: &PruneConfig, every: usize) 
     let targets = cfg.targets(cfg.target_count(run.model.net.layer_dims().len()));
     let mut plan = Gradual { cfg: cfg.clone(), targets, every, rng: Rng::new(run.recipe.seed, 50 + si as u64), rounds: Vec::new() };
     let trainer = run.trainer(ft);
-    let mut report = train_with(run, trainer, si, "prune", ft, Some(&mut plan)).await?;
+    let mut report = train_with(run, trainer, si, ("prune", false), ft, Some(&mut plan)).await?;
     report.detail = Some(StageDetail::Pruning(pruning_report(&run.model, plan.rounds, None)));
     Ok(report)
 }

@@ -187,7 +187,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &QuantizeConfig) -> Result<S
     let mut t = run.trainer(cfg.finetune.as_ref().unwrap_or(&run.recipe.train));
     let (_, quantized_accuracy) = means(t.evaluate().await?);
     let mut report = match (cfg.mode, &cfg.finetune) {
-        (QuantMode::Qat, Some(ft)) => train_with(run, t, si, "quantize", ft, None::<&mut NoHook>).await?,
+        (QuantMode::Qat, Some(ft)) => train_with(run, t, si, ("quantize", false), ft, None::<&mut NoHook>).await?,
         _ => run.evaluated("quantize", &mut t).await?,
     };
     // Fine-tuned centroids become the levels the tensor is stored with.

@@ -31,6 +31,9 @@ pub struct StageReport {
     /// What only this kind of stage reports.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub detail: Option<StageDetail>,
+    /// Divergence found while it trained, kept because the recipe says `"divergence": "warn"`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The kind-specific part of a stage report (one variant per stage kind that has one).
@@ -54,7 +57,7 @@ pub enum StageDetail {
 impl StageReport {
     /// A stage that only evaluated (no training).
     pub fn evaluated(name: &str, (test_loss, test_accuracy): (f32, f32), inference_us_per_image: f64) -> StageReport {
-        StageReport { name: name.into(), epochs: vec![], test_accuracy, test_loss, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, detail: None }
+        StageReport { name: name.into(), epochs: vec![], test_accuracy, test_loss, train_s: 0.0, samples_per_s: 0.0, inference_us_per_image, detail: None, warnings: Vec::new() }
     }
 
     pub fn pruning(&self) -> Option<&PruningReport> {

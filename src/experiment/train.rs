@@ -3,22 +3,27 @@
 //! progress events, divergence caught, test accuracy after each epoch, inference timed at the end.
 //! A stage that must act during training (gradual pruning) passes a `StepHook`.
 
+use super::divergence::Watch;
 use super::trainer::{means, Trainer};
 use super::{now_s, EpochReport, Event, Run, StageReport};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::recipe::TrainConfig;
 
 /// The train stage: `cfg.epochs` epochs from the current parameters, evaluating after each.
 /// Stage 0 is "train"; later ones are fine-tuning.
 pub async fn run(run: &mut Run<'_>, si: usize, cfg: &TrainConfig) -> Result<StageReport> {
-    let name = if si == 0 { "train" } else { "fine-tune" };
-    train(run, si, name, cfg).await
+    let trainer = run.trainer(cfg);
+    if si == 0 {
+        train_with(run, trainer, si, ("train", true), cfg, None::<&mut NoHook>).await
+    } else {
+        train_with(run, trainer, si, ("fine-tune", false), cfg, None::<&mut NoHook>).await
+    }
 }
 
-/// Trains a fresh trainer on the current model; the model afterwards is the trained one.
+/// Fine-tunes a fresh trainer on the current model; the model afterwards is the trained one.
 pub async fn train(run: &mut Run<'_>, si: usize, name: &str, cfg: &TrainConfig) -> Result<StageReport> {
     let trainer = run.trainer(cfg);
-    train_with(run, trainer, si, name, cfg, None::<&mut NoHook>).await
+    train_with(run, trainer, si, (name, false), cfg, None::<&mut NoHook>).await
 }
 
 /// Something a stage does between training steps (see prune::Gradual).
@@ -41,8 +46,11 @@ impl StepHook for NoHook {
 }
 
 /// Trains `cfg.epochs` epochs with `trainer`; `hook` runs before every step. Leaves the trained
-/// parameters in `run.model`.
-pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si: usize, name: &str, cfg: &TrainConfig, mut hook: Option<&mut H>) -> Result<StageReport> {
+/// parameters in `run.model`. `fresh`: the model trains from scratch (the first training, a
+/// distilled student), so an epoch that leaves it at chance is divergence too (divergence::Watch).
+pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si: usize, (name, fresh): (&str, bool), cfg: &TrainConfig, mut hook: Option<&mut H>) -> Result<StageReport> {
+    let arch = run.model.net.arch.clone();
+    let mut watch = Watch::new(name, &arch, cfg, run.recipe.divergence, fresh, &run.data.test);
     let n = run.data.train.n;
     let steps = n.div_ceil(cfg.batch);
     let total = steps * cfg.epochs;
@@ -67,14 +75,7 @@ pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si
                     epoch_acc[k] += acc[k];
                 }
                 let (loss, accuracy) = means(acc);
-                if !loss.is_finite() {
-                    return Err(Error::Diverged(format!(
-                        "training loss became {loss} in stage `{name}`, epoch {}, step {}: lower the learning rate (now {})",
-                        epoch + 1,
-                        step + 1,
-                        cfg.lr
-                    )));
-                }
+                watch.progress(loss, (epoch + 1, step + 1))?;
                 let elapsed_s = run.elapsed_s();
                 run.emit(&Event::Progress { stage: si, epoch, epochs: cfg.epochs, step: step + 1, steps, train_loss: loss, train_accuracy: accuracy, elapsed_s }).await?;
             }
@@ -83,6 +84,7 @@ pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si
         stage_train_s += train_s;
         let (test_loss, test_accuracy) = means(trainer.evaluate().await?);
         let (train_loss, train_accuracy) = means(epoch_acc);
+        watch.epoch_end((epoch + 1, steps), train_loss, test_accuracy)?;
         let report = EpochReport { epoch: epoch + 1, train_loss, train_accuracy, test_loss, test_accuracy, train_s, samples_per_s: n as f64 / train_s.max(1e-9) };
         run.emit(&Event::Epoch { stage: si, report: report.clone() }).await?;
         epochs.push(report);
@@ -110,5 +112,6 @@ pub async fn train_with<H: StepHook>(run: &mut Run<'_>, mut trainer: Trainer, si
         inference_us_per_image,
         epochs,
         detail: None,
+        warnings: watch.warnings,
     })
 }

@@ -6,6 +6,10 @@
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls, setModelFileLoader } from './recipe-form.js';
 import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, gridPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
 import omitted3 from '../../recipes/omitted-3.json';
+import lenet300 from '../../recipes/lenet-300-100.json';
+import lenet5 from '../../recipes/lenet5.json';
+import vggMini from '../../recipes/vgg-mini-fashion.json';
+import resnetMini from '../../recipes/resnet-mini-fashion.json';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +26,38 @@ function showModelFields() {
   }
 }
 $('arch').addEventListener('change', showModelFields);
+
+// Training defaults follow the architecture: the settings of the recipe that reached its README
+// figure (LeNet-5 diverges at the MLP's lr 0.05), for every field the user has not changed.
+const ARCH_RECIPES = { mlp: [lenet300, 'recipes/lenet-300-100.json'], lenet5: [lenet5, 'recipes/lenet5.json'], 'vgg-mini': [vggMini, 'recipes/vgg-mini-fashion.json'], 'resnet-mini': [resnetMini, 'recipes/resnet-mini-fashion.json'] };
+const TRAIN_FIELDS = { epochs: 'epochs', batch: 'batch', optimizer: 'optimizer', lr: 'lr', momentum: 'momentum', 'weight-decay': 'weight_decay', schedule: 'schedule' };
+const touched = new Set();
+let applying = false; // a shared link or a preset: its values are deliberate, kept from then on
+for (const id of Object.keys(TRAIN_FIELDS)) {
+  for (const ev of ['input', 'change']) $(id).addEventListener(ev, () => touched.add(id));
+}
+function applyRecipe(r) {
+  applying = true;
+  try {
+    return writeRecipe(r);
+  } finally {
+    applying = false;
+    Object.keys(TRAIN_FIELDS).forEach((id) => touched.add(id));
+  }
+}
+$('arch').addEventListener('change', () => {
+  if (applying) return;
+  const [recipe, file] = ARCH_RECIPES[$('arch').value] ?? [];
+  if (!recipe) return;
+  const set = [];
+  for (const [id, key] of Object.entries(TRAIN_FIELDS)) {
+    const v = recipe.train[key] ?? (key === 'weight_decay' ? 0 : undefined);
+    if (v === undefined || touched.has(id)) continue;
+    $(id).value = String(v);
+    set.push(`${id} ${v}`);
+  }
+  $('arch-defaults').textContent = set.length ? `Training set for ${$('arch').value} from ${file}: ${set.join(', ')}${touched.size ? ` (your own ${[...touched].join(', ')} kept)` : ''}.` : '';
+});
 const showDataFields = () => ($('idx-field').hidden = $('dataset').value !== 'custom');
 $('dataset').addEventListener('change', showDataFields);
 $('idx-files').addEventListener('change', () => {
@@ -44,7 +80,7 @@ setModelFileLoader((file) => new Promise((resolve, reject) => {
 setupPipelineControls();
 // One click: Hinton's omitted-class experiment (the CLI runs the same file).
 $('preset-omitted-3').addEventListener('click', () => {
-  writeRecipe(omitted3);
+  applyRecipe(omitted3);
   showModelFields();
   $('error').textContent = '';
 });
@@ -53,7 +89,7 @@ $('preset-omitted-3').addEventListener('click', () => {
 try {
   const shared = recipeFromURL();
   if (shared) {
-    const skipped = writeRecipe(shared);
+    const skipped = applyRecipe(shared);
     if (skipped.length) $('error').textContent = `This page cannot run these stages of the shared recipe yet: ${skipped.join(', ')}.`;
   }
 } catch (e) {
@@ -122,6 +158,12 @@ function onEvent(ev) {
     }
     $('epochs-table').querySelector('tbody').appendChild(row);
   } else if (ev.kind === 'stage') {
+    for (const w of ev.report.warnings ?? []) {
+      const li = document.createElement('li');
+      li.textContent = `Stage ${ev.stage} (${ev.report.name}): ${w}`;
+      $('warnings').appendChild(li);
+      $('warnings').hidden = false;
+    }
     if (ev.report.pruning) pruningPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sensitivity) sensitivityPanel($('stage-results'), ev.stage, ev.report);
     if (ev.report.sweep) sweepPanel($('stage-results'), ev.stage, ev.report);
@@ -194,7 +236,8 @@ worker.onmessage = (msg) => {
     const s = m.report.stages[m.report.stages.length - 1];
     $('progress').value = 1;
     const seconds = m.report.stages.reduce((a, st) => a + st.train_s, 0);
-    $('status').textContent = `Done: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
+    const warned = m.report.stages.some((st) => st.warnings?.length);
+    $('status').textContent = `Done${warned ? ', with warnings (below)' : ''}: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
     addRunRow(m.report, run.recipe);
     run.report = m.report;
@@ -239,6 +282,8 @@ $('controls').addEventListener('submit', (e) => {
   chart.clear();
   $('epochs-table').querySelector('tbody').replaceChildren();
   $('stage-results').replaceChildren();
+  $('warnings').replaceChildren();
+  $('warnings').hidden = true;
   $('downloads').hidden = true;
   $('progress').value = 0;
   const recipe = readRecipe();

@@ -30,6 +30,7 @@ export const FIELDS = [
   { id: 'weight-decay', path: 'train.weight_decay', kind: 'num' },
   { id: 'jitter', path: 'train.jitter', kind: 'num', optional: true, default: '0' },
   { id: 'schedule', path: 'train.schedule', kind: 'text' },
+  { id: 'divergence', path: 'divergence', kind: 'text', optional: true, default: 'stop' },
 ];
 
 function setPath(obj, path, value) {
@@ -414,7 +415,8 @@ export function readRecipe() {
     const empty = (Array.isArray(v) && v.length === 0) || (f.kind === 'num' && raw === '') || (f.optional && f.default !== undefined && raw === f.default);
     if ((f.when && !f.when(r)) || (f.optional && empty)) {
       const keys = f.path.split('.');
-      delete getPath(r, keys.slice(0, -1).join('.'))[keys[keys.length - 1]];
+      const parent = keys.length > 1 ? getPath(r, keys.slice(0, -1).join('.')) : r;
+      delete parent[keys[keys.length - 1]];
     }
   }
   const { epochs, lr, ...trainRest } = r.train;

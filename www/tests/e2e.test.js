@@ -529,6 +529,31 @@ test('a run pauses, holds still while paused, resumes and finishes', { timeout: 
   await page.close();
 });
 
+test('choosing an architecture sets its recipe\'s training settings except the user\'s own; LeNet-5 at the MLP\'s lr is stopped with the cause', { timeout: 180_000 }, async () => {
+  const { page, errors } = await openPage();
+  await fillAll(page, { '#epochs': '1' });
+  await page.selectOption('#arch', 'lenet5');
+  assert.deepEqual(await Promise.all(['#lr', '#weight-decay', '#epochs', '#batch', '#momentum'].map((id) => page.inputValue(id))), ['0.01', '0.0005', '1', '64', '0.9']);
+  assert.match(await page.textContent('#arch-defaults'), /lenet5 from recipes\/lenet5\.json: .*lr 0\.01.*your own epochs kept/);
+  await page.selectOption('#arch', 'mlp');
+  assert.equal(await page.inputValue('#lr'), '0.05');
+  assert.equal(await page.inputValue('#weight-decay'), '0');
+  // The new user's mistake from the issue: LeNet-5 at the MLP's learning rate, typed in.
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '300', '#lr': '0.05' });
+  await page.selectOption('#arch', 'lenet5');
+  assert.equal(await page.inputValue('#lr'), '0.05');
+  await page.click('#train');
+  await runEnds(page, 150_000);
+  assert.match(await page.textContent('#error'), /diverged.*stage `train`.*Likely cause: lr 0\.05 is high for lenet5 with momentum 0\.9; its recipe \(recipes\/lenet5\.json\) uses 0\.01/);
+  assert.notEqual(await page.getAttribute('#status', 'data-done'), 'true');
+  // The shared link keeps the choice of what divergence does.
+  await page.selectOption('#divergence', 'warn');
+  await page.click('#share');
+  assert.equal(JSON.parse(new globalThis.URL(await page.inputValue('#share-link')).searchParams.get('r')).divergence, 'warn');
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('a diverging run says so and the page keeps its earlier results and models', { timeout: 180_000 }, async () => {
   const { page, errors } = await openPage();
   await fillAll(page, { '#limit-train': '1000', '#limit-test': '300', '#hidden': '32', '#epochs': '1' });
@@ -540,7 +565,7 @@ test('a diverging run says so and the page keeps its earlier results and models'
   await fillAll(page, { '#hidden': '32, 32', '#lr': '10', '#momentum': '0.999', '#epochs': '3' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('error').textContent.length > 0, null, { timeout: 100_000 });
-  assert.match(await page.textContent('#error'), /diverged.*lower the learning rate/);
+  assert.match(await page.textContent('#error'), /diverged.*Likely cause: lr 10 is high for mlp with momentum 0\.999; its recipe \(recipes\/lenet-300-100\.json\) uses 0\.05/);
   assert.equal(await page.isDisabled('#train'), false);
   // The first run's row, models and pictures are still there.
   assert.equal(await page.locator('#runs-table tbody tr').count(), 1);

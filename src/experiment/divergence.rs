@@ -1,0 +1,107 @@
+//! What a training loop watches for, and how it explains what it found: a loss that is not
+//! finite or has blown far past where it started, or (when a model trains from scratch) a whole
+//! epoch that left the model at chance with its loss no lower than at the start. The explanation
+//! names the likely cause (the learning rate, against the one the architecture's recipe reached
+//! its README figure with) and what to try. The recipe's `divergence` chooses whether it stops
+//! the run (default) or is kept as a warning on the stage's report.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::nn::OptimizerKind;
+use crate::recipe::{OnDivergence, TrainConfig};
+
+/// The learning rate (SGD with momentum 0.9) each architecture's recipe in recipes/ trained with
+/// to the README's figures, and that recipe.
+pub fn recipe_lr(arch: &str) -> (f32, &'static str) {
+    match arch {
+        "lenet5" => (0.01, "recipes/lenet5.json"),
+        "vgg-mini" => (0.05, "recipes/vgg-mini-fashion.json"),
+        "resnet-mini" => (0.05, "recipes/resnet-mini-fashion.json"),
+        _ => (0.05, "recipes/lenet-300-100.json"),
+    }
+}
+
+/// One stage's watch over its training loss and accuracy.
+pub struct Watch<'a> {
+    stage: &'a str,
+    arch: &'a str,
+    cfg: &'a TrainConfig,
+    on: OnDivergence,
+    /// From scratch (the first training, a distilled student): chance accuracy after an epoch is
+    /// a failure. Fine-tuning a heavily pruned model may sit at chance for a reason.
+    fresh: bool,
+    /// Accuracy of always answering the test split's most common class.
+    chance: f32,
+    /// The loss of the first progress report, and how many there have been.
+    first: Option<f32>,
+    reports: usize,
+    pub warnings: Vec<String>,
+}
+
+impl<'a> Watch<'a> {
+    pub fn new(stage: &'a str, arch: &'a str, cfg: &'a TrainConfig, on: OnDivergence, fresh: bool, test: &Dataset) -> Watch<'a> {
+        let mut counts = [0usize; 256];
+        test.labels.iter().for_each(|&l| counts[l as usize] += 1);
+        let chance = counts.iter().max().copied().unwrap_or(0) as f32 / test.n.max(1) as f32;
+        Watch { stage, arch, cfg, on, fresh, chance, first: None, reports: 0, warnings: Vec::new() }
+    }
+
+    /// After a progress report of mean training loss `loss` at (epoch, step), both from 1.
+    pub fn progress(&mut self, loss: f32, (epoch, step): (usize, usize)) -> Result<()> {
+        let first = *self.first.get_or_insert(loss);
+        self.reports += 1;
+        let at = format!("in stage `{}`, epoch {epoch}, step {step}", self.stage);
+        if !loss.is_finite() {
+            // Nothing can go on from non-finite weights, whatever the recipe says.
+            return Err(Error::Diverged(format!("the training loss became {loss} {at}. {}", self.advice())));
+        }
+        if first.is_finite() && loss > (20.0 * first).max(25.0) || loss > 1e6 {
+            return self.found(format!("the training loss rose from {first:.3} to {loss:.3e} {at}: the run diverged. {}", self.advice()));
+        }
+        Ok(())
+    }
+
+    /// After epoch `epoch` (from 1) of `steps` steps: its mean training loss and the test
+    /// accuracy. Judged only where the first report came early (a later one since) and the epoch
+    /// was long enough to learn something (50 steps: a tiny split may not).
+    pub fn epoch_end(&mut self, (epoch, steps): (usize, usize), train_loss: f32, test_accuracy: f32) -> Result<()> {
+        let Some(first) = self.first.filter(|_| self.reports >= 2 && steps >= 50) else { return Ok(()) };
+        if self.fresh && test_accuracy <= self.chance + 0.02 && train_loss >= 0.95 * first {
+            return self.found(format!(
+                "after epoch {epoch} of stage `{}` the test accuracy is {:.1}%, what answering the most common class gets ({:.1}%), and the training loss ({train_loss:.3}) is no lower than where it started ({first:.3}): the model is not learning. {}",
+                self.stage,
+                100.0 * test_accuracy,
+                100.0 * self.chance,
+                self.advice()
+            ));
+        }
+        Ok(())
+    }
+
+    fn found(&mut self, message: String) -> Result<()> {
+        match self.on {
+            OnDivergence::Stop => Err(Error::Diverged(message)),
+            OnDivergence::Warn => {
+                if !self.warnings.contains(&message) && self.warnings.len() < 8 {
+                    self.warnings.push(message);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The likely cause and what to try.
+    pub fn advice(&self) -> String {
+        let (lr, cfg) = (self.cfg.lr, self.cfg);
+        if cfg.optimizer == OptimizerKind::Adam {
+            return if lr > 0.003 { format!("Likely cause: lr {lr} is high for Adam; try 0.001.") } else { format!("Try a lower learning rate than {lr} (e.g. {}).", lr / 3.0) };
+        }
+        let (good, recipe) = recipe_lr(self.arch);
+        let momentum = cfg.momentum.filter(|&m| m > 0.0).map(|m| format!(" with momentum {m}")).unwrap_or_default();
+        if lr > good * 1.5 {
+            format!("Likely cause: lr {lr} is high for {}{momentum}; its recipe ({recipe}) uses {good}.", self.arch)
+        } else {
+            format!("Likely cause: the learning rate; try {} (now {lr}{momentum}), or a smaller batch than {}.", lr / 3.0, cfg.batch)
+        }
+    }
+}
