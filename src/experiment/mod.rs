@@ -12,6 +12,7 @@ pub mod divergence;
 pub mod greedy;
 pub mod grid;
 pub mod integer;
+pub mod limits;
 pub mod platform;
 pub mod prune;
 pub mod quantize;
@@ -298,11 +299,24 @@ fn limited(recipe: &Recipe, data: &Splits) -> Result<(Splits, Option<Dataset>)> 
 /// every distill stage's student builds on them, and its attention pairs name nodes of student
 /// and teacher whose maps have the same size. Follows the net each stage leaves (pruning units
 /// changes channels, never map sizes).
-fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles) -> Result<()> {
+fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &Backend) -> Result<()> {
     use crate::recipe::TeacherRef;
+    let fits = |field: String, net: &Net, batch: usize| limits::check_training(backend, &field, net, batch);
+    fits("train.batch".into(), trained, recipe.train.batch)?;
     let mut nets = vec![trained.clone()]; // the net after run stage k (0: training)
     for (i, s) in recipe.stages.iter().enumerate() {
         let so_far = nets.last().expect("the trained net").clone();
+        // Trainings on the model so far (pruning units only shrinks it).
+        let finetune = match s {
+            Stage::Train(t) => Some(("train", t)),
+            Stage::Prune(p) => p.finetune.as_ref().map(|t| ("prune.finetune", t)),
+            Stage::Greedy(g) => g.finetune.as_ref().map(|t| ("greedy.finetune", t)),
+            Stage::Quantize(q) => q.finetune.as_ref().map(|t| ("quantize.finetune", t)),
+            _ => None,
+        };
+        if let Some((at, t)) = finetune {
+            fits(format!("stages[{i}].{at}.batch"), &so_far, t.batch)?;
+        }
         let teacher_of = |t: &Option<TeacherRef>| -> Result<Net> {
             match t {
             None => Ok(so_far.clone()),
@@ -325,6 +339,10 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles) -> Result<
             Stage::Distill(d) => {
                 let teacher = teacher_of(&d.teacher)?;
                 let net = student(&d.student, &teacher)?;
+                // The student trains with the teacher's forward at the same batch.
+                for n in [&net, &teacher] {
+                    fits(format!("stages[{i}].distill.train.batch"), n, d.train.batch)?;
+                }
                 for (k, a) in d.attention.iter().enumerate() {
                     a.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.attention[{k}]"), e.to_string()))?;
                 }
@@ -334,7 +352,10 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles) -> Result<
                 net
             }
             Stage::DistillGrid(g) => {
-                student(&g.student, &teacher_of(&g.teacher)?)?;
+                let teacher = teacher_of(&g.teacher)?;
+                for n in [&student(&g.student, &teacher)?, &teacher] {
+                    fits(format!("stages[{i}].distill-grid.train.batch"), n, g.train.batch)?;
+                }
                 so_far
             }
             _ => so_far,
@@ -360,7 +381,8 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
-    check_students(recipe, &net, &opts.files)?;
+    limits::check_data(backend, data.train.pixels(), data.train.n)?;
+    check_students(recipe, &net, &opts.files, backend)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };

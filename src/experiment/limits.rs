@@ -1,0 +1,71 @@
+//! Before any work: every training a recipe will run fits the backend. On the GPU each buffer a
+//! trainer binds (a node's activations or im2col columns for the whole batch, a parameter tensor,
+//! the training split's pixels) within the device's binding and buffer limits, and every matmul's
+//! grid (M / 32 workgroups, M = batch · output positions for a convolution) within its
+//! workgroups per dimension; on the CPU reference the batch's activations, tape and gradients and
+//! the parameters with their optimizer state within a memory budget. A batch that does not fit is
+//! refused naming the field and the largest batch that does.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::nn::{Net, Op};
+
+/// The CPU reference's working-memory budget: a wasm module addresses 4 GiB in all.
+const CPU_BUDGET: u64 = if cfg!(target_arch = "wasm32") { 1 << 30 } else { 8 << 30 };
+
+/// Checks one training of `net` at `batch` (recipe field `field`) on `backend`.
+pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -> Result<()> {
+    let per_sample = (net.largest_per_sample().max(net.input().size()) * 4) as u64;
+    let largest_tensor = net.tensors().iter().map(|t| t.len()).max().unwrap_or(0) as u64 * 4;
+    let parameters = net.parameter_count() as u64 * 4;
+    let refuse = |what: String, largest: u64| {
+        let fits = if largest >= 1 { format!("the largest batch that fits is {largest}") } else { "no batch fits: choose a smaller model".into() };
+        Err(Error::recipe(field, format!("{batch} {what}; {fits}")))
+    };
+    match backend {
+        Backend::Gpu(ctx) => {
+            let limits = ctx.device.limits();
+            let binding = limits.max_storage_buffer_binding_size as u64;
+            let binding = binding.min(limits.max_buffer_size);
+            if largest_tensor > binding {
+                return Err(Error::recipe(field, format!("{} has a parameter tensor of {largest_tensor} bytes, over this adapter's {binding}-byte buffers: choose a smaller model", net.arch)));
+            }
+            let by_buffer = binding / per_sample;
+            if batch as u64 > by_buffer {
+                return refuse(format!("needs a {} MB buffer for one node's batch (activations or im2col columns), over this adapter's {} MB", batch as u64 * per_sample >> 20, binding >> 20), by_buffer);
+            }
+            let positions = net.nodes.iter().filter(|n| matches!(n.op, Op::Conv { .. })).map(|n| (n.shape.h * n.shape.w) as u64).max().unwrap_or(1);
+            let by_grid = limits.max_compute_workgroups_per_dimension as u64 * 32 / positions;
+            if batch as u64 > by_grid {
+                return refuse(format!("gives a convolution matmul of {} rows, over this adapter's {} workgroups of 32 rows", batch as u64 * positions, limits.max_compute_workgroups_per_dimension), by_grid);
+            }
+        }
+        Backend::Cpu => {
+            // Parameters, gradients and two moments; per sample the tape of every node and its
+            // gradient (a generous bound: twice the largest node per node).
+            let fixed = parameters * 4;
+            let per = per_sample * 2 * net.nodes.len() as u64;
+            if fixed >= CPU_BUDGET {
+                return Err(Error::recipe(field, format!("{} needs {} MB for its parameters and optimizer state, over the CPU backend's {} MB: choose a smaller model", net.arch, fixed >> 20, CPU_BUDGET >> 20)));
+            }
+            let largest = (CPU_BUDGET - fixed) / per.max(1);
+            if batch as u64 > largest {
+                return refuse(format!("needs about {} MB of working memory on the CPU backend, over its {} MB", (fixed + per * batch as u64) >> 20, CPU_BUDGET >> 20), largest);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The training split's pixels live on the GPU as one buffer.
+pub fn check_data(backend: &Backend, pixels: usize, n: usize) -> Result<()> {
+    if let Backend::Gpu(ctx) = backend {
+        let limits = ctx.device.limits();
+        let binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let bytes = (pixels * n) as u64;
+        if bytes > binding {
+            return Err(Error::recipe("limit.train", format!("the training split's {n} images of {pixels} pixels take {} MB, over this adapter's {} MB buffers; the most that fit is {}", bytes >> 20, binding >> 20, binding / pixels.max(1) as u64)));
+        }
+    }
+    Ok(())
+}
