@@ -40,6 +40,42 @@ fn every_shipped_recipe_is_valid() {
     assert!(n >= 2);
 }
 
+/// The page's round-trip fixture (www/tests/every-field.json: every recipe field at a value other
+/// than its default) is a valid recipe, and it really sets every field somewhere: serialised back
+/// with its defaults filled in, every key it has (per stage kind; a student's like the model's, a
+/// stage's training like the first) is one the fixture gives.
+#[test]
+fn the_every_field_fixture_is_valid_and_complete() {
+    use std::collections::BTreeSet;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/tests/every-field.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let r = Recipe::from_json(&text).unwrap();
+    fn keys(v: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let k = match k.as_str() {
+                        "student" => "model",
+                        "finetune" => "train",
+                        k => k,
+                    };
+                    // Stages by kind; a model or training config wherever it sits as the top-level one.
+                    let here = if at.is_empty() || at == ".stages" || k == "model" || k == "train" { k.to_string() } else { format!("{at}.{k}") };
+                    out.insert(here.clone());
+                    keys(v, if here == "stages" { ".stages" } else { &here }, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| keys(v, at, out)),
+            _ => {}
+        }
+    }
+    let (mut given, mut filled) = (BTreeSet::new(), BTreeSet::new());
+    keys(&serde_json::from_str(&text).unwrap(), "", &mut given);
+    keys(&serde_json::from_str(&r.to_json()).unwrap(), "", &mut filled);
+    let missing: Vec<&String> = filled.difference(&given).collect();
+    assert!(missing.is_empty(), "fields the fixture never sets: {missing:?}");
+}
+
 #[test]
 fn unknown_field_is_named_with_its_path() {
     let (path, msg) = field_error(r#"{"dataset": "mnist", "model": {"arch": "mlp"}, "train": {"epochs": 2, "lr": 0.1, "lr_decay": 3}}"#);

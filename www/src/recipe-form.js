@@ -28,6 +28,9 @@ export const FIELDS = [
   { id: 'lr', path: 'train.lr', kind: 'num' },
   { id: 'momentum', path: 'train.momentum', kind: 'num' },
   { id: 'weight-decay', path: 'train.weight_decay', kind: 'num' },
+  { id: 'l1', path: 'train.l1', kind: 'num', optional: true, default: '0' },
+  { id: 'beta2', path: 'train.beta2', kind: 'num', optional: true, default: '0.999' },
+  { id: 'eps', path: 'train.eps', kind: 'num', optional: true, default: '1e-8' },
   { id: 'jitter', path: 'train.jitter', kind: 'num', optional: true, default: '0' },
   { id: 'schedule', path: 'train.schedule', kind: 'text' },
   { id: 'divergence', path: 'divergence', kind: 'text', optional: true, default: 'stop' },
@@ -57,10 +60,13 @@ function studentOf(v) {
   return numList(v.widths ?? '').length ? { arch: v.arch, widths: numList(v.widths) } : { arch: v.arch };
 }
 const studentFields = (m) => ({ arch: m?.arch ?? 'same', hidden: showList(m?.hidden), widths: showList(m?.widths) });
+const STUDENT_OWNS = ['student', 'student.arch', 'student.hidden', 'student.widths'];
 
 export const STAGE_KINDS = {
   prune: {
     label: 'Prune',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['granularity', 'criterion', 'sparsity', 'scope', 'mode', 'rounds', 'schedule', 'every', 'rewind', 'control', 'finetune'],
     fields: [
       { key: 'granularity', label: 'What to remove', ...SELECT([['weight', 'single weights'], ['neuron', 'neurons / conv filters'], ['channel', 'channels (scored by their readers)']]), value: 'weight' },
       { key: 'criterion', label: 'Importance score', ...SELECT([['magnitude', '|w| (magnitude)'], ['l1', 'L1 norm'], ['l2', 'L2 norm'], ['taylor', 'Taylor |w·∂L/∂w|'], ['random', 'random (baseline)']]), value: 'magnitude' },
@@ -70,13 +76,14 @@ export const STAGE_KINDS = {
       { key: 'rounds', label: 'Rounds (1 = one-shot)', control: 'number', value: '3' },
       { key: 'schedule', label: 'Sparsity schedule over rounds', ...SELECT([['geometric', 'geometric (same share each round)'], ['polynomial', 'polynomial (Zhu & Gupta)']]), value: 'geometric' },
       { key: 'every', label: 'Gradual: prune every N training steps (empty = once per round)', control: 'number', value: '' },
-      { key: 'rewind', label: 'Rewind survivors', ...SELECT([['none', 'no (fine-tune them)'], ['init', 'to their initial values (lottery ticket)'], ['epoch-1', 'to their values after epoch 1']]), value: 'none' },
+      { key: 'rewind', label: 'Rewind survivors', ...SELECT([['none', 'no (fine-tune them)'], ['init', 'to their initial values (lottery ticket)'], ['epoch', 'to their values after an epoch of training (below)']]), value: 'none' },
+      { key: 'rewind_epoch', label: 'Rewind to after epoch', control: 'number', value: '1' },
       { key: 'control', label: 'Lottery control: also train the final masks from fresh weights', ...SELECT([['no', 'no'], ['yes', 'yes']]), value: 'no' },
       { key: 'ft_epochs', label: 'Fine-tuning epochs per round (0 = none)', control: 'number', value: '1' },
       { key: 'ft_lr', label: 'Fine-tuning learning rate', control: 'number', value: '0.01' },
     ],
     toRecipe(v, train) {
-      const rewind = v.rewind === 'epoch-1' ? { epoch: 1 } : v.rewind;
+      const rewind = v.rewind === 'epoch' ? { epoch: Number(v.rewind_epoch) } : v.rewind;
       const p = { granularity: v.granularity, criterion: v.criterion, sparsity: oneOrList(v.sparsity), scope: v.scope, mode: v.mode, rounds: Number(v.rounds), schedule: v.schedule, rewind };
       if (v.every !== '') p.every = Number(v.every);
       if (v.control === 'yes') p.control = true;
@@ -93,7 +100,8 @@ export const STAGE_KINDS = {
         rounds: p.rounds,
         schedule: p.schedule,
         every: p.every ?? '',
-        rewind: typeof p.rewind === 'string' ? p.rewind : p.rewind?.epoch === 1 ? 'epoch-1' : undefined,
+        rewind: typeof p.rewind === 'string' ? p.rewind : p.rewind?.epoch !== undefined ? 'epoch' : undefined,
+        rewind_epoch: p.rewind?.epoch,
         control: p.control ? 'yes' : 'no',
         ft_epochs: p.finetune ? p.finetune.epochs : 0,
         ft_lr: p.finetune?.lr,
@@ -102,6 +110,8 @@ export const STAGE_KINDS = {
   },
   greedy: {
     label: 'Greedy prune (evaluate, restore)',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['sparsity', 'chunk', 'tolerance'],
     fields: [
       { key: 'sparsity', label: 'Target fraction removed (one, or one per layer)', control: 'text', value: '0.9' },
       { key: 'chunk', label: 'Chunk: fraction of a layer removed per try', control: 'number', value: '0.05' },
@@ -112,6 +122,8 @@ export const STAGE_KINDS = {
   },
   sensitivity: {
     label: 'Sensitivity scan',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['sparsities', 'criterion'],
     fields: [
       { key: 'sparsities', label: 'Sparsities to try per layer', control: 'text', value: '0, 0.5, 0.8, 0.9, 0.95' },
       { key: 'criterion', label: 'Importance score', ...SELECT([['magnitude', '|w|'], ['random', 'random']]), value: 'magnitude' },
@@ -121,6 +133,8 @@ export const STAGE_KINDS = {
   },
   quantize: {
     label: 'Quantize',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['weights', 'weights.scheme', 'weights.bits', 'weights.layer_bits', 'weights.per_channel', 'activations', 'activations.bits', 'activations.calibration', 'activations.samples', 'mode', 'lsq', 'biases', 'finetune'],
     fields: [
       { key: 'scheme', label: 'Weights: scheme', ...SELECT([['symmetric', 'uniform, symmetric'], ['asymmetric', 'uniform, scale + zero point'], ['fixed-point', 'fixed point Qm.n (8 or 16 bits)'], ['kmeans', 'k-means weight sharing (Deep Compression)'], ['power-of-two', 'powers of two (logarithmic)'], ['ternary', 'ternary (TWN)'], ['binary', 'binary (sign × mean |w|)'], ['f16', 'half precision (f16)']]), value: 'symmetric' },
       { key: 'bits', label: 'Weight bits (one, or one per layer)', control: 'text', value: '8' },
@@ -166,6 +180,8 @@ export const STAGE_KINDS = {
   },
   sweep: {
     label: 'Bit-width sweep',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['schemes', 'bits', 'budget'],
     fields: [
       { key: 'schemes', label: 'Weight schemes', control: 'text', value: 'symmetric, kmeans' },
       { key: 'bits', label: 'Widths to try', control: 'text', value: '8, 6, 4, 3, 2' },
@@ -176,6 +192,8 @@ export const STAGE_KINDS = {
   },
   distill: {
     label: 'Distill (the model so far teaches a student)',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: [...STUDENT_OWNS, 'temperature', 'alpha', 'train', 'baseline', 'teacher', 'omit', 'bias_correction', 'attention', 'hints'],
     fields: [
       ...STUDENT_FIELDS,
       { key: 'temperature', label: 'Temperature T', control: 'number', value: '4' },
@@ -224,6 +242,8 @@ export const STAGE_KINDS = {
   },
   'distill-grid': {
     label: 'Distill grid (one student per temperature × α: a heat map)',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: [...STUDENT_OWNS, 'temperatures', 'alphas', 'train'],
     fields: [
       ...STUDENT_FIELDS,
       { key: 'temperatures', label: 'Temperatures T (comma-separated)', control: 'text', value: '1, 2, 4, 8' },
@@ -246,6 +266,8 @@ export const STAGE_KINDS = {
   },
   train: {
     label: 'Fine-tune',
+    // Recipe keys its controls decide (a shared recipe's other keys are kept as they came).
+    owns: ['epochs', 'lr'],
     fields: [
       { key: 'epochs', label: 'Epochs', control: 'number', value: '1' },
       { key: 'lr', label: 'Learning rate', control: 'number', value: '0.01' },
@@ -382,10 +404,11 @@ export function renderPipeline() {
   $('pipeline-empty').hidden = pipeline.length > 0;
 }
 
-export function addStage(kind, values = {}) {
+// `base`: the recipe stage a shared link or preset brought (its keys without controls are kept).
+export function addStage(kind, values = {}, base = {}) {
   const defaults = Object.fromEntries(STAGE_KINDS[kind].fields.map((f) => [f.key, f.value]));
   const clean = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== null));
-  pipeline.push({ id: stageIds++, kind, values: { ...defaults, ...clean } });
+  pipeline.push({ id: stageIds++, kind, values: { ...defaults, ...clean }, base });
   renderPipeline();
 }
 
@@ -420,8 +443,31 @@ export function readRecipe() {
     }
   }
   const { epochs, lr, ...trainRest } = r.train;
-  r.stages = pipeline.map((s) => STAGE_KINDS[s.kind].toRecipe(s.values, trainRest));
+  r.stages = pipeline.map((s) => {
+    const kind = STAGE_KINDS[s.kind];
+    // A stage's own training settings (from a shared link) over the page's, under its controls.
+    const own = s.kind === 'train' ? s.base : (s.base.finetune ?? s.base.train ?? {});
+    const { epochs: _e, lr: _l, ...ownRest } = own;
+    const made = kind.toRecipe(s.values, { ...trainRest, ...ownRest })[s.kind];
+    return { [s.kind]: keepUnowned(s.base, made, kind.owns) };
+  });
   return r;
+}
+
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+// `made` (from the controls) with the keys of `base` no control decides: an owned key's value
+// (or absence) is the controls'; inside an object both have, the same rule one level down.
+function keepUnowned(base, made, owns, prefix = '') {
+  const out = { ...made };
+  for (const [k, v] of Object.entries(base ?? {})) {
+    const path = prefix + k;
+    if (k in made) {
+      if (isObject(v) && isObject(made[k])) out[k] = keepUnowned(v, made[k], owns, `${path}.`);
+    } else if (!owns.includes(path)) {
+      out[k] = v;
+    }
+  }
+  return out;
 }
 
 // Recipe -> controls (a shared link). Unknown stage kinds are reported, not dropped silently.
@@ -435,7 +481,7 @@ export function writeRecipe(r) {
   const skipped = [];
   for (const stage of r.stages ?? []) {
     const [kind] = Object.keys(stage);
-    if (STAGE_KINDS[kind]) addStage(kind, STAGE_KINDS[kind].fromRecipe(stage[kind]));
+    if (STAGE_KINDS[kind]) addStage(kind, STAGE_KINDS[kind].fromRecipe(stage[kind]), stage[kind]);
     else skipped.push(kind);
   }
   renderPipeline();

@@ -435,6 +435,18 @@ test('a shared link opens the page with the same recipe, and a broken one says s
   assert.deepEqual(again, recipe);
   assert.equal(await page.textContent('#error'), '');
   await page.screenshot({ path: path.join(artifacts, 'shared-link.png'), fullPage: true });
+  // A recipe with every field set (www/tests/every-field.json; tests/recipe.rs checks it is valid
+  // and complete) comes back from the link exactly, controls or not.
+  const { readFileSync } = await import('node:fs');
+  const full = JSON.parse(readFileSync(path.join(www, 'tests', 'every-field.json'), 'utf8'));
+  await page.goto(`${URL}?r=${encodeURIComponent(JSON.stringify(full))}`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.equal(await page.textContent('#error'), '');
+  assert.equal(await page.inputValue('#l1'), '0.00001');
+  await page.click('#share');
+  assert.deepEqual(JSON.parse(new globalThis.URL(await page.inputValue('#share-link')).searchParams.get('r')), full);
+  await page.goto(`${URL}?r=${encodeURIComponent(JSON.stringify(recipe))}`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   // Reorder and remove stages; the recipe follows.
   const kinds = () => page.$$eval('#pipeline fieldset.stage', (els) => els.map((e) => e.dataset.kind));
   await page.click('button[aria-label^="Move up stage 3"]');
