@@ -44,21 +44,31 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         // to ~1e-7 still moves its weight by a whole step, on whichever side the backend's f32
         // summation order puts it (1.7e-3 apart on a resnet-mini conv weight with ε = 1e-8, seed
         // 238482034483553). Gradients that small are rounding noise, not a test of the optimizer.
-        let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 1e-4, l1: 1e-4 };
+        // L2 and L1 strong enough that leaving either out moves the weights by far more than the
+        // tolerance (checked against a third trainer without them).
+        let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 0.03, l1: 0.003 };
         let mut gpu = GpuTrainer::new(ctx, net, &init, opt.clone(), data, norm, batch);
-        let mut cpu = CpuTrainer::new(net, init.clone(), opt, data.clone(), norm, batch);
+        let mut cpu = CpuTrainer::new(net, init.clone(), opt.clone(), data.clone(), norm, batch);
+        let mut no_l2 = CpuTrainer::new(net, init.clone(), OptimizerConfig { weight_decay: 0.0, ..opt.clone() }, data.clone(), norm, batch);
+        let mut no_l1 = CpuTrainer::new(net, init.clone(), OptimizerConfig { l1: 0.0, ..opt }, data.clone(), norm, batch);
         // One case trains on images moved by up to 2 pixels (augmentation in the gather).
         let jitter = if conv == ConvMethod::Direct && kind == OptimizerKind::Sgd { 2 } else { 0 };
         gpu.set_jitter(jitter);
-        cpu.set_jitter(jitter);
+        for t in [&mut cpu, &mut no_l2, &mut no_l1] {
+            t.set_jitter(jitter);
+        }
         for epoch in 0..2 {
             let order = data.train.epoch_order(seed, epoch);
             gpu.begin_epoch(&order);
-            cpu.begin_epoch(&order);
+            for t in [&mut cpu, &mut no_l2, &mut no_l1] {
+                t.begin_epoch(&order);
+            }
             for (i, (offset, valid)) in data.train.batches(batch).enumerate() {
                 let lr = 0.1 / (1 + i) as f32 * if kind == OptimizerKind::Adam { 0.1 } else { 1.0 };
                 gpu.train_step(offset, valid, lr);
-                cpu.train_step(offset, valid, lr);
+                for t in [&mut cpu, &mut no_l2, &mut no_l1] {
+                    t.train_step(offset, valid, lr);
+                }
             }
         }
         let what = format!("{} {kind:?} conv {conv:?} jitter {jitter}", net.arch);
@@ -80,6 +90,13 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         }
         // Training moved the weights: a trainer that silently did nothing would fail here.
         assert!(gp.max_abs_diff(&init) > 1e-3, "{what}: weights did not change");
+        // And the regularisers matter at this strength: without either, some weight ends outside
+        // the tolerance above (2e-4 + 2e-3·|w| < 2.2e-3 for |w| < 1; L1 alone moves one by
+        // 6e-3 to 1e-2 over seeds 1-5, L2 more).
+        for (name, other) in [("L2", &no_l2), ("L1", &no_l1)] {
+            let d = cp.max_abs_diff(&other.params);
+            assert!(d > 4e-3, "{what}: training without {name} ends only {d} away (seed {seed})");
+        }
     }
 }
 

@@ -46,6 +46,27 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
                 assert!((r.sparsity[l] - target).abs() <= 1.0 / n + 1e-6, "{what}: step {} layer {l}: {} vs {target}", k + 1, r.sparsity[l]);
             }
         }
+        // Each step's accuracies: the first step masks the trained model before any further
+        // training, so its "before" is the trained model with the smallest |w| of each layer
+        // zeroed, evaluated independently here (to an image: another batching); the last step's
+        // "after" is the stage's final accuracy; each is a fraction of the test split.
+        let mut masked = out.models[0].clone();
+        for (&j, &s) in out.net.weight_tensors().iter().zip(&p.rounds[0].target) {
+            let w = &mut masked.params.tensors[j];
+            let mask = squeeze::compress::prune::mask_by_sparsity(&w.iter().map(|v| v.abs()).collect::<Vec<_>>(), s);
+            w.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
+        }
+        let c = squeeze::inspect::confusion(&masked, out.norm, &data.test, data.test.n);
+        let right = (0..10).map(|k| c.matrix[k][k]).sum::<u32>() as f32 / data.test.n as f32;
+        let first = p.rounds[0].accuracy_before_finetune;
+        assert!((right - first).abs() <= 1.5 / data.test.n as f32, "{what}: step 1 before {first}, the masked trained model gets {right} (seed {seed})");
+        assert_eq!(p.rounds[3].accuracy_after_finetune, out.report.stages[1].test_accuracy, "{what}");
+        let step = 1.0 / data.test.n as f32;
+        for r in &p.rounds {
+            for a in [r.accuracy_before_finetune, r.accuracy_after_finetune] {
+                assert!((0.0..=1.0).contains(&a) && ((a / step) - (a / step).round()).abs() < 1e-3, "{what}: {a} is not a count of the {} test images", data.test.n);
+            }
+        }
         // Hard masks: after the whole run exactly the target's zeros remain.
         let zeros: Vec<usize> = out.net.weight_tensors().iter().map(|&j| out.params.tensors[j].iter().filter(|&&v| v == 0.0).count()).collect();
         assert_eq!(zeros, vec![pruned_count(90 * 24, 0.8), pruned_count(240, 0.5)], "{what}");

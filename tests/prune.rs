@@ -233,10 +233,29 @@ fn greedy_pruning_restores_chunks_that_cost_too_much() {
     }
 }
 
+/// Taylor importance |w·∂L/∂w| prunes to the target and recovers, and it is not magnitude under
+/// another name: from the same trained model, the weights it removes differ from the ones |w|
+/// removes (a criterion ignored, or mapped to magnitude, fails here).
 #[test]
 fn taylor_criterion_prunes_to_the_target_and_recovers_on_gpu() {
     let gpu = Backend::Gpu(pollster::block_on(GpuContext::new()).unwrap());
-    check_hard(&go(&recipe_with("hard", 1, "taylor"), &gpu), "gpu taylor");
+    let taylor = go(&recipe_with("hard", 1, "taylor"), &gpu);
+    check_hard(&taylor, "gpu taylor");
+    let magnitude = go(&recipe_with("hard", 1, "magnitude"), &gpu);
+    assert_eq!(taylor.report.stages[0].test_accuracy, magnitude.report.stages[0].test_accuracy, "the same trained model");
+    // Measured: 93%, 85% and 65% of Taylor's choices are magnitude's in the three layers (the
+    // first layer's never-lit pixels have tiny weights and no gradient, so both drop them).
+    let shared: Vec<f32> = taylor
+        .net
+        .weight_tensors()
+        .iter()
+        .map(|&j| {
+            let (t, m) = (&taylor.params.tensors[j], &magnitude.params.tensors[j]);
+            let both = t.iter().zip(m).filter(|(a, b)| **a == 0.0 && **b == 0.0).count();
+            both as f32 / t.iter().filter(|&&v| v == 0.0).count() as f32
+        })
+        .collect();
+    assert!(shared.iter().all(|&f| f < 0.99) && shared.iter().any(|&f| f < 0.8), "share of Taylor's pruned weights that magnitude pruned too, per layer: {shared:?}");
 }
 
 #[test]

@@ -89,7 +89,10 @@ test('the engine runs on WebGPU in a worker and training shows accuracy climbing
   const testAcc = rows.map((r) => parseFloat(r[5]));
   // Measured about 88-90% (1000 test digits); chance is 10% and a broken gradient stays far below 80%.
   assert.ok(testAcc[1] >= 80, `test accuracy after 2 epochs on 3000 real digits: ${testAcc}`);
-  assert.ok(testAcc[1] >= testAcc[0] - 1, `accuracy should climb: ${testAcc}`);
+  // Climbing: the second epoch's mean training loss well below the first's, its test accuracy higher.
+  const trainLoss = rows.map((r) => parseFloat(r[2]));
+  assert.ok(trainLoss[1] < 0.8 * trainLoss[0], `training loss should fall: ${trainLoss}`);
+  assert.ok(testAcc[1] > testAcc[0], `test accuracy should climb: ${testAcc}`);
   assert.equal(await page.textContent('#error'), '');
   await page.screenshot({ path: path.join(artifacts, 'trained.png'), fullPage: true });
   assert.deepEqual(errors, []);
