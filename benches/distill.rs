@@ -6,25 +6,31 @@
 
 use squeeze::data::{Dataset, Splits};
 use squeeze::experiment::now_s;
+use squeeze::experiment::trainer::Trainer;
 use squeeze::gpu::{GpuContext, GpuTrainer};
 use squeeze::nn::{DistillParams, Net, NetParams, OptimizerConfig, OptimizerKind, Shape, Teacher};
 use squeeze::reference::net::CpuTrainer;
 
 const EPOCHS: usize = 3;
 
-fn sync(ctx: &GpuContext) {
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
-}
-
-/// Seconds to set the teacher, then each epoch's seconds.
-fn timed<T>(t: &mut T, mut setup: impl FnMut(&mut T), mut epoch: impl FnMut(&mut T, usize)) -> (f64, Vec<f64>) {
+/// Seconds to set the teacher (if any; cached or not), then each epoch's seconds (each ends with
+/// a read-back of the metrics, so the GPU's work is done when the clock stops).
+fn timed(t: &mut Trainer, teacher: Option<(&Teacher, DistillParams, bool)>, data: &Splits, orders: &[Vec<u32>], batch: usize) -> (f64, Vec<f64>) {
     let t0 = now_s();
-    setup(t);
+    if let Some((teacher, p, cache)) = teacher {
+        t.set_teacher(teacher, p, cache).unwrap();
+        pollster::block_on(t.take_metrics()).unwrap();
+    }
     let set = now_s() - t0;
-    let epochs = (0..EPOCHS)
-        .map(|e| {
+    let epochs = orders
+        .iter()
+        .map(|order| {
             let t0 = now_s();
-            epoch(t, e);
+            t.begin_epoch(order);
+            for (offset, valid) in data.train.batches(batch) {
+                t.train_step(offset, valid, 0.01);
+            }
+            pollster::block_on(t.take_metrics()).unwrap();
             now_s() - t0
         })
         .collect();
@@ -54,50 +60,18 @@ fn main() {
     let orders: Vec<Vec<u32>> = (0..EPOCHS).map(|e| data.train.epoch_order(1, e)).collect();
     let want = |b: &str| args.iter().all(|a| a.parse::<usize>().is_ok()) || args.iter().any(|a| a == b);
     println!("{n} training images, batch {batch}, {EPOCHS} epochs; teacher lenet5 ({} parameters), student 784-800-800-10", teacher.net.parameter_count());
-    if want("gpu") {
-        let ctx = pollster::block_on(GpuContext::new()).expect("adapter");
+    let ctx = want("gpu").then(|| pollster::block_on(GpuContext::new()).expect("adapter"));
+    if let Some(ctx) = &ctx {
         println!("adapter: {} ({}, {})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type);
-        for (what, teach, cache) in [("labels only", false, false), ("teacher in every step", true, false), ("teacher logits cached", true, true)] {
-            let mut t = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, batch);
-            t.prefer_teacher_cache(cache);
-            let times = timed(
-                &mut t,
-                |t| {
-                    if teach {
-                        t.set_teacher(&teacher, p).unwrap();
-                    }
-                    sync(&ctx);
-                },
-                |t, e| {
-                    t.begin_epoch(&orders[e]);
-                    for (offset, valid) in data.train.batches(batch) {
-                        t.train_step(offset, valid, 0.01);
-                    }
-                    sync(&ctx);
-                },
-            );
-            report("gpu", what, times);
-        }
     }
-    if want("cpu") {
-        for (what, teach, cache) in [("labels only", false, false), ("teacher in every step", true, false), ("teacher logits cached", true, true)] {
-            let mut t = CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, batch);
-            t.prefer_teacher_cache(cache);
-            let times = timed(
-                &mut t,
-                |t| {
-                    if teach {
-                        t.set_teacher(&teacher, p).unwrap();
-                    }
-                },
-                |t, e| {
-                    t.begin_epoch(&orders[e]);
-                    for (offset, valid) in data.train.batches(batch) {
-                        t.train_step(offset, valid, 0.01);
-                    }
-                },
-            );
-            report("cpu", what, times);
+    let backends = [("gpu", ctx.is_some()), ("cpu", want("cpu"))];
+    for (backend, _) in backends.iter().filter(|(_, on)| *on) {
+        for (what, teach) in [("labels only", None), ("teacher in every step", Some(false)), ("teacher logits cached", Some(true))] {
+            let mut t = match (*backend, &ctx) {
+                ("gpu", Some(ctx)) => Trainer::Gpu(Box::new(GpuTrainer::new(ctx, &student, &init, opt.clone(), &data, norm, batch))),
+                _ => Trainer::Cpu(Box::new(CpuTrainer::new(&student, init.clone(), opt.clone(), data.clone(), norm, batch))),
+            };
+            report(backend, what, timed(&mut t, teach.map(|cache| (&teacher, p, cache)), &data, &orders, batch));
         }
     }
 }
