@@ -183,7 +183,7 @@ impl Squeeze {
         let r = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
         let files = &self.inner.borrow().files;
         if let Some((i, name)) = r.teacher_files().into_iter().find(|(_, f)| !files.contains_key(*f)) {
-            return Err(js_err(crate::experiment::distill::missing_file(i, name)));
+            return Err(js_err(crate::experiment::distill::missing_file(&r, i, name)));
         }
         Ok(to_js(&r)?)
     }

@@ -210,7 +210,7 @@ async fn teacher_file_case(ctx: GpuContext) {
             .await
             .err()
             .unwrap_or_else(|| panic!("{what}: a run without its teacher file ran"));
-            assert!(e.to_string().contains("stages[0].teacher.file") && e.to_string().contains(says) && events == 0, "{what}: {e} ({events} events)");
+            assert!(e.to_string().contains("stages[0].distill.teacher.file") && e.to_string().contains(says) && events == 0, "{what}: {e} ({events} events)");
         }
     }
 }

@@ -104,7 +104,7 @@ pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cf
     let teacher = match which {
         None => Teacher { net: run.model.net.clone(), params: run.model.effective_params(), activations: run.model.transforms.activations.clone(), norm: None },
         Some(TeacherRef::File { file }) => {
-            let (m, norm) = run.opts.files.get(file).ok_or_else(|| missing_file(si - 1, file))?;
+            let (m, norm) = run.opts.files.get(file).ok_or_else(|| missing_file(run.recipe, si - 1, file))?;
             from(m, Some(*norm).filter(|&n| n != run.norm))
         }
         Some(r) => {
@@ -122,9 +122,15 @@ pub async fn teacher_of(run: &Run<'_>, si: usize, which: &Option<TeacherRef>, cf
     Ok((teacher, metrics))
 }
 
+/// The recipe field of stage `i`'s teacher file ("stages[i].distill.teacher.file", or the grid's).
+pub fn file_field(recipe: &crate::recipe::Recipe, i: usize) -> String {
+    let kind = if matches!(recipe.stages.get(i), Some(crate::recipe::Stage::DistillGrid(_))) { "distill-grid" } else { "distill" };
+    format!("stages[{i}].{kind}.teacher.file")
+}
+
 /// The error for a teacher file the run was not given (stage `i` of the recipe's list).
-pub fn missing_file(i: usize, file: &str) -> Error {
-    Error::recipe(&format!("stages[{i}].teacher.file"), format!("the model file {file:?} is not loaded (the page: choose it under the Distill stage's teacher; the CLI: --teacher PATH, or put it beside the recipe)"))
+pub fn missing_file(recipe: &crate::recipe::Recipe, i: usize, file: &str) -> Error {
+    Error::recipe(&file_field(recipe, i), format!("the model file {file:?} is not loaded (the page: choose it under the Distill stage's teacher; the CLI: --teacher PATH, or put it beside the recipe)"))
 }
 
 /// A fresh student: `spec` (default: the teacher's architecture), seeded by the stage.

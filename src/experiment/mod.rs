@@ -323,10 +323,10 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &
             Some(TeacherRef::Named(_)) => Ok(nets[0].clone()),
             Some(TeacherRef::Stage(k)) => Ok(nets[k + 1].clone()),
             Some(TeacherRef::File { file }) => {
-                let net = &files.get(file).ok_or_else(|| distill::missing_file(i, file))?.0.net;
+                let net = &files.get(file).ok_or_else(|| distill::missing_file(recipe, i, file))?.0.net;
                 let (want, got) = ((trained.input(), trained.classes), (net.input(), net.classes));
                 let (input, classes) = got;
-                check_file(want == got, i, format!("{file:?} reads {}x{}x{} images into {classes} classes; this dataset has {}x{}x{} images in {} classes", input.h, input.w, input.c, want.0.h, want.0.w, want.0.c, want.1))?;
+                check_file(want == got, &distill::file_field(recipe, i), format!("{file:?} reads {}x{}x{} images into {classes} classes; this dataset has {}x{}x{} images in {} classes", input.h, input.w, input.c, want.0.h, want.0.w, want.0.c, want.1))?;
                 Ok(net.clone())
             }
             }
@@ -365,11 +365,11 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &
     Ok(())
 }
 
-fn check_file(ok: bool, i: usize, message: String) -> Result<()> {
+fn check_file(ok: bool, field: &str, message: String) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::recipe(&format!("stages[{i}].teacher.file"), message))
+        Err(Error::recipe(field, message))
     }
 }
 

@@ -402,7 +402,7 @@ test('a downloaded .sqz model teaches a student in a later run; a bad file is re
   assert.match(await other.textContent('#stage-0-teacherFile-status'), /not loaded on this page/);
   await other.click('#train');
   await runEnds(other, 60_000);
-  assert.match(await other.textContent('#error'), /stages\[0\]\.teacher\.file.*not loaded/);
+  assert.match(await other.textContent('#error'), /stages\[0\]\.distill\.teacher\.file.*not loaded/);
   assert.deepEqual(errors, []);
   await other.close();
   await page.close();
