@@ -15,9 +15,11 @@ const CPU_BUDGET: u64 = if cfg!(target_arch = "wasm32") { 1 << 30 } else { 8 << 
 
 /// Checks one training of `net` at `batch` (recipe field `field`) on `backend`.
 pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -> Result<()> {
-    let per_sample = (net.largest_per_sample().max(net.input().size()) * 4) as u64;
-    let largest_tensor = net.tensors().iter().map(|t| t.len()).max().unwrap_or(0) as u64 * 4;
-    let parameters = net.parameter_count() as u64 * 4;
+    // In u64: on wasm32 a usize product of a huge model's sizes would overflow (and panic).
+    let per_sample = net.largest_per_sample().max(net.input().size()) as u64 * 4;
+    let sizes: Vec<u64> = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64 * 4).collect();
+    let largest_tensor = sizes.iter().copied().max().unwrap_or(0);
+    let parameters: u64 = sizes.iter().sum();
     let refuse = |what: String, largest: u64| {
         let fits = if largest >= 1 { format!("the largest batch that fits is {largest}") } else { "no batch fits: choose a smaller model".into() };
         Err(Error::recipe(field, format!("{batch} {what}; {fits}")))
