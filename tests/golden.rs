@@ -310,8 +310,10 @@ async fn lsq_training_case(ctx: GpuContext) {
             for (k, ((a, b), s)) in g.iter().zip(c).zip(s0).enumerate().skip(1).step_by(3) {
                 assert!((a - b).abs() <= 1e-3 * s.abs(), "lsq {kind:?} learned table {i}: step {k} is {a} on the GPU, {b} on the CPU, from {s} (seed {seed})");
             }
-            assert!(s0.iter().zip(c).any(|(a, b)| a != b), "lsq {kind:?}: quantizer {i} did not learn in one step (seed {seed})");
         }
+        // Whether a step moves in this one step depends on the batch (weights that start on
+        // their grid have no step gradient; on seed 862539069623783 none moved): the epoch below
+        // requires every quantizer to learn.
         for (offset, valid) in data.train.batches(8).skip(1) {
             cpu.train_step(offset, valid, lr);
         }
