@@ -16,7 +16,6 @@ use crate::data::{Dataset, Normalization, Splits};
 use crate::error::{Error, Result};
 use crate::nn::{AttentionTransfer, DistillParams, Hint, Net, NetParams, Role, Teacher, Transforms};
 use crate::recipe::{DistillConfig, ModelConfig, TeacherRef, TrainConfig};
-use crate::reference::net::net_forward_with;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
@@ -151,8 +150,10 @@ pub async fn distil(run: &mut Run<'_>, si: usize, name: &str, teacher: &Teacher,
     run.model = student;
     let mut trainer = run.trainer(cfg);
     // Caching the teacher's logits costs about one epoch of its forward up front (benches/distill.rs):
-    // a gain from the second epoch on.
-    trainer.set_teacher(teacher, p, cfg.epochs >= 2)?;
+    // a gain from the second epoch on, and none where node losses need its forward in every step
+    // anyway (asking for it would fill the cache only to drop it).
+    let cache = cfg.epochs >= 2 && attention.is_empty() && hints.is_empty();
+    trainer.set_teacher(teacher, p, cache)?;
     trainer.set_node_losses(attention, hints)?;
     train_with(run, trainer, si, (name, true), cfg, None::<&mut NoHook>).await
 }
@@ -276,14 +277,7 @@ fn log_softmax(r: &[f32]) -> Vec<f64> {
 
 /// Logits of every test image (inference mode, the CPU reference's forward in batches of 100).
 pub fn test_logits(net: &Net, params: &NetParams, activations: &[Option<QuantFn>], test: &Dataset, norm: Normalization) -> Vec<f32> {
-    let order: Vec<u32> = (0..test.n as u32).collect();
-    let mut params = params.clone();
-    let mut out = Vec::with_capacity(test.n * net.classes);
-    for (offset, valid) in test.batches(100) {
-        let (x, _) = test.gather(&order, offset, valid, norm);
-        out.extend(net_forward_with(net, &mut params, x, valid, valid, false, activations).acts.pop().expect("logits"));
-    }
-    out
+    crate::reference::net::split_logits(net, &mut params.clone(), activations, test, norm, 100)
 }
 
 /// Top-1 agreement and mean KL(teacher ‖ student) at T = 1 of two sets of logits [n, classes].

@@ -369,6 +369,18 @@ pub struct CpuTrainer {
 
 type Moments = (Vec<f32>, Vec<f32>);
 
+/// Logits [n, classes] of every image of `ds` in order (inference mode, `activations` applied),
+/// in batches of `batch`.
+pub fn split_logits(net: &Net, params: &mut NetParams, activations: &[Option<QuantFn>], ds: &crate::data::Dataset, norm: Normalization, batch: usize) -> Vec<f32> {
+    let order: Vec<u32> = (0..ds.n as u32).collect();
+    let mut out = Vec::with_capacity(ds.n * net.classes);
+    for (offset, valid) in ds.batches(batch) {
+        let (x, _) = ds.gather(&order, offset, valid, norm);
+        out.extend(net_forward_with(net, params, x, valid, valid, false, activations).acts.pop().expect("logits"));
+    }
+    out
+}
+
 /// What a step's teacher reads: the student's batch, the batch gathered with its own
 /// normalisation, or its cached logits' rows (then no forward runs; no node loss is set).
 enum TeacherBatch {
@@ -439,14 +451,7 @@ impl CpuTrainer {
     /// its normalisation), in training-sized batches (faster here than larger ones).
     fn teacher_table(&mut self) -> Vec<f32> {
         let Some((teacher, _)) = self.teacher.as_mut() else { return Vec::new() };
-        let train = &self.data.train;
-        let order: Vec<u32> = (0..train.n as u32).collect();
-        let mut out = Vec::with_capacity(train.n * teacher.net.classes);
-        for (offset, valid) in train.batches(self.batch.max(1)) {
-            let (x, _) = train.gather(&order, offset, valid, teacher.norm.unwrap_or(self.norm));
-            out.extend(net_forward_with(&teacher.net, &mut teacher.params, x, valid, valid, false, &teacher.activations).acts.pop().expect("logits"));
-        }
-        out
+        split_logits(&teacher.net, &mut teacher.params, &teacher.activations, &self.data.train, teacher.norm.unwrap_or(self.norm), self.batch.max(1))
     }
 
     /// Attention transfer alone (see `set_node_losses`).
