@@ -5,7 +5,7 @@
 //! SGD+momentum and for Adam. Natively and in the browser.
 
 mod common;
-use common::{assert_close, fresh_rng, synthetic, synthetic_sized};
+use common::{assert_close, fresh_rng, in_lockstep, synthetic, synthetic_sized};
 use squeeze::data::Splits;
 use squeeze::gpu::kernels::MatmulParams;
 use squeeze::gpu::net::ConvMethod;
@@ -153,15 +153,7 @@ async fn masks_case(ctx: GpuContext) {
         let mut cpu = CpuTrainer::new(&net, init.clone(), opt.clone(), data.clone(), norm, 16);
         gpu.set_masks(&masks, hard);
         cpu.set_masks(&masks, hard);
-        for epoch in 0..5 {
-            let order = data.train.epoch_order(seed, epoch);
-            gpu.begin_epoch(&order);
-            cpu.begin_epoch(&order);
-            for (offset, valid) in data.train.batches(16) {
-                gpu.train_step(offset, valid, 0.1);
-                cpu.train_step(offset, valid, 0.1);
-            }
-        }
+        in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, (5, 16, 0.1));
         let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
         for &j in &weights {
             let (a, b) = (&gp.tensors[j], &cp.tensors[j]);
@@ -203,17 +195,6 @@ async fn taylor_case(ctx: GpuContext) {
 }
 gpu_test!(gpu_taylor_scores_match_cpu_reference, taylor_case);
 
-/// One epoch of batches of 8, in the same sample order, on the GPU trainer and each CPU trainer.
-fn epoch_in_lockstep(gpu: &mut GpuTrainer, cpus: &mut [&mut CpuTrainer], data: &Splits, seed: u64, lr: f32) {
-    let order = data.train.epoch_order(seed, 0);
-    gpu.begin_epoch(&order);
-    cpus.iter_mut().for_each(|c| c.begin_epoch(&order));
-    for (offset, valid) in data.train.batches(8) {
-        gpu.train_step(offset, valid, lr);
-        cpus.iter_mut().for_each(|c| c.train_step(offset, valid, lr));
-    }
-}
-
 /// The QAT cases' setup: synthetic 11x9 digits, the odd conv net, and transforms quantizing every
 /// weight matrix to 4 bits per channel (`kind`) and every conv/dense output to 8 bits over `range`.
 fn quantized_convnet(rng: &mut squeeze::rng::Rng, seed: u64, kind: squeeze::compress::quant::SchemeKind, range: (f32, f32), learned: bool) -> (Splits, squeeze::data::Normalization, Net, NetParams, squeeze::nn::Transforms) {
@@ -250,7 +231,7 @@ async fn qat_case(ctx: GpuContext) {
     let mut cpu = CpuTrainer::new(&net, init.clone(), opt.clone(), data.clone(), norm, 8);
     cpu.set_transforms(&transforms);
     let mut float = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
-    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut float], &data, seed, 0.05);
+    in_lockstep(&mut gpu, &mut [&mut cpu, &mut float], &data, seed, (1, 8, 0.05));
     let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
     assert_close("qat train loss sum", &g[..1], &c[..1], 2e-3, 2e-3, seed);
     let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
@@ -357,7 +338,7 @@ async fn shared_case(ctx: GpuContext) {
     let mut gpu = GpuTrainer::with_transforms(&ctx, &net, &init, opt.clone(), &data, norm, 8, &transforms);
     let mut cpu = CpuTrainer::new(&net, init.clone(), opt, data.clone(), norm, 8);
     cpu.set_transforms(&transforms);
-    epoch_in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, 0.02);
+    in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, (1, 8, 0.02));
     let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
     for (j, info) in infos.iter().enumerate() {
         assert_close(&format!("shared tensor {j} ({:?} of node {})", info.role, info.node), &gp.tensors[j], &cp.tensors[j], 5e-3, 1e-3, seed);
@@ -411,7 +392,7 @@ async fn distill_case(ctx: GpuContext) {
     gpu.set_jitter(1);
     cpu.set_jitter(1);
     plain.set_jitter(1);
-    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, 0.05);
+    in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, (1, 8, 0.05));
     let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
     assert_close("distill train loss sum", &g[..1], &c[..1], 1e-3, 1e-3, seed);
     let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
@@ -492,7 +473,7 @@ async fn attention_case(ctx: GpuContext) {
     assert!(gpu.set_attention(&wrong).is_err() && cpu.set_attention(&wrong).is_err());
     gpu.set_attention(&pairs).unwrap();
     cpu.set_attention(&pairs).unwrap();
-    epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, 0.05);
+    in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, (1, 8, 0.05));
     agree_beyond_plain("attention", &mut gpu, &mut cpu, &mut plain, seed).await;
 }
 gpu_test!(attention_transfer_step_matches_cpu_reference, attention_case);
@@ -518,7 +499,7 @@ async fn hint_case(ctx: GpuContext) {
         gpu.set_node_losses(&[], &hints).unwrap();
         cpu.set_node_losses(&[], &hints).unwrap();
         let start = cpu.projections();
-        epoch_in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, lr);
+        in_lockstep(&mut gpu, &mut [&mut cpu, &mut plain], &data, seed, (1, 8, lr));
         let what = format!("hints {kind:?}");
         agree_beyond_plain(&what, &mut gpu, &mut cpu, &mut plain, seed).await;
         let (gw, cw) = (gpu.projections().await.unwrap(), cpu.projections());

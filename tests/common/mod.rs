@@ -102,3 +102,17 @@ pub fn synthetic_sized(rng: &mut Rng, n: usize, rows: usize, cols: usize) -> squ
     let labels = (0..n).map(|i| ((images[i * p] as usize + images[i * p + p / 2] as usize) * 10 / 512) as u8).collect();
     squeeze::data::Dataset { images, labels, n, rows, cols }
 }
+
+/// `epochs` epochs of batches of `batch` at `lr`, each epoch in the same sample order, on the GPU
+/// trainer and each CPU trainer.
+pub fn in_lockstep(gpu: &mut squeeze::gpu::GpuTrainer, cpus: &mut [&mut squeeze::reference::net::CpuTrainer], data: &squeeze::data::Splits, seed: u64, (epochs, batch, lr): (usize, usize, f32)) {
+    for epoch in 0..epochs {
+        let order = data.train.epoch_order(seed, epoch);
+        gpu.begin_epoch(&order);
+        cpus.iter_mut().for_each(|c| c.begin_epoch(&order));
+        for (offset, valid) in data.train.batches(batch) {
+            gpu.train_step(offset, valid, lr);
+            cpus.iter_mut().for_each(|c| c.train_step(offset, valid, lr));
+        }
+    }
+}
