@@ -552,15 +552,23 @@ async fn attention_stage_case(ctx: GpuContext) {
     .to_string();
     assert!(err.contains("stages[0].distill.attention[0]") && err.contains("12x12") && err.contains("6x6"), "{err}");
     assert_eq!(events, 0, "work started before the refusal");
+    let mut epochs = Vec::new();
     for backend in [Backend::Gpu(ctx.clone()), Backend::Cpu] {
         let what = if matches!(backend, Backend::Cpu) { "cpu" } else { "gpu" };
         let out = squeeze::experiment::run(&recipe(1), &data, &backend, &RunOptions { progress_every: 50, ..Default::default() }, &mut |_| Control::Continue).await.unwrap();
         let d = out.report.stages[1].distillation().unwrap();
         assert_eq!(d.attention, vec![squeeze::nn::AttentionTransfer { student: 1, teacher: 1, beta: 50.0 }], "{what}");
         assert_eq!(d.hints, vec![squeeze::nn::Hint { student: 5, teacher: 5, weight: 0.5 }], "{what}: the fc hint (8 units projected onto 16)");
-        let loss = out.report.stages[1].epochs[0].train_loss;
-        assert!(loss.is_finite() && out.report.stages[1].test_accuracy > 0.0, "{what}: loss {loss} (seed {seed})");
+        let e = out.report.stages[1].epochs[0].clone();
+        assert!(e.train_loss.is_finite() && e.test_loss.is_finite(), "{what}: loss {} / {} (seed {seed})", e.train_loss, e.test_loss);
         assert_eq!(out.net.layer_dims()[0], (25, 2), "{what}: the half-width student");
+        epochs.push(e);
+    }
+    // Not an accuracy check (a teacher of 96 images near chance teaches little): the two backends
+    // ran the same stage with the same attention and hint terms, so they agree on its losses.
+    let (g, c) = (&epochs[0], &epochs[1]);
+    for (name, a, b) in [("train loss", g.train_loss, c.train_loss), ("test loss", g.test_loss, c.test_loss)] {
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{name}: gpu {a} vs cpu {b} (seed {seed})");
     }
 }
 gpu_test!(attention_transfer_from_a_recipe, attention_stage_case);
