@@ -227,7 +227,9 @@ pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<(Vec<f32>
         0 => {
             let qmin = u32_at(at)? as i32;
             at += 4;
-            if entries != 1 && entries != cols {
+            // Codes this build writes start at -2^15 at the lowest (16-bit symmetric) and at 0 at
+            // the highest; far-off codes (~2^31) would not survive f32 arithmetic.
+            if entries != 1 && entries != cols || !(-(1 << 16)..=1 << 16).contains(&qmin) {
                 return None;
             }
             let channels = (0..entries).map(|c| Some([1.0 / f32_at(at + 8 * c)?, f32_at(at + 8 * c)?, f32_at(at + 8 * c + 4)?])).collect::<Option<Vec<_>>>()?;
