@@ -31,6 +31,23 @@ impl StageModel {
         StageModel { stage: 0, name: name.into(), net, params, weights: vec![], activations: vec![] }
     }
 
+    /// Whether this model can read `data`: the same image size (one channel) and every label one
+    /// of its classes. A model is tied to the data shape it was built for; other data is an error
+    /// naming both, never a silent misreading (a 28x28 MLP would read four 14x14 images as one).
+    pub fn check_data(&self, data: &Dataset) -> Result<()> {
+        let input = self.net.input();
+        if (input.h, input.w, input.c) != (data.rows, data.cols, 1) {
+            return Err(Error::Invalid(format!(
+                "the model \"{}\" reads {}x{}x{} images; these images are {}x{}x1. Run a recipe on this dataset to get a model for it",
+                self.name, input.h, input.w, input.c, data.rows, data.cols
+            )));
+        }
+        if let Some(&label) = data.labels.iter().max().filter(|&&l| l as usize >= self.net.classes) {
+            return Err(Error::Invalid(format!("the model \"{}\" has {} classes; these labels go up to {label}", self.name, self.net.classes)));
+        }
+        Ok(())
+    }
+
     /// Parameters that are not exactly zero (pruned ones are).
     pub fn nonzero(&self) -> usize {
         self.net.tensors().iter().zip(&self.params.tensors).filter(|(t, _)| t.trainable).map(|(_, v)| v.iter().filter(|&&x| x != 0.0).count()).sum()
@@ -97,7 +114,8 @@ pub struct Confusion {
     pub misclassified: Vec<(usize, u8, u8)>,
 }
 
-pub fn confusion(model: &StageModel, norm: Normalization, test: &Dataset, n: usize) -> Confusion {
+pub fn confusion(model: &StageModel, norm: Normalization, test: &Dataset, n: usize) -> Result<Confusion> {
+    model.check_data(test)?;
     let n = n.min(test.n);
     let classes = model.net.classes;
     let mut matrix = vec![vec![0u32; classes]; classes];
@@ -112,15 +130,13 @@ pub fn confusion(model: &StageModel, norm: Normalization, test: &Dataset, n: usi
             let row = &logits[r * classes..(r + 1) * classes];
             let pred = (0..classes).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0);
             let label = *label as usize;
-            if label < classes {
-                matrix[label][pred] += 1;
-            }
+            matrix[label][pred] += 1;
             if pred != label {
                 misclassified.push((start + r, label as u8, pred as u8));
             }
         }
     }
-    Confusion { images: n, matrix, misclassified }
+    Ok(Confusion { images: n, matrix, misclassified })
 }
 
 #[cfg(test)]
@@ -156,11 +172,26 @@ mod tests {
         let images: Vec<u8> = (0..n * 12).map(|i| (i * 37 % 256) as u8).collect();
         let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
         let test = Dataset { images, labels, n, rows: 4, cols: 3 };
-        let c = confusion(&m, Normalization { mean: 0.5, std: 0.25 }, &test, 1000);
+        let c = confusion(&m, Normalization { mean: 0.5, std: 0.25 }, &test, 1000).unwrap();
         assert_eq!(c.images, n);
         assert_eq!(c.matrix.iter().flatten().sum::<u32>(), n as u32);
         let wrong: u32 = (0..3).flat_map(|a| (0..3).filter(move |&b| b != a).map(move |b| (a, b))).map(|(a, b)| c.matrix[a][b]).sum();
         assert_eq!(wrong as usize, c.misclassified.len());
         assert!(c.misclassified.iter().all(|&(i, l, p)| i < n && l != p && test.labels[i] == l));
+    }
+
+    /// A model is tied to its data's shape: the same pixel count in another layout (3x4 for a 4x3
+    /// model: an MLP would read it without complaint), another size, or labels beyond its classes
+    /// are errors that name both shapes; matching data passes.
+    #[test]
+    fn data_of_another_shape_is_refused() {
+        let m = model();
+        let data = |rows: usize, cols: usize, top: u8| Dataset { images: vec![7; 2 * rows * cols], labels: vec![0, top], n: 2, rows, cols };
+        let norm = Normalization { mean: 0.5, std: 0.25 };
+        assert!(confusion(&m, norm, &data(4, 3, 2), 2).is_ok());
+        for (d, want) in [(data(3, 4, 1), "4x3x1 images; these images are 3x4x1"), (data(8, 6, 1), "these images are 8x6x1"), (data(4, 3, 3), "3 classes; these labels go up to 3")] {
+            let err = confusion(&m, norm, &d, 2).unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("\"t\""), "{err}");
+        }
     }
 }

@@ -101,8 +101,38 @@ struct DatasetInfo {
     cols: usize,
 }
 
+/// A device lost since the last run (a driver reset, the browser reclaiming it, or
+/// `simulateDeviceLoss`) is replaced before the next: by a new device, or by the CPU backend
+/// with the reason, so that run works without a reload. `backendInfo` says which.
+async fn replace_lost_device(inner: &Rc<RefCell<Inner>>) {
+    let conv = match &inner.borrow().backend {
+        Backend::Gpu(ctx) if ctx.is_lost() => ctx.conv,
+        _ => return,
+    };
+    let (backend, reason) = match GpuContext::new().await {
+        Ok(mut ctx) => {
+            ctx.conv = conv;
+            (Backend::Gpu(ctx), Some("the earlier GPU device was lost; this is a new one".to_string()))
+        }
+        Err(e) => (Backend::Cpu, Some(format!("the GPU device was lost and no new one could be had: {e}"))),
+    };
+    let mut i = inner.borrow_mut();
+    i.backend = backend;
+    i.fallback_reason = reason;
+}
+
 #[wasm_bindgen]
 impl Squeeze {
+    /// Destroys the GPU device, as a driver reset would (for the page's tests and for seeing what
+    /// happens): a run in progress stops with "the GPU device was lost", the next run gets a new
+    /// device. Does nothing on the CPU backend.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let Backend::Gpu(ctx) = &self.inner.borrow().backend {
+            ctx.device.destroy();
+        }
+    }
+
     /// Acquires WebGPU; without it (or with `preferGpu` false) runs on the CPU reference and says why.
     pub async fn create(prefer_gpu: bool, conv: Option<String>) -> Squeeze {
         console_error_panic_hook::set_once();
@@ -263,7 +293,7 @@ impl Squeeze {
         let i = self.inner.borrow();
         let norm = i.norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
         let test = &i.datasets.get(&i.models_dataset).ok_or_else(|| JsError::new("the run's dataset is no longer loaded"))?.test;
-        let confusion = inspect::confusion(&model, norm, test, n);
+        let confusion = inspect::confusion(&model, norm, test, n).map_err(js_err)?;
         let p = test.rows * test.cols;
         let misclassified_pixels = confusion.misclassified.iter().take(show).map(|&(k, _, _)| test.images[k * p..(k + 1) * p].to_vec()).collect();
         Ok(to_js(&ConfusionView { confusion, misclassified_pixels, rows: test.rows, cols: test.cols })?)
@@ -275,6 +305,7 @@ impl Squeeze {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let recipe = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+            replace_lost_device(&inner).await;
             let (backend, splits, files) = {
                 let mut i = inner.borrow_mut();
                 if i.running {

@@ -278,7 +278,7 @@ async fn omitted_class_case(ctx: GpuContext) {
         assert!(o.omitted_accuracy >= o.omitted_accuracy_before, "{what}: the raised bias lost 2s: {} -> {} (seed {seed})", o.omitted_accuracy_before, o.omitted_accuracy);
         // The stage's figures are the corrected model's: the model it left (raised bias and all)
         // gets them on the test split (to an image: another batching of the same forward).
-        let c = squeeze::inspect::confusion(&out.models[1], out.norm, &data.test, data.test.n);
+        let c = squeeze::inspect::confusion(&out.models[1], out.norm, &data.test, data.test.n).unwrap();
         let n = data.test.n as f32;
         let right = (0..10).map(|k| c.matrix[k][k]).sum::<u32>() as f32;
         assert!((right / n - out.report.stages[1].test_accuracy).abs() <= 1.5 / n, "{what}: the model left gets {} , the stage says {}", right / n, out.report.stages[1].test_accuracy);
@@ -288,7 +288,7 @@ async fn omitted_class_case(ctx: GpuContext) {
         // figure from before the shift.
         let mut unshifted = out.models[1].clone();
         squeeze::experiment::distill::shift_class_bias(&unshifted.net.clone(), &mut unshifted.params, &[2], -2.5);
-        let c = squeeze::inspect::confusion(&unshifted, out.norm, &data.test, data.test.n);
+        let c = squeeze::inspect::confusion(&unshifted, out.norm, &data.test, data.test.n).unwrap();
         let before = c.matrix[2][2] as f32 / twos as f32;
         assert!((before - o.omitted_accuracy_before).abs() <= 1.5 / twos as f32, "{what}: unshifted {before} of the 2s, the report before {} (seed {seed})", o.omitted_accuracy_before);
         // The second stage's teacher is the trained 32-16 model, not the 12-unit student.

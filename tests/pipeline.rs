@@ -56,7 +56,7 @@ async fn pipeline_case(ctx: squeeze::gpu::GpuContext) {
             let mask = squeeze::compress::prune::mask_by_sparsity(&w.iter().map(|v| v.abs()).collect::<Vec<_>>(), s);
             w.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
         }
-        let c = squeeze::inspect::confusion(&masked, out.norm, &data.test, data.test.n);
+        let c = squeeze::inspect::confusion(&masked, out.norm, &data.test, data.test.n).unwrap();
         let right = (0..10).map(|k| c.matrix[k][k]).sum::<u32>() as f32 / data.test.n as f32;
         let first = p.rounds[0].accuracy_before_finetune;
         assert!((right - first).abs() <= 1.5 / data.test.n as f32, "{what}: step 1 before {first}, the masked trained model gets {right} (seed {seed})");

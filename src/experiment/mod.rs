@@ -374,8 +374,35 @@ fn check_file(ok: bool, field: &str, message: String) -> Result<()> {
 }
 
 /// Runs `recipe` on `data` with `backend`. `progress` receives every event and answers with a
-/// `Control` (cancel ends the run with `Error::Cancelled`).
+/// `Control` (cancel ends the run with `Error::Cancelled`). On the GPU, a device error nobody
+/// scoped or the device's loss ends the run with an `Error` (`GpuContext::check`).
 pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> Control) -> Result<Outcome> {
+    if let Backend::Gpu(ctx) = backend {
+        // A lost device refuses at once; an error left from outside a run is not this run's.
+        if ctx.is_lost() {
+            ctx.check()?;
+        }
+        let _ = ctx.check();
+    }
+    let out = run_stages(recipe, data, backend, opts, progress).await;
+    if let Backend::Gpu(ctx) = backend {
+        // In the browser a device's loss arrives from the event loop, after the failed read-back
+        // it caused: give it a moment, since it explains the failure better than the failure does.
+        if matches!(out, Err(Error::Gpu(_))) {
+            for _ in 0..25 {
+                if ctx.is_lost() {
+                    break;
+                }
+                platform::sleep_ms(20).await;
+            }
+        }
+        // An error no read-back met (the last commands) still ends the run.
+        ctx.check()?;
+    }
+    out
+}
+
+async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOptions, progress: &mut dyn FnMut(&Event) -> Control) -> Result<Outcome> {
     recipe.validate()?;
     let t_start = now_s();
     let (data, holdout) = limited(recipe, data)?;

@@ -30,6 +30,29 @@ pub struct GpuContext {
     pub wgsl: wgpu::WgslLanguageFeatures,
     /// The integer inference kernels, compiled on first use (`int8_kernels`).
     int8: std::sync::Arc<std::sync::OnceLock<Int8Kernels>>,
+    /// What went wrong on the device outside an error scope (`check`).
+    faults: Faults,
+}
+
+/// Device errors nobody scoped, and the device's loss, recorded by the handlers `from_device`
+/// installs (wgpu's default handler panics natively; in the browser the error would only be a
+/// console line while every later command buffer is silently invalid). The next read-back or
+/// `check` turns them into an `Error`.
+#[derive(Clone, Default)]
+struct Faults(std::sync::Arc<std::sync::Mutex<FaultState>>);
+
+#[derive(Default)]
+struct FaultState {
+    /// The first uncaptured error since the last `check`.
+    error: Option<String>,
+    /// Why the device was lost; it stays lost.
+    lost: Option<String>,
+}
+
+impl Faults {
+    fn state(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl GpuContext {
@@ -81,7 +104,42 @@ impl GpuContext {
             return Err(Error::Gpu(format!("shader compilation failed: {e}")));
         }
         let conv = super::net::ConvMethod::for_adapter(&adapter);
-        Ok(GpuContext { device, queue, adapter, kernels, conv, wgsl, int8: Default::default() })
+        let faults = Faults::default();
+        let f = faults.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let mut s = f.state();
+            if s.error.is_none() {
+                s.error = Some(e.to_string());
+            }
+        }));
+        let f = faults.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let why = match reason {
+                wgpu::DeviceLostReason::Destroyed => "destroyed".to_string(),
+                _ => if message.is_empty() { "reason unknown".to_string() } else { message },
+            };
+            f.state().lost = Some(why);
+        });
+        Ok(GpuContext { device, queue, adapter, kernels, conv, wgsl, int8: Default::default(), faults })
+    }
+
+    /// Turns what went wrong on the device since the last call into an `Error`: its loss (for
+    /// good: `is_lost`), else the first error no scope caught (then forgotten, so the next run
+    /// starts clean).
+    pub fn check(&self) -> Result<()> {
+        let mut s = self.faults.state();
+        if let Some(why) = &s.lost {
+            return Err(Error::Gpu(format!("the GPU device was lost ({why}); this run is stopped and keeps nothing. The next run starts on a new device, or on the CPU backend if none can be had")));
+        }
+        match s.error.take() {
+            Some(e) => Err(Error::Gpu(format!("the GPU reported an error, so this run is stopped and keeps nothing: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the device has been lost (destroyed, a driver reset, the browser reclaiming it).
+    pub fn is_lost(&self) -> bool {
+        self.faults.state().lost.is_some()
     }
 
     /// The integer inference kernels, compiled the first time they are asked for.
@@ -156,12 +214,14 @@ impl GpuContext {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
-        rx.await
-            .map_err(|_| Error::Gpu("read-back was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("buffer map failed: {e}")))?;
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.check()?;
+            return Err(Error::Gpu(format!("device poll failed: {e}")));
+        }
+        let mapped = rx.await.map_err(|_| Error::Gpu("read-back was dropped".into()));
+        // A lost device or an earlier error explains a failed map better than the map does.
+        self.check()?;
+        mapped?.map_err(|e| Error::Gpu(format!("buffer map failed: {e}")))?;
         let out = {
             let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("buffer map failed: {e}")))?;
             bytemuck::cast_slice::<u8, T>(&view).to_vec()

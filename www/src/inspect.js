@@ -184,6 +184,17 @@ export function showConfusion(view) {
   const table = $('confusion');
   table.replaceChildren();
   const cap = document.createElement('caption');
+  if (view.error) {
+    // The run's data no longer fits the model (e.g. new files of another image size).
+    cap.textContent = `No confusion matrix: ${view.error}`;
+    cap.className = 'error';
+    cap.setAttribute('role', 'alert');
+    table.appendChild(cap);
+    table.dataset.error = 'true';
+    $('misclassified').replaceChildren();
+    return;
+  }
+  delete table.dataset.error;
   const right = view.matrix.reduce((a, row, i) => a + row[i], 0);
   cap.textContent = `Confusion matrix on the first ${view.images} test images (rows: true class, columns: predicted): ${right} right, ${view.images - right} wrong`;
   table.appendChild(cap);

@@ -208,31 +208,43 @@ function addRunRow(report, recipe) {
   $('runs-table').querySelector('tbody').appendChild(row);
 }
 
+// The banner: which backend runs, on what (after a lost GPU device, the one that replaced it).
+let gpuInfo = {};
+function showBackend(b) {
+  if (b.backend === 'webgpu') {
+    const i = gpuInfo;
+    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || b.adapter.name;
+    const software = b.adapter.software || i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
+    $('adapter').textContent = `WebGPU on ${software ? 'a software adapter (the CPU emulates the GPU; slower than a real one)' : 'the GPU'}: ${name}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}`;
+    $('adapter').dataset.software = String(software);
+    $('adapter').classList.remove('warn');
+  } else {
+    $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend, which is slower.`;
+    $('adapter').classList.add('warn');
+  }
+  $('adapter').dataset.backend = b.backend;
+}
+// What a driver reset does to a run (the end-to-end test uses it): see Squeeze.simulateDeviceLoss.
+window.squeezeSimulateDeviceLoss = () => worker.postMessage({ type: 'simulate-device-loss' });
+
 worker.onmessage = (msg) => {
   const m = msg.data;
   if (m.type === 'ready') {
-    const b = m.backend;
-    if (b.backend === 'webgpu') {
-      const i = m.gpuInfo || {};
-      const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || b.adapter.name;
-      const software = b.adapter.software || i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
-      $('adapter').textContent = `WebGPU on ${software ? 'a software adapter (the CPU emulates the GPU; slower than a real one)' : 'the GPU'}: ${name}`;
-      $('adapter').dataset.software = String(software);
-    } else {
-      $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend, which is slower.`;
-      $('adapter').classList.add('warn');
-    }
-    $('adapter').dataset.backend = b.backend;
+    gpuInfo = m.gpuInfo || {};
+    showBackend(m.backend);
     $('train').disabled = false;
   } else if (m.type === 'loaded') {
     $('status').textContent = `Loaded ${m.info.name}: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}. Training…`;
   } else if (m.type === 'custom-loaded') {
     $('idx-status').textContent = `Loaded your files: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}.`;
     $('idx-status').dataset.loaded = 'true';
+    // Models of a run on the earlier files are judged on the new ones (or told they cannot be).
+    if (!$('inspect').hidden && run?.recipe?.dataset === 'custom') requestPictures();
   } else if (m.type === 'event') {
     onEvent(m.event);
   } else if (m.type === 'done') {
     setRunning(false);
+    showBackend(m.backend);
     const s = m.report.stages[m.report.stages.length - 1];
     $('progress').value = 1;
     const seconds = m.report.stages.reduce((a, st) => a + st.train_s, 0);

@@ -1,5 +1,5 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'}.
+// the page stays responsive while training. Messages in: {type: 'init'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'|'simulate-device-loss'}.
 // Messages out: {type: 'ready'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
 import init, { Squeeze } from '../pkg/squeeze.js';
 
@@ -31,8 +31,19 @@ function classify(files) {
   return want.map((w) => bySlot.get(w));
 }
 
+// Files are size-checked before a byte is read: the engine's memory is one 4 GiB wasm heap, and
+// an allocation that fails there ends the page's engine (and all it holds).
+const MAX_FILE_BYTES = { idx: 256 << 20, model: 64 << 20 };
+function checkSize(file, kind) {
+  if (file.size > MAX_FILE_BYTES[kind]) {
+    const mb = (b) => `${Math.round(b / (1 << 20)).toLocaleString('en')} MB`;
+    throw new Error(`${file.name} is ${mb(file.size)}; the page reads ${kind === 'idx' ? 'IDX' : 'model'} files up to ${mb(MAX_FILE_BYTES[kind])} each (the command-line runner has no such limit). Nothing was loaded.`);
+  }
+}
+
 async function loadCustom(files) {
   const ordered = classify(files);
+  ordered.forEach((f) => checkSize(f, 'idx'));
   const bytes = await Promise.all(ordered.map(async (f) => new Uint8Array(await f.arrayBuffer())));
   // On a bad file the engine throws and keeps whatever it had loaded before.
   const info = engine.loadDataset('custom', ordered.map((f) => f.name), ...bytes);
@@ -76,6 +87,7 @@ self.onmessage = async (msg) => {
       self.postMessage({ type: 'custom-loaded', info: await loadCustom(m.files) });
     } else if (m.type === 'load-model') {
       // A teacher file; on a bad one the engine throws and keeps what it had.
+      checkSize(m.file, 'model');
       const info = engine.loadModel(m.file.name, new Uint8Array(await m.file.arrayBuffer()));
       self.postMessage({ type: 'model-loaded', info, seq: m.seq });
     } else if (m.type === 'cancel') {
@@ -92,14 +104,24 @@ self.onmessage = async (msg) => {
         if (ev.kind !== 'paused') self.postMessage({ type: 'event', event: ev });
         return cancelled ? false : paused ? 'pause' : true;
       }, m.progressEvery ?? 25);
-      self.postMessage({ type: 'done', report, models: engine.models() });
+      self.postMessage({ type: 'done', report, models: engine.models(), backend: engine.backendInfo() });
+    } else if (m.type === 'simulate-device-loss') {
+      engine.simulateDeviceLoss();
     } else if (m.type === 'predict') {
       self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels), seq: m.seq });
     } else if (m.type === 'export') {
       const bytes = engine.exportModel(m.index);
       self.postMessage({ type: 'model-file', index: m.index, bytes }, [bytes.buffer]);
     } else if (m.type === 'pictures') {
-      self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion: engine.confusion(m.index, m.images, m.show) });
+      // The confusion matrix needs the run's data to fit the model (new files of another shape
+      // may have replaced it): then it is an error in its place, and the rest still shows.
+      let confusion;
+      try {
+        confusion = engine.confusion(m.index, m.images, m.show);
+      } catch (e) {
+        confusion = { error: String(e && e.message ? e.message : e) };
+      }
+      self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion });
     }
   } catch (e) {
     self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type, seq: m.seq });

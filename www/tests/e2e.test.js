@@ -47,6 +47,7 @@ async function openPage() {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && errors.push(m.text()));
   await page.goto(URL);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   return { page, errors };
@@ -470,7 +471,7 @@ test('a shared link opens the page with the same recipe, and a broken one says s
 });
 
 test('your own IDX files: a corrupt one is reported next to the picker, good ones load and train', { timeout: 180_000 }, async () => {
-  const { mkdtempSync, copyFileSync, readFileSync, writeFileSync } = await import('node:fs');
+  const { mkdtempSync, copyFileSync, readFileSync, writeFileSync, truncateSync } = await import('node:fs');
   const os = await import('node:os');
   const mnist = path.join(www, 'public', 'data', 'mnist');
   const dir = (name) => {
@@ -512,6 +513,41 @@ test('your own IDX files: a corrupt one is reported next to the picker, good one
   assert.equal(await page.textContent('#error'), '');
   const acc = await firstTestAccuracy(page);
   assert.ok(acc >= 60, `one epoch on 2000 of the user's digits: ${acc}`);
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures !== undefined, null, { timeout: 30_000 });
+  assert.equal(await page.getAttribute('#confusion', 'data-error'), null);
+  // A file over the page's size limit is refused before it is read; what was loaded stays.
+  const huge = dir('huge');
+  truncateSync(path.join(huge, 'train-images-idx3-ubyte'), 300 << 20); // sparse: nothing is written
+  await page.setInputFiles('#idx-files', files(huge));
+  await page.waitForFunction(() => document.getElementById('idx-status').className === 'error', null, { timeout: 30_000 });
+  assert.match(await page.textContent('#idx-status'), /train-images-idx3-ubyte is 300 MB; the page reads IDX files up to 256 MB each/);
+  // Files of another image size: the same bytes as four times as many 14x14 images. The model
+  // trained on 28x28 no longer gets a confusion matrix (it would read four images as one), but
+  // an error in its place; the new files train a model of their own.
+  const small = dir('small');
+  for (const f of ['train-images-idx3-ubyte', 't10k-images-idx3-ubyte']) {
+    const b = readFileSync(path.join(small, f));
+    const n = b.readUInt32BE(4);
+    b.writeUInt32BE(4 * n, 4);
+    b.writeUInt32BE(14, 8);
+    b.writeUInt32BE(14, 12);
+    writeFileSync(path.join(small, f), b);
+  }
+  for (const f of ['train-labels-idx1-ubyte', 't10k-labels-idx1-ubyte']) {
+    const b = readFileSync(path.join(small, f));
+    const body = b.subarray(8);
+    const out = Buffer.concat([b.subarray(0, 8), ...Array.from({ length: 4 }, () => body)]);
+    out.writeUInt32BE(4 * body.length, 4);
+    writeFileSync(path.join(small, f), out);
+  }
+  await page.setInputFiles('#idx-files', files(small));
+  await page.waitForFunction(() => document.getElementById('confusion').dataset.error === 'true', null, { timeout: 30_000 });
+  assert.match(await page.textContent('#confusion'), /reads 28x28x1 images; these images are 14x14x1/);
+  assert.match(await page.textContent('#idx-status'), /40000 training and 40000 test images of 14×14/);
+  await page.click('#train');
+  await runEnds(page, 100_000);
+  assert.equal(await page.textContent('#error'), '');
+  await page.waitForFunction(() => document.getElementById('confusion').dataset.error === undefined, null, { timeout: 30_000 });
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -587,6 +623,94 @@ test('a diverging run says so and the page keeps its earlier results and models'
   assert.equal(await page.isVisible('#inspect'), true);
   assert.deepEqual(await page.$$eval('#inspect-model option', (os) => os.map((o) => o.textContent.split(':')[0])), ['trained']);
   await page.screenshot({ path: path.join(artifacts, 'diverged.png') });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the page runs under a Content-Security-Policy without eval or inline script, and text from a link never becomes markup', { timeout: 180_000 }, async () => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  // The policy: sent by vite preview (scripts/serve) and carried by the built page.
+  const header = (await fetch(URL)).headers.get('content-security-policy') ?? '';
+  for (const policy of [header, readFileSync(path.join(www, 'dist', 'index.html'), 'utf8').match(/http-equiv="Content-Security-Policy" content="([^"]*)"/)?.[1]?.replaceAll('&#39;', "'") ?? '']) {
+    assert.match(policy, /script-src 'self' 'wasm-unsafe-eval'(;|$)/, policy);
+    assert.match(policy, /object-src 'none'/, policy);
+    assert.doesNotMatch(policy, /(^|\s)'unsafe-eval'|unsafe-inline|\*/, policy);
+  }
+  assert.match(header, /frame-ancestors 'none'/);
+  // A link whose recipe carries markup: the error shows it as text, nothing runs.
+  const page = await browser.newPage();
+  const errors = [];
+  const violations = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => /Content Security Policy/i.test(m.text()) && violations.push(m.text()));
+  const workerPolicies = [];
+  page.on('response', (r) => /worker[^/]*\.js$/.test(r.url()) && workerPolicies.push(r.headers()['content-security-policy'] ?? ''));
+  const markup = '<img src=x onerror="window.__xss=1">';
+  await page.goto(`${URL}?r=${encodeURIComponent(JSON.stringify({ dataset: 'mnist', stages: [{ [markup]: {} }] }))}`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.ok((await page.textContent('#error')).includes('<img src=x'), await page.textContent('#error'));
+  assert.equal(await page.locator('#error img, body img[src="x"]').count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  // The engine started in its worker under the same policy (its WebAssembly compiled with
+  // 'wasm-unsafe-eval'), and trains.
+  assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'webgpu', await page.textContent('#adapter'));
+  assert.ok(workerPolicies.length > 0 && workerPolicies.every((p) => p === header), `worker policies ${JSON.stringify(workerPolicies)}`);
+  await page.goto(URL);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  await fillAll(page, { '#limit-train': '512', '#limit-test': '256', '#epochs': '1', '#hidden': '16' });
+  await page.click('#train');
+  await runEnds(page, 120_000);
+  assert.equal(await page.textContent('#error'), '');
+  assert.deepEqual(violations, [], 'the page itself breaks none of its policy');
+  // What the policy forbids is refused: eval, and a script element added at run time.
+  // (Code run through DevTools may eval; a string handed to the page's timer is the page's eval.)
+  const blocked = await page.evaluate(async () => {
+    setTimeout('window.__timer = 1', 0);
+    await new Promise((ok) => setTimeout(ok, 200));
+    const s = document.createElement('script');
+    s.textContent = 'window.__inline = 1';
+    document.head.append(s);
+    return [window.__timer, window.__inline];
+  });
+  assert.deepEqual(blocked, [undefined, undefined]);
+  assert.ok(violations.length >= 2, `violations reported: ${JSON.stringify(violations)}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+  // No page script writes markup from strings: text goes in with textContent.
+  const src = path.join(www, 'src');
+  for (const f of readdirSync(src).filter((f) => f.endsWith('.js'))) {
+    assert.doesNotMatch(readFileSync(path.join(src, f), 'utf8'), /\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write/, f);
+  }
+});
+
+test('a GPU device lost mid-run ends that run with a message, the earlier results stay, and the next run gets a new device', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage();
+  await fillAll(page, { '#limit-train': '1000', '#limit-test': '300', '#hidden': '32', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 100_000);
+  assert.equal(await page.textContent('#error'), '');
+  // A longer run, its device destroyed (as a driver reset would) once it is under way.
+  await fillAll(page, { '#limit-train': '6000', '#epochs': '3' });
+  await page.click('#train');
+  await page.waitForFunction(() => {
+    if (!(document.getElementById('progress').value > 0.1)) return false;
+    window.squeezeSimulateDeviceLoss();
+    return true;
+  }, null, { timeout: 60_000 });
+  await runEnds(page, 100_000);
+  assert.match(await page.textContent('#error'), /the GPU device was lost.*next run starts on a new device/);
+  assert.match(await page.textContent('#status'), /Stopped by an error/);
+  assert.equal(await page.locator('#runs-table tbody tr').count(), 1, 'the first run stays');
+  assert.equal(await page.isVisible('#inspect'), true);
+  // No reload: the next run works, on a new device, and the banner says so.
+  await fillAll(page, { '#limit-train': '1000', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 100_000);
+  assert.equal(await page.textContent('#error'), '');
+  assert.equal(await page.locator('#runs-table tbody tr').count(), 2);
+  assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'webgpu');
+  assert.match(await page.textContent('#adapter'), /the earlier GPU device was lost; this is a new one/);
+  assert.ok((await firstTestAccuracy(page)) > 50);
   assert.deepEqual(errors, []);
   await page.close();
 });
