@@ -50,12 +50,16 @@ enum Command {
         #[arg(long)]
         teacher: Vec<PathBuf>,
     },
-    /// Validate a recipe without running it (teacher files are looked for beside it).
+    /// Validate a recipe without running it: its fields, and that every training it runs fits the
+    /// backend on the dataset (teacher files are looked for beside it).
     Check {
         recipe: PathBuf,
         /// As `run --teacher`.
         #[arg(long)]
         teacher: Vec<PathBuf>,
+        /// The backend whose limits the recipe must fit (as `run --backend`).
+        #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
+        backend: BackendArg,
     },
     /// Print the GPU adapter wgpu picks.
     Adapter,
@@ -102,10 +106,18 @@ fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> cra
 
 async fn main_async(cli: Cli) -> crate::Result<()> {
     match cli.command {
-        Command::Check { recipe, teacher } => {
+        Command::Check { recipe, teacher, backend } => {
             let r = load_recipe(&recipe)?;
-            teacher_files(&recipe, &r, &teacher)?;
-            println!("{}: valid\n{}", recipe.display(), r.to_json());
+            let files = teacher_files(&recipe, &r, &teacher)?;
+            // The shipped datasets' shape; the user's own files are checked by `run` once read.
+            let backend = match backend {
+                BackendArg::Gpu => Backend::Gpu(GpuContext::new().await?),
+                BackendArg::Cpu => Backend::Cpu,
+            };
+            if let Some(shape) = crate::experiment::DataShape::known(r.dataset) {
+                crate::experiment::check(&r, shape, &files, &backend)?;
+            }
+            println!("{}: valid for {}\n{}", recipe.display(), backend.describe(), r.to_json());
         }
         Command::Adapter => {
             let ctx = GpuContext::new().await?;

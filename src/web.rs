@@ -3,7 +3,7 @@
 //! module). JS owns fetching, the DOM and the worker; this file owns nothing but the hand-off.
 
 use crate::data::{Dataset, Splits};
-use crate::experiment::{run, Backend, Control, Event, ModelFiles, RunOptions};
+use crate::experiment::{run, Backend, Control, DataShape, Event, ModelFiles, RunOptions};
 use crate::gpu::GpuContext;
 use crate::inspect::{self, StageModel};
 use crate::recipe::Recipe;
@@ -211,9 +211,15 @@ impl Squeeze {
     #[wasm_bindgen(js_name = validateRecipe)]
     pub fn validate_recipe(&self, recipe: JsValue) -> Result<JsValue, JsError> {
         let r = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
-        let files = &self.inner.borrow().files;
-        if let Some((i, name)) = r.teacher_files().into_iter().find(|(_, f)| !files.contains_key(*f)) {
-            return Err(js_err(crate::experiment::distill::missing_file(&r, i, name)));
+        let i = self.inner.borrow();
+        if let Some((k, name)) = r.teacher_files().into_iter().find(|(_, f)| !i.files.contains_key(*f)) {
+            return Err(js_err(crate::experiment::distill::missing_file(&r, k, name)));
+        }
+        // Against this backend's limits, on the dataset's shape (the loaded one, else the shipped
+        // one's; the user's own files are checked once loaded, before the run's first step).
+        let loaded = i.datasets.get(r.dataset.as_str()).map(|s| DataShape { rows: s.train.rows, cols: s.train.cols, train: s.train.n });
+        if let Some(shape) = loaded.or_else(|| DataShape::known(r.dataset)) {
+            crate::experiment::check(&r, shape, &i.files, &i.backend).map_err(js_err)?;
         }
         Ok(to_js(&r)?)
     }

@@ -8,7 +8,7 @@ mod common;
 use common::synthetic_sized;
 use squeeze::data::{Dataset, Splits};
 use squeeze::experiment::limits::check_training;
-use squeeze::experiment::{run, Backend, Control, RunOptions};
+use squeeze::experiment::{check, run, Backend, Control, DataShape, RunOptions};
 use squeeze::gpu::GpuContext;
 use squeeze::nn::{Net, Shape};
 use squeeze::recipe::Recipe;
@@ -46,11 +46,19 @@ async fn limits_case(ctx: GpuContext) {
         assert!(n >= 1 && n < 8192, "{what}: {m}");
         assert!(check_training(&backend, "train.batch", &vgg, n).is_ok(), "{what}: the named batch {n} is refused");
         assert!(check_training(&backend, "train.batch", &vgg, n + 1).is_err(), "{what}: {} fits too", n + 1);
+        // Validation alone (`squeeze check`, the page's validateRecipe) refuses it the same way,
+        // on the data's shape, and passes the batch it names.
+        let shape = DataShape { rows: 28, cols: 28, train: 64 };
+        assert_eq!(check(&recipe, shape, &Default::default(), &backend).err().map(|e| e.to_string()), Some(m.clone()), "{what}");
+        let fitting = Recipe::from_json(&recipe.to_json().replace("\"batch\": 8192", &format!("\"batch\": {n}"))).unwrap();
+        assert_eq!(fitting.train.batch, n);
+        assert!(check(&fitting, shape, &Default::default(), &backend).is_ok(), "{what}: batch {n} fails validation");
         // A later stage's batch is checked too, before the first training.
         let recipe = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [8]}, "train": {"epochs": 1, "batch": 16, "lr": 0.05},
             "stages": [{"distill": {"student": {"arch": "vgg-mini", "widths": [16, 32]}, "train": {"epochs": 1, "batch": 8192, "lr": 0.05}}}]}"#).unwrap();
         let e = run(&recipe, &data, &backend, &RunOptions::default(), &mut |_| Control::Continue).await.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("stages[0].distill.train.batch"), "{what}: {e}");
+        assert!(check(&recipe, shape, &Default::default(), &backend).unwrap_err().to_string().contains("stages[0].distill.train.batch"), "{what}");
         // One 8192×8192 image: the MLP's first layer alone would be 80 GB; refused, nothing allocated.
         let huge = Dataset { images: vec![0; 8192 * 8192], labels: vec![1], n: 1, rows: 8192, cols: 8192 };
         let data = Splits::new("huge", huge.clone(), huge).unwrap();

@@ -373,6 +373,40 @@ fn check_file(ok: bool, field: &str, message: String) -> Result<()> {
     }
 }
 
+/// The data a recipe will be checked against before it runs: image size and training images.
+#[derive(Clone, Copy, Debug)]
+pub struct DataShape {
+    pub rows: usize,
+    pub cols: usize,
+    pub train: usize,
+}
+
+impl DataShape {
+    /// The shipped datasets' shape (MNIST and Fashion-MNIST: 60,000 28x28 training images); none
+    /// for the user's own files until they are loaded.
+    pub fn known(dataset: crate::recipe::DatasetName) -> Option<DataShape> {
+        use crate::recipe::DatasetName;
+        matches!(dataset, DatasetName::Mnist | DatasetName::FashionMnist).then_some(DataShape { rows: 28, cols: 28, train: 60_000 })
+    }
+}
+
+/// Everything `run` checks before any work, on its own (`squeeze check`, the page's
+/// `validateRecipe`): the recipe's fields, the model for these images, the training split and every
+/// training the recipe will run (batches, fine-tuning, students with their teachers' in-step
+/// forward, teacher files) against `backend`'s buffer, binding and grid limits or the CPU
+/// backend's memory budget. A recipe that passes here is not refused by `run` for these reasons.
+pub fn check(recipe: &Recipe, data: DataShape, files: &ModelFiles, backend: &Backend) -> Result<()> {
+    recipe.validate()?;
+    let net = model_net(recipe, data.rows, data.cols)?;
+    let train = recipe.limit.train.map_or(data.train, |n| n.min(data.train)).saturating_sub(recipe.limit.holdout.unwrap_or(0));
+    check_fits(recipe, &net, data.rows * data.cols, train, files, backend)
+}
+
+fn check_fits(recipe: &Recipe, net: &Net, pixels: usize, train: usize, files: &ModelFiles, backend: &Backend) -> Result<()> {
+    limits::check_data(backend, pixels, train)?;
+    check_students(recipe, net, files, backend)
+}
+
 /// Runs `recipe` on `data` with `backend`. `progress` receives every event and answers with a
 /// `Control` (cancel ends the run with `Error::Cancelled`). On the GPU, a device error nobody
 /// scoped or the device's loss ends the run with an `Error` (`GpuContext::check`).
@@ -408,8 +442,7 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
-    limits::check_data(backend, data.train.pixels(), data.train.n)?;
-    check_students(recipe, &net, &opts.files, backend)?;
+    check_fits(recipe, &net, data.train.pixels(), data.train.n, &opts.files, backend)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };

@@ -108,6 +108,14 @@ test('an invalid setting is reported next to the controls and nothing breaks', {
   assert.match(await page.textContent('#error'), /train\.lr.*must be > 0/);
   assert.equal(await page.isDisabled('#train'), false, 'the Train button comes back');
   await page.screenshot({ path: path.join(artifacts, 'invalid-setting.png') });
+  // A batch this adapter cannot hold is refused by validation, before the data is even loaded,
+  // with the largest batch that fits.
+  await page.selectOption('#arch', 'vgg-mini');
+  await fillAll(page, { '#lr': '0.01', '#batch': '8192' });
+  await page.click('#train');
+  await page.waitForFunction(() => document.getElementById('error').textContent.length > 0, null, { timeout: 30_000 });
+  assert.match(await page.textContent('#error'), /train\.batch`: 8192 needs a \d+ MB buffer.*the largest batch that fits is \d+/);
+  assert.doesNotMatch(await page.textContent('#status'), /Loaded|Training/);
   assert.deepEqual(errors, []);
   await page.close();
 });
