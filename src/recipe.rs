@@ -950,6 +950,19 @@ impl Recipe {
                 Stage::Train(t) => t.validate(&format!("stages[{i}].train"))?,
                 Stage::Prune(p) => {
                     p.validate(&format!("stages[{i}].prune"), weights)?;
+                    // Masks left by weight pruning, soft unit pruning or greedy pruning, since the
+                    // last distill stage (whose student starts without any).
+                    let since = self.stages[..i].iter().rposition(|s| matches!(s, Stage::Distill(_))).map_or(0, |k| k + 1);
+                    let masked_before = self.stages[since..i].iter().any(|s| match s {
+                        Stage::Prune(q) => q.granularity == Granularity::Weight || q.mode == MaskMode::Soft,
+                        Stage::Greedy(_) => true,
+                        _ => false,
+                    });
+                    check(
+                        !(masked_before && p.granularity != Granularity::Weight && p.mode == MaskMode::Hard),
+                        &format!("stages[{i}].prune.mode"),
+                        "hard neuron, filter or channel pruning after a stage that masks weights (weight, soft or greedy pruning) is not supported yet: put it first, or use \"mode\": \"soft\"".into(),
+                    )?;
                     let quantized_before = self.stages[..i].iter().any(|s| matches!(s, Stage::Quantize(_)));
                     check(
                         !(quantized_before && p.granularity != Granularity::Weight && p.mode == MaskMode::Hard),

@@ -217,7 +217,7 @@ impl Squeeze {
         }
         // Against this backend's limits, on the dataset's shape (the loaded one, else the shipped
         // one's; the user's own files are checked once loaded, before the run's first step).
-        let loaded = i.datasets.get(r.dataset.as_str()).map(|s| DataShape { rows: s.train.rows, cols: s.train.cols, train: s.train.n });
+        let loaded = i.datasets.get(r.dataset.as_str()).map(|s| DataShape { rows: s.train.rows, cols: s.train.cols, train: s.train.n, test: s.test.n });
         if let Some(shape) = loaded.or_else(|| DataShape::known(r.dataset)) {
             crate::experiment::check(&r, shape, &i.files, &i.backend).map_err(js_err)?;
         }

@@ -48,7 +48,7 @@ async fn limits_case(ctx: GpuContext) {
         assert!(check_training(&backend, "train.batch", &vgg, n + 1).is_err(), "{what}: {} fits too", n + 1);
         // Validation alone (`squeeze check`, the page's validateRecipe) refuses it the same way,
         // on the data's shape, and passes the batch it names.
-        let shape = DataShape { rows: 28, cols: 28, train: 64 };
+        let shape = DataShape { rows: 28, cols: 28, train: 64, test: 16 };
         assert_eq!(check(&recipe, shape, &Default::default(), &backend).err().map(|e| e.to_string()), Some(m.clone()), "{what}");
         let fitting = Recipe::from_json(&recipe.to_json().replace("\"batch\": 8192", &format!("\"batch\": {n}"))).unwrap();
         assert_eq!(fitting.train.batch, n);
@@ -65,6 +65,15 @@ async fn limits_case(ctx: GpuContext) {
         let recipe = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [300, 100]}, "train": {"epochs": 1, "batch": 1, "lr": 0.05}}"#).unwrap();
         let e = run(&recipe, &data, &backend, &RunOptions::default(), &mut |_| Control::Continue).await.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("train.batch") && e.contains("smaller model"), "{what}: {e}");
+        // A layer wider than a matmul grid's columns (recipes cap widths at 4,096, a model file
+        // need not: 2.2 M outputs on a 1-pixel image, whose weights fit a buffer) is refused on
+        // the GPU; the CPU backend has no grid.
+        let wide = Net::mlp(Shape::new(1, 1, 1), &[2_200_000], 10);
+        let e = check_training(&backend, "stages[0].distill.teacher", &wide, 1).err().map(|e| e.to_string()).unwrap_or_default();
+        if let Backend::Gpu(ctx) = &backend {
+            let grid = ctx.device.limits().max_compute_workgroups_per_dimension as usize;
+            assert_eq!(e.contains("2200000 outputs") && e.contains("workgroups of 32 columns"), 2_200_000usize.div_ceil(32) > grid, "{what}: {e}");
+        }
     }
 }
 gpu_test!(batches_and_models_are_checked_against_the_backend, limits_case);

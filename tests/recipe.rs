@@ -286,3 +286,21 @@ fn quantize_stage_errors_name_their_field() {
     assert_eq!((q.weights.bits_for(0), q.weights.per_channel, q.activations.is_none()), (8, true, true));
     assert_eq!(Recipe::from_json(&r.to_json()).unwrap(), r);
 }
+
+/// Stage orders the run cannot carry out are refused by validation, before any training (the
+/// issue's case: hard unit pruning after weight pruning used to fail after the whole training);
+/// the orders it can are accepted: hard units first, soft ones after, and after a distill stage
+/// (its student starts without masks).
+#[test]
+fn impossible_stage_orders_are_refused_before_training() {
+    let recipe = |stages: &str| format!(r#"{{"dataset": "mnist", "model": {{"arch": "mlp", "hidden": [32]}}, "train": {{"epochs": 1, "lr": 0.05}}, "limit": {{"holdout": 100}}, "stages": [{stages}]}}"#);
+    let hard = r#"{"prune": {"granularity": "neuron", "sparsity": 0.5, "mode": "hard"}}"#;
+    for before in [r#"{"prune": {"sparsity": 0.5}}"#, r#"{"prune": {"granularity": "neuron", "sparsity": 0.5, "mode": "soft"}}"#, r#"{"greedy": {"sparsity": 0.5}}"#] {
+        let (path, msg) = field_error(&recipe(&format!("{before}, {{\"train\": {{\"epochs\": 1, \"lr\": 0.05}}}}, {hard}")));
+        assert_eq!(path, "stages[2].prune.mode", "{before}");
+        assert!(msg.contains("put it first"), "{msg}");
+    }
+    for ok in [format!("{hard}, {{\"prune\": {{\"sparsity\": 0.5}}}}"), format!("{hard}, {hard}"), format!("{{\"prune\": {{\"sparsity\": 0.5}}}}, {{\"distill\": {{\"student\": {{\"arch\": \"mlp\", \"hidden\": [16]}}, \"train\": {{\"epochs\": 1, \"lr\": 0.05}}}}}}, {hard}")] {
+        assert!(Recipe::from_json(&recipe(&ok)).is_ok(), "{ok}");
+    }
+}

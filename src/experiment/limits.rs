@@ -5,6 +5,15 @@
 //! workgroups per dimension; on the CPU reference the batch's activations, tape and gradients and
 //! the parameters with their optimizer state within a memory budget. A batch that does not fit is
 //! refused naming the field and the largest batch that does.
+//!
+//! What these checks bound is what lets src/gpu cast sizes to u32 and leave some grids unfolded:
+//! every buffer a trainer binds (so every element count derived from a node size times the batch,
+//! a parameter tensor or a split) is at most the binding size (< 2^32 bytes), and evaluation runs
+//! at most 1,000 rows at a time. The 1D kernels fold their grids past 65,535 workgroups
+//! (gpu::kernels::grid_folded); the others are bounded: a matmul's M / 32 and N / 32 (and
+//! bias_grad's N / 64) by the grid checks here, the per-row losses by the batch (≤ 8,192), the int8 GEMM
+//! folds its tiles, and a k-means update has at most 256 centroids. A dispatch that still exceeded
+//! a limit would be a validation error, which GpuContext::check turns into an `Error`.
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -31,6 +40,11 @@ pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -
             let binding = binding.min(limits.max_buffer_size);
             if largest_tensor > binding {
                 return Err(Error::recipe(field, format!("{} has a parameter tensor of {largest_tensor} bytes, over this adapter's {binding}-byte buffers: choose a smaller model", net.arch)));
+            }
+            // A matmul's N / 32 workgroups (and bias_grad's N / 64): the widest layer's outputs.
+            let widest = net.nodes.iter().filter_map(|n| match n.op { Op::Dense { outputs } | Op::Conv { outputs, .. } => Some(outputs as u64), _ => None }).max().unwrap_or(0);
+            if widest.div_ceil(32) > limits.max_compute_workgroups_per_dimension as u64 {
+                return Err(Error::recipe(field, format!("{} has a layer of {widest} outputs, over this adapter's {} workgroups of 32 columns: choose a smaller model", net.arch, limits.max_compute_workgroups_per_dimension)));
             }
             let by_buffer = binding / per_sample;
             if batch as u64 > by_buffer {
@@ -59,14 +73,17 @@ pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -
     Ok(())
 }
 
-/// The training split's pixels live on the GPU as one buffer.
-pub fn check_data(backend: &Backend, pixels: usize, n: usize) -> Result<()> {
+/// Each split's pixels live on the GPU as one buffer (the training split while training, the
+/// test split while evaluating).
+pub fn check_data(backend: &Backend, pixels: usize, train: usize, test: usize) -> Result<()> {
     if let Backend::Gpu(ctx) = backend {
         let limits = ctx.device.limits();
         let binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
-        let bytes = (pixels * n) as u64;
-        if bytes > binding {
-            return Err(Error::recipe("limit.train", format!("the training split's {n} images of {pixels} pixels take {} MB, over this adapter's {} MB buffers; the most that fit is {}", bytes >> 20, binding >> 20, binding / pixels.max(1) as u64)));
+        for (field, split, n) in [("limit.train", "training", train), ("limit.test", "test", test)] {
+            let bytes = pixels as u64 * n as u64;
+            if bytes > binding {
+                return Err(Error::recipe(field, format!("the {split} split's {n} images of {pixels} pixels take {} MB, over this adapter's {} MB buffers; the most that fit is {}", bytes >> 20, binding >> 20, binding / pixels.max(1) as u64)));
+            }
         }
     }
     Ok(())

@@ -373,20 +373,21 @@ fn check_file(ok: bool, field: &str, message: String) -> Result<()> {
     }
 }
 
-/// The data a recipe will be checked against before it runs: image size and training images.
+/// The data a recipe will be checked against before it runs: image size and split sizes.
 #[derive(Clone, Copy, Debug)]
 pub struct DataShape {
     pub rows: usize,
     pub cols: usize,
     pub train: usize,
+    pub test: usize,
 }
 
 impl DataShape {
-    /// The shipped datasets' shape (MNIST and Fashion-MNIST: 60,000 28x28 training images); none
+    /// The shipped datasets' shape (MNIST and Fashion-MNIST: 60,000 + 10,000 28x28 images); none
     /// for the user's own files until they are loaded.
     pub fn known(dataset: crate::recipe::DatasetName) -> Option<DataShape> {
         use crate::recipe::DatasetName;
-        matches!(dataset, DatasetName::Mnist | DatasetName::FashionMnist).then_some(DataShape { rows: 28, cols: 28, train: 60_000 })
+        matches!(dataset, DatasetName::Mnist | DatasetName::FashionMnist).then_some(DataShape { rows: 28, cols: 28, train: 60_000, test: 10_000 })
     }
 }
 
@@ -399,11 +400,12 @@ pub fn check(recipe: &Recipe, data: DataShape, files: &ModelFiles, backend: &Bac
     recipe.validate()?;
     let net = model_net(recipe, data.rows, data.cols)?;
     let train = recipe.limit.train.map_or(data.train, |n| n.min(data.train)).saturating_sub(recipe.limit.holdout.unwrap_or(0));
-    check_fits(recipe, &net, data.rows * data.cols, train, files, backend)
+    let test = recipe.limit.test.map_or(data.test, |n| n.min(data.test));
+    check_fits(recipe, &net, data.rows * data.cols, (train, test), files, backend)
 }
 
-fn check_fits(recipe: &Recipe, net: &Net, pixels: usize, train: usize, files: &ModelFiles, backend: &Backend) -> Result<()> {
-    limits::check_data(backend, pixels, train)?;
+fn check_fits(recipe: &Recipe, net: &Net, pixels: usize, (train, test): (usize, usize), files: &ModelFiles, backend: &Backend) -> Result<()> {
+    limits::check_data(backend, pixels, train, test)?;
     check_students(recipe, net, files, backend)
 }
 
@@ -442,7 +444,7 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
     let (data, holdout) = limited(recipe, data)?;
     let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
-    check_fits(recipe, &net, data.train.pixels(), data.train.n, &opts.files, backend)?;
+    check_fits(recipe, &net, data.train.pixels(), (data.train.n, data.test.n), &opts.files, backend)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
     let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };
