@@ -224,6 +224,14 @@ impl Squeeze {
         Ok(to_js(&r)?)
     }
 
+    /// Bytes of the engine's WebAssembly memory (it grows, never shrinks): after each run the page
+    /// shows it, so memory over many runs is measured, not assumed.
+    #[wasm_bindgen(js_name = memoryBytes)]
+    pub fn memory_bytes(&self) -> f64 {
+        use wasm_bindgen::JsCast;
+        wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
+    }
+
     /// The last run's models: after training, and after every stage that changed the model.
     pub fn models(&self) -> Result<JsValue, JsError> {
         let i = self.inner.borrow();

@@ -1,4 +1,5 @@
-//! GPU errors never panic and a lost device ends the run with a message (GpuContext::check): an
+//! A run destroys the GPU buffers it made when it ends (GpuContext::begin_run/end_run). GPU
+//! errors never panic and a lost device ends the run with a message (GpuContext::check): an
 //! error no scope caught (a buffer over the device's limit) becomes an `Error` at the next
 //! read-back and is then forgotten; one raised mid-run stops that run, and the next run on the
 //! same device works; a device destroyed mid-run stops it with "the GPU device was lost", refuses
@@ -28,6 +29,25 @@ async fn faults_case(_shared: GpuContext) {
     let recipe = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [16]}, "train": {"epochs": 2, "batch": 16, "lr": 0.05}}"#).unwrap();
     let opts = RunOptions { progress_every: 4, ..Default::default() };
     let gpu = Backend::Gpu(ctx.clone());
+
+    // A run's buffers are destroyed when it ends (in the browser a dropped buffer waits for the
+    // garbage collector): what a run tracks is freed, what was made outside it survives it.
+    let outside = ctx.storage(&[3.0f32, 4.0], "made outside any run");
+    ctx.begin_run();
+    let inside = ctx.storage(&[5.0f32; 3], "made inside");
+    let _u = ctx.uniform(&[1u32; 4], "uniform inside");
+    assert_eq!(ctx.end_run(), 2);
+    let mut freed = false;
+    for _ in 0..20 {
+        if ctx.read::<f32>(&inside).await.is_err() {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "a destroyed buffer reads back as an error");
+    assert!(run(&recipe, &data, &gpu, &opts, &mut |_| Control::Continue).await.is_ok());
+    assert_eq!(ctx.end_run(), 0, "the run released what it made");
+    assert_eq!(ctx.read::<f32>(&outside).await.unwrap(), [3.0, 4.0]);
 
     // An uncaptured error: an Error at the next read-back (the browser reports it from its event
     // loop, so allow a few), never a panic; reported once, then forgotten.

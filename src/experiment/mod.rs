@@ -419,6 +419,7 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
             ctx.check()?;
         }
         let _ = ctx.check();
+        ctx.begin_run();
     }
     let out = run_stages(recipe, data, backend, opts, progress).await;
     if let Backend::Gpu(ctx) = backend {
@@ -432,6 +433,8 @@ pub async fn run(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &RunOp
                 platform::sleep_ms(20).await;
             }
         }
+        // Every buffer the run made is garbage now (its models are on the host): freed at once.
+        ctx.end_run();
         // An error no read-back met (the last commands) still ends the run.
         ctx.check()?;
     }

@@ -34,6 +34,13 @@ pub struct GpuContext {
     faults: Faults,
 }
 
+thread_local! {
+    /// The buffers made on this thread since `begin_run`, for `end_run` to destroy (`None`: no
+    /// run is tracking). Per thread, so that runs on other threads sharing a context (parallel
+    /// tests) keep theirs.
+    static RUN_BUFFERS: std::cell::RefCell<Option<Vec<wgpu::Buffer>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Device errors nobody scoped, and the device's loss, recorded by the handlers `from_device`
 /// installs (wgpu's default handler panics natively; in the browser the error would only be a
 /// console line while every later command buffer is silently invalid). The next read-back or
@@ -137,6 +144,30 @@ impl GpuContext {
         }
     }
 
+    /// From here until `end_run`, every buffer a context makes on this thread is kept for
+    /// `end_run` to destroy.
+    pub fn begin_run(&self) {
+        RUN_BUFFERS.with(|r| *r.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// Destroys the buffers made since `begin_run` and returns how many. In the browser a
+    /// dropped wgpu buffer is only freed when the JS garbage collector finds it, which GPU memory
+    /// does not prompt; a run's buffers are all garbage once it ends (its models are on the host).
+    pub fn end_run(&self) -> usize {
+        let made = RUN_BUFFERS.with(|r| r.borrow_mut().take()).unwrap_or_default();
+        made.iter().for_each(|b| b.destroy());
+        made.len()
+    }
+
+    fn track(&self, buffer: wgpu::Buffer) -> wgpu::Buffer {
+        RUN_BUFFERS.with(|r| {
+            if let Some(made) = r.borrow_mut().as_mut() {
+                made.push(buffer.clone());
+            }
+        });
+        buffer
+    }
+
     /// Whether the device has been lost (destroyed, a driver reset, the browser reclaiming it).
     pub fn is_lost(&self) -> bool {
         self.faults.state().lost.is_some()
@@ -153,11 +184,11 @@ impl GpuContext {
 
     /// A uniform buffer holding `value` (UNIFORM to bind it, COPY_DST so steps can rewrite it).
     pub fn uniform<T: Pod>(&self, value: &T, label: &str) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        self.track(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::bytes_of(value),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        }))
     }
 
     /// A storage buffer initialised from `data` (COPY_SRC for read-back, COPY_DST for uploads).
@@ -166,21 +197,21 @@ impl GpuContext {
         if bytes.is_empty() {
             return self.storage_zeroed(4, label);
         }
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        self.track(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytes,
             usage: storage_usage(),
-        })
+        }))
     }
 
     /// A zero-filled storage buffer of `bytes` (rounded up to 4).
     pub fn storage_zeroed(&self, bytes: u64, label: &str) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
+        self.track(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4).div_ceil(4) * 4,
             usage: storage_usage(),
             mapped_at_creation: false,
-        })
+        }))
     }
 
     /// u8 data packed four to a u32 word, little-endian, zero-padded (shaders/data.wgsl's layout).
@@ -227,6 +258,8 @@ impl GpuContext {
             bytemuck::cast_slice::<u8, T>(&view).to_vec()
         };
         staging.unmap();
+        // Read-back buffers are one-shot: freed now, not when a garbage collector gets to them.
+        staging.destroy();
         Ok(out)
     }
 }

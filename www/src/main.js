@@ -177,7 +177,7 @@ function onEvent(ev) {
 }
 
 // One row per finished run, kept for the page's lifetime: compare settings side by side.
-function addRunRow(report, recipe) {
+function addRunRow(report, recipe, memory) {
   const last = report.stages[report.stages.length - 1];
   const pruned = [...report.stages].reverse().find((s) => s.pruning)?.pruning;
   const describe = (m) => m.arch + (m.arch === 'mlp' && m.hidden ? ` ${m.hidden.join('-')}` : m.widths ? ` ${m.widths.join('-')}` : '');
@@ -198,6 +198,7 @@ function addRunRow(report, recipe) {
       const pct = (v) => `${(100 * v).toFixed(2)}%`;
       return `${pct(s.test_accuracy)} / ${d.baseline_accuracy === undefined ? '–' : pct(d.baseline_accuracy)} / ${pct(d.teacher_accuracy)}`;
     }).join('; ') || '–',
+    `${(memory / 2 ** 20).toFixed(0)} MB`,
   ];
   const row = document.createElement('tr');
   for (const v of cells) {
@@ -205,6 +206,7 @@ function addRunRow(report, recipe) {
     td.textContent = v;
     row.appendChild(td);
   }
+  row.dataset.memory = String(memory);
   $('runs-table').querySelector('tbody').appendChild(row);
 }
 
@@ -251,7 +253,7 @@ worker.onmessage = (msg) => {
     const warned = m.report.stages.some((st) => st.warnings?.length);
     $('status').textContent = `Done${warned ? ', with warnings (below)' : ''}: test accuracy ${(100 * s.test_accuracy).toFixed(2)}% after ${m.report.stages.length} stage(s), ${seconds.toFixed(1)} s of training.`;
     $('status').dataset.done = 'true';
-    addRunRow(m.report, run.recipe);
+    addRunRow(m.report, run.recipe, m.memory);
     run.report = m.report;
     $('downloads').hidden = false;
     showModels(m.models, run.recipe);

@@ -104,7 +104,7 @@ self.onmessage = async (msg) => {
         if (ev.kind !== 'paused') self.postMessage({ type: 'event', event: ev });
         return cancelled ? false : paused ? 'pause' : true;
       }, m.progressEvery ?? 25);
-      self.postMessage({ type: 'done', report, models: engine.models(), backend: engine.backendInfo() });
+      self.postMessage({ type: 'done', report, models: engine.models(), backend: engine.backendInfo(), memory: engine.memoryBytes() });
     } else if (m.type === 'simulate-device-loss') {
       engine.simulateDeviceLoss();
     } else if (m.type === 'predict') {

@@ -722,3 +722,41 @@ test('a GPU device lost mid-run ends that run with a message, the earlier result
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+test('50 runs in one page, mixed models and stages: the engine\'s memory stays bounded', { timeout: 900_000 }, async () => {
+  const { page, errors } = await openPage();
+  const kinds = [
+    { arch: 'mlp', size: { '#hidden': '16' } },
+    { arch: 'mlp', size: { '#hidden': '16' }, stage: 'prune' },
+    { arch: 'lenet5', size: { '#widths': '2, 4, 16' } },
+    { arch: 'mlp', size: { '#hidden': '16' }, stage: 'quantize' },
+    { arch: 'mlp', size: { '#hidden': '16' }, stage: 'distill' },
+  ];
+  const removeFirst = 'button[aria-label^="Remove stage 1"]';
+  const memory = [];
+  const heap = [];
+  const started = Date.now();
+  for (let i = 0; i < 50; i++) {
+    const k = kinds[i % kinds.length];
+    while (await page.locator(removeFirst).count()) await page.click(removeFirst);
+    await page.selectOption('#arch', k.arch);
+    await fillAll(page, { '#limit-train': '256', '#limit-test': '128', '#epochs': '1', ...k.size });
+    if (k.stage) {
+      await page.selectOption('#add-stage-kind', k.stage);
+      await page.click('#add-stage');
+    }
+    await page.click('#train');
+    await page.waitForFunction((n) => document.querySelectorAll('#runs-table tbody tr').length === n || document.getElementById('error').textContent, i + 1, { timeout: 120_000 });
+    assert.equal(await page.textContent('#error'), '', `run ${i + 1} (${k.arch} ${k.stage ?? ''})`);
+    memory.push(Number(await page.getAttribute('#runs-table tbody tr:last-child', 'data-memory')));
+    heap.push(await page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0));
+  }
+  const mb = (b) => (b / 2 ** 20).toFixed(1);
+  console.log(`50 runs in ${((Date.now() - started) / 1000).toFixed(0)} s; engine memory (MB) after runs 1, 10, 25, 50: ${[0, 9, 24, 49].map((i) => mb(memory[i])).join(', ')}; page JS heap (MB): ${[0, 9, 24, 49].map((i) => mb(heap[i])).join(', ')}`);
+  // Memory grows while the run kinds are first seen (the allocator's high-water mark), then holds:
+  // the last 40 runs add at most 16 MB to the engine, and the page's heap stays under 64 MB.
+  assert.ok(memory[49] - memory[9] <= 16 * 2 ** 20, `engine memory ${mb(memory[9])} MB after 10 runs, ${mb(memory[49])} MB after 50`);
+  assert.ok(heap[49] === 0 || heap[49] < 64 * 2 ** 20, `page heap ${mb(heap[49])} MB`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
