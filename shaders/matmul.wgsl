@@ -5,7 +5,8 @@
 // Split-K: when C is small and K long (a conv weight gradient sums over B·OH·OW positions), one
 // 32x32 tile would be one workgroup walking all of K; workgroup z then takes K rows
 // [z·k_chunk, (z+1)·k_chunk) and writes its partial C to slice z of a scratch buffer, and
-// split_sum adds the slices in order (no float atomics, deterministic).
+// split_sum adds the slices in order (no float atomics, deterministic). Without a split, z folds
+// row tiles past the 65,535 workgroups a dimension may have.
 // CPU twins: reference::ops::matmul_reference, reference::ops::split_sum_reference.
 
 struct MatmulParams {
@@ -33,7 +34,10 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     // The workgroup owns a 32x32 tile of C; invocation (x, y) owns rows y, y+8, y+16, y+24 and
     // columns x, x+8, x+16, x+24 of it. Neighbouring invocations thus read neighbouring elements
     // of B, which software adapters turn into contiguous SIMD loads across lanes.
-    let row0 = wg.y * 32u + lid.y;
+    // Without a K split (k_chunk >= k), row tiles past 65,535 fold into z: tile wg.y + 65535·wg.z.
+    let split = p.k_chunk < p.k;
+    let kz = select(0u, wg.z, split);
+    let row0 = (wg.y + select(65535u * wg.z, 0u, split)) * 32u + lid.y;
     let col0 = wg.x * 32u + lid.x;
     // Clamp edge rows/columns so every load is in bounds; clamped lanes are never stored.
     let rows = min(vec4<u32>(row0, row0 + 8u, row0 + 16u, row0 + 24u), vec4<u32>(p.m - 1u));
@@ -44,8 +48,8 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    let k_end = min(p.k, (wg.z + 1u) * p.k_chunk);
-    for (var kk = wg.z * p.k_chunk; kk < k_end; kk = kk + 1u) {
+    let k_end = min(p.k, (kz + 1u) * p.k_chunk);
+    for (var kk = kz * p.k_chunk; kk < k_end; kk = kk + 1u) {
         let ka = kk * p.a_col;
         let kb = kk * p.b_row;
         let av = vec4<f32>(a[ra.x + ka], a[ra.y + ka], a[ra.z + ka], a[ra.w + ka]);
@@ -62,7 +66,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let col = col0 + 8u * j;
                 if (col < p.n) {
-                    let idx = wg.z * p.m * p.n + r * p.n + col;
+                    let idx = kz * p.m * p.n + r * p.n + col;
                     var v = accs[i][j];
                     if (p.accumulate != 0u) {
                         v = v + c[idx];

@@ -42,6 +42,29 @@ async fn matmul_case(ctx: GpuContext) {
 }
 gpu_test!(matmul_matches_reference, matmul_case);
 
+/// A product with more than 65,535 row tiles of 32 (a conv matmul of batch · positions rows): the
+/// grid folds them into z, and every row, the last tiles' included, matches the twin (also
+/// transposed A, and accumulating).
+async fn matmul_folded_case(ctx: GpuContext) {
+    let (mut rng, seed) = fresh_rng("matmul folded");
+    let (m, n, k) = (65_535 * 32 + 1_000 + rng.below(31) as usize, 3, 2);
+    for &(ta, accumulate) in &[(false, false), (true, true)] {
+        let a = random_vec(&mut rng, m * k, -1.0, 1.0);
+        let b = random_vec(&mut rng, k * n, -1.0, 1.0);
+        let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
+        let (ga, gb, gc) = (ctx.storage(&a, "a"), ctx.storage(&b, "b"), ctx.storage(&c0, "c"));
+        run(&ctx, [&ctx.matmul(MatmulParams::new(m as u32, n as u32, k as u32, ta, false, accumulate), &ga, &gb, &gc)]);
+        let got: Vec<f32> = ctx.read(&gc).await.unwrap();
+        let a = Array2::from_shape_vec(if ta { (k, m) } else { (m, k) }, a).unwrap();
+        let mut want = matmul_reference(a.view(), Array2::from_shape_vec((k, n), b).unwrap().view(), ta, false);
+        if accumulate {
+            want += &Array2::from_shape_vec((m, n), c0).unwrap();
+        }
+        assert_close(&format!("folded matmul M={m} trans_a={ta} accumulate={accumulate}"), &got, want.as_slice().unwrap(), 1e-4, 1e-5, seed);
+    }
+}
+gpu_test!(matmul_folds_rows_past_65535_tiles, matmul_folded_case);
+
 async fn matmul_split_k_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("matmul split-k");
     // (M, N, K, splits): a conv weight gradient (colsᵀ·dY), a bias sum (1ᵀ·dY), chunks that do not

@@ -1,19 +1,20 @@
 //! Before any work: every training a recipe will run fits the backend. On the GPU each buffer a
 //! trainer binds (a node's activations or im2col columns for the whole batch, a parameter tensor,
-//! the training split's pixels) within the device's binding and buffer limits, and every matmul's
-//! grid (M / 32 workgroups, M = batch · output positions for a convolution) within its
-//! workgroups per dimension; on the CPU reference the batch's activations, tape and gradients and
-//! the parameters with their optimizer state within a memory budget. A batch that does not fit is
-//! refused naming the field and the largest batch that does.
+//! each split's pixels) within the device's binding and buffer limits, and every matmul's columns
+//! (N / 32 workgroups) within its workgroups per dimension (its rows fold); on the CPU reference
+//! the batch's activations, tape and gradients and the parameters with their optimizer state
+//! within a memory budget. A batch that does not fit is refused naming the field and the largest
+//! batch that does.
 //!
 //! What these checks bound is what lets src/gpu cast sizes to u32 and leave some grids unfolded:
 //! every buffer a trainer binds (so every element count derived from a node size times the batch,
 //! a parameter tensor or a split) is at most the binding size (< 2^32 bytes), and evaluation runs
 //! at most 1,000 rows at a time. The 1D kernels fold their grids past 65,535 workgroups
-//! (gpu::kernels::grid_folded); the others are bounded: a matmul's M / 32 and N / 32 (and
-//! bias_grad's N / 64) by the grid checks here, the per-row losses by the batch (≤ 8,192), the int8 GEMM
-//! folds its tiles, and a k-means update has at most 256 centroids. A dispatch that still exceeded
-//! a limit would be a validation error, which GpuContext::check turns into an `Error`.
+//! (gpu::kernels::grid_folded), the matmuls fold their row tiles into z and the int8 GEMM its
+//! tiles; the others are bounded: a matmul's N / 32 (and bias_grad's N / 64) by the check here,
+//! the per-row losses by the batch (at most 8,192), a k-means update by its 256 centroids. A
+//! dispatch that still exceeded a limit would be a validation error, which GpuContext::check
+//! turns into an `Error`.
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -49,11 +50,6 @@ pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -
             let by_buffer = binding / per_sample;
             if batch as u64 > by_buffer {
                 return refuse(format!("needs a {} MB buffer for one node's batch (activations or im2col columns), over this adapter's {} MB", batch as u64 * per_sample >> 20, binding >> 20), by_buffer);
-            }
-            let positions = net.nodes.iter().filter(|n| matches!(n.op, Op::Conv { .. })).map(|n| (n.shape.h * n.shape.w) as u64).max().unwrap_or(1);
-            let by_grid = limits.max_compute_workgroups_per_dimension as u64 * 32 / positions;
-            if batch as u64 > by_grid {
-                return refuse(format!("gives a convolution matmul of {} rows, over this adapter's {} workgroups of 32 rows", batch as u64 * positions, limits.max_compute_workgroups_per_dimension), by_grid);
             }
         }
         Backend::Cpu => {

@@ -270,8 +270,10 @@ impl GpuContext {
     }
 
     /// C[M,N] (+)= op(A)·op(B). A is stored [M,K] (or [K,M] when `trans_a`), B [K,N] (or [N,K]).
+    /// Row tiles past 65,535 fold into z (the shader unfolds them).
     pub fn matmul(&self, p: MatmulParams, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Launch {
-        let groups = [p.n.div_ceil(32), p.m.div_ceil(32), 1];
+        let tiles = p.m.div_ceil(32).max(1);
+        let groups = [p.n.div_ceil(32), tiles.min(65535), tiles.div_ceil(65535)];
         self.launch(&self.kernels.matmul, &p, &[a, b, c], groups, "matmul")
     }
 
