@@ -6,9 +6,9 @@
 //! further runs before any event, and a new context runs. Natively and in the browser.
 
 mod common;
-use common::synthetic_sized;
+use common::{run_error, synthetic_sized};
 use squeeze::data::Splits;
-use squeeze::experiment::{run, Backend, Control, Event, RunOptions};
+use squeeze::experiment::{run, Backend, Control, RunOptions};
 use squeeze::gpu::GpuContext;
 use squeeze::recipe::Recipe;
 
@@ -65,48 +65,18 @@ async fn faults_case(_shared: GpuContext) {
     assert!(ctx.check().is_ok() && ctx.read::<f32>(&good).await.unwrap() == [1.0, 2.0], "forgotten once reported");
 
     // Raised mid-run (from the progress callback): that run stops with it...
-    let mut raised = false;
-    let e = run(&recipe, &data, &gpu, &opts, &mut |ev| {
-        if matches!(ev, Event::Progress { .. }) && !raised {
-            raised = true;
-            let _ = bad_buffer(&ctx);
-        }
-        Control::Continue
-    })
-    .await
-    .err()
-    .expect("the run stops")
-    .to_string();
-    assert!(raised && e.contains("the GPU reported an error"), "{e}");
+    let (e, events) = run_error(&recipe, &data, &gpu, &opts, || drop(bad_buffer(&ctx))).await;
+    assert!(events > 0 && e.contains("the GPU reported an error"), "{e}");
     // ...and the next run on the same device finishes.
     let ok = run(&recipe, &data, &gpu, &opts, &mut |_| Control::Continue).await.unwrap();
     assert!(ok.report.stages[0].test_accuracy.is_finite());
 
     // The device destroyed mid-run: the run stops saying so.
-    let mut destroyed = false;
-    let e = run(&recipe, &data, &gpu, &opts, &mut |ev| {
-        if matches!(ev, Event::Progress { .. }) && !destroyed {
-            destroyed = true;
-            ctx.device.destroy();
-        }
-        Control::Continue
-    })
-    .await
-    .err()
-    .expect("the run stops")
-    .to_string();
-    assert!(destroyed && e.contains("the GPU device was lost"), "{e}");
+    let (e, events) = run_error(&recipe, &data, &gpu, &opts, || ctx.device.destroy()).await;
+    assert!(events > 0 && e.contains("the GPU device was lost"), "{e}");
     assert!(ctx.is_lost());
     // A lost device refuses the next run before any event; a new context runs.
-    let mut events = 0;
-    let e = run(&recipe, &data, &gpu, &opts, &mut |_| {
-        events += 1;
-        Control::Continue
-    })
-    .await
-    .err()
-    .expect("refused")
-    .to_string();
+    let (e, events) = run_error(&recipe, &data, &gpu, &opts, || ()).await;
     assert!(e.contains("the GPU device was lost") && events == 0, "{e} after {events} events");
     let fresh = Backend::Gpu(GpuContext::new().await.unwrap());
     assert!(run(&recipe, &data, &fresh, &opts, &mut |_| Control::Continue).await.is_ok());

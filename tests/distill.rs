@@ -541,15 +541,7 @@ async fn attention_stage_case(ctx: GpuContext) {
         ))
         .unwrap()
     };
-    let mut events = 0;
-    let err = squeeze::experiment::run(&recipe(2), &data, &Backend::Cpu, &RunOptions::default(), &mut |_| {
-        events += 1;
-        Control::Continue
-    })
-    .await
-    .err()
-    .expect("refused")
-    .to_string();
+    let (err, events) = common::run_error(&recipe(2), &data, &Backend::Cpu, &RunOptions::default(), || ()).await;
     assert!(err.contains("stages[0].distill.attention[0]") && err.contains("12x12") && err.contains("6x6"), "{err}");
     assert_eq!(events, 0, "work started before the refusal");
     let mut epochs = Vec::new();

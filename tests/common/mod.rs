@@ -116,3 +116,26 @@ pub fn in_lockstep(gpu: &mut squeeze::gpu::GpuTrainer, cpus: &mut [&mut squeeze:
         }
     }
 }
+
+/// Runs `recipe` expecting it to fail: the error's message and how many events came first
+/// (0: refused before any work). `at_first_progress` runs once, at the first progress event.
+pub async fn run_error(
+    recipe: &squeeze::recipe::Recipe,
+    data: &squeeze::data::Splits,
+    backend: &squeeze::experiment::Backend,
+    opts: &squeeze::experiment::RunOptions,
+    mut at_first_progress: impl FnMut(),
+) -> (String, usize) {
+    use squeeze::experiment::{Control, Event};
+    let (mut events, mut progressed) = (0, false);
+    let out = squeeze::experiment::run(recipe, data, backend, opts, &mut |e| {
+        events += 1;
+        if matches!(e, Event::Progress { .. }) && !progressed {
+            progressed = true;
+            at_first_progress();
+        }
+        Control::Continue
+    })
+    .await;
+    (out.err().expect("the run fails").to_string(), events)
+}
