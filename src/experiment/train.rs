@@ -13,11 +13,8 @@ use crate::recipe::TrainConfig;
 /// Stage 0 is "train"; later ones are fine-tuning.
 pub async fn run(run: &mut Run<'_>, si: usize, cfg: &TrainConfig) -> Result<StageReport> {
     let trainer = run.trainer(cfg);
-    if si == 0 {
-        train_with(run, trainer, si, ("train", true), cfg, None::<&mut NoHook>).await
-    } else {
-        train_with(run, trainer, si, ("fine-tune", false), cfg, None::<&mut NoHook>).await
-    }
+    let stage = if si == 0 { ("train", true) } else { ("fine-tune", false) };
+    train_with(run, trainer, si, stage, cfg, None::<&mut NoHook>).await
 }
 
 /// Fine-tunes a fresh trainer on the current model; the model afterwards is the trained one.

@@ -9,6 +9,7 @@ const FILES = {
 };
 
 let engine = null;
+const messageOf = (e) => String(e && e.message ? e.message : e);
 let cancelled = false;
 let paused = false;
 const loaded = new Set();
@@ -119,11 +120,11 @@ self.onmessage = async (msg) => {
       try {
         confusion = engine.confusion(m.index, m.images, m.show);
       } catch (e) {
-        confusion = { error: String(e && e.message ? e.message : e) };
+        confusion = { error: messageOf(e) };
       }
       self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion });
     }
   } catch (e) {
-    self.postMessage({ type: 'error', message: String(e && e.message ? e.message : e), during: m.type, seq: m.seq });
+    self.postMessage({ type: 'error', message: messageOf(e), during: m.type, seq: m.seq });
   }
 };
