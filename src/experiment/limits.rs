@@ -12,7 +12,8 @@
 //! at most 1,000 rows at a time. The 1D kernels fold their grids past 65,535 workgroups
 //! (gpu::kernels::grid_folded), the matmuls fold their row tiles into z and the int8 GEMM its
 //! tiles; the others are bounded: a matmul's N / 32 (and bias_grad's N / 64) by the check here,
-//! the per-row losses by the batch (at most 8,192), a k-means update by its 256 centroids. A
+//! the per-row losses, attention and hint terms by the batch (at most 8,192), batch norm and
+//! LSQ's per-channel kernels by a layer's channels, a k-means update by its 256 centroids. A
 //! dispatch that still exceeded a limit would be a validation error, which GpuContext::check
 //! turns into an `Error`.
 
