@@ -1,7 +1,7 @@
 //! Before any work: every training a recipe will run fits the backend. On the GPU each buffer a
 //! trainer binds (a node's activations or im2col columns for the whole batch, a parameter tensor,
-//! each split's pixels) within the device's binding and buffer limits, and every matmul's columns
-//! (N / 32 workgroups) within its workgroups per dimension (its rows fold); on the CPU reference
+//! each split's pixels) within the device's binding and buffer limits, and the widest layer's
+//! outputs within its workgroups per dimension (matmul rows fold); on the CPU reference
 //! the batch's activations, tape and gradients and the parameters with their optimizer state
 //! within a memory budget. A batch that does not fit is refused naming the field and the largest
 //! batch that does.
@@ -11,9 +11,10 @@
 //! a parameter tensor or a split) is at most the binding size (< 2^32 bytes), and evaluation runs
 //! at most 1,000 rows at a time. The 1D kernels fold their grids past 65,535 workgroups
 //! (gpu::kernels::grid_folded), the matmuls fold their row tiles into z and the int8 GEMM its
-//! tiles; the others are bounded: a matmul's N / 32 (and bias_grad's N / 64) by the check here,
-//! the per-row losses, attention and hint terms by the batch (at most 8,192), batch norm and
-//! LSQ's per-channel kernels by a layer's channels, a k-means update by its 256 centroids. A
+//! tiles; the others are bounded: a layer's outputs (a matmul's N / 32, bias_grad's N / 64, batch
+//! norm's and LSQ's one workgroup per channel) by the widest-layer check here, the per-row
+//! losses, attention and hint terms by the batch (at most 8,192), a k-means update by its 256
+//! centroids. A
 //! dispatch that still exceeded a limit would be a validation error, which GpuContext::check
 //! turns into an `Error`.
 
@@ -43,10 +44,11 @@ pub fn check_training(backend: &Backend, field: &str, net: &Net, batch: usize) -
             if largest_tensor > binding {
                 return Err(Error::recipe(field, format!("{} has a parameter tensor of {largest_tensor} bytes, over this adapter's {binding}-byte buffers: choose a smaller model", net.arch)));
             }
-            // A matmul's N / 32 workgroups (and bias_grad's N / 64): the widest layer's outputs.
+            // The widest layer's outputs: a matmul's N / 32 workgroups, bias_grad's N / 64, and
+            // one workgroup per channel for batch norm and LSQ's per-channel steps.
             let widest = net.nodes.iter().filter_map(|n| match n.op { Op::Dense { outputs } | Op::Conv { outputs, .. } => Some(outputs as u64), _ => None }).max().unwrap_or(0);
-            if widest.div_ceil(32) > limits.max_compute_workgroups_per_dimension as u64 {
-                return Err(Error::recipe(field, format!("{} has a layer of {widest} outputs, over this adapter's {} workgroups of 32 columns: choose a smaller model", net.arch, limits.max_compute_workgroups_per_dimension)));
+            if widest > limits.max_compute_workgroups_per_dimension as u64 {
+                return Err(Error::recipe(field, format!("{} has a layer of {widest} outputs, over this adapter's {} workgroups per dimension (one per channel): choose a smaller model", net.arch, limits.max_compute_workgroups_per_dimension)));
             }
             let by_buffer = binding / per_sample;
             if batch as u64 > by_buffer {
