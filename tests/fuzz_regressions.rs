@@ -4,7 +4,9 @@ include!("../fuzz/properties.rs");
 
 /// So far (2026-11-24): sqz/affine-qmin-near-2pow31, an affine tensor whose codes start near 2^31
 /// (its values lost their last bits in f32, so the file read back re-encoded differently; such a
-/// qmin is now refused, as no file this build writes has one).
+/// qmin is now refused, as no file this build writes has one); sqz/affine-subnormal-step, a
+/// channel whose step is subnormal (its inverse is infinite: the same; refused, and fixed-point
+/// quantization no longer writes one for an all-zero channel).
 #[test]
 fn inputs_that_once_broke_a_fuzz_property() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");

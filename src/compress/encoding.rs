@@ -233,6 +233,12 @@ pub fn decode_quantized(bytes: &[u8], n: usize, cols: usize) -> Option<(Vec<f32>
                 return None;
             }
             let channels = (0..entries).map(|c| Some([1.0 / f32_at(at + 8 * c)?, f32_at(at + 8 * c)?, f32_at(at + 8 * c + 4)?])).collect::<Option<Vec<_>>>()?;
+            // Steps this build writes are normal positive floats with a finite inverse, zero
+            // points within the codes' range; others (a subnormal step, a zero point of 1e8) give
+            // values that would not encode back to the same codes.
+            if !channels.iter().all(|&[inv, step, zero]| step.is_normal() && step > 0.0 && inv.is_normal() && zero.abs() <= (1 << 16) as f32) {
+                return None;
+            }
             at += 8 * entries;
             QuantFn::Affine { qmin, qmax: qmin.checked_add((1i64 << bits).min(i32::MAX as i64) as i32 - 1)?, channels }
         }

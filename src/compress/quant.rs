@@ -303,7 +303,9 @@ impl Scheme {
                         qmin = -(1 << (bits - 1));
                         // The fewest integer bits m with max|w| < 2^m; n = bits − 1 − m fraction bits.
                         let m = lo.abs().max(hi).max(f32::MIN_POSITIVE).log2().floor() as i32 + 1;
-                        let step = 2f32.powi(m - (bits - 1));
+                        // Never subnormal (an all-zero channel would get 2^-132): the model
+                        // file reads only normal steps (compress::encoding::decode_quantized).
+                        let step = 2f32.powi((m - (bits - 1)).max(-126));
                         [1.0 / step, step, 0.0]
                     }
                     _ => {
