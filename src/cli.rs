@@ -23,7 +23,7 @@ enum Command {
     Run {
         /// The recipe file (JSON); see recipes/.
         recipe: PathBuf,
-        /// Where the math runs.
+        /// Where the math runs ("auto": the faster for this recipe's model, measured).
         #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
         backend: BackendArg,
         /// How convolutions run on the GPU: "im2col" or "direct" (default: the faster on this adapter).
@@ -69,6 +69,37 @@ enum Command {
 enum BackendArg {
     Gpu,
     Cpu,
+    /// The faster of the two for this recipe's model, timed on a few training steps each.
+    Auto,
+}
+
+/// The backend `arg` names; for `auto`, the faster for `recipe` on `rows`×`cols` images (the
+/// CPU where there is no GPU), with both figures printed.
+async fn pick_backend(arg: BackendArg, conv: Option<String>, recipe: &crate::recipe::Recipe, (rows, cols): (usize, usize)) -> crate::Result<Backend> {
+    let gpu = || async {
+        let mut ctx = GpuContext::new().await?;
+        if let Some(name) = &conv {
+            ctx.conv = crate::gpu::net::ConvMethod::parse(name).ok_or_else(|| crate::Error::recipe("--conv", format!("\"im2col\" or \"direct\", got {name:?}")))?;
+        }
+        Ok::<Backend, crate::Error>(Backend::Gpu(ctx))
+    };
+    Ok(match arg {
+        BackendArg::Gpu => gpu().await?,
+        BackendArg::Cpu => Backend::Cpu,
+        BackendArg::Auto => {
+            let gpu = gpu().await;
+            if let Err(e) = &gpu {
+                eprintln!("no GPU backend: {e}");
+            }
+            recipe.validate()?;
+            let choice = crate::experiment::calibrate::choose(recipe, (rows, cols), gpu.as_ref().ok(), 0.5).await?;
+            eprintln!("backend by measurement: {}", choice.summary.replace("WebGPU", "GPU"));
+            match (choice.chosen, gpu) {
+                ("gpu", Ok(b)) => b,
+                _ => Backend::Cpu,
+            }
+        }
+    })
 }
 
 pub fn main() -> ExitCode {
@@ -110,11 +141,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let r = load_recipe(&recipe)?;
             let files = teacher_files(&recipe, &r, &teacher)?;
             // The shipped datasets' shape; the user's own files are checked by `run` once read.
-            let backend = match backend {
-                BackendArg::Gpu => Backend::Gpu(GpuContext::new().await?),
-                BackendArg::Cpu => Backend::Cpu,
-            };
-            if let Some(shape) = crate::experiment::DataShape::known(r.dataset) {
+            let known = crate::experiment::DataShape::known(r.dataset);
+            let backend = pick_backend(backend, None, &r, known.map_or((28, 28), |s| (s.rows, s.cols))).await?;
+            if let Some(shape) = known {
                 crate::experiment::check(&r, shape, &files, &backend)?;
             }
             println!("{}: valid for {}\n{}", recipe.display(), backend.describe(), r.to_json());
@@ -131,16 +160,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let files = teacher_files(&recipe, &r, &teacher)?;
             let dir = data.unwrap_or_else(default_data_dir);
             let splits = load_named(&dir, r.dataset.as_str())?;
-            let backend = match backend {
-                BackendArg::Gpu => {
-                    let mut ctx = GpuContext::new().await?;
-                    if let Some(name) = conv {
-                        ctx.conv = crate::gpu::net::ConvMethod::parse(&name).ok_or_else(|| crate::Error::recipe("--conv", format!("\"im2col\" or \"direct\", got {name:?}")))?;
-                    }
-                    Backend::Gpu(ctx)
-                }
-                BackendArg::Cpu => Backend::Cpu,
-            };
+            let backend = pick_backend(backend, conv, &r, (splits.train.rows, splits.train.cols)).await?;
             eprintln!("recipe {} | {} | {}", recipe.display(), r.dataset.as_str(), backend.describe());
             let opts = RunOptions { progress_every, files };
             let mut on_event = |e: &Event| {

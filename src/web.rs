@@ -13,7 +13,12 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 struct Inner {
+    /// The backend runs use now: the GPU, the CPU, or whichever `chooseBackend` measured faster.
     backend: Backend,
+    /// The GPU device when there is one, kept while the CPU is chosen (the next model may differ).
+    gpu: Option<GpuContext>,
+    /// The last measurement `chooseBackend` made, for `backendInfo`.
+    choice: Option<crate::experiment::calibrate::Choice>,
     fallback_reason: Option<String>,
     datasets: HashMap<String, Splits>,
     running: bool,
@@ -89,6 +94,8 @@ struct BackendInfo {
     backend: &'static str,
     adapter: Option<crate::gpu::AdapterSummary>,
     fallback_reason: Option<String>,
+    /// Both backends' measured speeds and the sentence saying which was chosen (chooseBackend).
+    choice: Option<crate::experiment::calibrate::Choice>,
 }
 
 #[derive(serde::Serialize)]
@@ -105,20 +112,26 @@ struct DatasetInfo {
 /// `simulateDeviceLoss`) is replaced before the next: by a new device, or by the CPU backend
 /// with the reason, so that run works without a reload. `backendInfo` says which.
 async fn replace_lost_device(inner: &Rc<RefCell<Inner>>) {
-    let conv = match &inner.borrow().backend {
-        Backend::Gpu(ctx) if ctx.is_lost() => ctx.conv,
-        _ => return,
+    let (conv, was_running_on_it) = {
+        let i = inner.borrow();
+        match &i.gpu {
+            Some(ctx) if ctx.is_lost() => (ctx.conv, matches!(i.backend, Backend::Gpu(_))),
+            _ => return,
+        }
     };
-    let (backend, reason) = match GpuContext::new().await {
+    let (gpu, reason) = match GpuContext::new().await {
         Ok(mut ctx) => {
             ctx.conv = conv;
-            (Backend::Gpu(ctx), Some("the earlier GPU device was lost; this is a new one".to_string()))
+            (Some(ctx), Some("the earlier GPU device was lost; this is a new one".to_string()))
         }
-        Err(e) => (Backend::Cpu, Some(format!("the GPU device was lost and no new one could be had: {e}"))),
+        Err(e) => (None, Some(format!("the GPU device was lost and no new one could be had: {e}"))),
     };
     let mut i = inner.borrow_mut();
-    i.backend = backend;
-    i.fallback_reason = reason;
+    if was_running_on_it {
+        i.backend = gpu.clone().map_or(Backend::Cpu, Backend::Gpu);
+        i.fallback_reason = reason;
+    }
+    i.gpu = gpu;
 }
 
 #[wasm_bindgen]
@@ -150,7 +163,11 @@ impl Squeeze {
         } else {
             (Backend::Cpu, Some("CPU backend requested".to_string()))
         };
-        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() })) }
+        let gpu = match &backend {
+            Backend::Gpu(ctx) => Some(ctx.clone()),
+            Backend::Cpu => None,
+        };
+        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, gpu, choice: None, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() })) }
     }
 
     /// `{backend: "webgpu" | "cpu", adapter: {name, backend, deviceType, driver, software} | null, fallbackReason}`.
@@ -167,8 +184,44 @@ impl Squeeze {
                 Backend::Cpu => None,
             },
             fallback_reason: inner.fallback_reason.clone(),
+            choice: inner.choice.clone(),
         };
         Ok(to_js(&info)?)
+    }
+
+    /// Backend by measurement: times a few training steps of `recipe`'s model (its first training's
+    /// batch and optimizer) on `rows`×`cols` random images on the CPU and on the GPU (when there is
+    /// one), about `budgetS` seconds each, and runs from now on use the faster. Resolves to
+    /// `{cpu: {samples_per_s, steps}, gpu: {...} | null, chosen: "cpu" | "gpu", summary}`.
+    #[wasm_bindgen(js_name = chooseBackend)]
+    pub fn choose_backend(&self, recipe: JsValue, rows: usize, cols: usize, budget_s: f64) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let recipe = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+            recipe.validate().map_err(js_err)?;
+            if !(1..=4096).contains(&rows) || !(1..=4096).contains(&cols) || !(0.01..=10.0).contains(&budget_s) {
+                return Err(JsError::new("chooseBackend: rows and cols are 1 to 4096, budgetS 0.01 to 10 seconds").into());
+            }
+            replace_lost_device(&inner).await;
+            let gpu = {
+                let mut i = inner.borrow_mut();
+                if i.running {
+                    return Err(JsError::new("a run is in progress: the backend is chosen between runs").into());
+                }
+                i.running = true;
+                i.gpu.clone().map(Backend::Gpu)
+            };
+            let choice = crate::experiment::calibrate::choose(&recipe, (rows, cols), gpu.as_ref(), budget_s).await;
+            let mut i = inner.borrow_mut();
+            i.running = false;
+            let choice = choice.map_err(js_err)?;
+            i.backend = match (choice.chosen, gpu) {
+                ("gpu", Some(b)) => b,
+                _ => Backend::Cpu,
+            };
+            i.choice = Some(choice.clone());
+            Ok(to_js(&choice).map_err(JsError::from)?)
+        })
     }
 
     /// Parses four IDX files (raw or gzip) into the dataset `name`. On error nothing already

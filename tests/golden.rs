@@ -85,7 +85,10 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
             // Batch norm's γ and β gradients are sums over all B·H·W positions whose terms largely
             // cancel (β's is Σ dY), so the backends' summation orders move them most: 3.5e-4 on
             // vgg-mini's first β after two epochs (seed 1795532559413523574).
-            let atol = if matches!(info.role, squeeze::nn::Role::Gamma | squeeze::nn::Role::Beta) { 1e-3 } else { 2e-4 };
+            // Downstream of batch norm every weight inherits that: 6e-4 on a vgg-mini conv weight of
+            // 0.031 (seed 1795569421236870954, about 1 seed in 30). A broken update moves far more.
+            let has_bn = net.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm));
+            let atol = if matches!(info.role, squeeze::nn::Role::Gamma | squeeze::nn::Role::Beta) || has_bn { 1e-3 } else { 2e-4 };
             assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, 2e-3, atol, seed);
         }
         // Training moved the weights: a trainer that silently did nothing would fail here.

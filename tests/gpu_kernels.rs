@@ -202,7 +202,11 @@ async fn optimizer_case(ctx: GpuContext) {
                 let g = random_vec(&mut rng, n, -1.0, 1.0);
                 let gg = ctx.storage(&g, "g");
                 let p = cfg.step_params(n, cfg.lr, t);
-                run(&ctx, [&ctx.optimizer(kind == OptimizerKind::Adam, p, &gw, &gg, &gm, &gv)]);
+                // The step's lr and eps come from their own uniform; the tensor's copy holds others
+                // (a kernel reading them would be caught).
+                let step = ctx.uniform(&squeeze::nn::OptimStep::of(&p), "step");
+                let stale = squeeze::nn::OptimParams { lr: 7.0, eps: 3.0, ..p };
+                run(&ctx, [&ctx.optimizer(kind == OptimizerKind::Adam, stale, &step, &gw, &gg, &gm, &gv)]);
                 match kind {
                     OptimizerKind::Sgd => sgd_reference(&mut rw, &g, &mut rm, &p),
                     OptimizerKind::Adam => adam_reference(&mut rw, &g, &mut rm, &mut rv, &p),

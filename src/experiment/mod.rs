@@ -5,8 +5,9 @@
 //! replaces `run.model` and returns its report. Nothing here knows about the DOM or the terminal.
 //!
 //! Stages: `train` (also fine-tuning and the training loop every stage shares), `prune`,
-//! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`, `grid` (distill-grid). Reports: `report`. Backend dispatch: `trainer`. Clock: `platform`.
+//! `greedy`, `sensitivity`, `quantize`, `sweep`, `distill`, `grid` (distill-grid). Reports: `report`. Backend dispatch: `trainer`. Backend by measurement: `calibrate`. Clock: `platform`.
 
+pub mod calibrate;
 pub mod distill;
 pub mod divergence;
 pub mod greedy;
@@ -28,11 +29,10 @@ pub use trainer::Trainer;
 
 use crate::data::{Dataset, Normalization, Splits};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, GpuTrainer};
+use crate::gpu::GpuContext;
 use crate::inspect::StageModel;
 use crate::nn::{Net, NetParams, Shape, Transforms};
 use crate::recipe::{Recipe, Stage, TrainConfig};
-use crate::reference::net::CpuTrainer;
 use serde::Serialize;
 use trainer::means;
 
@@ -213,22 +213,7 @@ impl Run<'_> {
     /// A trainer on another model state (e.g. the same net without its quantizers; a teacher
     /// file with the normalisation it was trained with).
     pub fn trainer_with(&self, m: &ModelState, data: &Splits, norm: Normalization, cfg: &TrainConfig) -> Trainer {
-        let opt = cfg.optimizer_config();
-        let mut t = match self.backend {
-            Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, norm, cfg.batch, &m.transforms))),
-            Backend::Cpu => {
-                let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), norm, cfg.batch);
-                t.set_transforms(&m.transforms);
-                Trainer::Cpu(Box::new(t))
-            }
-        };
-        if let Some(masks) = &m.masks {
-            t.set_masks(&masks.tensors, masks.hard);
-        }
-        if cfg.jitter > 0 {
-            t.set_jitter(cfg.jitter);
-        }
-        t
+        Trainer::build(self.backend, m, data, norm, cfg)
     }
 
     /// Microseconds per test image of a whole evaluation pass: the median of three timed passes

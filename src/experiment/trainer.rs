@@ -12,6 +12,27 @@ pub enum Trainer {
 }
 
 impl Trainer {
+    /// A trainer on `backend` for model state `m` (masks and transforms in force) with `cfg`'s
+    /// optimizer, batch and augmentation.
+    pub fn build(backend: &super::Backend, m: &super::ModelState, data: &crate::data::Splits, norm: crate::data::Normalization, cfg: &crate::recipe::TrainConfig) -> Trainer {
+        let opt = cfg.optimizer_config();
+        let mut t = match backend {
+            super::Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, norm, cfg.batch, &m.transforms))),
+            super::Backend::Cpu => {
+                let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), norm, cfg.batch);
+                t.set_transforms(&m.transforms);
+                Trainer::Cpu(Box::new(t))
+            }
+        };
+        if let Some(masks) = &m.masks {
+            t.set_masks(&masks.tensors, masks.hard);
+        }
+        if cfg.jitter > 0 {
+            t.set_jitter(cfg.jitter);
+        }
+        t
+    }
+
     pub fn begin_epoch(&mut self, order: &[u32]) {
         match self {
             Trainer::Gpu(t) => t.begin_epoch(order),

@@ -360,13 +360,16 @@ impl GpuContext {
         Launch { pipeline: k.pipeline.clone(), bind_group, groups: [1, 1, 1], uniform: step.clone() }
     }
 
-    /// One optimizer update of `w` from `g` with state `m` (and `v` for Adam); p.n elements.
-    pub fn optimizer(&self, adam: bool, p: crate::nn::OptimParams, w: &wgpu::Buffer, g: &wgpu::Buffer, m: &wgpu::Buffer, v: &wgpu::Buffer) -> Launch {
+    /// One optimizer update of `w` from `g` with state `m` (and `v` for Adam); p.n elements. The
+    /// step's lr and eps are read from `step` (an `OptimStep` uniform the caller shares between
+    /// tensors and rewrites once per step), the rest of `p` is the tensor's own.
+    #[allow(clippy::too_many_arguments)]
+    pub fn optimizer(&self, adam: bool, p: crate::nn::OptimParams, step: &wgpu::Buffer, w: &wgpu::Buffer, g: &wgpu::Buffer, m: &wgpu::Buffer, v: &wgpu::Buffer) -> Launch {
         if adam {
-            self.launch(&self.kernels.adam, &p, &[w, g, m, v], grid_1d(p.n), "adam")
+            self.launch_at(&self.kernels.adam, &p, &[(1, w), (2, g), (3, m), (4, v), (5, step)], grid_1d(p.n), "adam")
         } else {
             // sgd never touches `v`, so its auto-derived layout has no binding 4.
-            self.launch(&self.kernels.sgd, &p, &[w, g, m], grid_1d(p.n), "sgd")
+            self.launch_at(&self.kernels.sgd, &p, &[(1, w), (2, g), (3, m), (5, step)], grid_1d(p.n), "sgd")
         }
     }
 

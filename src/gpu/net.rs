@@ -11,7 +11,7 @@ use crate::data::{Dataset, Normalization, Splits};
 use crate::error::Result;
 use crate::nn::net::{Net, NetParams, Op, Role, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
-use crate::nn::{OptimizerConfig, OptimizerKind, Transforms};
+use crate::nn::{OptimStep, OptimizerConfig, OptimizerKind, Transforms};
 use crate::reference::net::{first_tensor, geometry};
 use crate::reference::ops::Geometry;
 
@@ -327,6 +327,8 @@ pub struct GpuTrainer {
     ctx: GpuContext,
     net: Net,
     opt: OptimizerConfig,
+    /// The `OptimStep` uniform every optimizer update reads (rewritten once per step).
+    optim_step: wgpu::Buffer,
     t: u64,
     /// One buffer per tensor of `Net::tensors()`, and, parallel to them, gradients.
     params: Vec<wgpu::Buffer>,
@@ -525,19 +527,21 @@ impl GpuTrainer {
             }
         }
         let step_opt = opt.without_decay();
+        // One uniform of the step's lr and eps for every update (tensors, learned steps, hints).
+        let optim_step = ctx.uniform(&OptimStep::of(&opt.step_params(1, opt.lr, 1)), "optimizer step");
         let mut step_updates = Vec::new();
         let mut step_syncs = Vec::new();
         for (table, g) in slots.learned_tables().zip(weight_steps.iter().chain(&act_steps).flatten()) {
             let len = table.size() as usize / 4;
             let (m, v) = (zeroed(ctx, len, "step momentum / m"), zeroed(ctx, if adam { len } else { 1 }, "step adam v"));
-            step_updates.push((len, ctx.optimizer(adam, step_opt.step_params(len, opt.lr, 1), table, g, &m, &v)));
+            step_updates.push((len, ctx.optimizer(adam, step_opt.step_params(len, opt.lr, 1), &optim_step, table, g, &m, &v)));
             step_syncs.push(ctx.lsq_sync((len / 3) as u32, table));
         }
         let updates = infos
             .iter()
             .enumerate()
             .filter(|(_, t)| t.trainable)
-            .map(|(j, _)| (j, ctx.optimizer(adam, opt.step_params(sizes[j], opt.lr, 1), &params[j], &grads[j], &first[j], &second[j])))
+            .map(|(j, _)| (j, ctx.optimizer(adam, opt.step_params(sizes[j], opt.lr, 1), &optim_step, &params[j], &grads[j], &first[j], &second[j])))
             .collect();
 
         let eval_rows = data.test.n.clamp(1, 1000).min(eval_rows_limit(net)) as u32;
@@ -558,7 +562,7 @@ impl GpuTrainer {
                 Some(ctx.shared_update(s.centroids.len() as u32, s.mean, &params[j], &c, &o, &m))
             })
             .collect();
-        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, teacher_spec: None, teacher_cached: false, cache_teacher: true, node_loss_launches: 0, injected: Vec::new(), hint_updates: Vec::new(), dacts, backward_at, _state: state }
+        GpuTrainer { ctx: ctx.clone(), net: net.clone(), opt, optim_step, t: 0, params, sizes, train, backward, updates, eval, mask_launches: Vec::new(), shared_launches, grads, norm, slots, transforms: transforms.clone(), step_updates, step_syncs, teacher_params: Vec::new(), teacher: None, teacher_spec: None, teacher_cached: false, cache_teacher: true, node_loss_launches: 0, injected: Vec::new(), hint_updates: Vec::new(), dacts, backward_at, _state: state }
     }
 
     /// Uploads this epoch's sample order (the only per-epoch upload).
@@ -571,17 +575,10 @@ impl GpuTrainer {
     pub fn train_step(&mut self, offset: usize, valid: usize, lr: f32) {
         self.t += 1;
         self.train.set_step(&self.ctx, offset, valid);
-        for (j, u) in &self.updates {
-            let p = self.opt.step_params(self.sizes[*j], lr, self.t);
-            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&p));
-        }
-        let step_opt = self.opt.without_decay();
-        for (len, u) in &self.step_updates {
-            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
-        }
-        for (len, u, _) in &self.hint_updates {
-            self.ctx.queue.write_buffer(&u.uniform, 0, bytemuck::bytes_of(&step_opt.step_params(*len, lr, self.t)));
-        }
+        // The step's lr (and Adam's corrections): one write for every update, not one per tensor
+        // (each write is a call from wasm into JS in the browser). Learned steps and hints train
+        // without decay, which changes neither.
+        self.ctx.queue.write_buffer(&self.optim_step, 0, bytemuck::bytes_of(&OptimStep::of(&self.opt.step_params(1, lr, self.t))));
         let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs).chain(self.hint_updates.iter().map(|(_, l, _)| l));
         run(&self.ctx, self.train.launches.iter().chain(self.backward_pass()).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
     }
@@ -751,7 +748,7 @@ impl GpuTrainer {
             forward.push(ctx.matmul(MatmulParams::new(m, cs32, ct32, false, true, false), &dy, &w, &ds)); // dS [M, Cs] = dY·Wᵀ
             inject(h.student, m * cs32, &ds);
             let step_opt = self.opt.without_decay();
-            updates.push((cs * ct, ctx.optimizer(adam, step_opt.step_params(cs * ct, self.opt.lr, 1), &w, &gw, &first, &second), w));
+            updates.push((cs * ct, ctx.optimizer(adam, step_opt.step_params(cs * ct, self.opt.lr, 1), &self.optim_step, &w, &gw, &first, &second), w));
         }
         let at = self.train.loss_at;
         let count = forward.len();

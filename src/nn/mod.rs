@@ -8,5 +8,5 @@ pub mod transforms;
 
 pub use loss::{AttentionTransfer, DistillParams, Hint, Teacher};
 pub use net::{Net, NetParams, Op, Role, Shape, TensorInfo};
-pub use optim::{OptimParams, OptimizerConfig, OptimizerKind};
+pub use optim::{OptimParams, OptimStep, OptimizerConfig, OptimizerKind};
 pub use transforms::{Sharing, Transforms};

@@ -18,6 +18,22 @@ pub struct OptimParams {
     pub _pad: u32,
 }
 
+/// The per-step part of `OptimParams` (shaders/optim.wgsl's `OptimStep`): on the GPU one uniform
+/// shared by every tensor's update, written once per step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct OptimStep {
+    pub lr: f32,
+    pub eps: f32,
+    pub _pad: [f32; 2],
+}
+
+impl OptimStep {
+    pub fn of(p: &OptimParams) -> OptimStep {
+        OptimStep { lr: p.lr, eps: p.eps, _pad: [0.0; 2] }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {

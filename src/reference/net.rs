@@ -10,7 +10,6 @@ use crate::data::{Normalization, Splits};
 use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
 use crate::nn::{AttentionTransfer, DistillParams, Hint, OptimizerConfig, OptimizerKind, Teacher, Transforms};
-use ndarray::ArrayView2;
 
 /// What a forward pass keeps for backward: every node's output and each op's extras.
 pub struct Tape {
@@ -44,8 +43,18 @@ pub fn geometry(net: &Net, n: usize, rows: usize) -> Geometry {
     }
 }
 
-/// C [M, N] = op(A)·op(B) on flat row-major slices (A is [M, K] or [K, M] when `ta`).
+/// C [M, N] = op(A)·op(B) on flat row-major slices (A is [M, K] or [K, M] when `ta`). In the
+/// browser the packed SIMD GEMM (gemm.rs); natively ndarray's (matrixmultiply's AVX kernels).
+#[cfg(target_arch = "wasm32")]
 fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
+    let mut c = vec![0.0; m * n];
+    super::gemm::gemm(a, b, &mut c, m, n, k, ta, tb, false);
+    c
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
+    use ndarray::ArrayView2;
     let a = if ta { ArrayView2::from_shape((k, m), a) } else { ArrayView2::from_shape((m, k), a) }.expect("sized");
     let b = if tb { ArrayView2::from_shape((n, k), b) } else { ArrayView2::from_shape((k, n), b) }.expect("sized");
     matmul_reference(a, b, ta, tb).into_raw_vec_and_offset().0

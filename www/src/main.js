@@ -199,6 +199,7 @@ function addRunRow(report, recipe, memory) {
       return `${pct(s.test_accuracy)} / ${d.baseline_accuracy === undefined ? '–' : pct(d.baseline_accuracy)} / ${pct(d.teacher_accuracy)}`;
     }).join('; ') || '–',
     `${(memory / 2 ** 20).toFixed(0)} MB`,
+    report.adapter ? `WebGPU (${report.adapter.name})` : 'CPU',
   ];
   const row = document.createElement('tr');
   for (const v of cells) {
@@ -207,25 +208,68 @@ function addRunRow(report, recipe, memory) {
     row.appendChild(td);
   }
   row.dataset.memory = String(memory);
+  row.dataset.backend = report.adapter ? 'webgpu' : 'cpu';
   $('runs-table').querySelector('tbody').appendChild(row);
 }
 
-// The banner: which backend runs, on what (after a lost GPU device, the one that replaced it).
+// The banner: which backend runs, on what (after a lost GPU device, the one that replaced it),
+// and when both were timed on the form's model, both figures and the choice.
 let gpuInfo = {};
 function showBackend(b) {
-  if (b.backend === 'webgpu') {
-    const i = gpuInfo;
-    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || b.adapter.name;
-    const software = b.adapter.software || i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name);
+  const i = gpuInfo;
+  const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || b.adapter?.name;
+  const software = !!b.adapter && (b.adapter.software || i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name));
+  if (b.choice) {
+    $('adapter').textContent = `Backend by measurement on this model: ${b.choice.summary}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}.${forcedBackend ? '' : ' Add ?backend=cpu or ?backend=webgpu to the address to force one.'}`;
+    $('adapter').classList.remove('warn');
+  } else if (b.backend === 'webgpu') {
     $('adapter').textContent = `WebGPU on ${software ? 'a software adapter (the CPU emulates the GPU; slower than a real one)' : 'the GPU'}: ${name}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}`;
-    $('adapter').dataset.software = String(software);
     $('adapter').classList.remove('warn');
   } else {
-    $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend, which is slower.`;
+    $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend.`;
     $('adapter').classList.add('warn');
   }
+  $('adapter').dataset.software = String(software);
   $('adapter').dataset.backend = b.backend;
+  $('adapter').dataset.chosen = b.choice ? 'measured' : forcedBackend ? 'forced' : 'only';
 }
+
+// Backend by measurement: with a GPU and no ?backend= in the address, both backends are timed on
+// the form's model when the page starts and whenever the model (or its batch, optimizer or
+// image size) changes; runs use the faster.
+const params = new URLSearchParams(location.search);
+const forcedBackend = ['cpu', 'webgpu'].includes(params.get('backend')) ? params.get('backend') : null;
+let gpuPresent = false;
+let chooseSeq = 0;
+let chooseTimer = null;
+let chosenFor = '';
+let customShape = null;
+function modelKey(r) {
+  const shape = r.dataset === 'custom' ? customShape ?? [28, 28] : [28, 28];
+  return JSON.stringify([r.model, r.train.batch, r.train.optimizer, shape]);
+}
+function chooseBackend() {
+  if (forcedBackend || !gpuPresent || running) return;
+  let recipe;
+  try {
+    recipe = readRecipe();
+  } catch {
+    return;
+  }
+  const key = modelKey(recipe);
+  if (key === chosenFor) return;
+  chosenFor = key;
+  const [rows, cols] = recipe.dataset === 'custom' ? customShape ?? [28, 28] : [28, 28];
+  $('adapter').textContent = `Timing a few training steps of this model on the CPU and on WebGPU…`;
+  $('adapter').dataset.chosen = 'measuring';
+  worker.postMessage({ type: 'choose-backend', recipe, rows, cols, seq: ++chooseSeq });
+}
+const chooseSoon = () => {
+  clearTimeout(chooseTimer);
+  chooseTimer = setTimeout(chooseBackend, 400);
+};
+for (const id of ['arch', 'hidden', 'widths', 'batch', 'optimizer', 'dataset']) $(id).addEventListener('change', chooseSoon);
+
 // What a driver reset does to a run (the end-to-end test uses it): see Squeeze.simulateDeviceLoss.
 window.squeezeSimulateDeviceLoss = () => worker.postMessage({ type: 'simulate-device-loss' });
 
@@ -233,13 +277,27 @@ worker.onmessage = (msg) => {
   const m = msg.data;
   if (m.type === 'ready') {
     gpuInfo = m.gpuInfo || {};
+    gpuPresent = m.backend.backend === 'webgpu';
+    $('adapter').dataset.simd = m.simd;
     showBackend(m.backend);
     $('train').disabled = false;
+    chooseBackend();
+  } else if (m.type === 'backend-chosen') {
+    if (m.seq === chooseSeq) showBackend(m.backend);
+  } else if (m.type === 'error' && m.during === 'choose-backend') {
+    // The form holds something that does not validate yet: the run will say what; keep the backend.
+    if (m.seq === chooseSeq) {
+      chosenFor = '';
+      $('adapter').dataset.chosen = 'unmeasured';
+      $('adapter').textContent = `Could not time this model on both backends (${m.message}); runs use the ${$('adapter').dataset.backend === 'cpu' ? 'CPU' : 'GPU'}.`;
+    }
   } else if (m.type === 'loaded') {
     $('status').textContent = `Loaded ${m.info.name}: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}. Training…`;
   } else if (m.type === 'custom-loaded') {
     $('idx-status').textContent = `Loaded your files: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}.`;
     $('idx-status').dataset.loaded = 'true';
+    customShape = [m.info.rows, m.info.cols];
+    chooseSoon();
     // Models of a run on the earlier files are judged on the new ones (or told they cannot be).
     if (!$('inspect').hidden && run?.recipe?.dataset === 'custom') requestPictures();
   } else if (m.type === 'event') {
@@ -247,6 +305,7 @@ worker.onmessage = (msg) => {
   } else if (m.type === 'done') {
     setRunning(false);
     showBackend(m.backend);
+    chooseSoon();
     const s = m.report.stages[m.report.stages.length - 1];
     $('progress').value = 1;
     const seconds = m.report.stages.reduce((a, st) => a + st.train_s, 0);
@@ -379,5 +438,4 @@ $('share').addEventListener('click', async () => {
   }
 });
 
-const params = new URLSearchParams(location.search);
-worker.postMessage({ type: 'init', preferGpu: params.get('backend') !== 'cpu', conv: params.get('conv') });
+worker.postMessage({ type: 'init', preferGpu: forcedBackend !== 'cpu', conv: params.get('conv'), simd: params.get('simd') });

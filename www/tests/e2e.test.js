@@ -43,12 +43,14 @@ after(async () => {
   server?.kill();
 });
 
-async function openPage() {
+// Opens the page; by default on WebGPU (forced: here the CPU backend measures faster, and these
+// tests are about the page on WebGPU). The backend-by-measurement test opens it without.
+async function openPage(query = '?backend=webgpu') {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => /Content Security Policy/i.test(m.text()) && errors.push(m.text()));
-  await page.goto(URL);
+  await page.goto(`${URL}${query}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   return { page, errors };
 }
@@ -118,6 +120,53 @@ test('an invalid setting is reported next to the controls and nothing breaks', {
   assert.doesNotMatch(await page.textContent('#status'), /Loaded|Training/);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('the page times both backends on the form\'s model, runs on the faster, and ?backend= forces one', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage('');
+  const measured = async (before = '') => {
+    await page.waitForFunction((b) => document.getElementById('adapter').dataset.chosen === 'measured' && document.getElementById('adapter').textContent !== b, before, { timeout: 120_000 });
+    const text = await page.textContent('#adapter');
+    const m = text.match(/CPU ([\d,]+)\/s, WebGPU ([\d,]+)\/s \(.*\): using the (CPU|GPU)/);
+    assert.ok(m, text);
+    const [cpu, gpu] = [m[1], m[2]].map((v) => Number(v.replace(/,/g, '')));
+    assert.ok(cpu > 0 && gpu > 0, text);
+    // The choice is the faster of the two figures it shows.
+    assert.equal(m[3], cpu >= gpu ? 'CPU' : 'GPU', text);
+    assert.equal(await page.getAttribute('#adapter', 'data-backend'), cpu >= gpu ? 'cpu' : 'webgpu');
+    return { text, backend: cpu >= gpu ? 'cpu' : 'webgpu' };
+  };
+  const mlp = await measured();
+  // The page loaded the faster engine build this browser validates (Chromium has relaxed SIMD).
+  assert.equal(await page.getAttribute('#adapter', 'data-simd'), 'relaxed');
+  // Another model is timed again.
+  await page.selectOption('#arch', 'lenet5');
+  const conv = await measured(mlp.text);
+  assert.notEqual(conv.text, mlp.text);
+  // A run uses the chosen backend.
+  await fillAll(page, { '#limit-train': '256', '#limit-test': '128', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 180_000);
+  assert.equal(await page.textContent('#error'), '');
+  assert.equal(await page.getAttribute('#runs-table tbody tr:last-child', 'data-backend'), conv.backend);
+  assert.deepEqual(errors, []);
+  await page.close();
+  // Forced: no timing, that backend (and the plain-SIMD build when asked for).
+  for (const [query, backend] of [['?backend=webgpu', 'webgpu'], ['?backend=cpu&simd=plain', 'cpu']]) {
+    const { page: forced } = await openPage(query);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await forced.getAttribute('#adapter', 'data-backend'), backend);
+    assert.notEqual(await forced.getAttribute('#adapter', 'data-chosen'), 'measured');
+    if (query.includes('plain')) {
+      assert.equal(await forced.getAttribute('#adapter', 'data-simd'), 'plain');
+      await fillAll(forced, { '#limit-train': '512', '#limit-test': '256', '#hidden': '16', '#epochs': '1' });
+      await forced.click('#train');
+      await runEnds(forced, 60_000);
+      assert.equal(await forced.textContent('#error'), '');
+      assert.ok((await firstTestAccuracy(forced)) > 30);
+    }
+    await forced.close();
+  }
 });
 
 test('without WebGPU the page runs on the CPU reference backend and says so', { timeout: 120_000 }, async () => {
@@ -654,7 +703,7 @@ test('the page runs under a Content-Security-Policy without eval or inline scrip
   const workerPolicies = [];
   page.on('response', (r) => /worker[^/]*\.js$/.test(r.url()) && workerPolicies.push(r.headers()['content-security-policy'] ?? ''));
   const markup = '<img src=x onerror="window.__xss=1">';
-  await page.goto(`${URL}?r=${encodeURIComponent(JSON.stringify({ dataset: 'mnist', stages: [{ [markup]: {} }] }))}`);
+  await page.goto(`${URL}?backend=webgpu&r=${encodeURIComponent(JSON.stringify({ dataset: 'mnist', stages: [{ [markup]: {} }] }))}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   assert.ok((await page.textContent('#error')).includes('<img src=x'), await page.textContent('#error'));
   assert.equal(await page.locator('#error img, body img[src="x"]').count(), 0);
@@ -663,7 +712,7 @@ test('the page runs under a Content-Security-Policy without eval or inline scrip
   // 'wasm-unsafe-eval'), and trains.
   assert.equal(await page.getAttribute('#adapter', 'data-backend'), 'webgpu', await page.textContent('#adapter'));
   assert.ok(workerPolicies.length > 0 && workerPolicies.every((p) => p === header), `worker policies ${JSON.stringify(workerPolicies)}`);
-  await page.goto(URL);
+  await page.goto(`${URL}?backend=webgpu`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   await fillAll(page, { '#limit-train': '512', '#limit-test': '256', '#epochs': '1', '#hidden': '16' });
   await page.click('#train');

@@ -1,0 +1,189 @@
+//! The CPU backend's f32 GEMM in the browser: C[M,N] (+)= op(A)·op(B) with both operands packed
+//! into zero-padded panels and multiplied by an MR×NR register-tile micro-kernel, written with
+//! WebAssembly SIMD (v128) in the wasm build and as plain arrays elsewhere (the same blocking,
+//! tested natively against `matmul_reference`; the SIMD path is tested in headless Chromium).
+//! Natively the backend keeps ndarray's `matrixmultiply`, whose AVX kernels are faster than this.
+//! Legend: A is [M, K] (or [K, M] when `ta`), B is [K, N] (or [N, K] when `tb`), all row-major.
+
+/// Rows of A per micro-tile and columns of B per micro-tile (4 × 2 v128 accumulators).
+pub const MR: usize = 4;
+pub const NR: usize = 8;
+/// K per packed block: an A panel (MR·KC) and a B panel (KC·NR) stay in L1 together.
+const KC: usize = 256;
+/// Rows of A packed at once (a multiple of MR).
+const MC: usize = 128;
+
+/// Reused packing buffers (no allocation per call once grown).
+#[derive(Default)]
+pub struct Packs {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+thread_local! {
+    static PACKS: std::cell::RefCell<Packs> = std::cell::RefCell::new(Packs::default());
+}
+
+/// C[M,N] = op(A)·op(B) (or += when `accumulate`), C row-major [M, N].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, ta: bool, tb: bool, accumulate: bool) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm operands sized {m}x{k}x{n}");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    PACKS.with(|p| gemm_with(&mut p.borrow_mut(), a, b, c, m, n, k, ta, tb, accumulate));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_with(packs: &mut Packs, a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, ta: bool, tb: bool, accumulate: bool) {
+    let npanels = n.div_ceil(NR);
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        pack_b(&mut packs.b, b, n, k, tb, p0, kc, npanels);
+        // The first K block sets C unless accumulating; later blocks add.
+        let add = accumulate || p0 > 0;
+        for i0 in (0..m).step_by(MC) {
+            let mc = MC.min(m - i0);
+            let mpanels = mc.div_ceil(MR);
+            pack_a(&mut packs.a, a, m, k, ta, i0, mc, p0, kc, mpanels);
+            for jp in 0..npanels {
+                let bp = &packs.b[jp * kc * NR..(jp + 1) * kc * NR];
+                let j = jp * NR;
+                let cols = NR.min(n - j);
+                for ip in 0..mpanels {
+                    let ap = &packs.a[ip * kc * MR..(ip + 1) * kc * MR];
+                    let i = i0 + ip * MR;
+                    let rows = MR.min(m - i);
+                    let tile = micro_kernel(ap, bp, kc);
+                    for r in 0..rows {
+                        let out = &mut c[(i + r) * n + j..(i + r) * n + j + cols];
+                        let t = &tile[r * NR..r * NR + cols];
+                        if add {
+                            out.iter_mut().zip(t).for_each(|(o, v)| *o += v);
+                        } else {
+                            out.copy_from_slice(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows i0..i0+mc, k p0..p0+kc of op(A) as panels of MR rows: [panel][p][r], zero-padded.
+#[allow(clippy::too_many_arguments)]
+fn pack_a(dst: &mut Vec<f32>, a: &[f32], m: usize, k: usize, ta: bool, i0: usize, mc: usize, p0: usize, kc: usize, mpanels: usize) {
+    dst.clear();
+    dst.resize(mpanels * kc * MR, 0.0);
+    for ip in 0..mpanels {
+        let panel = &mut dst[ip * kc * MR..(ip + 1) * kc * MR];
+        for r in 0..MR.min(mc - ip * MR) {
+            let i = i0 + ip * MR + r;
+            if ta {
+                // A is [K, M]: column i, rows p0..
+                for p in 0..kc {
+                    panel[p * MR + r] = a[(p0 + p) * m + i];
+                }
+            } else {
+                let row = &a[i * k + p0..i * k + p0 + kc];
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * MR + r] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Packs k p0..p0+kc of op(B), every column, as panels of NR columns: [panel][p][j], zero-padded.
+#[allow(clippy::too_many_arguments)]
+fn pack_b(dst: &mut Vec<f32>, b: &[f32], n: usize, k: usize, tb: bool, p0: usize, kc: usize, npanels: usize) {
+    dst.clear();
+    dst.resize(npanels * kc * NR, 0.0);
+    for jp in 0..npanels {
+        let panel = &mut dst[jp * kc * NR..(jp + 1) * kc * NR];
+        let j0 = jp * NR;
+        let cols = NR.min(n - j0);
+        if tb {
+            // B is [N, K]: row j holds column j of op(B).
+            for jj in 0..cols {
+                let row = &b[(j0 + jj) * k + p0..(j0 + jj) * k + p0 + kc];
+                for (p, &v) in row.iter().enumerate() {
+                    panel[p * NR + jj] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                let row = &b[(p0 + p) * n + j0..(p0 + p) * n + j0 + cols];
+                panel[p * NR..p * NR + cols].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// c + a·b: one fused multiply-add where the build has relaxed SIMD, a multiply and an add otherwise.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn madd(a: core::arch::wasm32::v128, b: core::arch::wasm32::v128, c: core::arch::wasm32::v128) -> core::arch::wasm32::v128 {
+    core::arch::wasm32::f32x4_relaxed_madd(a, b, c)
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(target_feature = "relaxed-simd")))]
+#[inline(always)]
+fn madd(a: core::arch::wasm32::v128, b: core::arch::wasm32::v128, c: core::arch::wasm32::v128) -> core::arch::wasm32::v128 {
+    use core::arch::wasm32::*;
+    f32x4_add(c, f32x4_mul(a, b))
+}
+
+/// The MR×NR tile Σ_p ap[p][r]·bp[p][j] (row-major [MR, NR]).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn micro_kernel(ap: &[f32], bp: &[f32], kc: usize) -> [f32; MR * NR] {
+    use core::arch::wasm32::*;
+    assert!(ap.len() >= kc * MR && bp.len() >= kc * NR);
+    let mut c = [f32x4_splat(0.0); 2 * MR];
+    let (mut a, mut b) = (ap.as_ptr(), bp.as_ptr());
+    for _ in 0..kc {
+        // SAFETY: fewer than kc steps taken and both panels hold kc (asserted above); v128 loads
+        // are unaligned. One k step: two B vectors times each row's A value splatted.
+        unsafe {
+            let b0 = v128_load(b as *const v128);
+            let b1 = v128_load(b.add(4) as *const v128);
+            for r in 0..MR {
+                let ar = v128_load32_splat(a.add(r) as *const u32);
+                c[2 * r] = madd(ar, b0, c[2 * r]);
+                c[2 * r + 1] = madd(ar, b1, c[2 * r + 1]);
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+    }
+    let mut tile = [0.0f32; MR * NR];
+    for (i, v) in c.iter().enumerate() {
+        // SAFETY: tile has 2·MR v128 slots.
+        unsafe { v128_store(tile.as_mut_ptr().add(4 * i) as *mut v128, *v) };
+    }
+    tile
+}
+
+/// The MR×NR tile Σ_p ap[p][r]·bp[p][j] (row-major [MR, NR]): the portable twin of the SIMD one.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn micro_kernel(ap: &[f32], bp: &[f32], kc: usize) -> [f32; MR * NR] {
+    let mut c = [[0.0f32; NR]; MR];
+    for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)).take(kc) {
+        for r in 0..MR {
+            for j in 0..NR {
+                c[r][j] += a[r] * b[j];
+            }
+        }
+    }
+    let mut tile = [0.0f32; MR * NR];
+    for r in 0..MR {
+        tile[r * NR..(r + 1) * NR].copy_from_slice(&c[r]);
+    }
+    tile
+}

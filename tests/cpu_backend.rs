@@ -1,0 +1,94 @@
+//! The CPU backend's speed paths against their references: the packed GEMM (reference::gemm; in
+//! the browser its WebAssembly SIMD kernel, run again by scripts/test in the relaxed-SIMD build)
+//! against matmul_reference on fresh random operands of awkward shapes, every transpose and
+//! accumulation; and backend by measurement (experiment::calibrate): both backends timed, the
+//! faster chosen. Natively and in the browser.
+
+mod common;
+use common::{fresh_rng, random_vec};
+use squeeze::experiment::calibrate::{choose, training_speed};
+use squeeze::experiment::Backend;
+use squeeze::gpu::GpuContext;
+use squeeze::recipe::Recipe;
+use squeeze::reference::gemm::{gemm, MR, NR};
+use squeeze::reference::ops::matmul_reference;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// op(A)·op(B) (+ C0 when accumulating) by ndarray, on the same flat operands.
+fn expected(a: &[f32], b: &[f32], c0: &[f32], (m, n, k): (usize, usize, usize), ta: bool, tb: bool, accumulate: bool) -> Vec<f32> {
+    let av = if ta { ndarray::ArrayView2::from_shape((k, m), a) } else { ndarray::ArrayView2::from_shape((m, k), a) }.unwrap();
+    let bv = if tb { ndarray::ArrayView2::from_shape((n, k), b) } else { ndarray::ArrayView2::from_shape((k, n), b) }.unwrap();
+    let c = matmul_reference(av, bv, ta, tb);
+    c.iter().zip(c0).map(|(v, c0)| if accumulate { v + c0 } else { *v }).collect()
+}
+
+fn gemm_matches_reference_body() {
+    let (mut rng, seed) = fresh_rng("gemm");
+    // Edges of the micro-tile (MR rows, NR columns), of the K block (256) and of the row block
+    // (128), vectors, the layer shapes that occur (LeNet-300-100, LeNet-5's convolutions), and
+    // fresh random sizes.
+    let mut shapes = vec![(1, 1, 1), (MR - 1, NR + 1, 3), (MR + 1, 2 * NR - 1, 255), (7, 13, 257), (129, 9, 513), (64, 300, 784), (784, 300, 64), (64, 10, 100), (1, 300, 100), (300, 1, 64), (150, 16, 640), (640, 6, 25)];
+    for _ in 0..4 {
+        shapes.push((1 + rng.below(200) as usize, 1 + rng.below(70) as usize, 1 + rng.below(700) as usize));
+    }
+    for (m, n, k) in shapes {
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
+        for (ta, tb, accumulate) in [(false, false, false), (true, false, false), (false, true, true), (true, true, false), (false, false, true)] {
+            let mut c = c0.clone();
+            gemm(&a, &b, &mut c, m, n, k, ta, tb, accumulate);
+            let want = expected(&a, &b, &c0, (m, n, k), ta, tb, accumulate);
+            // Another summation order: rounding grows with K; a dropped or misplaced term is ~0.3.
+            common::assert_close(&format!("gemm {m}x{n}x{k} ta {ta} tb {tb} acc {accumulate}"), &c, &want, 0.0, 2e-6 * k as f32 + 1e-6, seed);
+        }
+    }
+    // K = 0: C is zeros, or untouched when accumulating.
+    let mut c = vec![3.0; 6];
+    gemm(&[], &[], &mut c, 2, 3, 0, false, false, true);
+    assert_eq!(c, vec![3.0; 6]);
+    gemm(&[], &[], &mut c, 2, 3, 0, false, false, false);
+    assert_eq!(c, vec![0.0; 6]);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn gemm_matches_reference() {
+    gemm_matches_reference_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn gemm_matches_reference() {
+    gemm_matches_reference_body();
+}
+
+fn small_recipe(arch: &str) -> Recipe {
+    let model = if arch == "mlp" { r#"{"arch": "mlp", "hidden": [24]}"# } else { r#"{"arch": "lenet5"}"# };
+    Recipe::from_json(&format!(r#"{{"dataset": "mnist", "seed": 3, "model": {model}, "train": {{"epochs": 1, "batch": 16, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}}}}"#)).unwrap()
+}
+
+async fn both_backends_are_timed_and_the_faster_chosen(ctx: GpuContext) {
+    let gpu = Backend::Gpu(ctx);
+    for arch in ["mlp", "lenet5"] {
+        let recipe = small_recipe(arch);
+        // A step count bounded by max_steps, a positive speed from both.
+        let cpu = training_speed(&recipe, (28, 28), &Backend::Cpu, 0.05, 3).await.unwrap();
+        assert!((1..=3).contains(&cpu.steps) && cpu.samples_per_s > 0.0, "{arch} cpu {cpu:?}");
+        let c = choose(&recipe, (28, 28), Some(&gpu), 0.05).await.unwrap();
+        let g = c.gpu.as_ref().expect("the GPU trained");
+        assert!(c.cpu.samples_per_s > 0.0 && g.samples_per_s > 0.0, "{arch}: {c:?}");
+        let faster = if g.samples_per_s > c.cpu.samples_per_s { "gpu" } else { "cpu" };
+        assert_eq!(c.chosen, faster, "{arch}: {c:?}");
+        assert!(c.summary.contains(if faster == "gpu" { "using the GPU" } else { "using the CPU" }) && c.summary.contains("WebGPU"), "{}", c.summary);
+        // Without a GPU the CPU is the only choice.
+        let alone = choose(&recipe, (20, 18), None, 0.02).await.unwrap();
+        assert!(alone.gpu.is_none() && alone.chosen == "cpu" && alone.summary.contains("no WebGPU"), "{}", alone.summary);
+    }
+    // A model the images cannot carry is an error before any timing.
+    let err = training_speed(&small_recipe("lenet5"), (3, 3), &Backend::Cpu, 0.05, 2).await.unwrap_err();
+    assert!(err.to_string().contains("lenet5"), "{err}");
+}
+
+gpu_test!(backend_by_measurement, both_backends_are_timed_and_the_faster_chosen);
