@@ -314,6 +314,8 @@ worker.onmessage = (msg) => {
     $('status').dataset.done = 'true';
     addRunRow(m.report, run.recipe, m.memory);
     run.report = m.report;
+    // The last run's whole report, for the benchmark (bench/compare.mjs) and the curious.
+    window.squeezeLastReport = m.report;
     $('downloads').hidden = false;
     showModels(m.models, run.recipe);
   } else if (m.type === 'model-loaded' || (m.type === 'error' && m.during === 'load-model')) {
