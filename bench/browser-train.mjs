@@ -1,7 +1,7 @@
 // Browser training benchmark: serves the built site (www/dist), opens it in Debian's headless
 // Chromium (WebGPU on SwiftShader unless --gpu), fills the controls from a recipe and presses
 // Train, then prints the per-epoch table and the report the page shows. Not a test.
-// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu]
+// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu|webgpu]
 // (after scripts/serve's build)
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +19,6 @@ try {
   if (opt('--backend')) query.set('backend', opt('--backend'));
   await page.goto(`${url}${query.size ? `?${query}` : ''}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
-  console.log(await page.textContent('#adapter'));
   const set = (id, v) => page.fill(id, String(v));
   await page.selectOption('#dataset', recipe.dataset);
   await set('#limit-train', opt('--train') ?? recipe.limit?.train ?? 60000);
@@ -35,6 +34,9 @@ try {
   await set('#momentum', recipe.train.momentum ?? 0);
   await page.selectOption('#schedule', recipe.train.schedule ?? 'constant');
   await set('#seed', recipe.seed ?? 1);
+  // Without --backend the page times both on this model first (backend by measurement).
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.chosen !== 'measuring', null, { timeout: 180_000 });
+  console.log(await page.textContent('#adapter'));
   const t0 = Date.now();
   await page.click('#train');
   let shown = 0;
