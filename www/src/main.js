@@ -366,6 +366,9 @@ $('controls').addEventListener('submit', (e) => {
   history.replaceState(null, '', recipeToURL(recipe));
   run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0, pausedMs: 0 };
   runCount += 1;
+  // A model changed just now is timed before it runs (the worker holds the run until then).
+  clearTimeout(chooseTimer);
+  chooseBackend();
   setRunning(true);
   $('status').textContent = 'Loading data…';
   worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
