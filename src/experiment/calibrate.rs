@@ -34,6 +34,9 @@ pub async fn training_speed(recipe: &Recipe, (rows, cols): (usize, usize), backe
     let net = model_net(recipe, rows, cols)?;
     let cfg = &recipe.train;
     let batch = cfg.batch;
+    // A training this backend cannot hold (buffers, bindings, the CPU's memory budget) is refused
+    // before anything is allocated, with the message a run would give.
+    super::limits::check_training(backend, "train.batch", &net, batch)?;
     // Random pixels and labels, enough for the warm-up and the timed steps without repeating.
     let n = batch * (max_steps + 1);
     let mut rng = crate::rng::Rng::new(recipe.seed, 0xca1b);
@@ -71,6 +74,8 @@ pub async fn training_speed(recipe: &Recipe, (rows, cols): (usize, usize), backe
 
 /// Measures the CPU backend and, when there is one, the GPU (each for about `budget_s`) and picks
 /// the faster. A GPU that fails to train here is reported and not chosen.
+/// A backend whose limits refuse the training is not timed: the GPU is then not chosen; the CPU
+/// refusing is an error (the CPU's budget is the looser one, so the run could not go anywhere).
 pub async fn choose(recipe: &Recipe, shape: (usize, usize), gpu: Option<&Backend>, budget_s: f64) -> Result<Choice> {
     const MAX_STEPS: usize = 64;
     let cpu = training_speed(recipe, shape, &Backend::Cpu, budget_s, MAX_STEPS).await?;
@@ -88,7 +93,7 @@ pub async fn choose(recipe: &Recipe, shape: (usize, usize), gpu: Option<&Backend
     let per_s = |s: &Speed| format!("{}/s", thousands(s.samples_per_s));
     let gpu_text = match (&gpu_speed, adapter) {
         (Some(g), Some(a)) => format!("WebGPU {} ({}{})", per_s(g), a.name, if a.software { ", a software adapter" } else { "" }),
-        (None, Some(a)) => format!("WebGPU failed to train here ({})", a.name),
+        (None, Some(a)) => format!("WebGPU cannot train this model here ({})", a.name),
         _ => "no WebGPU".to_string(),
     };
     let summary = format!("CPU {}, {}: using the {}", per_s(&cpu), gpu_text, if gpu_wins { "GPU" } else { "CPU" });
