@@ -89,7 +89,7 @@ async fn both_backends_are_timed_and_the_faster_chosen(ctx: GpuContext) {
     // A training no backend can hold is refused with the run's message, before anything is made.
     let huge = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "vgg-mini", "widths": [256, 256]}, "train": {"epochs": 1, "batch": 8192, "optimizer": "sgd", "lr": 0.01}}"#).unwrap();
     let err = choose(&huge, (128, 128), Some(&gpu), 0.05).await.unwrap_err();
-    assert!(err.to_string().contains("train.batch") && err.to_string().contains("largest batch that fits"), "{err}");
+    assert!(err.to_string().contains("train.batch") && err.to_string().contains("8192 needs"), "{err}");
     // A model the images cannot carry is an error before any timing.
     let err = training_speed(&small_recipe("lenet5"), (3, 3), &Backend::Cpu, 0.05, 2).await.unwrap_err();
     assert!(err.to_string().contains("lenet5"), "{err}");
