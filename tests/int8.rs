@@ -152,8 +152,15 @@ async fn model_case(ctx: GpuContext) {
         let logits = model.logits(&want);
         let float = net_forward_with(&net, &mut params.clone(), float_input(&data, norm), n, n, false, &acts).acts.pop().unwrap();
         let top = float.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = logits.iter().zip(&float).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(worst <= 0.03 * top, "{}: integer logits differ from the fake-quantized model's by {worst} (largest |logit| {top}, seed {seed})", net.arch);
+        // A rounding flip in a hidden activation moves the logits downstream of it by one step of
+        // that activation times their weights; a wrong scale, zero point or bias moves them all.
+        // Over 300 seeds: the worst logit was off by 4.7% of the largest |logit|, and at most 3.2% of
+        // logits by more than 3% (seeds 1001-1300, 1096 the tail; seed 1795573062325873172).
+        let errors: Vec<f32> = logits.iter().zip(&float).map(|(a, b)| (a - b).abs()).collect();
+        let worst = errors.iter().fold(0f32, |m, &e| m.max(e));
+        let off = errors.iter().filter(|&&e| e > 0.03 * top).count();
+        assert!(worst <= 0.1 * top, "{}: integer logits differ from the fake-quantized model's by {worst} (largest |logit| {top}, seed {seed})", net.arch);
+        assert!(off * 20 <= errors.len(), "{}: {off} of {} integer logits differ from the fake-quantized model's by more than 3% of the largest |logit| {top} (seed {seed})", net.arch, errors.len());
         let spread = float.iter().fold(0f32, |m, v| m.max(*v)) - float.iter().fold(0f32, |m, v| m.min(*v));
         assert!(spread > 0.1 * top, "{}: the logits must vary for the comparison to mean anything (seed {seed})", net.arch);
 
