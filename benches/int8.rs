@@ -75,7 +75,7 @@ fn main() {
         }
         if let Some(ctx) = &gpu {
             let mut t = GpuTrainer::new(ctx, &net, &params, opt.clone(), &data, norm, BATCH);
-            t.set_eval_rows(BATCH, test);
+            t.set_eval_rows(BATCH);
             let f32_us = time_us(test.n, || {
                 pollster::block_on(t.evaluate()).expect("evaluate");
             });

@@ -1,7 +1,8 @@
 //! The recipe: one JSON document that names the dataset, seed, model, training and the ordered
 //! stages of an experiment. Parsing goes through serde (unknown fields and wrong types are errors
 //! naming the field path); `validate` then checks every range. The CLI, the page, URLs and tests
-//! all go through `Recipe::from_json` / `Recipe::from_value`, so there is one set of rules.
+//! all go through `Recipe::from_json` (the page sends its object as JSON text), so there is one
+//! set of rules.
 
 pub use crate::compress::prune::Criterion;
 pub use crate::compress::quant::{Calibration, SchemeKind};
@@ -855,16 +856,6 @@ impl Recipe {
     /// Parses and validates a recipe from JSON text.
     pub fn from_json(text: &str) -> Result<Recipe> {
         let de = &mut serde_json::Deserializer::from_str(text);
-        let r: Recipe = serde_path_to_error::deserialize(de).map_err(path_error)?;
-        r.validate()?;
-        Ok(r)
-    }
-
-    /// Parses and validates a recipe from any serde deserializer (the page passes a JS object).
-    pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Recipe>
-    where
-        D::Error: std::fmt::Display,
-    {
         let r: Recipe = serde_path_to_error::deserialize(de).map_err(path_error)?;
         r.validate()?;
         Ok(r)

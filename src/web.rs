@@ -84,6 +84,13 @@ fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, serde_wasm_bindgen::Erro
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
 }
 
+/// A recipe from the page: its object as JSON text, parsed by the CLI's own code (one
+/// deserializer in the module, not two: the wasm is smaller, the errors the same).
+fn recipe_of(v: &JsValue) -> Result<Recipe, JsError> {
+    let text = js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()).unwrap_or_default();
+    Recipe::from_json(&text).map_err(js_err)
+}
+
 fn js_err(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())
 }
@@ -146,28 +153,41 @@ impl Squeeze {
         }
     }
 
-    /// Acquires WebGPU; without it (or with `preferGpu` false) runs on the CPU reference and says why.
-    pub async fn create(prefer_gpu: bool, conv: Option<String>) -> Squeeze {
+    /// The engine on the CPU backend, at once: the page is usable while `acquireGpu` compiles the
+    /// GPU's pipelines (about a second on a software adapter). `reason` says why the CPU runs
+    /// until then (shown by `backendInfo`).
+    pub fn create(reason: String) -> Squeeze {
         console_error_panic_hook::set_once();
-        let (backend, fallback_reason) = if prefer_gpu {
-            match GpuContext::new().await {
-                Ok(mut ctx) => {
-                    // An unknown name keeps the adapter's default (the URL is user input).
-                    if let Some(m) = conv.as_deref().and_then(crate::gpu::net::ConvMethod::parse) {
-                        ctx.conv = m;
+        let inner = Inner { backend: Backend::Cpu, gpu: None, choice: None, fallback_reason: Some(reason), datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() };
+        Squeeze { inner: Rc::new(RefCell::new(inner)) }
+    }
+
+    /// Acquires WebGPU and runs on it from now on (`chooseBackend` may then pick the CPU). Without
+    /// it the engine stays on the CPU and `backendInfo` says why; never rejects. `conv` names a
+    /// convolution method (an unknown one keeps the adapter's default: the URL is user input).
+    /// Resolves to `backendInfo`.
+    #[wasm_bindgen(js_name = acquireGpu)]
+    pub fn acquire_gpu(&self, conv: Option<String>) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        let this = Squeeze { inner: inner.clone() };
+        wasm_bindgen_futures::future_to_promise(async move {
+            let got = GpuContext::new().await;
+            {
+                let mut i = inner.borrow_mut();
+                match got {
+                    Ok(mut ctx) => {
+                        if let Some(m) = conv.as_deref().and_then(crate::gpu::net::ConvMethod::parse) {
+                            ctx.conv = m;
+                        }
+                        i.gpu = Some(ctx.clone());
+                        i.backend = Backend::Gpu(ctx);
+                        i.fallback_reason = None;
                     }
-                    (Backend::Gpu(ctx), None)
+                    Err(e) => i.fallback_reason = Some(e.to_string()),
                 }
-                Err(e) => (Backend::Cpu, Some(e.to_string())),
             }
-        } else {
-            (Backend::Cpu, Some("CPU backend requested".to_string()))
-        };
-        let gpu = match &backend {
-            Backend::Gpu(ctx) => Some(ctx.clone()),
-            Backend::Cpu => None,
-        };
-        Squeeze { inner: Rc::new(RefCell::new(Inner { backend, gpu, choice: None, fallback_reason, datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() })) }
+            Ok(this.backend_info()?)
+        })
     }
 
     /// `{backend: "webgpu" | "cpu", adapter: {name, backend, deviceType, driver, software} | null, fallbackReason}`.
@@ -197,7 +217,7 @@ impl Squeeze {
     pub fn choose_backend(&self, recipe: JsValue, rows: usize, cols: usize, budget_s: f64) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let recipe = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+            let recipe = recipe_of(&recipe)?;
             recipe.validate().map_err(js_err)?;
             if !(1..=4096).contains(&rows) || !(1..=4096).contains(&cols) || !(0.01..=10.0).contains(&budget_s) {
                 return Err(JsError::new("chooseBackend: rows and cols are 1 to 4096, budgetS 0.01 to 10 seconds").into());
@@ -263,7 +283,7 @@ impl Squeeze {
     /// error naming the bad field (a teacher file not loaded included).
     #[wasm_bindgen(js_name = validateRecipe)]
     pub fn validate_recipe(&self, recipe: JsValue) -> Result<JsValue, JsError> {
-        let r = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+        let r = recipe_of(&recipe)?;
         let i = self.inner.borrow();
         if let Some((k, name)) = r.teacher_files().into_iter().find(|(_, f)| !i.files.contains_key(*f)) {
             return Err(js_err(crate::experiment::distill::missing_file(&r, k, name)));
@@ -371,7 +391,7 @@ impl Squeeze {
     pub fn run(&self, recipe: JsValue, on_event: js_sys::Function, progress_every: Option<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let recipe = Recipe::from_deserializer(serde_wasm_bindgen::Deserializer::from(recipe)).map_err(js_err)?;
+            let recipe = recipe_of(&recipe)?;
             replace_lost_device(&inner).await;
             let (backend, splits, files) = {
                 let mut i = inner.borrow_mut();

@@ -5,16 +5,32 @@ mod common;
 use common::{assert_close, fresh_rng, random_vec};
 use ndarray::{Array1, Array2};
 use squeeze::gpu::kernels::{run, GatherParams, HeadParams, MatmulParams, SplitParams, StepParams};
-use squeeze::gpu::GpuContext;
+use squeeze::gpu::{GpuContext, MatmulKernel};
 use squeeze::nn::{OptimizerConfig, OptimizerKind};
 use squeeze::reference::ops::*;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+/// The context on each matmul kernel in turn (register-blocked, tiled): both must match the twin.
+fn each_matmul_kernel(ctx: &GpuContext) -> impl Iterator<Item = GpuContext> + '_ {
+    [MatmulKernel::Registers, MatmulKernel::Tiled].into_iter().map(|k| {
+        let mut c = ctx.clone();
+        c.matmul = k;
+        c
+    })
+}
+
 async fn matmul_case(ctx: GpuContext) {
+    for ctx in each_matmul_kernel(&ctx) {
+        matmul_shapes(ctx).await;
+    }
+}
+
+async fn matmul_shapes(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("matmul");
-    // (M, N, K): single elements, primes, and LeNet-300-100's real backward shapes.
+    // (M, N, K): single elements, primes, K not a multiple of the tiled kernel's 16, and
+    // LeNet-300-100's real backward shapes.
     for &(m, n, k) in &[(1, 1, 1), (3, 5, 2), (7, 13, 5), (33, 65, 17), (37, 301, 129), (300, 100, 64), (64, 784, 300)] {
         for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
             for &accumulate in &[false, true] {
@@ -34,7 +50,7 @@ async fn matmul_case(ctx: GpuContext) {
                 if accumulate {
                     want += &Array2::from_shape_vec((m, n), c0).unwrap();
                 }
-                let what = format!("matmul M={m} N={n} K={k} trans_a={ta} trans_b={tb} accumulate={accumulate}");
+                let what = format!("{:?} matmul M={m} N={n} K={k} trans_a={ta} trans_b={tb} accumulate={accumulate}", ctx.matmul);
                 assert_close(&what, &got, want.as_slice().unwrap(), 1e-4, 1e-5 * (k as f32).sqrt(), seed);
             }
         }
@@ -46,6 +62,12 @@ gpu_test!(matmul_matches_reference, matmul_case);
 /// grid folds them into z, and every row, the last tiles' included, matches the twin (also
 /// transposed A, and accumulating).
 async fn matmul_folded_case(ctx: GpuContext) {
+    for ctx in each_matmul_kernel(&ctx) {
+        matmul_folded(ctx).await;
+    }
+}
+
+async fn matmul_folded(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("matmul folded");
     let (m, n, k) = (65_535 * 32 + 1_000 + rng.below(31) as usize, 3, 2);
     for &(ta, accumulate) in &[(false, false), (true, true)] {
@@ -60,12 +82,18 @@ async fn matmul_folded_case(ctx: GpuContext) {
         if accumulate {
             want += &Array2::from_shape_vec((m, n), c0).unwrap();
         }
-        assert_close(&format!("folded matmul M={m} trans_a={ta} accumulate={accumulate}"), &got, want.as_slice().unwrap(), 1e-4, 1e-5, seed);
+        assert_close(&format!("{:?} folded matmul M={m} trans_a={ta} accumulate={accumulate}", ctx.matmul), &got, want.as_slice().unwrap(), 1e-4, 1e-5, seed);
     }
 }
 gpu_test!(matmul_folds_rows_past_65535_tiles, matmul_folded_case);
 
 async fn matmul_split_k_case(ctx: GpuContext) {
+    for ctx in each_matmul_kernel(&ctx) {
+        matmul_split_k(ctx).await;
+    }
+}
+
+async fn matmul_split_k(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("matmul split-k");
     // (M, N, K, splits): a conv weight gradient (colsᵀ·dY), a bias sum (1ᵀ·dY), chunks that do not
     // divide K, more splits than tiles, and splits that leave the last chunk short.
@@ -87,7 +115,7 @@ async fn matmul_split_k_case(ctx: GpuContext) {
             if accumulate {
                 want += &Array2::from_shape_vec((m, n), c0).unwrap();
             }
-            let what = format!("split-k matmul M={m} N={n} K={k} splits={splits} accumulate={accumulate}");
+            let what = format!("{:?} split-k matmul M={m} N={n} K={k} splits={splits} accumulate={accumulate}", ctx.matmul);
             assert_close(&what, &got, want.as_slice().unwrap(), 1e-4, 1e-5 * (k as f32).sqrt(), seed);
         }
     }
@@ -105,6 +133,25 @@ async fn matmul_split_k_case(ctx: GpuContext) {
     assert_eq!(MatmulParams::new(300, 100, 64, true, false, false).split_k(), 1, "a dense dW over a batch must not");
 }
 gpu_test!(matmul_split_k_matches_reference, matmul_split_k_case);
+
+/// The calibration times both matmul kernels, uses the faster and records both figures.
+async fn matmul_calibration_case(ctx: GpuContext) {
+    let speeds = ctx.time_matmuls().await.unwrap();
+    assert_eq!(speeds.iter().map(|s| s.0).collect::<Vec<_>>(), [MatmulKernel::Registers, MatmulKernel::Tiled]);
+    assert!(speeds.iter().all(|s| s.1.is_finite() && s.1 > 0.0), "{speeds:?}");
+    let mut ctx = ctx;
+    ctx.calibrate_matmul().await.unwrap();
+    let summary = &ctx.adapter.matmul;
+    let figure = |name: &str| summary.split(&format!("{name} ")).nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("{summary}"));
+    let (registers, tiled) = (figure("registers"), figure("tiled"));
+    let faster = if tiled > registers { MatmulKernel::Tiled } else { MatmulKernel::Registers };
+    // Within the printed precision a tie may go either way.
+    if (tiled - registers).abs() > 0.1 {
+        assert_eq!(ctx.matmul, faster, "{summary}");
+    }
+    assert!(summary.ends_with(&format!(": {}", ctx.matmul.name())), "{summary}");
+}
+gpu_test!(matmul_calibration_picks_the_faster, matmul_calibration_case);
 
 async fn dense_elementwise_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("dense");

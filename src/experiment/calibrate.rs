@@ -47,7 +47,7 @@ pub async fn training_speed(recipe: &Recipe, (rows, cols): (usize, usize), backe
     let data = Splits::new("calibration", train, test)?;
     let norm = data.train.normalization();
     let model = ModelState { params: NetParams::init(&net, recipe.seed), net, masks: None, transforms: Transforms::default() };
-    let mut trainer = Trainer::build(backend, &model, &data, norm, cfg);
+    let mut trainer = Trainer::build(backend, &model, (&data, None), norm, cfg);
     let order: Vec<u32> = (0..n as u32).collect();
     trainer.begin_epoch(&order);
     // The warm-up step pays for pipelines, first allocations and (in the browser) tier-up.

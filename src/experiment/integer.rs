@@ -75,7 +75,7 @@ pub async fn measure(run: &Run<'_>, model: &IntModel) -> Result<IntegerReport> {
     let predictions = predictions(run).await?;
     let float = ModelState { transforms: Transforms::default(), masks: None, ..run.model.clone() };
     let mut t = run.trainer_with(&float, &run.data, run.norm, &cfg);
-    t.set_eval_rows(BATCH, test);
+    t.set_eval_rows(BATCH);
     let (f32_us, _) = time_us(test.n, async || t.evaluate().await).await?;
     drop(t);
 

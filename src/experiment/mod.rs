@@ -197,6 +197,29 @@ pub struct Run<'a> {
     pub holdout: Option<Dataset>,
     /// The model after training and after every stage so far that changes it.
     pub models: Vec<StageModel>,
+    /// On the GPU, splits already uploaded this run (the run's own, a transfer set, the held-out
+    /// split), each with what identifies its contents; trainers on them share the buffers.
+    resident: std::cell::RefCell<Vec<(SplitsKey, crate::gpu::ResidentSplits)>>,
+}
+
+/// What tells one loaded split from another without reading it all: where its bytes live, its
+/// size and shape, a hash of its labels and of 4,096 pixels spread over its images. Splits come
+/// and go within a run (the distillation transfer set), so the address alone is not enough.
+#[derive(PartialEq, Clone, Copy, Debug)]
+struct SplitsKey([(usize, usize, usize, usize, u64); 2]);
+
+impl SplitsKey {
+    fn of(data: &Splits) -> SplitsKey {
+        let one = |d: &Dataset| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&d.labels, &mut h);
+            let stride = (d.images.len() / 4096).max(1);
+            let sample: Vec<u8> = d.images.iter().step_by(stride).copied().collect();
+            std::hash::Hash::hash(&sample, &mut h);
+            (d.images.as_ptr() as usize, d.n, d.rows, d.cols, std::hash::Hasher::finish(&h))
+        };
+        SplitsKey([one(&data.train), one(&data.test)])
+    }
 }
 
 impl Run<'_> {
@@ -213,7 +236,24 @@ impl Run<'_> {
     /// A trainer on another model state (e.g. the same net without its quantizers; a teacher
     /// file with the normalisation it was trained with).
     pub fn trainer_with(&self, m: &ModelState, data: &Splits, norm: Normalization, cfg: &TrainConfig) -> Trainer {
-        Trainer::build(self.backend, m, data, norm, cfg)
+        Trainer::build(self.backend, m, (data, self.resident(data).as_ref()), norm, cfg)
+    }
+
+    /// `data` on the GPU, uploaded on first use this run (the last three splits are kept).
+    fn resident(&self, data: &Splits) -> Option<crate::gpu::ResidentSplits> {
+        let Backend::Gpu(ctx) = self.backend else { return None };
+        let key = SplitsKey::of(data);
+        let mut kept = self.resident.borrow_mut();
+        if let Some(i) = kept.iter().position(|(k, _)| *k == key) {
+            let hit = kept.remove(i);
+            kept.push(hit);
+        } else {
+            if kept.len() == 3 {
+                kept.remove(0);
+            }
+            kept.push((key, crate::gpu::ResidentSplits::upload(ctx, data)));
+        }
+        kept.last().map(|(_, r)| r.clone())
     }
 
     /// Microseconds per test image of a whole evaluation pass: the median of three timed passes
@@ -435,7 +475,7 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
     check_fits(recipe, &net, data.train.pixels(), (data.train.n, data.test.n), &opts.files, backend)?;
     let params = NetParams::init(&net, recipe.seed);
     let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
-    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new() };
+    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new(), resident: Default::default() };
 
     let first = train::run(&mut run, 0, &recipe.train).await?;
     run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
@@ -492,4 +532,34 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
     };
     let params = run.model.effective_params();
     Ok(Outcome { report, net: run.model.net, params, models: run.models, norm: run.norm })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(n: usize, seed: u32) -> Dataset {
+        let images = (0..n * 12).map(|i| (i as u32).wrapping_mul(2654435761).wrapping_add(seed) as u8).collect();
+        let labels = (0..n).map(|i| (i as u32 + seed) as u8 % 10).collect();
+        Dataset { images, labels, n, rows: 3, cols: 4 }
+    }
+
+    /// A run's GPU uploads are shared only between the same splits: the same object matches, a copy
+    /// elsewhere in memory, changed labels or changed pixels do not.
+    #[test]
+    fn splits_key_tells_loaded_splits_apart() {
+        let data = Splits::new("a", split(5000, 1), split(700, 2)).unwrap();
+        assert_eq!(SplitsKey::of(&data), SplitsKey::of(&data));
+        let copy = data.clone();
+        assert_ne!(SplitsKey::of(&data), SplitsKey::of(&copy));
+        let mut relabelled = data.clone();
+        let before = SplitsKey::of(&relabelled);
+        relabelled.train.labels[4321] ^= 1;
+        assert_ne!(SplitsKey::of(&relabelled), before);
+        let mut repainted = data.clone();
+        let before = SplitsKey::of(&repainted);
+        let stride = repainted.test.images.len() / 4096;
+        repainted.test.images[stride * 7] ^= 0x80;
+        assert_ne!(SplitsKey::of(&repainted), before);
+    }
 }

@@ -2,7 +2,7 @@
 //! a `Trainer` and never match on the backend themselves.
 
 use crate::error::Result;
-use crate::gpu::GpuTrainer;
+use crate::gpu::{GpuTrainer, ResidentSplits};
 use crate::nn::NetParams;
 use crate::reference::net::CpuTrainer;
 
@@ -14,10 +14,21 @@ pub enum Trainer {
 impl Trainer {
     /// A trainer on `backend` for model state `m` (masks and transforms in force) with `cfg`'s
     /// optimizer, batch and augmentation.
-    pub fn build(backend: &super::Backend, m: &super::ModelState, data: &crate::data::Splits, norm: crate::data::Normalization, cfg: &crate::recipe::TrainConfig) -> Trainer {
+    /// On the GPU, `resident` holds `data` already uploaded (else it is uploaded for this trainer).
+    pub fn build(backend: &super::Backend, m: &super::ModelState, (data, resident): (&crate::data::Splits, Option<&ResidentSplits>), norm: crate::data::Normalization, cfg: &crate::recipe::TrainConfig) -> Trainer {
         let opt = cfg.optimizer_config();
         let mut t = match backend {
-            super::Backend::Gpu(ctx) => Trainer::Gpu(Box::new(GpuTrainer::with_transforms(ctx, &m.net, &m.params, opt, data, norm, cfg.batch, &m.transforms))),
+            super::Backend::Gpu(ctx) => {
+                let uploaded;
+                let on = match resident {
+                    Some(r) => r,
+                    None => {
+                        uploaded = ResidentSplits::upload(ctx, data);
+                        &uploaded
+                    }
+                };
+                Trainer::Gpu(Box::new(GpuTrainer::on_resident(ctx, &m.net, &m.params, opt, on, norm, cfg.batch, &m.transforms)))
+            }
             super::Backend::Cpu => {
                 let mut t = CpuTrainer::new(&m.net, m.params.clone(), opt, data.clone(), norm, cfg.batch);
                 t.set_transforms(&m.transforms);
@@ -82,10 +93,10 @@ impl Trainer {
             Trainer::Cpu(t) => Ok(t.tap(data, batch, batches, nodes)),
         }
     }
-    /// Test samples per evaluation batch from now on (`test`: the split the trainer evaluates).
-    pub fn set_eval_rows(&mut self, rows: usize, test: &crate::data::Dataset) {
+    /// Test samples per evaluation batch from now on.
+    pub fn set_eval_rows(&mut self, rows: usize) {
         match self {
-            Trainer::Gpu(t) => t.set_eval_rows(rows, test),
+            Trainer::Gpu(t) => t.set_eval_rows(rows),
             Trainer::Cpu(t) => t.set_eval_rows(rows),
         }
     }

@@ -2,7 +2,7 @@
 //! for byte; each launcher builds a `Launch` (pipeline + bind group + grid) once, which a program
 //! replays every step. Kernel sources: shaders/*.wgsl; CPU twins: reference::ops.
 
-use super::context::GpuContext;
+use super::context::{GpuContext, MatmulKernel};
 use crate::compress::quant::QuantFn;
 use crate::reference::ops::Geometry;
 
@@ -17,6 +17,7 @@ pub struct Kernel {
 #[derive(Clone)]
 pub struct Kernels {
     pub matmul: Kernel,
+    pub matmul_tiled: Kernel,
     pub split_sum: Kernel,
     pub bias_add: Kernel,
     pub bias_grad: Kernel,
@@ -105,6 +106,7 @@ impl Kernels {
         let k = |m: &wgpu::ShaderModule, entry: &str| Kernel::new(device, m, entry);
         Kernels {
             matmul: k(&matmul, "matmul"),
+            matmul_tiled: k(&matmul, "matmul_tiled"),
             split_sum: k(&matmul, "split_sum"),
             bias_add: k(&dense, "bias_add"),
             bias_grad: k(&dense, "bias_grad"),
@@ -270,11 +272,60 @@ impl GpuContext {
     }
 
     /// C[M,N] (+)= op(A)·op(B). A is stored [M,K] (or [K,M] when `trans_a`), B [K,N] (or [N,K]).
-    /// Row tiles past 65,535 fold into z (the shader unfolds them).
+    /// Row tiles past 65,535 fold into z (the shader unfolds them). Runs this context's matmul
+    /// kernel (`GpuContext::matmul`: register-blocked or tiled, picked by timing both).
     pub fn matmul(&self, p: MatmulParams, a: &wgpu::Buffer, b: &wgpu::Buffer, c: &wgpu::Buffer) -> Launch {
         let tiles = p.m.div_ceil(32).max(1);
         let groups = [p.n.div_ceil(32), tiles.min(65535), tiles.div_ceil(65535)];
-        self.launch(&self.kernels.matmul, &p, &[a, b, c], groups, "matmul")
+        self.launch(self.matmul_kernel(), &p, &[a, b, c], groups, "matmul")
+    }
+
+    /// Each matmul kernel's speed here, GFLOP/s over LeNet-300-100's products at batch 64
+    /// (forward, and both backward products of the first layer), the best of three timed passes
+    /// after a warm-up one. Wall time of submit to read-back, so it holds on every backend.
+    pub async fn time_matmuls(&self) -> crate::Result<Vec<(MatmulKernel, f64)>> {
+        // (M, N, K, trans_a, trans_b)
+        let shapes = [(64, 300, 784, false, false), (64, 100, 300, false, false), (784, 300, 64, true, false), (64, 784, 300, false, true)];
+        let mut launches = Vec::new();
+        let mut flops = 0.0;
+        for &(m, n, k, ta, tb) in &shapes {
+            let (a, b, c) = (self.storage_zeroed(4 * (m * k) as u64, "a"), self.storage_zeroed(4 * (k * n) as u64, "b"), self.storage_zeroed(4 * (m * n) as u64, "c"));
+            launches.push((MatmulParams::new(m, n, k, ta, tb, false), a, b, c));
+            flops += 2.0 * (m * n * k) as f64;
+        }
+        let sync = &launches[1].3;
+        let mut speeds = Vec::new();
+        for variant in [MatmulKernel::Registers, MatmulKernel::Tiled] {
+            let k = match variant {
+                MatmulKernel::Registers => &self.kernels.matmul,
+                MatmulKernel::Tiled => &self.kernels.matmul_tiled,
+            };
+            let pass: Vec<Launch> = launches
+                .iter()
+                .map(|(p, a, b, c)| {
+                    let tiles = p.m.div_ceil(32);
+                    self.launch(k, p, &[a, b, c], [p.n.div_ceil(32), tiles.min(65535), tiles.div_ceil(65535)], "matmul timing")
+                })
+                .collect();
+            let mut best = f64::INFINITY;
+            for i in 0..4 {
+                let t0 = crate::experiment::now_s();
+                run(self, &pass);
+                self.read::<f32>(sync).await?;
+                if i > 0 {
+                    best = best.min(crate::experiment::now_s() - t0);
+                }
+            }
+            speeds.push((variant, flops / best.max(1e-9) / 1e9));
+        }
+        Ok(speeds)
+    }
+
+    fn matmul_kernel(&self) -> &Kernel {
+        match self.matmul {
+            MatmulKernel::Registers => &self.kernels.matmul,
+            MatmulKernel::Tiled => &self.kernels.matmul_tiled,
+        }
     }
 
     /// The same product with K split over `splits` workgroup layers (see shaders/matmul.wgsl):
@@ -288,7 +339,7 @@ impl GpuContext {
         let splits = p.k.div_ceil(chunk);
         let part = MatmulParams { k_chunk: chunk, accumulate: 0, ..p };
         let groups = [p.n.div_ceil(32), p.m.div_ceil(32), splits];
-        let product = self.launch(&self.kernels.matmul, &part, &[a, b, partial], groups, "matmul split-k");
+        let product = self.launch(self.matmul_kernel(), &part, &[a, b, partial], groups, "matmul split-k");
         vec![product, self.split_sum(SplitParams { len: p.m * p.n, splits, accumulate: p.accumulate, _pad: 0 }, partial, c)]
     }
 

@@ -6,6 +6,6 @@ pub mod int8;
 pub mod kernels;
 pub mod net;
 
-pub use context::{AdapterSummary, GpuContext};
+pub use context::{AdapterSummary, GpuContext, MatmulKernel};
 pub use kernels::Launch;
-pub use net::GpuTrainer;
+pub use net::{GpuTrainer, ResidentSplits};

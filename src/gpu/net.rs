@@ -211,6 +211,27 @@ fn node_launches(ctx: &GpuContext, net: &Net, slots: &Slots, acts: &[wgpu::Buffe
     (launches, keep)
 }
 
+/// A split on the GPU: its images and labels as loaded (u8) and its size.
+pub type Uploaded = (wgpu::Buffer, wgpu::Buffer, usize);
+
+fn upload(ctx: &GpuContext, data: &Dataset) -> Uploaded {
+    (ctx.storage_u8(&data.images, "images u8"), ctx.storage_u8(&data.labels, "labels u8"), data.n)
+}
+
+/// Both splits on the GPU, uploaded once and shared by every trainer built on them (a run's
+/// stages, passes and teachers: experiment::Run keeps them).
+#[derive(Clone)]
+pub struct ResidentSplits {
+    pub train: Uploaded,
+    pub test: Uploaded,
+}
+
+impl ResidentSplits {
+    pub fn upload(ctx: &GpuContext, data: &Splits) -> ResidentSplits {
+        ResidentSplits { train: upload(ctx, &data.train), test: upload(ctx, &data.test) }
+    }
+}
+
 /// Activations and per-node scratch of one forward pass of `net` at `b` rows (acts[0] included).
 fn activation_buffers(ctx: &GpuContext, net: &Net, b: usize) -> (Vec<wgpu::Buffer>, Vec<wgpu::Buffer>) {
     let acts = net.nodes.iter().map(|node| zeroed(ctx, b * node.shape.size(), "activation")).collect();
@@ -231,8 +252,7 @@ fn activation_buffers(ctx: &GpuContext, net: &Net, b: usize) -> (Vec<wgpu::Buffe
 impl ForwardProgram {
     #[allow(clippy::too_many_arguments)]
     fn new(ctx: &GpuContext, net: &Net, params: &[wgpu::Buffer], slots: &Slots, data: &Dataset, norm: Normalization, rows: u32, order: &[u32], training: bool) -> ForwardProgram {
-        let uploaded = (ctx.storage_u8(&data.images, "images u8"), ctx.storage_u8(&data.labels, "labels u8"), data.n);
-        ForwardProgram::on(ctx, net, params, slots, uploaded, norm, rows, order, training)
+        ForwardProgram::on(ctx, net, params, slots, upload(ctx, data), norm, rows, order, training)
     }
 
     /// The same on a split already on the GPU: (images, labels) as u8 and its size.
@@ -383,6 +403,12 @@ impl GpuTrainer {
     /// backward passes gradients straight through (zero where clipped) to the f32 masters.
     #[allow(clippy::too_many_arguments)]
     pub fn with_transforms(ctx: &GpuContext, net: &Net, init: &NetParams, opt: OptimizerConfig, data: &Splits, norm: Normalization, batch: usize, transforms: &Transforms) -> GpuTrainer {
+        Self::on_resident(ctx, net, init, opt, &ResidentSplits::upload(ctx, data), norm, batch, transforms)
+    }
+
+    /// The same on splits already on the GPU.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_resident(ctx: &GpuContext, net: &Net, init: &NetParams, opt: OptimizerConfig, data: &ResidentSplits, norm: Normalization, batch: usize, transforms: &Transforms) -> GpuTrainer {
         let infos = net.tensors();
         let sizes: Vec<usize> = infos.iter().map(|t| t.len()).collect();
         let params: Vec<wgpu::Buffer> = init.tensors.iter().map(|t| ctx.storage(t, "parameter")).collect();
@@ -394,8 +420,8 @@ impl GpuTrainer {
 
         let rows = batch as u32;
         let b = batch;
-        let identity: Vec<u32> = (0..data.train.n as u32).collect();
-        let train = ForwardProgram::new(ctx, net, &params, &slots, &data.train, norm, rows, &identity, true);
+        let identity: Vec<u32> = (0..data.train.2 as u32).collect();
+        let train = ForwardProgram::on(ctx, net, &params, &slots, data.train.clone(), norm, rows, &identity, true);
 
         // dacts[n]: gradient w.r.t. node n's output (none for the input); the last is dlogits.
         let last = net.last();
@@ -544,9 +570,9 @@ impl GpuTrainer {
             .map(|(j, _)| (j, ctx.optimizer(adam, opt.step_params(sizes[j], opt.lr, 1), &optim_step, &params[j], &grads[j], &first[j], &second[j])))
             .collect();
 
-        let eval_rows = data.test.n.clamp(1, 1000).min(eval_rows_limit(net)) as u32;
-        let test_order: Vec<u32> = (0..data.test.n as u32).collect();
-        let eval = ForwardProgram::new(ctx, net, &params, &slots, &data.test, norm, eval_rows, &test_order, false);
+        let eval_rows = data.test.2.clamp(1, 1000).min(eval_rows_limit(net)) as u32;
+        let test_order: Vec<u32> = (0..data.test.2 as u32).collect();
+        let eval = ForwardProgram::on(ctx, net, &params, &slots, data.test.clone(), norm, eval_rows, &test_order, false);
 
         let mut state = grads.clone();
         state.extend(first);
@@ -906,11 +932,12 @@ impl GpuTrainer {
     }
 
     /// Evaluates `rows` test samples per submit from now on (at most `eval_rows_limit`): the
-    /// inference program is rebuilt for that batch over `test` (the split the trainer was built on).
-    pub fn set_eval_rows(&mut self, rows: usize, test: &Dataset) {
+    /// inference program is rebuilt for that batch over the test split already on the GPU.
+    pub fn set_eval_rows(&mut self, rows: usize) {
         let rows = rows.clamp(1, eval_rows_limit(&self.net).min(self.eval.n.max(1))) as u32;
         let order: Vec<u32> = (0..self.eval.n as u32).collect();
-        self.eval = ForwardProgram::new(&self.ctx, &self.net, &self.params, &self.slots, test, self.norm, rows, &order, false);
+        let test = (self.eval.data.0.clone(), self.eval.data.1.clone(), self.eval.n);
+        self.eval = ForwardProgram::on(&self.ctx, &self.net, &self.params, &self.slots, test, self.norm, rows, &order, false);
     }
 
     /// Logits of the last evaluation batch (for tests and the draw-a-digit view).

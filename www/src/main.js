@@ -248,8 +248,11 @@ function modelKey(r) {
   const shape = r.dataset === 'custom' ? customShape ?? [28, 28] : [28, 28];
   return JSON.stringify([r.model, r.train.batch, r.train.optimizer, shape]);
 }
-function chooseBackend() {
-  if (forcedBackend || !gpuPresent || running) return;
+// WebGPU still starting (the page is usable before it is); a run asked for meanwhile.
+let gpuPending = false;
+let runAfterGpu = null;
+function chooseBackend(beforeRun = false) {
+  if (forcedBackend || !gpuPresent || (running && !beforeRun)) return;
   let recipe;
   try {
     recipe = readRecipe();
@@ -276,12 +279,27 @@ window.squeezeSimulateDeviceLoss = () => worker.postMessage({ type: 'simulate-de
 worker.onmessage = (msg) => {
   const m = msg.data;
   if (m.type === 'ready') {
+    $('adapter').dataset.simd = m.simd;
+    gpuPending = m.gpuPending;
+    if (gpuPending) {
+      $('adapter').textContent = 'Starting WebGPU (compiling its kernels)…';
+      $('adapter').dataset.chosen = 'measuring';
+    } else {
+      showBackend(m.backend);
+    }
+    $('train').disabled = false;
+  } else if (m.type === 'gpu-ready') {
+    gpuPending = false;
     gpuInfo = m.gpuInfo || {};
     gpuPresent = m.backend.backend === 'webgpu';
-    $('adapter').dataset.simd = m.simd;
     showBackend(m.backend);
-    $('train').disabled = false;
-    chooseBackend();
+    if (runAfterGpu) {
+      const start = runAfterGpu;
+      runAfterGpu = null;
+      start();
+    } else {
+      chooseBackend();
+    }
   } else if (m.type === 'backend-chosen') {
     if (m.seq === chooseSeq) showBackend(m.backend);
   } else if (m.type === 'error' && m.during === 'choose-backend') {
@@ -366,14 +384,32 @@ $('controls').addEventListener('submit', (e) => {
   history.replaceState(null, '', recipeToURL(recipe));
   run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0, pausedMs: 0 };
   runCount += 1;
-  // A model changed just now is timed before it runs (the worker holds the run until then).
-  clearTimeout(chooseTimer);
-  chooseBackend();
   setRunning(true);
-  $('status').textContent = 'Loading data…';
-  worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
+  // A model changed just now is timed before it runs (the worker holds the run until then); while
+  // WebGPU is still starting, the run waits for it and for that timing.
+  const start = () => {
+    clearTimeout(chooseTimer);
+    chooseBackend(true);
+    $('status').textContent = 'Loading data…';
+    worker.postMessage({ type: 'run', recipe, dataBase, progressEvery: 25 });
+    if (paused) worker.postMessage({ type: 'pause' });
+  };
+  if (gpuPending) {
+    runAfterGpu = start;
+    $('status').textContent = 'Waiting for WebGPU to start…';
+  } else {
+    start();
+  }
 });
-$('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+$('cancel').addEventListener('click', () => {
+  if (runAfterGpu) {
+    runAfterGpu = null;
+    setRunning(false);
+    $('status').textContent = 'Cancelled.';
+    return;
+  }
+  worker.postMessage({ type: 'cancel' });
+});
 $('pause').addEventListener('click', () => {
   setPaused(!paused);
   worker.postMessage({ type: paused ? 'pause' : 'resume' });

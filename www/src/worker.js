@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
 // the page stays responsive while training. Messages in: {type: 'init'|'choose-backend'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'|'simulate-device-loss'}.
-// Messages out: {type: 'ready'|'backend-chosen'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
+// Messages out: {type: 'ready'|'gpu-ready'|'backend-chosen'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
 
 // Two builds of the engine (scripts/build-wasm): www/pkg-relaxed uses relaxed SIMD's fused
 // multiply-add in the CPU backend's GEMM (about 1.2x faster training there), www/pkg plain SIMD
@@ -23,7 +23,7 @@ const FILES = {
 };
 
 let engine = null;
-// The backend measurement in progress (runs wait for it: the engine is busy meanwhile).
+// WebGPU's start or the backend measurement in progress (runs wait for it: the engine is busy meanwhile).
 let choosing = Promise.resolve();
 const messageOf = (e) => String(e && e.message ? e.message : e);
 let cancelled = false;
@@ -97,9 +97,18 @@ self.onmessage = async (msg) => {
   const m = msg.data;
   try {
     if (m.type === 'init') {
+      // The page is usable once the engine is (on the CPU); WebGPU's pipelines compile after,
+      // and anything sent meanwhile that needs the backend waits for them.
       const simd = await loadEngine(m.simd);
-      engine = await Squeeze.create(m.preferGpu !== false, m.conv ?? undefined);
-      self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuInfo: await gpuInfo(), simd });
+      const wantGpu = m.preferGpu !== false;
+      engine = Squeeze.create(wantGpu ? 'WebGPU is starting' : 'CPU backend requested');
+      self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuPending: wantGpu, simd });
+      if (wantGpu) {
+        const job = engine.acquireGpu(m.conv ?? undefined);
+        choosing = job.catch(() => {});
+        const backend = await job;
+        self.postMessage({ type: 'gpu-ready', backend, gpuInfo: await gpuInfo() });
+      }
     } else if (m.type === 'choose-backend') {
       // Time the form's model on both backends; later runs use the faster.
       const job = choosing.then(() => engine.chooseBackend(m.recipe, m.rows, m.cols, m.budgetS ?? 0.4));

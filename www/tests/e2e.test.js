@@ -122,6 +122,26 @@ test('an invalid setting is reported next to the controls and nothing breaks', {
   await page.close();
 });
 
+test('Train works before WebGPU has started: the run waits for it and for the timing, then uses the faster', { timeout: 180_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(URL);
+  await fillAll(page, { '#limit-train': '256', '#limit-test': '128', '#hidden': '16', '#epochs': '1' });
+  // Train is enabled while the GPU's kernels still compile (the banner says so, no backend yet).
+  const early = await page.waitForFunction(() => !document.getElementById('train').disabled && { backend: document.getElementById('adapter').dataset.backend ?? null, text: document.getElementById('adapter').textContent }, null, { timeout: 60_000 });
+  const state = await early.jsonValue();
+  assert.equal(state.backend, null, JSON.stringify(state));
+  assert.match(state.text, /Starting WebGPU/);
+  await page.click('#train');
+  await runEnds(page, 120_000);
+  assert.equal(await page.textContent('#error'), '');
+  assert.equal(await page.getAttribute('#adapter', 'data-chosen'), 'measured', await page.textContent('#adapter'));
+  assert.equal(await page.getAttribute('#runs-table tbody tr:last-child', 'data-backend'), await page.getAttribute('#adapter', 'data-backend'));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test('the page times both backends on the form\'s model, runs on the faster, and ?backend= forces one', { timeout: 240_000 }, async () => {
   const { page, errors } = await openPage('');
   const measured = async (before = '') => {
