@@ -39,6 +39,9 @@ enum Command {
         /// matrices in the 5-bit relative-index encoding) and print its size.
         #[arg(long)]
         save_model: Option<PathBuf>,
+        /// Write the final model as ONNX (opset 13) to this file: float, or QDQ where quantized.
+        #[arg(long)]
+        export_onnx: Option<PathBuf>,
         /// Print a progress line every N training steps.
         #[arg(long, default_value_t = 200)]
         progress_every: usize,
@@ -60,6 +63,29 @@ enum Command {
         /// The backend whose limits the recipe must fit (as `run --backend`).
         #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
         backend: BackendArg,
+    },
+    /// Convert a .sqz model file to ONNX (opset 13; QDQ where the model is quantized).
+    ExportOnnx {
+        model: PathBuf,
+        out: PathBuf,
+    },
+    /// Write a model's logits on the test split of a dataset (f32 little-endian, [n, classes], the
+    /// CPU reference): what an ONNX runtime's answers are checked against.
+    Logits {
+        model: PathBuf,
+        /// "mnist", "fashion-mnist".
+        #[arg(long, default_value = "mnist")]
+        dataset: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The first N test images (default: all).
+        #[arg(long)]
+        images: Option<usize>,
+        /// The model's integer (int8) form instead of its fake-quantized float one.
+        #[arg(long)]
+        integer: bool,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the GPU adapter wgpu picks.
     Adapter,
@@ -135,8 +161,37 @@ fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> cra
     Ok(files)
 }
 
+fn read_model(path: &PathBuf) -> crate::Result<(crate::inspect::StageModel, crate::data::Normalization)> {
+    let io = |e: String| crate::Error::Io { path: path.display().to_string(), message: e };
+    crate::export::load(&std::fs::read(path).map_err(|e| io(e.to_string()))?).map_err(|e| io(e.to_string()))
+}
+
+fn write_file(path: &PathBuf, bytes: &[u8]) -> crate::Result<()> {
+    std::fs::write(path, bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+/// Writes `m` as ONNX to `path` and says what was written.
+fn write_onnx(m: &crate::inspect::StageModel, norm: crate::data::Normalization, path: &PathBuf) -> crate::Result<()> {
+    let out = crate::onnx::export(m, norm)?;
+    write_file(path, &out.bytes)?;
+    println!("ONNX file (opset {}): {} bytes ({})", crate::onnx::OPSET, out.bytes.len(), path.display());
+    out.notes.iter().for_each(|n| println!("  {n}"));
+    Ok(())
+}
+
 async fn main_async(cli: Cli) -> crate::Result<()> {
     match cli.command {
+        Command::ExportOnnx { model, out } => {
+            let (m, norm) = read_model(&model)?;
+            write_onnx(&m, norm, &out)?;
+        }
+        Command::Logits { model, dataset, data, images, integer, out } => {
+            let (m, norm) = read_model(&model)?;
+            let splits = load_named(&data.unwrap_or_else(default_data_dir), &dataset)?;
+            let logits = crate::inspect::logits(&m, norm, &splits.test, images.unwrap_or(usize::MAX), integer)?;
+            write_file(&out, &logits.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+            println!("{} logits of {} images ({})", if integer { "integer-model" } else { "float" }, logits.len() / m.net.classes, out.display());
+        }
         Command::Check { recipe, teacher, backend } => {
             let r = load_recipe(&recipe)?;
             let files = teacher_files(&recipe, &r, &teacher)?;
@@ -152,7 +207,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, save_model, progress_every, seed, teacher } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, progress_every, seed, teacher } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
@@ -356,8 +411,11 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             }
             if let Some(path) = save_model {
                 let bytes = crate::export::save(out.models.last().expect("the trained model at least"), out.norm);
-                std::fs::write(&path, &bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+                write_file(&path, &bytes)?;
                 println!("model file: {} bytes ({})", bytes.len(), path.display());
+            }
+            if let Some(path) = export_onnx {
+                write_onnx(out.models.last().expect("the trained model at least"), out.norm, &path)?;
             }
         }
     }

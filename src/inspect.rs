@@ -195,3 +195,26 @@ mod tests {
         }
     }
 }
+
+/// Logits [n, classes] of the first `n` images of `data` on the CPU reference: the model as it
+/// computes (fake-quantized where quantized), or with `integer` its integer model (compress::int8).
+/// What the ONNX check compares an exported file's answers with.
+pub fn logits(model: &StageModel, norm: Normalization, data: &Dataset, n: usize, integer: bool) -> Result<Vec<f32>> {
+    model.check_data(data)?;
+    let n = n.min(data.n);
+    if integer {
+        let int = crate::compress::int8::compile(&model.net, &model.params, &model.weights, &model.activations, norm)?;
+        let cpu = crate::reference::int8::CpuIntModel::new(&int);
+        let pixels = data.pixels();
+        return Ok((0..n).step_by(250).flat_map(|s| int.logits(&cpu.forward(&data.images[s * pixels..(s + 250).min(n) * pixels], 250.min(n - s)))).collect());
+    }
+    let order: Vec<u32> = (0..n as u32).collect();
+    let mut params = model.params.clone();
+    let mut out = Vec::with_capacity(n * model.net.classes);
+    for start in (0..n).step_by(250) {
+        let rows = 250.min(n - start);
+        let (x, _) = data.gather(&order, start, rows, norm);
+        out.extend(net_forward_with(&model.net, &mut params, x, rows, rows, false, &model.activations).acts.pop().expect("logits"));
+    }
+    Ok(out)
+}

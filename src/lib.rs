@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod export;
 pub mod gpu;
 pub mod inspect;
+pub mod onnx;
 pub mod nn;
 pub mod recipe;
 pub mod reference;

@@ -350,6 +350,15 @@ impl Squeeze {
         Ok(crate::export::save(&model, norm))
     }
 
+    /// Model `index` as an ONNX file (src/onnx: opset 13; QDQ where quantized): the bytes a
+    /// download saves.
+    #[wasm_bindgen(js_name = exportOnnx)]
+    pub fn export_onnx(&self, index: usize) -> Result<Vec<u8>, JsError> {
+        let model = self.model(index)?;
+        let norm = self.inner.borrow().norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
+        Ok(crate::onnx::export(&model, norm).map_err(js_err)?.bytes)
+    }
+
     /// Model `index`'s weight matrices (one flat array per layer), for the weight histograms.
     #[wasm_bindgen(js_name = layerWeights)]
     pub fn layer_weights(&self, index: usize) -> Result<JsValue, JsError> {

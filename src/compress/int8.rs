@@ -130,6 +130,28 @@ pub fn requantize_store(total: i32, l: &IntLayer, c: usize) -> i32 {
     (requantize(total, l.mult[c], l.shift[c]) + l.zero_out).clamp(l.lo, l.hi)
 }
 
+/// The zero-point-0 integer form of affine-quantized weights W [kdim, outputs] (`channels`: one
+/// `[inv_step, step, zero]`, or one per output): per output c its int8 values, [outputs, kdim]
+/// row-major, and its scale, with w = v·scale[c] (scale = step, or step/2 where the zero point is
+/// a half: binary weights ±step/2). None where a value needs more than 8 bits.
+pub fn integer_weights(w: &[f32], kdim: usize, outputs: usize, channels: &[[f32; 3]]) -> Option<(Vec<i8>, Vec<f64>)> {
+    let mut wi = vec![0i8; outputs * kdim];
+    let mut scale = vec![0f64; outputs];
+    for c in 0..outputs {
+        let [_, step, zero] = channels[if channels.len() > 1 { c } else { 0 }];
+        let d = if zero.fract() == 0.0 { 1.0 } else { 2.0 };
+        scale[c] = step as f64 / d;
+        for r in 0..kdim {
+            let v = (w[r * outputs + c] as f64 / scale[c]).round();
+            if !(-128.0..=127.0).contains(&v) {
+                return None;
+            }
+            wi[c * kdim + r] = v as i8;
+        }
+    }
+    Some((wi, scale))
+}
+
 /// Whether a model's quantizers allow integer inference, and why not.
 pub fn compile(net: &Net, params: &NetParams, weights: &[Option<QuantFn>], acts: &[Option<QuantFn>], norm: Normalization) -> Result<IntModel> {
     let no = |why: String| Err(Error::Invalid(format!("integer inference: {why}")));
@@ -164,22 +186,13 @@ pub fn compile(net: &Net, params: &NetParams, weights: &[Option<QuantFn>], acts:
                 if kdim * 127 * 128 >= 1 << 31 {
                     return no(format!("layer {n} sums {kdim} products, which could overflow 32 bits"));
                 }
-                let w = &params.tensors[j];
                 let bias = &params.tensors[j + 1];
-                // Integer weights: (value / step)·d, d = 2 when the zero point is a half (binary).
+                let Some((rows, scale_w)) = integer_weights(&params.tensors[j], kdim, outputs, channels) else {
+                    return no(format!("layer {n}'s weights need more than 8 bits with zero point 0 (use symmetric or narrower weights)"));
+                };
                 let mut wi = vec![0i8; outputs * kp];
-                let mut scale_w = vec![0f64; outputs];
-                for c in 0..outputs {
-                    let [_, step, zero] = channels[if channels.len() > 1 { c } else { 0 }];
-                    let d = if zero.fract() == 0.0 { 1.0 } else { 2.0 };
-                    scale_w[c] = step as f64 / d;
-                    for r in 0..kdim {
-                        let v = (w[r * outputs + c] as f64 / scale_w[c]).round();
-                        if !(-128.0..=127.0).contains(&v) {
-                            return no(format!("layer {n}'s weights need more than 8 bits with zero point 0 (use symmetric or narrower weights)"));
-                        }
-                        wi[c * kp + r] = v as i8;
-                    }
+                for (dst, src) in wi.chunks_exact_mut(kp).zip(rows.chunks_exact(kdim)) {
+                    dst[..kdim].copy_from_slice(src);
                 }
                 let mut bi = vec![0i32; outputs];
                 for c in 0..outputs {

@@ -345,9 +345,15 @@ worker.onmessage = (msg) => {
     if (m.seq === predictSeq) showPredictions(m.predictions);
   } else if (m.type === 'model-file') {
     const name = $('inspect-model').selectedOptions[0]?.textContent.split(':')[0].replace(/[^a-z0-9]+/gi, '-') ?? 'model';
-    $('model-file-size').textContent = `${m.bytes.length.toLocaleString('en')} bytes`;
+    $('model-file-size').textContent = `${m.format === 'onnx' ? 'ONNX: ' : ''}${m.bytes.length.toLocaleString('en')} bytes`;
     $('model-file-size').dataset.bytes = String(m.bytes.length);
-    download(`squeeze-${run.recipe.model.arch}-${name}.sqz`, new Blob([m.bytes], { type: 'application/octet-stream' }));
+    $('model-file-size').dataset.format = m.format;
+    $('model-file-size').className = 'hint';
+    download(`squeeze-${run.recipe.model.arch}-${name}.${m.format}`, new Blob([m.bytes], { type: 'application/octet-stream' }));
+  } else if (m.type === 'error' && m.during === 'export') {
+    // Beside the download buttons (a model with no ONNX form, say); nothing else changes.
+    $('model-file-size').textContent = m.message;
+    $('model-file-size').className = 'error';
   } else if (m.type === 'pictures') {
     drawFirstLayer($('first-layer'), m.layer);
     showHistograms(m.weights, m.levels);
@@ -446,7 +452,8 @@ const drawHistogram = () => {
 $('histogram-layer').addEventListener('change', drawHistogram);
 pngButton($('histogram'), 'weight-histogram');
 pngButton($('size-by-stage'), 'size-by-stage');
-$('download-model').addEventListener('click', () => worker.postMessage({ type: 'export', index: Number($('inspect-model').value) }));
+$('download-model').addEventListener('click', () => worker.postMessage({ type: 'export', format: 'sqz', index: Number($('inspect-model').value) }));
+$('download-onnx').addEventListener('click', () => worker.postMessage({ type: 'export', format: 'onnx', index: Number($('inspect-model').value) }));
 $('download-json').addEventListener('click', () => download('squeeze-results.json', new Blob([JSON.stringify({ recipe: run.recipe, report: run.report }, null, 2)], { type: 'application/json' })));
 $('download-csv').addEventListener('click', () => {
   const head = 'stage,name,epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_s,samples_per_s';

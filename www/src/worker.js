@@ -143,8 +143,8 @@ self.onmessage = async (msg) => {
     } else if (m.type === 'predict') {
       self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels), seq: m.seq });
     } else if (m.type === 'export') {
-      const bytes = engine.exportModel(m.index);
-      self.postMessage({ type: 'model-file', index: m.index, bytes }, [bytes.buffer]);
+      const bytes = m.format === 'onnx' ? engine.exportOnnx(m.index) : engine.exportModel(m.index);
+      self.postMessage({ type: 'model-file', index: m.index, format: m.format, bytes }, [bytes.buffer]);
     } else if (m.type === 'pictures') {
       // The confusion matrix needs the run's data to fit the model (new files of another shape
       // may have replaced it): then it is an error in its place, and the rest still shows.

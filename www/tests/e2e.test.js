@@ -303,6 +303,23 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   const prunedFile = await save(() => page.click('#download-model'));
   assert.equal(prunedFile.subarray(0, 4).toString(), 'SQZM');
   assert.equal(String(prunedFile.length), await page.getAttribute('#model-file-size', 'data-bytes'));
+  // The same model as ONNX, run in ONNX Runtime on the first 1000 test images: its top-1 matches
+  // the page's confusion matrix of this model on those images (same correct count, within 2).
+  const onnxFile = await save(() => page.click('#download-onnx'));
+  assert.equal(await page.getAttribute('#model-file-size', 'data-format'), 'onnx');
+  assert.equal(String(onnxFile.length), await page.getAttribute('#model-file-size', 'data-bytes'));
+  const ort = (await import('../../interop/node_modules/onnxruntime-node/dist/index.js')).default;
+  const session = await ort.InferenceSession.create(onnxFile);
+  const images = readFileSync(path.join(www, 'public/data/mnist/t10k-images-idx3-ubyte')).subarray(16, 16 + 1000 * 784);
+  const labels = readFileSync(path.join(www, 'public/data/mnist/t10k-labels-idx1-ubyte')).subarray(8, 1008);
+  const { logits } = await session.run({ image: new ort.Tensor('float32', Float32Array.from(images, (p) => p / 255), [1000, 1, 28, 28]) });
+  let correct = 0;
+  for (let r = 0; r < 1000; r++) {
+    const row = Array.from(logits.data.subarray(r * 10, r * 10 + 10));
+    correct += row.indexOf(Math.max(...row)) === labels[r];
+  }
+  const diagonal = cells.filter((_, i) => i % 11 === 0).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(correct - diagonal) <= 2, `ONNX Runtime ${correct} right, the page's confusion matrix ${diagonal}`);
   await page.selectOption('#inspect-model', '0');
   const trainedFile = await save(() => page.click('#download-model'));
   assert.ok(prunedFile.length < trainedFile.length / 3, `pruned ${prunedFile.length} vs trained ${trainedFile.length} bytes`);
