@@ -66,12 +66,14 @@ enum Command {
     },
     /// Convert a .sqz model file to ONNX (opset 13; QDQ where the model is quantized).
     ExportOnnx {
+        /// A .sqz (or ONNX) model file.
         model: PathBuf,
         out: PathBuf,
     },
     /// Write a model's logits on the test split of a dataset (f32 little-endian, [n, classes], the
     /// CPU reference): what an ONNX runtime's answers are checked against.
     Logits {
+        /// A .sqz or ONNX model file.
         model: PathBuf,
         /// "mnist", "fashion-mnist".
         #[arg(long, default_value = "mnist")]
@@ -155,7 +157,7 @@ fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> cra
             None => recipe.parent().unwrap_or(std::path::Path::new(".")).join(name),
         };
         let bytes = std::fs::read(&path).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: format!("{e} (the teacher file {name:?}: pass it with --teacher PATH)") })?;
-        let loaded = crate::export::load(&bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+        let loaded = crate::export::load_any(&bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
         files.insert(name.to_string(), loaded);
     }
     Ok(files)
@@ -163,7 +165,7 @@ fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> cra
 
 fn read_model(path: &PathBuf) -> crate::Result<(crate::inspect::StageModel, crate::data::Normalization)> {
     let io = |e: String| crate::Error::Io { path: path.display().to_string(), message: e };
-    crate::export::load(&std::fs::read(path).map_err(|e| io(e.to_string()))?).map_err(|e| io(e.to_string()))
+    crate::export::load_any(&std::fs::read(path).map_err(|e| io(e.to_string()))?).map_err(|e| io(e.to_string()))
 }
 
 fn write_file(path: &PathBuf, bytes: &[u8]) -> crate::Result<()> {

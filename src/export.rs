@@ -94,6 +94,17 @@ pub fn save(m: &StageModel, norm: Normalization) -> Vec<u8> {
     out
 }
 
+/// A model file of either kind Squeeze writes: `.sqz` (by its signature) or ONNX (src/onnx).
+pub fn load_any(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
+    if bytes.starts_with(MAGIC) {
+        return load(bytes);
+    }
+    crate::onnx::import(bytes).map_err(|e| match e {
+        Error::Io { message, .. } if message.starts_with("not an ONNX model") => bad(format!("neither a Squeeze model file (no SQZM signature) nor an ONNX model: {message}")),
+        e => e,
+    })
+}
+
 /// Reads a model file back (version 1 or 2): the model and the normalisation it was trained with.
 pub fn load(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
     if bytes.len() < 12 || &bytes[..4] != MAGIC {

@@ -267,12 +267,12 @@ impl Squeeze {
         Ok(to_js(&info)?)
     }
 
-    /// Reads a `.sqz` model file (src/export.rs) that distill stages may name as their teacher
+    /// Reads a model file (`.sqz`, src/export.rs, or an ONNX file Squeeze can read, src/onnx) that distill stages may name as their teacher
     /// (`"teacher": {"file": name}`); a second file of the same name replaces it. On error
     /// nothing already loaded is touched.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&self, name: String, bytes: &[u8]) -> Result<JsValue, JsError> {
-        let (model, norm) = crate::export::load(bytes).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
+        let (model, norm) = crate::export::load_any(bytes).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
         let input = model.net.input();
         let info = FileInfo { name: name.clone(), arch: model.net.arch.clone(), parameters: model.net.parameter_count(), input: [input.h, input.w, input.c], classes: model.net.classes, file_bytes: bytes.len() };
         self.inner.borrow_mut().files.insert(name, (model, norm));

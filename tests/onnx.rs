@@ -27,8 +27,9 @@ fn small_net() -> Net {
     net
 }
 
+/// Random parameters (running variances positive, as any trained net's are).
 fn random_params(net: &Net, rng: &mut Rng) -> NetParams {
-    NetParams { tensors: net.tensors().iter().map(|t| random_vec(rng, t.len(), -0.5, 0.5)).collect() }
+    NetParams { tensors: net.tensors().iter().map(|t| random_vec(rng, t.len(), if t.role == Role::RunningVar { 0.1 } else { -0.5 }, 0.5)).collect() }
 }
 
 fn decode(m: &StageModel) -> GraphProto {
@@ -158,6 +159,10 @@ fn quantized_weights_are_int8_or_uint8_initializers_that_dequantize_exactly() {
         (Scheme { kind: SchemeKind::Binary, bits: 1, per_channel: true }, INT8),
         (Scheme { kind: SchemeKind::Asymmetric, bits: 8, per_channel: false }, UINT8),
     ];
+    // The last layer's weights all positive: asymmetric codes 0..255 with zero point 0, which
+    // int8 with zero point 0 cannot hold (uint8 it is).
+    let last = *net.weight_tensors().last().unwrap();
+    params.tensors[last].iter_mut().for_each(|v| *v = v.abs() + 0.01);
     let mut weights = vec![None; infos.len()];
     for (&j, (scheme, _)) in net.weight_tensors().iter().zip(&schemes) {
         let q = scheme.fit(&params.tensors[j], infos[j].cols);
@@ -201,4 +206,85 @@ fn activation_quantizers_become_qdq_pairs_and_what_has_no_form_is_refused() {
         let e = squeeze::onnx::export(&m, NORM).err().expect("refused").to_string();
         assert!(e.contains("node 3") && e.contains(why), "{e}");
     }
+}
+
+/// A model's logits on `rows` random images (pixels / 255), through the CPU reference.
+fn logits_of(m: &StageModel, norm: Normalization, pixels: &[f32], rows: usize) -> Vec<f32> {
+    let (scale, shift) = norm.scale_shift();
+    let x: Vec<f32> = pixels.iter().map(|p| p * 255.0 * scale + shift).collect();
+    squeeze::reference::net::net_forward_with(&m.net, &mut m.params.clone(), x, rows, rows, false, &m.activations).acts.pop().unwrap()
+}
+
+#[test]
+fn export_then_import_gives_back_the_same_model() {
+    let (mut rng, seed) = fresh_rng("onnx round trip");
+    let net = small_net();
+    let mut params = random_params(&net, &mut rng);
+    let infos = net.tensors();
+    let mut weights = vec![None; infos.len()];
+    for &j in &net.weight_tensors()[..2] {
+        let q = Scheme { kind: SchemeKind::Symmetric, bits: 8, per_channel: true }.fit(&params.tensors[j], infos[j].cols);
+        params.tensors[j] = q.fake(&params.tensors[j], infos[j].cols);
+        weights[j] = Some(q);
+    }
+    let affine = |qmin, qmax, step: f32, zero| QuantFn::Affine { qmin, qmax, channels: vec![[1.0 / step, step, zero]] };
+    let mut activations = vec![None; net.nodes.len()];
+    activations[1] = Some(affine(0, 255, 0.02, 3.0));
+    activations[3] = Some(affine(-7, 7, 0.1, 0.0));
+    let resnet = Net::resnet_mini(Shape::new(8, 8, 1), &[4, 8], 10);
+    let cases = [
+        StageModel::float("float", net.clone(), random_params(&net, &mut rng)),
+        StageModel { weights, activations, ..StageModel::float("qdq", net.clone(), params) },
+        StageModel::float("resnet", resnet.clone(), random_params(&resnet, &mut rng)),
+    ];
+    for m in &cases {
+        let bytes = squeeze::onnx::export(m, NORM).unwrap().bytes;
+        let (back, norm) = squeeze::onnx::import(&bytes).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        let ops = |n: &Net| n.nodes.iter().map(|x| (x.op, x.inputs.clone(), x.relu, x.shape)).collect::<Vec<_>>();
+        assert_eq!(ops(&back.net), ops(&m.net), "{}", m.name);
+        assert_eq!(back.params.tensors, m.params.tensors, "{}: every value exactly (seed {seed})", m.name);
+        assert_eq!(back.activations, m.activations, "{}", m.name);
+        assert_eq!(back.weights.iter().map(|q| q.is_some()).collect::<Vec<_>>(), m.weights.iter().map(|q| q.is_some()).collect::<Vec<_>>(), "{}", m.name);
+        assert_eq!((norm.mean, norm.std), (NORM.mean, NORM.std), "the normalisation exactly");
+        let s = m.net.input().size();
+        let pixels = random_vec(&mut rng, 3 * s, 0.0, 1.0);
+        let (a, b) = (logits_of(m, NORM, &pixels, 3), logits_of(&back, norm, &pixels, 3));
+        assert_eq!(a, b, "{}: the same logits", m.name);
+    }
+}
+
+#[test]
+fn a_malformed_or_foreign_onnx_file_is_refused_with_a_reason() {
+    let (mut rng, seed) = fresh_rng("onnx malformed");
+    let net = small_net();
+    let m = StageModel::float("m", net.clone(), random_params(&net, &mut rng));
+    let bytes = squeeze::onnx::export(&m, NORM).unwrap().bytes;
+    let refused = |b: &[u8], why: &str| {
+        let e = squeeze::onnx::import(b).err().unwrap_or_else(|| panic!("accepted: {why}")).to_string();
+        assert!(e.contains(why), "{e} (wanted {why:?})");
+    };
+    refused(b"SQZM not onnx at all", "not an ONNX model");
+    refused(&bytes[..bytes.len() / 2], "not an ONNX model");
+    let edit = |f: &dyn Fn(&mut ModelProto)| {
+        let mut p = ModelProto::decode(bytes.as_slice()).unwrap();
+        f(&mut p);
+        p.encode_to_vec()
+    };
+    fn g(p: &mut ModelProto) -> &mut GraphProto {
+        p.graph.as_mut().unwrap()
+    }
+    refused(&edit(&|p| g(p).node[4].op_type = "Softmax".into()), "the operator Softmax is not one Squeeze reads");
+    refused(&edit(&|p| g(p).node[2].attribute.push(AttributeProto { name: "group".into(), i: 2, r#type: 2, ..Default::default() })), "no groups");
+    refused(&edit(&|p| g(p).initializer.retain(|t| t.name != "n3_bias")), "n3_bias, which no earlier node or initializer gives");
+    refused(&edit(&|p| g(p).initializer.iter_mut().find(|t| t.name == "n1_weight").unwrap().raw_data.truncate(8)), "values for dims");
+    refused(&edit(&|p| g(p).initializer.iter_mut().find(|t| t.name == "n4_bias").unwrap().raw_data[0..4].copy_from_slice(&f32::NAN.to_le_bytes())), "not a finite number");
+    refused(&edit(&|p| p.opset_import[0].version = 99), "operator set 99");
+    // Flipped bytes anywhere: an error or a model, never a panic.
+    for _ in 0..300 {
+        let mut b = bytes.clone();
+        let i = rng.below(b.len() as u32) as usize;
+        b[i] ^= 1 << rng.below(8);
+        let _ = squeeze::onnx::import(&b);
+    }
+    let _ = seed;
 }

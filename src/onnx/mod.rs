@@ -1,4 +1,5 @@
-//! Models leave as ONNX (opset 13, IR version 7) that any ONNX runtime runs with Squeeze's answers.
+//! Models leave as ONNX (opset 13, IR version 7) that any ONNX runtime runs with Squeeze's answers,
+//! and come back (import.rs: the operators below, checked before anything is built).
 //!
 //! The file's input `image` is [N, C, H, W] f32, the pixels / 255; its output `logits` [N, classes].
 //! The graph starts with the training split's normalisation (Mul by 1/std, Add −mean/std), then
@@ -22,6 +23,8 @@
 //! parameters stay f32.
 
 pub mod export;
+pub mod import;
 pub mod proto;
 
 pub use export::{export, Exported, OPSET};
+pub use import::import;

@@ -202,7 +202,7 @@ export const STAGE_KINDS = {
       { key: 'lr', label: 'Student learning rate', control: 'number', value: '0.05' },
       { key: 'baseline', label: 'Also train the student from labels alone', ...SELECT([['yes', 'yes (compare)'], ['no', 'no']]), value: 'yes' },
       { key: 'teacher', label: 'Teacher', ...SELECT([['so-far', 'the model so far'], ['trained', 'the first training\'s model'], ...[0, 1, 2, 3, 4, 5].map((k) => [String(k), `the model stage ${k + 1} left`]), ['file', 'a model file (.sqz, chosen below)']]), value: 'so-far' },
-      { key: 'teacherFile', label: 'Teacher file (a .sqz this page downloaded; name the student above)', control: 'file', accept: '.sqz', value: '' },
+      { key: 'teacherFile', label: 'Teacher file (a .sqz or .onnx this page downloaded; name the student above)', control: 'file', accept: '.sqz,.onnx', value: '' },
       { key: 'omit', label: 'Classes the student never sees (e.g. 3; empty = none)', control: 'text', value: '' },
       { key: 'bias', label: 'Then raise their bias by', control: 'number', value: '3.5' },
       { key: 'attention', label: 'Attention transfer: student node : teacher node : β, comma-separated (e.g. 1:1:100; nodes counted from the input, maps of equal size)', control: 'text', value: '' },

@@ -310,13 +310,13 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   assert.equal(String(onnxFile.length), await page.getAttribute('#model-file-size', 'data-bytes'));
   const ort = (await import('../../interop/node_modules/onnxruntime-node/dist/index.js')).default;
   const session = await ort.InferenceSession.create(onnxFile);
-  const images = readFileSync(path.join(www, 'public/data/mnist/t10k-images-idx3-ubyte')).subarray(16, 16 + 1000 * 784);
-  const labels = readFileSync(path.join(www, 'public/data/mnist/t10k-labels-idx1-ubyte')).subarray(8, 1008);
-  const { logits } = await session.run({ image: new ort.Tensor('float32', Float32Array.from(images, (p) => p / 255), [1000, 1, 28, 28]) });
+  const testImages = readFileSync(path.join(www, 'public/data/mnist/t10k-images-idx3-ubyte')).subarray(16, 16 + 1000 * 784);
+  const testLabels = readFileSync(path.join(www, 'public/data/mnist/t10k-labels-idx1-ubyte')).subarray(8, 1008);
+  const { logits } = await session.run({ image: new ort.Tensor('float32', Float32Array.from(testImages, (p) => p / 255), [1000, 1, 28, 28]) });
   let correct = 0;
   for (let r = 0; r < 1000; r++) {
     const row = Array.from(logits.data.subarray(r * 10, r * 10 + 10));
-    correct += row.indexOf(Math.max(...row)) === labels[r];
+    correct += row.indexOf(Math.max(...row)) === testLabels[r];
   }
   const diagonal = cells.filter((_, i) => i % 11 === 0).reduce((a, b) => a + b, 0);
   assert.ok(Math.abs(correct - diagonal) <= 2, `ONNX Runtime ${correct} right, the page's confusion matrix ${diagonal}`);
@@ -388,6 +388,18 @@ test('quantize and sweep stages run from the pipeline editor: waterfall, int8 ti
   assert.ok(Number(await page.getAttribute('#histogram', 'data-levels')) <= 8 && Number(await page.getAttribute('#histogram', 'data-levels')) >= 2);
   await drawOne(page);
   await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 3, null, { timeout: 30_000 });
+  // The 8-bit model leaves as QDQ ONNX: int8 weights and quantized activations, which ONNX Runtime runs.
+  await page.selectOption('#inspect-model', '1');
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click('#download-onnx')]);
+  assert.match(d.suggestedFilename(), /\.onnx$/);
+  const { readFileSync } = await import('node:fs');
+  await d.saveAs(path.join(artifacts, d.suggestedFilename()));
+  const qdq = readFileSync(path.join(artifacts, d.suggestedFilename()));
+  assert.ok(qdq.includes('QuantizeLinear') && qdq.includes('DequantizeLinear'), 'a QDQ graph');
+  const ort = (await import('../../interop/node_modules/onnxruntime-node/dist/index.js')).default;
+  const { logits } = await (await ort.InferenceSession.create(qdq)).run({ image: new ort.Tensor('float32', new Float32Array(2 * 784).fill(0.5), [2, 1, 28, 28]) });
+  assert.deepEqual(logits.dims, [2, 10]);
+  assert.ok(logits.data.every(Number.isFinite));
   await page.screenshot({ path: path.join(artifacts, 'quantized.png'), fullPage: true });
   assert.deepEqual(errors, []);
   await page.close();
