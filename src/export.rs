@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 const MAGIC: &[u8; 4] = b"SQZM";
 const VERSION: u32 = 2;
 /// Far above any model here (vgg-mini: 218,586 parameters); bounds what a file can make us allocate.
-const MAX_ELEMENTS: usize = 64 << 20;
+pub(crate) const MAX_ELEMENTS: usize = 64 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct Header {

@@ -18,7 +18,7 @@ pub struct Exported {
     pub notes: Vec<String>,
 }
 
-/// The graph under construction: nodes in order, initializers, and a name counter.
+/// The graph under construction: nodes in order, initializers, and the export's notes.
 #[derive(Default)]
 struct Graph {
     nodes: Vec<NodeProto>,
@@ -72,29 +72,29 @@ impl Graph {
         }
     }
 
-    /// A weight tensor in ONNX layout: `values` f32 in `dims` order, each output channel along
-    /// `axis` (of `outputs`) drawn from `codes` [outputs][k] when the model stored it quantized.
-    /// Quantized: int8 values (zero point 0) or uint8 codes (their zero points), dequantized per
-    /// channel; else f32.
-    fn weight(&mut self, tag: &str, dims: &[usize], axis: usize, values: Vec<f32>, q: Option<(&QuantFn, Vec<f32>)>) -> String {
+    /// A weight matrix `w_rows` in Squeeze's [K, O] layout, written in ONNX's `dims` with its
+    /// output channels along `axis`. Quantized by `q`: int8 values (zero point 0) or uint8 codes
+    /// (their zero points), dequantized per channel; else f32.
+    fn weight(&mut self, tag: &str, dims: &[usize], axis: usize, w_rows: &[f32], q: Option<&QuantFn>) -> String {
         let outputs = dims[axis];
-        let Some((qf, w_rows)) = q else { return self.floats(tag.into(), dims, &values) };
+        let kdim = w_rows.len() / outputs;
+        let values = || onnx_order(dims, axis, kdim, &|r, c| w_rows[r * outputs + c]);
+        let Some(qf) = q else { return self.floats(tag.into(), dims, &values()) };
         let QuantFn::Affine { qmin, qmax, channels } = qf else {
             self.notes.push(format!("{tag}: stored as f32 (its quantizer's levels have no QuantizeLinear form: k-means, power-of-two or f16)"));
-            return self.floats(tag.into(), dims, &values);
+            return self.floats(tag.into(), dims, &values());
         };
-        let kdim = w_rows.len() / outputs;
         // Squeeze's layout [kdim, outputs] → ONNX order, for one int8/uint8 value per element.
         let reorder = |per: &dyn Fn(usize, usize) -> u8| -> Vec<u8> { onnx_order(dims, axis, kdim, &|r, c| per(r, c)) };
         let per_channel = channels.len() > 1;
-        let (raw, data_type, scales, zeros): (Vec<u8>, i32, Vec<f32>, Vec<u8>) = if let Some((v, s)) = integer_weights(&w_rows, kdim, outputs, channels) {
+        let (raw, data_type, scales, zeros): (Vec<u8>, i32, Vec<f32>, Vec<u8>) = if let Some((v, s)) = integer_weights(w_rows, kdim, outputs, channels) {
             (reorder(&|r, c| v[c * kdim + r] as u8), INT8, s.iter().map(|&x| x as f32).collect(), vec![0; s.len()])
         } else if *qmin >= 0 && *qmax <= 255 && channels.iter().all(|c| c[2].fract() == 0.0) {
             let code = |r: usize, c: usize| qf.code(w_rows[r * outputs + c], qf.channel(c, outputs)) as u8;
             (reorder(&code), UINT8, (0..outputs).map(|c| channels[qf.channel(c, outputs)][1]).collect(), (0..outputs).map(|c| channels[qf.channel(c, outputs)][2] as u8).collect())
         } else {
             self.notes.push(format!("{tag}: stored as f32 (its codes fit neither int8 with zero point 0 nor uint8)"));
-            return self.floats(tag.into(), dims, &values);
+            return self.floats(tag.into(), dims, &values());
         };
         let (scales, zeros) = if per_channel { (scales, zeros) } else { (scales[..1].to_vec(), zeros[..1].to_vec()) };
         let shape: &[usize] = if per_channel { &[outputs] } else { &[] };
@@ -150,7 +150,7 @@ pub fn export(m: &StageModel, norm: Normalization) -> Result<Exported> {
         let xs = net.nodes[node.inputs[0]].shape;
         let j = first[n];
         let tag = format!("n{n}");
-        let (mut y, mut spatial_out) = match node.op {
+        let (mut y, spatial_out) = match node.op {
             Op::Input => unreachable!("only node 0"),
             Op::Dense { outputs } => {
                 let x = if spatial { g.node("Flatten", &[&x], format!("{tag}_flat"), vec![attr_int("axis", 1)]) } else { x };
@@ -159,17 +159,12 @@ pub fn export(m: &StageModel, norm: Normalization) -> Result<Exported> {
                 let nhwc = |r: usize| if spatial { let (c, hw) = (r / (xs.h * xs.w), r % (xs.h * xs.w)); hw * xs.c + c } else { r };
                 let w = &m.params.tensors[j];
                 let perm: Vec<f32> = (0..kdim * outputs).map(|i| w[nhwc(i / outputs) * outputs + i % outputs]).collect();
-                let q = quant(j).map(|q| (q, perm.clone()));
-                let wn = g.weight(&format!("{tag}_weight"), &[kdim, outputs], 1, perm, q);
+                let wn = g.weight(&format!("{tag}_weight"), &[kdim, outputs], 1, &perm, quant(j));
                 let bn = g.floats(format!("{tag}_bias"), &[outputs], &m.params.tensors[j + 1]);
                 (g.node("Gemm", &[&x, &wn, &bn], tag.clone(), vec![]), false)
             }
             Op::Conv { outputs, k, stride, pad } => {
-                let w = &m.params.tensors[j];
-                let kdim = infos[j].rows;
-                let dims = [outputs, xs.c, k, k];
-                let values = onnx_order(&dims, 0, kdim, &|r, c| w[r * outputs + c]);
-                let wn = g.weight(&format!("{tag}_weight"), &dims, 0, values, quant(j).map(|q| (q, w.clone())));
+                let wn = g.weight(&format!("{tag}_weight"), &[outputs, xs.c, k, k], 0, &m.params.tensors[j], quant(j));
                 let bn = g.floats(format!("{tag}_bias"), &[outputs], &m.params.tensors[j + 1]);
                 let attrs = vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &[pad; 4])];
                 (g.node("Conv", &[&x, &wn, &bn], tag.clone(), attrs), true)
@@ -180,10 +175,7 @@ pub fn export(m: &StageModel, norm: Normalization) -> Result<Exported> {
                 (g.node("BatchNormalization", &[&x, &names[0], &names[1], &names[2], &names[3]], tag.clone(), vec![attr_float("epsilon", BN_EPS)]), spatial)
             }
             Op::MaxPool { k, stride } => (g.node("MaxPool", &[&x], tag.clone(), vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride])]), true),
-            Op::AvgPool { k, stride } if k == xs.h && k == xs.w => {
-                let _ = stride;
-                (g.node("GlobalAveragePool", &[&x], tag.clone(), vec![]), true)
-            }
+            Op::AvgPool { k, .. } if k == xs.h && k == xs.w => (g.node("GlobalAveragePool", &[&x], tag.clone(), vec![]), true),
             Op::AvgPool { k, stride } => (g.node("AveragePool", &[&x], tag.clone(), vec![attr_ints("kernel_shape", &[k, k]), attr_ints("strides", &[stride, stride])]), true),
             Op::Add => {
                 let (other, other_spatial) = values[node.inputs[1]].clone();
@@ -198,9 +190,6 @@ pub fn export(m: &StageModel, norm: Normalization) -> Result<Exported> {
         }
         if let Some(q) = m.activations.get(n).and_then(|q| q.as_ref()) {
             y = activation(&mut g, &y, &tag, q, n)?;
-        }
-        if matches!(node.op, Op::Dense { .. }) {
-            spatial_out = false;
         }
         values.push((y, spatial_out));
     }

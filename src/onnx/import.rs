@@ -16,8 +16,7 @@ use crate::nn::{Net, NetParams, Op, Shape};
 use prost::Message;
 use std::collections::HashMap;
 
-/// Far above any model here; bounds what a file can make us allocate.
-const MAX_ELEMENTS: usize = 64 << 20;
+use crate::export::MAX_ELEMENTS;
 
 fn bad(message: impl Into<String>) -> Error {
     Error::Io { path: "ONNX file".into(), message: message.into() }
