@@ -30,10 +30,83 @@ fn odd_convnet() -> Net {
     net
 }
 
-/// Trains `net` for two epochs on both backends with each optimizer and compares everything.
-async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch: usize) {
+/// Step `i` of an epoch's learning rate (decaying, so that every step counts).
+fn step_lr(i: usize, kind: OptimizerKind) -> f32 {
+    0.1 / (1 + i) as f32 * if kind == OptimizerKind::Adam { 0.1 } else { 1.0 }
+}
+
+/// The tolerance (rtol, atol) on a tensor after training.
+fn tolerance(net: &Net, role: squeeze::nn::Role) -> (f32, f32) {
+    // Batch norm's γ and β gradients are sums over all B·H·W positions whose terms largely
+    // cancel (β's is Σ dY), so the backends' summation orders move them most: 3.5e-4 on
+    // vgg-mini's first β after two epochs (seed 1795532559413523574).
+    // Downstream of batch norm every weight inherits that: 6e-4 on a vgg-mini conv weight of
+    // 0.031 (seed 1795569421236870954, about 1 seed in 30). A broken update moves far more.
+    let has_bn = net.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm));
+    (2e-3, if matches!(role, squeeze::nn::Role::Gamma | squeeze::nn::Role::Beta) || has_bn { 1e-3 } else { 2e-4 })
+}
+
+/// Epochs the comparison trains: two (the optimizer's state and the running statistics carried
+/// over), one for batch-norm nets, on which near-ties the nudges below miss still land on either
+/// side of a ReLU in the second epoch about 1 seed in 50 (seed 1795585551607973488: 2e-4 apart
+/// at once at step 3, 1.6e-3 after two epochs).
+fn epochs(net: &Net) -> usize {
+    if net.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm)) {
+        1
+    } else {
+        2
+    }
+}
+
+/// Whether every parameter of `got` is within `share` of the tolerance of `want`'s.
+fn within(net: &Net, got: &NetParams, want: &NetParams, share: f32) -> bool {
+    net.tensors().iter().zip(got.tensors.iter().zip(&want.tensors)).all(|(info, (x, y))| {
+        let (rtol, atol) = tolerance(net, info.role);
+        x.iter().zip(y).all(|(p, q)| (p - q).abs() <= share * (atol + rtol * q.abs()))
+    })
+}
+
+/// The CPU reference trained as the comparison trains it, from `init` with `seed`'s sample orders.
+fn cpu_trained(net: &Net, init: NetParams, opt: &OptimizerConfig, data: &Splits, batch: usize, jitter: usize, seed: u64) -> NetParams {
+    let mut t = CpuTrainer::new(net, init, opt.clone(), data.clone(), data.train.normalization(), batch);
+    t.set_jitter(jitter);
+    for epoch in 0..epochs(net) {
+        t.begin_epoch(&data.train.epoch_order(seed, epoch));
+        for (i, (offset, valid)) in data.train.batches(batch).enumerate() {
+            t.train_step(offset, valid, step_lr(i, opt.kind));
+        }
+    }
+    t.params
+}
+
+/// Training through ReLUs is not a continuous function of the rounding: a pre-activation within
+/// rounding of 0 (7e-8 after resnet-mini's first residual add, seed 1795585551607545862) lands on
+/// the ReLU's other side on the other backend, and every gradient upstream of it moves by up to
+/// 1e-2 in one step (about 1 seed in 20 on the batch-norm nets). Such a case tests nothing, so the
+/// initial weights and sample orders are drawn again (seed + 1, ...) until the CPU reference,
+/// started three more times from weights nudged by 1e-5 of themselves (the two backends drift
+/// that far apart in a few steps), ends within half the tolerance of itself each time: a result
+/// that rounding cannot move.
+fn well_conditioned(net: &Net, opt: &OptimizerConfig, data: &Splits, batch: usize, jitter: usize, seed: u64) -> u64 {
+    (seed..seed + 8)
+        .find(|&s| {
+            let init = NetParams::init(net, s);
+            let a = cpu_trained(net, init.clone(), opt, data, batch, jitter, s);
+            // Three nudges, each weight up or down by 1e-5 of itself at random (a common factor
+            // would move no ReLU: the nets are homogeneous).
+            (0..3u32).all(|r| {
+                let nudge = |k: usize| if (k as u32 ^ r.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761) >> 31 == 1 { 1.0 + 1e-5 } else { 1.0 - 1e-5 };
+                let nudged = NetParams { tensors: init.tensors.iter().map(|t| t.iter().enumerate().map(|(k, v)| v * nudge(k)).collect()).collect() };
+                within(net, &cpu_trained(net, nudged, opt, data, batch, jitter, s), &a, 0.5)
+            })
+        })
+        .unwrap_or_else(|| panic!("{}: no seed from {seed} on whose result rounding has no hold", net.arch))
+}
+
+/// Trains `net` (`epochs`) on both backends with each optimizer and compares everything.
+/// `jitter`: whether the Direct + SGD case trains on moved images.
+async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed0: u64, batch: usize, jitter: bool) {
     let norm = data.train.normalization();
-    let init = NetParams::init(net, seed);
     let (train_n, test_n) = (data.train.n, data.test.n);
     // Both ways of running a convolution (im2col + matmul, direct), each optimizer.
     for (conv, kind) in [(ConvMethod::Im2col, OptimizerKind::Sgd), (ConvMethod::Direct, OptimizerKind::Sgd), (ConvMethod::Im2col, OptimizerKind::Adam), (ConvMethod::Direct, OptimizerKind::Adam)] {
@@ -47,58 +120,52 @@ async fn golden_net(ctx: &GpuContext, net: &Net, data: &Splits, seed: u64, batch
         // L2 and L1 strong enough that leaving either out moves the weights by far more than the
         // tolerance (checked against a third trainer without them).
         let opt = OptimizerConfig { kind, lr: if kind == OptimizerKind::Adam { 0.01 } else { 0.1 }, momentum: 0.9, beta2: 0.999, eps: 1e-6, weight_decay: 0.03, l1: 0.003 };
+        // One case trains on images moved by up to 2 pixels (augmentation in the gather).
+        let jitter = if jitter && conv == ConvMethod::Direct && kind == OptimizerKind::Sgd { 2 } else { 0 };
+        let seed = well_conditioned(net, &opt, data, batch, jitter, seed0);
+        let init = NetParams::init(net, seed);
         let mut gpu = GpuTrainer::new(ctx, net, &init, opt.clone(), data, norm, batch);
         let mut cpu = CpuTrainer::new(net, init.clone(), opt.clone(), data.clone(), norm, batch);
         let mut no_l2 = CpuTrainer::new(net, init.clone(), OptimizerConfig { weight_decay: 0.0, ..opt.clone() }, data.clone(), norm, batch);
         let mut no_l1 = CpuTrainer::new(net, init.clone(), OptimizerConfig { l1: 0.0, ..opt }, data.clone(), norm, batch);
-        // One case trains on images moved by up to 2 pixels (augmentation in the gather).
-        let jitter = if conv == ConvMethod::Direct && kind == OptimizerKind::Sgd { 2 } else { 0 };
         gpu.set_jitter(jitter);
         for t in [&mut cpu, &mut no_l2, &mut no_l1] {
             t.set_jitter(jitter);
         }
-        for epoch in 0..2 {
+        for epoch in 0..epochs(net) {
             let order = data.train.epoch_order(seed, epoch);
             gpu.begin_epoch(&order);
             for t in [&mut cpu, &mut no_l2, &mut no_l1] {
                 t.begin_epoch(&order);
             }
             for (i, (offset, valid)) in data.train.batches(batch).enumerate() {
-                let lr = 0.1 / (1 + i) as f32 * if kind == OptimizerKind::Adam { 0.1 } else { 1.0 };
+                let lr = step_lr(i, kind);
                 gpu.train_step(offset, valid, lr);
                 for t in [&mut cpu, &mut no_l2, &mut no_l1] {
                     t.train_step(offset, valid, lr);
                 }
             }
         }
-        let what = format!("{} {kind:?} conv {conv:?} jitter {jitter}", net.arch);
+        let what = format!("{} {kind:?} conv {conv:?} jitter {jitter} (weights and orders of seed {seed})", net.arch);
         let (g, c) = (gpu.take_metrics().await.unwrap(), cpu.take_metrics());
-        assert_eq!(g[2], 2.0 * train_n as f32, "{what}: samples seen");
+        assert_eq!(g[2], (epochs(net) * train_n) as f32, "{what}: samples seen");
         // Argmax counts agree but for a near-tied logit that f32 summation order can flip.
-        assert!((g[1] - c[1]).abs() <= 1.0, "{what}: correct count gpu {} vs cpu {} (seed {seed})", g[1], c[1]);
-        assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-4, 1e-4, seed);
+        assert!((g[1] - c[1]).abs() <= 1.0, "{what}: correct count gpu {} vs cpu {} (seed {seed0})", g[1], c[1]);
+        assert_close(&format!("{what} train loss sum"), &g[..1], &c[..1], 1e-4, 1e-4, seed0);
         let (g, c) = (gpu.evaluate().await.unwrap(), cpu.evaluate());
         assert_eq!(g[2], test_n as f32, "{what}: test samples");
-        assert_close(&format!("{what} test metrics"), &g, &c, 1e-3, 1e-3, seed);
+        assert_close(&format!("{what} test metrics"), &g, &c, 1e-3, 1e-3, seed0);
         let (gp, cp) = (gpu.params().await.unwrap(), cpu.params.clone());
         for (j, (info, (a, b))) in net.tensors().iter().zip(gp.tensors.iter().zip(&cp.tensors)).enumerate() {
-            // Batch norm's γ and β gradients are sums over all B·H·W positions whose terms largely
-            // cancel (β's is Σ dY), so the backends' summation orders move them most: 3.5e-4 on
-            // vgg-mini's first β after two epochs (seed 1795532559413523574).
-            // Downstream of batch norm every weight inherits that: 6e-4 on a vgg-mini conv weight of
-            // 0.031 (seed 1795569421236870954, about 1 seed in 30). A broken update moves far more.
-            let has_bn = net.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm));
-            let atol = if matches!(info.role, squeeze::nn::Role::Gamma | squeeze::nn::Role::Beta) || has_bn { 1e-3 } else { 2e-4 };
-            assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, 2e-3, atol, seed);
+            let (rtol, atol) = tolerance(net, info.role);
+            assert_close(&format!("{what} tensor {j} ({:?} of node {})", info.role, info.node), a, b, rtol, atol, seed0);
         }
         // Training moved the weights: a trainer that silently did nothing would fail here.
         assert!(gp.max_abs_diff(&init) > 1e-3, "{what}: weights did not change");
         // And the regularisers matter at this strength: without either, some weight ends outside
-        // the tolerance above (2e-4 + 2e-3·|w| < 2.2e-3 for |w| < 1; L1 alone moves one by
-        // 6e-3 to 1e-2 over seeds 1-5, L2 more).
+        // the tolerance above, so a backend that left one out would fail it.
         for (name, other) in [("L2", &no_l2), ("L1", &no_l1)] {
-            let d = cp.max_abs_diff(&other.params);
-            assert!(d > 4e-3, "{what}: training without {name} ends only {d} away (seed {seed})");
+            assert!(!within(net, &other.params, &cp, 1.0), "{what}: training without {name} ends within the tolerance (seed {seed0})");
         }
     }
 }
@@ -107,14 +174,14 @@ async fn golden_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("golden");
     let data = Splits::new("synthetic", synthetic(&mut rng, 83), synthetic(&mut rng, 45)).unwrap();
     // 83 = 5 x 16 + 3: the last batch is partial
-    golden_net(&ctx, &Net::mlp(Shape::new(7, 9, 1), &[17, 11], 10), &data, seed, 16).await;
+    golden_net(&ctx, &Net::mlp(Shape::new(7, 9, 1), &[17, 11], 10), &data, seed, 16, true).await;
 }
 gpu_test!(gpu_training_matches_cpu_reference, golden_case);
 
 async fn golden_conv_case(ctx: GpuContext) {
     let (mut rng, seed) = fresh_rng("golden conv");
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 37, 11, 9), synthetic_sized(&mut rng, 13, 11, 9)).unwrap();
-    golden_net(&ctx, &odd_convnet(), &data, seed, 8).await; // 37 = 4 x 8 + 5
+    golden_net(&ctx, &odd_convnet(), &data, seed, 8, true).await; // 37 = 4 x 8 + 5
     // Enough positions (8 x 23 x 21) that the conv weight and bias gradients take the split-K path.
     let mut net = Net::new("split-k", Shape::new(23, 21, 1), 10);
     net.then(Op::Conv { outputs: 4, k: 3, stride: 1, pad: 1 }, true);
@@ -122,7 +189,7 @@ async fn golden_conv_case(ctx: GpuContext) {
     net.then(Op::Dense { outputs: 10 }, false);
     assert!(MatmulParams::new(9, 4, 8 * 23 * 21, true, false, false).split_k() > 1, "this case must exercise split-K");
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 19, 23, 21), synthetic_sized(&mut rng, 7, 23, 21)).unwrap();
-    golden_net(&ctx, &net, &data, seed, 8).await;
+    golden_net(&ctx, &net, &data, seed, 8, true).await;
 }
 gpu_test!(gpu_convnet_training_matches_cpu_reference, golden_conv_case);
 
@@ -131,8 +198,14 @@ async fn golden_bn_case(ctx: GpuContext) {
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 29, 9, 9), synthetic_sized(&mut rng, 11, 9, 9)).unwrap();
     // Batch norm with a partial last batch (29 = 3 x 8 + 5), a residual block with identity and
     // one with a strided 1x1 projection, global average pooling; and vgg-mini's blocks.
-    golden_net(&ctx, &Net::resnet_mini(Shape::new(9, 9, 1), &[3, 5], 10), &data, seed, 8).await;
-    golden_net(&ctx, &Net::vgg_mini(Shape::new(9, 9, 1), &[3, 4], 10), &data, seed, 8).await;
+    // Not on moved images (the jitter gather is checked on the nets above): a moved image has
+    // constant bands, and on these 9x9 nets with 3 to 5 channels a channel then can have almost
+    // no variance over the batch. Its normalised values are (x − μ)/σ with μ summed in each
+    // backend's order, so their signs, and with them the whole channel's ReLU, can differ: seed
+    // 1795585551606936099 trained the same moved batch one step to β gradients 3e-3 apart while
+    // every γ gradient agreed (γ's terms carry the ~0 normalised values, β's do not).
+    golden_net(&ctx, &Net::resnet_mini(Shape::new(9, 9, 1), &[3, 5], 10), &data, seed, 8, false).await;
+    golden_net(&ctx, &Net::vgg_mini(Shape::new(9, 9, 1), &[3, 4], 10), &data, seed, 8, false).await;
 }
 gpu_test!(gpu_batchnorm_resnet_training_matches_cpu_reference, golden_bn_case);
 
