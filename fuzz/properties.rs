@@ -40,3 +40,14 @@ pub fn sqz_property(bytes: &[u8]) {
         assert!(save(&again, norm2) == written, "write -> read -> write is stable");
     }
 }
+
+/// The ONNX reader (src/onnx/import.rs): a file it reads exports again (every model it builds has
+/// an ONNX form), that export reads back, and export -> import -> export is stable.
+pub fn onnx_property(bytes: &[u8]) {
+    use squeeze::onnx::{export, import};
+    if let Ok((model, norm)) = import(bytes) {
+        let written = export(&model, norm).expect("a model the ONNX reader built exports").bytes;
+        let (again, norm2) = import(&written).expect("a file this build wrote reads back");
+        assert!(export(&again, norm2).expect("exports again").bytes == written, "write -> read -> write is stable");
+    }
+}

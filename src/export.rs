@@ -152,8 +152,8 @@ pub fn load(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
         return Err(bad(format!("{} bytes after the last tensor", bytes.len() - at)));
     }
     let norm = Normalization { mean: header.norm[0], std: header.norm[1] };
-    if !norm.mean.is_finite() || !(norm.std.is_finite() && norm.std > 0.0) {
-        return Err(bad("the input normalisation is not usable (std must be > 0)"));
+    if !norm.usable() {
+        return Err(bad("the input normalisation is not usable (std must be > 0, its inverse a normal number)"));
     }
     let mut activations = vec![None; net.nodes.len()];
     for a in &header.activations {

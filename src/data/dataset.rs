@@ -161,6 +161,13 @@ impl Normalization {
     pub fn scale_shift(&self) -> (f32, f32) {
         (1.0 / (255.0 * self.std), -self.mean / self.std)
     }
+
+    /// Whether a model file's normalisation can be used and written back: a positive normal std
+    /// whose per-pixel scale 1/(255·std) is a normal number too, and a finite mean and shift.
+    pub fn usable(&self) -> bool {
+        let (scale, shift) = self.scale_shift();
+        self.std.is_normal() && self.std > 0.0 && self.mean.is_finite() && scale.is_normal() && (scale * 255.0).is_normal() && shift.is_finite()
+    }
 }
 
 /// A train/test pair, the unit an experiment runs on.

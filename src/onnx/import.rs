@@ -129,7 +129,7 @@ pub fn import(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
         let v: Vec<f32> = p.value.split(' ').filter_map(|x| x.parse().ok()).collect();
         (v.len() == 2).then(|| Normalization { mean: v[0], std: v[1] })
     });
-    if let Some(named) = named.filter(|m| m.std > 0.0 && (m.mean - norm.mean).abs() <= 1e-5 * (1.0 + norm.mean.abs()) && (m.std - norm.std).abs() <= 1e-5 * norm.std) {
+    if let Some(named) = named.filter(|m| m.usable() && (m.mean - norm.mean).abs() <= 1e-5 * (1.0 + norm.mean.abs()) && (m.std - norm.std).abs() <= 1e-5 * norm.std) {
         norm = named;
     }
     let weights = if b.weights.iter().all(|q| q.is_none()) { vec![] } else { b.weights };
@@ -170,7 +170,8 @@ impl Builder {
             Value::Scaled(a, b) => {
                 // x = (p/255)·a + b = (p/255 − mean)/std.
                 let norm = Normalization { mean: -b / a, std: 1.0 / a };
-                if !(norm.std.is_finite() && norm.std > 0.0 && norm.mean.is_finite()) {
+                // What the export writes back (1/std, −mean/std) must be numbers again.
+                if !norm.usable() {
                     return Err(bad(format!("{what}: the input's scaling {a}, {b} is not a normalisation")));
                 }
                 if self.norm.is_some_and(|n| n != norm) {
