@@ -42,6 +42,10 @@ enum Command {
         /// Write the final model as ONNX (opset 13) to this file: float, or QDQ where quantized.
         #[arg(long)]
         export_onnx: Option<PathBuf>,
+        /// Which model --save-model and --export-onnx write: the one stage N left (0: after the
+        /// first training; 1 the recipe's first stage, ...). Default: the final model.
+        #[arg(long)]
+        stage: Option<usize>,
         /// Print a progress line every N training steps.
         #[arg(long, default_value_t = 200)]
         progress_every: usize,
@@ -163,6 +167,17 @@ fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> cra
     Ok(files)
 }
 
+/// `--stage N` names a stage of the recipe that leaves a model (scans leave none), before any work.
+fn check_stage(r: &crate::recipe::Recipe, n: usize) -> crate::Result<()> {
+    let bad = |m: String| Err(crate::Error::Invalid(format!("--stage {n}: {m}")));
+    match n.checked_sub(1).map(|i| r.stages.get(i)) {
+        None => Ok(()),
+        Some(None) => bad(format!("the recipe has {} stages after training (0 is the trained model)", r.stages.len())),
+        Some(Some(s)) if s.is_scan() => bad("that stage is a scan: it measures models and leaves the one it was given".into()),
+        Some(Some(_)) => Ok(()),
+    }
+}
+
 fn read_model(path: &PathBuf) -> crate::Result<(crate::inspect::StageModel, crate::data::Normalization)> {
     let io = |e: String| crate::Error::Io { path: path.display().to_string(), message: e };
     crate::export::load_any(&std::fs::read(path).map_err(|e| io(e.to_string()))?).map_err(|e| io(e.to_string()))
@@ -209,10 +224,13 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, progress_every, seed, teacher } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, stage, progress_every, seed, teacher } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
+            }
+            if let Some(n) = stage {
+                check_stage(&r, n)?;
             }
             let files = teacher_files(&recipe, &r, &teacher)?;
             let dir = data.unwrap_or_else(default_data_dir);
@@ -411,13 +429,17 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))
                     .map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
             }
+            let model = match stage {
+                Some(n) => out.models.iter().find(|m| m.stage == n).expect("check_stage: stage n leaves a model"),
+                None => out.models.last().expect("the trained model at least"),
+            };
             if let Some(path) = save_model {
-                let bytes = crate::export::save(out.models.last().expect("the trained model at least"), out.norm);
+                let bytes = crate::export::save(model, out.norm);
                 write_file(&path, &bytes)?;
-                println!("model file: {} bytes ({})", bytes.len(), path.display());
+                println!("model file: {} bytes ({}, {})", bytes.len(), model.name, path.display());
             }
             if let Some(path) = export_onnx {
-                write_onnx(out.models.last().expect("the trained model at least"), out.norm, &path)?;
+                write_onnx(model, out.norm, &path)?;
             }
         }
     }
