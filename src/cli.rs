@@ -56,6 +56,10 @@ enum Command {
         /// matches the file's name); repeatable. Unnamed ones are looked for beside the recipe.
         #[arg(long)]
         teacher: Vec<PathBuf>,
+        /// The model file the recipe starts from (`"from": {"file": NAME}` matches the file's
+        /// name; else it is looked for beside the recipe).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Validate a recipe without running it: its fields, and that every training it runs fits the
     /// backend on the dataset (teacher files are looked for beside it).
@@ -64,6 +68,9 @@ enum Command {
         /// As `run --teacher`.
         #[arg(long)]
         teacher: Vec<PathBuf>,
+        /// As `run --model`.
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// The backend whose limits the recipe must fit (as `run --backend`).
         #[arg(long, value_enum, default_value_t = BackendArg::Gpu)]
         backend: BackendArg,
@@ -150,17 +157,17 @@ fn load_recipe(path: &PathBuf) -> crate::Result<Recipe> {
     Recipe::from_json(&text)
 }
 
-/// The model files `r`'s distill stages name as teachers: each from `given` (by file name), else
-/// beside the recipe; read and checked before any work.
-fn teacher_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> crate::Result<ModelFiles> {
+/// The model files `r` names (the one it starts from, its teachers): each from `given` (by file
+/// name), else beside the recipe; read and checked before any work.
+fn model_files(recipe: &std::path::Path, r: &Recipe, given: &[PathBuf]) -> crate::Result<ModelFiles> {
     let mut files = ModelFiles::new();
-    for (_, name) in r.teacher_files() {
+    for name in r.model_files() {
         let wanted = std::path::Path::new(name).file_name();
         let path = match given.iter().find(|p| p.file_name() == wanted) {
             Some(p) => p.clone(),
             None => recipe.parent().unwrap_or(std::path::Path::new(".")).join(name),
         };
-        let bytes = std::fs::read(&path).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: format!("{e} (the teacher file {name:?}: pass it with --teacher PATH)") })?;
+        let bytes = std::fs::read(&path).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: format!("{e} (the model file {name:?}: pass it with --teacher PATH, or --model PATH for the one it starts from)") })?;
         let loaded = crate::export::load_any(&bytes).map_err(|e| crate::Error::Io { path: path.display().to_string(), message: e.to_string() })?;
         files.insert(name.to_string(), loaded);
     }
@@ -209,9 +216,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             write_file(&out, &logits.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
             println!("{} logits of {} images ({})", if integer { "integer-model" } else { "float" }, logits.len() / m.net.classes, out.display());
         }
-        Command::Check { recipe, teacher, backend } => {
+        Command::Check { recipe, teacher, model, backend } => {
             let r = load_recipe(&recipe)?;
-            let files = teacher_files(&recipe, &r, &teacher)?;
+            let files = model_files(&recipe, &r, &[teacher, model.into_iter().collect()].concat())?;
             // The shipped datasets' shape; the user's own files are checked by `run` once read.
             let known = crate::experiment::DataShape::known(r.dataset);
             let backend = pick_backend(backend, None, &r, known.map_or((28, 28), |s| (s.rows, s.cols))).await?;
@@ -224,7 +231,7 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, stage, progress_every, seed, teacher } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, stage, progress_every, seed, teacher, model } => {
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;
@@ -232,7 +239,8 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             if let Some(n) = stage {
                 check_stage(&r, n)?;
             }
-            let files = teacher_files(&recipe, &r, &teacher)?;
+            let files = model_files(&recipe, &r, &[teacher, model.into_iter().collect()].concat())?;
+            let entry = gallery_entry(&recipe);
             let dir = data.unwrap_or_else(default_data_dir);
             let splits = load_named(&dir, r.dataset.as_str())?;
             let backend = pick_backend(backend, conv, &r, (splits.train.rows, splits.train.cols)).await?;
@@ -424,6 +432,9 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
                     println!("warning (stage {i}, {}): {w}", s.name);
                 }
             }
+            if let Some(entry) = &entry {
+                print_gallery_figures(entry, rep, &out.models, out.norm);
+            }
             println!("wall time {:.1}s", rep.wall_s);
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(rep).expect("serializable"))
@@ -444,6 +455,39 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gallery entry of a recipe (recipes/gallery.json beside it names its file), read before
+/// the run. A gallery file that does not parse is said and the run goes on without it.
+fn gallery_entry(recipe: &std::path::Path) -> Option<crate::gallery::Entry> {
+    let text = std::fs::read_to_string(recipe.parent()?.join("gallery.json")).ok()?;
+    match crate::gallery::Gallery::from_json(&text) {
+        Ok(g) => recipe.file_name().and_then(|f| g.for_recipe(&f.to_string_lossy()).cloned()),
+        Err(e) => {
+            eprintln!("warning: the gallery beside the recipe is not read ({e}); the run goes on without its paper figures");
+            None
+        }
+    }
+}
+
+/// The paper's figures beside the ones this run measured (a figure the run cannot give is said,
+/// never the end of the run: its report and model files still get written).
+fn print_gallery_figures(entry: &crate::gallery::Entry, rep: &crate::experiment::Report, models: &[crate::inspect::StageModel], norm: crate::data::Normalization) {
+    let facts: Vec<crate::gallery::ModelFacts> = models.iter().map(|m| crate::gallery::ModelFacts { stage: m.stage, parameters: m.net.parameter_count(), file_bytes: crate::export::save(m, norm).len(), flops: m.net.forward_flops() }).collect();
+    let report = serde_json::to_value(rep).expect("serializable");
+    println!("gallery: {} ({})", entry.title, entry.paper);
+    match crate::gallery::figures(&entry.figures, &report, &facts) {
+        Ok(figures) => {
+            for f in figures {
+                let verdict = match (f.met, &f.target) {
+                    (Some(met), Some(t)) => format!(" | target {t}: {}", if met { "met" } else { "MISSED" }),
+                    _ => String::new(),
+                };
+                println!("  {}: paper {} | measured {}{verdict}", f.label, f.paper, f.measured);
+            }
+        }
+        Err(e) => println!("  the paper's figures could not be measured on this run: {e}"),
+    }
 }
 
 /// The CPU backend allocates large per-step buffers (im2col matrices of tens of MB); by default

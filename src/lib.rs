@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod export;
+pub mod gallery;
 pub mod gpu;
 pub mod inspect;
 pub mod onnx;
@@ -17,6 +18,7 @@ pub mod nn;
 pub mod recipe;
 pub mod reference;
 pub mod rng;
+pub mod shelf;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -21,6 +21,12 @@ pub struct Recipe {
     #[serde(default)]
     pub limit: Limit,
     pub model: ModelConfig,
+    /// Start from a model file instead of fresh weights (`{"file": "m.sqz"}`: the page's opened
+    /// file of that name; the CLI's `--model PATH`, or the file beside the recipe): its
+    /// parameters, quantizers, pruned zeros (kept pruned) and input normalisation. Its net must be
+    /// `model` on these images. With it `train.epochs` may be 0: stage 0 then only evaluates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ModelFileRef>,
     pub train: TrainConfig,
     /// Compression and fine-tuning stages, run in order after `train`.
     #[serde(default)]
@@ -164,6 +170,26 @@ impl ModelConfig {
     }
 
     /// Weight matrices of the model (on MNIST-sized images; the count does not depend on size).
+    /// The recipe model whose net is `net` (on its own images and classes), if one is: what the
+    /// page fills in to go on compressing a model file. A net pruned into a shape no architecture
+    /// names (channels of a residual block cut apart) has none.
+    pub fn of(net: &crate::nn::Net) -> Option<ModelConfig> {
+        let hidden = net.hidden();
+        let distinct = |mut v: Vec<usize>| {
+            v.dedup();
+            Some(v)
+        };
+        let before_fc = hidden[..hidden.len().saturating_sub(1)].to_vec();
+        [
+            ModelConfig { arch: Arch::Mlp, hidden: hidden.clone(), widths: None },
+            ModelConfig { arch: Arch::Lenet5, hidden: default_hidden(), widths: Some(hidden.clone()) },
+            ModelConfig { arch: Arch::VggMini, hidden: default_hidden(), widths: distinct(before_fc) },
+            ModelConfig { arch: Arch::ResnetMini, hidden: default_hidden(), widths: distinct(hidden.clone()) },
+        ]
+        .into_iter()
+        .find(|c| c.validate().is_ok() && c.build(net.input(), net.classes).is_ok_and(|n| n.nodes == net.nodes))
+    }
+
     pub fn weight_layers(&self) -> usize {
         self.build(crate::nn::Shape::new(28, 28, 1), crate::data::CLASSES).map(|n| n.layer_dims().len()).unwrap_or(1)
     }
@@ -366,8 +392,21 @@ pub struct DistillConfig {
     pub hints: Vec<crate::nn::Hint>,
 }
 
+/// A model file a recipe names (`{"file": "m.sqz"}`): a `.sqz` or ONNX file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFileRef {
+    pub file: String,
+}
+
+/// A model file's name: `.sqz` or `.onnx`, at most 255 bytes.
+fn check_model_file(field: &str, file: &str) -> Result<()> {
+    let named = [".sqz", ".onnx"].iter().any(|x| file.len() > x.len() && file.ends_with(x));
+    check(named && file.len() <= 255, field, format!("must name a .sqz or .onnx model file, got {file:?}"))
+}
+
 /// A distill stage's teacher: the first training's model, the model an earlier stage left, or
-/// a `.sqz` model file (`{"file": "teacher.sqz"}`: the page's uploaded file of that name; the
+/// a `.sqz` or ONNX model file (`{"file": "teacher.sqz"}`: the page's uploaded file of that name; the
 /// CLI's `--teacher PATH`, or the path relative to the recipe's folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -880,12 +919,23 @@ impl Recipe {
                 Ok(left[*k])
             }
             Some(TeacherRef::File { file }) => {
-                check(file.ends_with(".sqz") && file.len() > 4 && file.len() <= 255, &format!("{at}.teacher.file"), format!("must name a .sqz model file, got {file:?}"))?;
+                check_model_file(&format!("{at}.teacher.file"), file)?;
                 // Its weight matrices are known once it is loaded; a stage that keeps the
                 // teacher's architecture names it (see the distill stage's `student`).
                 Ok(so_far)
             }
         }
+    }
+
+    /// Every model file the recipe names, each once: the one it starts from, then its teachers.
+    pub fn model_files(&self) -> Vec<&str> {
+        let mut files: Vec<&str> = self.from.iter().map(|f| f.file.as_str()).collect();
+        for (_, t) in self.teacher_files() {
+            if !files.contains(&t) {
+                files.push(t);
+            }
+        }
+        files
     }
 
     /// The model files the recipe's distill stages name as teachers, each once, in order, with
@@ -932,7 +982,14 @@ impl Recipe {
         let mut weights = self.model.weight_layers();
         let trained_weights = weights;
         let mut left: Vec<usize> = Vec::with_capacity(self.stages.len());
-        self.train.validate("train")?;
+        match &self.from {
+            // A loaded model may go straight to the stages: 0 epochs evaluates it.
+            Some(f) => {
+                check_model_file("from.file", &f.file)?;
+                TrainConfig { epochs: self.train.epochs.max(1), ..self.train.clone() }.validate("train")?;
+            }
+            None => self.train.validate("train")?,
+        }
         for (i, s) in self.stages.iter().enumerate() {
             if i > 0 {
                 left.push(weights);

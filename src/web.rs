@@ -3,10 +3,11 @@
 //! module). JS owns fetching, the DOM and the worker; this file owns nothing but the hand-off.
 
 use crate::data::{Dataset, Splits};
-use crate::experiment::{run, Backend, Control, DataShape, Event, ModelFiles, RunOptions};
+use crate::experiment::{run, Backend, Control, DataShape, Event, RunOptions};
 use crate::gpu::GpuContext;
 use crate::inspect::{self, StageModel};
 use crate::recipe::Recipe;
+use crate::shelf::{Held, Shelf};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -22,44 +23,51 @@ struct Inner {
     fallback_reason: Option<String>,
     datasets: HashMap<String, Splits>,
     running: bool,
-    /// The last finished run's models (after training and after each stage), for the pictures and
-    /// draw-a-digit panels, with its normalisation and dataset.
-    models: Vec<StageModel>,
-    norm: Option<crate::data::Normalization>,
-    models_dataset: String,
-    /// Loaded `.sqz` files a distill stage may name as teacher, by file name.
-    files: ModelFiles,
+    /// Every run's models (after training and after each stage; the oldest runs dropped past a
+    /// budget) and the model files loaded (`.sqz` or ONNX: to look inside, or as a distill
+    /// stage's teacher by file name), by id.
+    shelf: Shelf,
+    /// Runs finished so far (numbers the shelf's runs).
+    runs: u32,
 }
 
+/// Parameter bytes the runs' models may hold together (beyond it the oldest runs' go).
+const SHELF_BYTES: usize = 48 << 20;
+
+/// A held model, as the page lists it (a run's, or a loaded file's).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ModelInfo {
-    index: usize,
+    /// Its id: what every other method takes as `index`.
+    index: u32,
+    /// The run that left it (`null`: a loaded file) and the stage of that run.
+    run: Option<u32>,
     stage: usize,
     name: String,
     arch: String,
     parameters: usize,
     nonzero: usize,
-    /// Bytes of its `.sqz` model file (what a download stores).
-    file_bytes: usize,
-}
-
-/// A loaded model file, as `loadModel` describes it.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FileInfo {
-    name: String,
-    arch: String,
-    parameters: usize,
-    /// Height, width, channels of its images.
+    /// Height, width, channels of its images, and its classes.
     input: [usize; 3],
     classes: usize,
+    /// Bytes of its `.sqz` model file (what a download stores); a loaded file: the file's own size.
     file_bytes: usize,
+    /// Forward FLOPs per image.
+    flops: usize,
+}
+
+impl ModelInfo {
+    fn of(h: &Held, file_bytes: usize) -> ModelInfo {
+        let m = &h.model;
+        let input = m.net.input();
+        ModelInfo { index: h.id, run: h.run, stage: m.stage, name: m.name.clone(), arch: m.net.arch.clone(), parameters: m.net.parameter_count(), nonzero: m.nonzero(), input: [input.h, input.w, input.c], classes: m.net.classes, file_bytes, flops: m.net.forward_flops() }
+    }
 }
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Prediction {
+    index: u32,
     name: String,
     probabilities: Vec<f32>,
 }
@@ -158,7 +166,7 @@ impl Squeeze {
     /// until then (shown by `backendInfo`).
     pub fn create(reason: String) -> Squeeze {
         console_error_panic_hook::set_once();
-        let inner = Inner { backend: Backend::Cpu, gpu: None, choice: None, fallback_reason: Some(reason), datasets: HashMap::new(), running: false, models: Vec::new(), norm: None, models_dataset: String::new(), files: ModelFiles::new() };
+        let inner = Inner { backend: Backend::Cpu, gpu: None, choice: None, fallback_reason: Some(reason), datasets: HashMap::new(), running: false, shelf: Shelf::new(SHELF_BYTES), runs: 0 };
         Squeeze { inner: Rc::new(RefCell::new(inner)) }
     }
 
@@ -267,16 +275,17 @@ impl Squeeze {
         Ok(to_js(&info)?)
     }
 
-    /// Reads a model file (`.sqz`, src/export.rs, or an ONNX file Squeeze can read, src/onnx) that distill stages may name as their teacher
-    /// (`"teacher": {"file": name}`); a second file of the same name replaces it. On error
-    /// nothing already loaded is touched.
+    /// Reads a model file (`.sqz`, src/export.rs, or an ONNX file Squeeze can read, src/onnx) to
+    /// look inside, try on drawn digits, or name as a distill stage's teacher (`"teacher":
+    /// {"file": name}`); a second file of the same name replaces it. Resolves to its `ModelInfo`
+    /// (its `name` is the file's). On error nothing already loaded is touched.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&self, name: String, bytes: &[u8]) -> Result<JsValue, JsError> {
-        let (model, norm) = crate::export::load_any(bytes).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
-        let input = model.net.input();
-        let info = FileInfo { name: name.clone(), arch: model.net.arch.clone(), parameters: model.net.parameter_count(), input: [input.h, input.w, input.c], classes: model.net.classes, file_bytes: bytes.len() };
-        self.inner.borrow_mut().files.insert(name, (model, norm));
-        Ok(to_js(&info)?)
+        let (mut model, norm) = crate::export::load_any(bytes).map_err(|e| JsError::new(&format!("{name}: {e}")))?;
+        model.name = name.clone();
+        let mut i = self.inner.borrow_mut();
+        let id = i.shelf.add_file(&name, model, norm);
+        Ok(to_js(&ModelInfo::of(i.shelf.get(id).map_err(js_err)?, bytes.len()))?)
     }
 
     /// Checks a recipe (a plain JS object) and returns it with defaults filled in, or throws an
@@ -285,16 +294,75 @@ impl Squeeze {
     pub fn validate_recipe(&self, recipe: JsValue) -> Result<JsValue, JsError> {
         let r = recipe_of(&recipe)?;
         let i = self.inner.borrow();
-        if let Some((k, name)) = r.teacher_files().into_iter().find(|(_, f)| !i.files.contains_key(*f)) {
+        if let Some((k, name)) = r.teacher_files().into_iter().find(|(_, f)| !i.shelf.has_file(f)) {
             return Err(js_err(crate::experiment::distill::missing_file(&r, k, name)));
         }
         // Against this backend's limits, on the dataset's shape (the loaded one, else the shipped
         // one's; the user's own files are checked once loaded, before the run's first step).
         let loaded = i.datasets.get(r.dataset.as_str()).map(|s| DataShape { rows: s.train.rows, cols: s.train.cols, train: s.train.n, test: s.test.n });
         if let Some(shape) = loaded.or_else(|| DataShape::known(r.dataset)) {
-            crate::experiment::check(&r, shape, &i.files, &i.backend).map_err(js_err)?;
+            crate::experiment::check(&r, shape, &i.shelf.files(), &i.backend).map_err(js_err)?;
         }
         Ok(to_js(&r)?)
+    }
+
+    /// Readies model `index` for a recipe to start from (`"from": {"file": name}`): an opened
+    /// file as it is; a run's model kept as a file of its own (`run-3-stage-2.sqz`, listed with
+    /// the opened files). Returns `{file, model, info}`: `model` the recipe model whose net it is,
+    /// `info` the file's `ModelInfo`; throws when no recipe architecture names its shape.
+    #[wasm_bindgen(js_name = startFrom)]
+    pub fn start_from(&self, index: u32) -> Result<JsValue, JsError> {
+        let h = self.held(index)?;
+        let model = crate::recipe::ModelConfig::of(&h.model.net).ok_or_else(|| {
+            JsError::new(&format!("\"{}\" has a shape no recipe architecture names (a residual net whose blocks' channels were cut apart): look inside it or let it teach; it cannot be compressed further here", h.model.name))
+        })?;
+        let mut i = self.inner.borrow_mut();
+        let id = match (&h.file, h.run) {
+            (Some(_), _) | (None, None) => h.id,
+            (None, Some(run)) => {
+                let name = format!("run-{run}-stage-{}.sqz", h.model.stage);
+                let mut m = h.model.clone();
+                m.name = name.clone();
+                i.shelf.add_file(&name, m, h.norm)
+            }
+        };
+        let kept = i.shelf.get(id).map_err(js_err)?;
+        #[derive(serde::Serialize)]
+        struct Start {
+            file: String,
+            model: crate::recipe::ModelConfig,
+            info: ModelInfo,
+        }
+        let info = ModelInfo::of(kept, crate::export::save(&kept.model, kept.norm).len());
+        Ok(to_js(&Start { file: kept.file.clone().unwrap_or_default(), model, info })?)
+    }
+
+    /// A gallery recipe as a quick look (src/gallery.rs: the first `train` / `test` samples, one
+    /// epoch per training, every stage kept), validated, with defaults filled in.
+    #[wasm_bindgen(js_name = quickRecipe)]
+    pub fn quick_recipe(&self, recipe: JsValue, train: usize, test: usize) -> Result<JsValue, JsError> {
+        let r = crate::gallery::quick(&recipe_of(&recipe)?, train.max(1), test.max(1)).map_err(js_err)?;
+        Ok(to_js(&r)?)
+    }
+
+    /// A gallery entry's figures (`figures`: its `figures` array) measured on a finished run:
+    /// `report` is the run's report, `models` the `ModelInfo`s of the models it left.
+    #[wasm_bindgen(js_name = galleryFigures)]
+    pub fn gallery_figures(&self, figures: JsValue, report: JsValue, models: JsValue) -> Result<JsValue, JsError> {
+        let json = |v: &JsValue| js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()).unwrap_or_default();
+        let specs: Vec<crate::gallery::FigureSpec> = serde_json::from_str(&json(&figures)).map_err(|e| JsError::new(&format!("gallery figures: {e}")))?;
+        let report: serde_json::Value = serde_json::from_str(&json(&report)).map_err(|e| JsError::new(&format!("report: {e}")))?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Facts {
+            stage: usize,
+            parameters: usize,
+            file_bytes: usize,
+            flops: usize,
+        }
+        let facts: Vec<Facts> = serde_json::from_str(&json(&models)).map_err(|e| JsError::new(&format!("models: {e}")))?;
+        let facts: Vec<crate::gallery::ModelFacts> = facts.into_iter().map(|f| crate::gallery::ModelFacts { stage: f.stage, parameters: f.parameters, file_bytes: f.file_bytes, flops: f.flops }).collect();
+        Ok(to_js(&crate::gallery::figures(&specs, &report, &facts).map_err(js_err)?)?)
     }
 
     /// Bytes of the engine's WebAssembly memory (it grows, never shrinks): after each run the page
@@ -308,60 +376,57 @@ impl Squeeze {
     /// The last run's models: after training, and after every stage that changed the model.
     pub fn models(&self) -> Result<JsValue, JsError> {
         let i = self.inner.borrow();
-        let list: Vec<ModelInfo> = i
-            .models
-            .iter()
-            .enumerate()
-            .map(|(index, m)| ModelInfo {
-                index,
-                stage: m.stage,
-                name: m.name.clone(),
-                arch: m.net.arch.clone(),
-                parameters: m.net.parameter_count(),
-                nonzero: m.nonzero(),
-                file_bytes: crate::export::save(m, i.norm.unwrap_or(crate::data::Normalization { mean: 0.0, std: 1.0 })).len(),
-            })
-            .collect();
+        let list: Vec<ModelInfo> = i.shelf.last_run().into_iter().map(|h| ModelInfo::of(h, crate::export::save(&h.model, h.norm).len())).collect();
         Ok(to_js(&list)?)
     }
 
-    /// Class probabilities of every model of the last run for one image (pixels in [0, 1],
-    /// row-major, the models' input size).
-    pub fn predict(&self, pixels: Vec<f32>) -> Result<JsValue, JsError> {
+    /// Class probabilities for one image (pixels in [0, 1], row-major) from each model of `ids`
+    /// (default: the last run's) that reads images of `rows`×`cols`; the others are left out.
+    pub fn predict(&self, pixels: Vec<f32>, rows: usize, cols: usize, ids: Option<Vec<u32>>) -> Result<JsValue, JsError> {
         let i = self.inner.borrow();
-        let norm = i.norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
-        let mut out = Vec::with_capacity(i.models.len());
-        for m in &i.models {
-            out.push(Prediction { name: m.name.clone(), probabilities: inspect::predict(m, norm, &pixels).map_err(js_err)? });
+        let held: Vec<&Held> = match ids {
+            Some(ids) => ids.iter().map(|&id| i.shelf.get(id)).collect::<crate::Result<_>>().map_err(js_err)?,
+            None => i.shelf.last_run(),
+        };
+        if held.is_empty() {
+            return Err(JsError::new("no model yet: run a recipe or load a model file first"));
+        }
+        let mut out = Vec::with_capacity(held.len());
+        for h in held.into_iter().filter(|h| {
+            let s = h.model.net.input();
+            (s.h, s.w, s.c) == (rows, cols, 1)
+        }) {
+            out.push(Prediction { index: h.id, name: h.model.name.clone(), probabilities: inspect::predict(&h.model, h.norm, &pixels).map_err(js_err)? });
         }
         Ok(to_js(&out)?)
     }
 
-    fn model(&self, index: usize) -> Result<StageModel, JsError> {
-        let i = self.inner.borrow();
-        i.models.get(index).cloned().ok_or_else(|| JsError::new(&format!("there is no model {index}: the last run has {}", i.models.len())))
+    fn held(&self, index: u32) -> Result<Held, JsError> {
+        self.inner.borrow().shelf.get(index).cloned().map_err(js_err)
+    }
+
+    fn model(&self, index: u32) -> Result<StageModel, JsError> {
+        Ok(self.held(index)?.model)
     }
 
     /// Model `index` as a `.sqz` model file (src/export.rs): the bytes a download saves.
     #[wasm_bindgen(js_name = exportModel)]
-    pub fn export_model(&self, index: usize) -> Result<Vec<u8>, JsError> {
-        let model = self.model(index)?;
-        let norm = self.inner.borrow().norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
-        Ok(crate::export::save(&model, norm))
+    pub fn export_model(&self, index: u32) -> Result<Vec<u8>, JsError> {
+        let h = self.held(index)?;
+        Ok(crate::export::save(&h.model, h.norm))
     }
 
     /// Model `index` as an ONNX file (src/onnx: opset 13; QDQ where quantized): the bytes a
     /// download saves.
     #[wasm_bindgen(js_name = exportOnnx)]
-    pub fn export_onnx(&self, index: usize) -> Result<Vec<u8>, JsError> {
-        let model = self.model(index)?;
-        let norm = self.inner.borrow().norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
-        Ok(crate::onnx::export(&model, norm).map_err(js_err)?.bytes)
+    pub fn export_onnx(&self, index: u32) -> Result<Vec<u8>, JsError> {
+        let h = self.held(index)?;
+        Ok(crate::onnx::export(&h.model, h.norm).map_err(js_err)?.bytes)
     }
 
     /// Model `index`'s weight matrices (one flat array per layer), for the weight histograms.
     #[wasm_bindgen(js_name = layerWeights)]
-    pub fn layer_weights(&self, index: usize) -> Result<JsValue, JsError> {
+    pub fn layer_weights(&self, index: u32) -> Result<JsValue, JsError> {
         let m = self.model(index)?;
         let w: Vec<&Vec<f32>> = m.net.weight_tensors().iter().map(|&j| &m.params.tensors[j]).collect();
         Ok(to_js(&w)?)
@@ -370,7 +435,7 @@ impl Squeeze {
     /// Model `index`'s stored levels per weight matrix (first output channel; empty where the
     /// matrix is not quantized, or has more than 256 levels: f16, 16-bit), to draw over the histograms.
     #[wasm_bindgen(js_name = layerLevels)]
-    pub fn layer_levels(&self, index: usize) -> Result<JsValue, JsError> {
+    pub fn layer_levels(&self, index: u32) -> Result<JsValue, JsError> {
         let m = self.model(index)?;
         let levels: Vec<Vec<f32>> = m.net.weight_tensors().iter().map(|&j| m.weights.get(j).and_then(|q| q.as_ref()).map(|q| q.level_values(0)).filter(|l| l.len() <= 256).unwrap_or_default()).collect();
         Ok(to_js(&levels)?)
@@ -378,18 +443,18 @@ impl Squeeze {
 
     /// Model `index`'s first weight layer, one tile per neuron or filter.
     #[wasm_bindgen(js_name = firstLayer)]
-    pub fn first_layer(&self, index: usize) -> Result<JsValue, JsError> {
+    pub fn first_layer(&self, index: u32) -> Result<JsValue, JsError> {
         Ok(to_js(&inspect::first_layer(&self.model(index)?))?)
     }
 
-    /// Model `index`'s confusion matrix on the first `n` test images of the run's dataset, with
-    /// the pixels of up to `show` misclassified ones.
-    pub fn confusion(&self, index: usize, n: usize, show: usize) -> Result<JsValue, JsError> {
-        let model = self.model(index)?;
+    /// Model `index`'s confusion matrix on the first `n` test images of its run's dataset (a
+    /// loaded file: of `dataset`), with the pixels of up to `show` misclassified ones.
+    pub fn confusion(&self, index: u32, n: usize, show: usize, dataset: Option<String>) -> Result<JsValue, JsError> {
+        let h = self.held(index)?;
         let i = self.inner.borrow();
-        let norm = i.norm.ok_or_else(|| JsError::new("no trained model yet: run a recipe first"))?;
-        let test = &i.datasets.get(&i.models_dataset).ok_or_else(|| JsError::new("the run's dataset is no longer loaded"))?.test;
-        let confusion = inspect::confusion(&model, norm, test, n).map_err(js_err)?;
+        let name = h.dataset.or(dataset).ok_or_else(|| JsError::new("a loaded model is judged on the dataset chosen above: choose one"))?;
+        let test = &i.datasets.get(&name).ok_or_else(|| JsError::new(&format!("the dataset {name} is not loaded")))?.test;
+        let confusion = inspect::confusion(&h.model, h.norm, test, n).map_err(js_err)?;
         let p = test.rows * test.cols;
         let misclassified_pixels = confusion.misclassified.iter().take(show).map(|&(k, _, _)| test.images[k * p..(k + 1) * p].to_vec()).collect();
         Ok(to_js(&ConfusionView { confusion, misclassified_pixels, rows: test.rows, cols: test.cols })?)
@@ -414,7 +479,7 @@ impl Squeeze {
                     .cloned()
                     .ok_or_else(|| JsError::new(&format!("dataset `{name}` is not loaded: call loadDataset first")))?;
                 i.running = true;
-                (i.backend.clone(), splits, i.files.clone())
+                (i.backend.clone(), splits, i.shelf.files())
             };
             let opts = RunOptions { progress_every: progress_every.unwrap_or(50).max(1) as usize, files };
             // onEvent returns false to cancel, "pause" to hold the run (it is asked again every
@@ -429,9 +494,9 @@ impl Squeeze {
             let outcome = result.map_err(js_err)?;
             {
                 let mut i = inner.borrow_mut();
-                i.models = outcome.models;
-                i.norm = Some(outcome.norm);
-                i.models_dataset = recipe.dataset.as_str().to_string();
+                i.runs += 1;
+                let run_no = i.runs;
+                i.shelf.add_run(run_no, outcome.models, outcome.norm, recipe.dataset.as_str());
             }
             Ok(to_js(&outcome.report).map_err(JsError::from)?)
         })

@@ -49,3 +49,68 @@ fn run_writes_the_model_of_the_stage_asked_for() {
     assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&pruned).unwrap(), "without --stage, the final model (the same run, seed and backend)");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A model exported as ONNX teaches from a recipe that names the file (`--teacher`), as a `.sqz`
+/// does: the student's report names it and the teacher's accuracy is the exported model's.
+#[test]
+fn an_onnx_file_teaches_a_student() {
+    let dir = std::env::temp_dir().join(format!("squeeze-cli-onnx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (teacher, onnx) = (dir.join("teacher.json"), dir.join("t.onnx"));
+    let data = r#""dataset": "mnist", "seed": 3, "limit": {"train": 1500, "test": 400}"#;
+    std::fs::write(&teacher, format!(r#"{{{data}, "model": {{"arch": "mlp", "hidden": [32]}}, "train": {{"epochs": 1, "lr": 0.05, "momentum": 0.9}}}}"#)).unwrap();
+    let out = squeeze(&["run", teacher.to_str().unwrap(), "--backend", "cpu", "--export-onnx", onnx.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trained = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("train ")).map(|l| l.split_whitespace().nth(2).unwrap().to_string()).expect("the stage table's train row");
+    let student = dir.join("student.json");
+    std::fs::write(
+        &student,
+        format!(r#"{{{data}, "model": {{"arch": "mlp", "hidden": [8]}}, "train": {{"epochs": 1, "lr": 0.05}},
+                  "stages": [{{"distill": {{"teacher": {{"file": "t.onnx"}}, "student": {{"arch": "mlp", "hidden": [16]}}, "train": {{"epochs": 1, "lr": 0.05}}, "baseline": false}}}}]}}"#),
+    )
+    .unwrap();
+    let out = squeeze(&["run", student.to_str().unwrap(), "--backend", "cpu", "--teacher", onnx.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("teacher {trained} ")), "the teacher is the exported model ({trained}): {text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A recipe of the gallery prints the paper's figures beside the measured ones; a recipe beside
+/// no gallery prints none.
+#[test]
+fn a_gallery_recipe_prints_paper_beside_measured() {
+    let dir = std::env::temp_dir().join(format!("squeeze-cli-gallery-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("mine.json");
+    std::fs::write(
+        &recipe,
+        r#"{"dataset": "mnist", "seed": 1, "limit": {"train": 1000, "test": 300}, "model": {"arch": "mlp", "hidden": [24]},
+            "train": {"epochs": 1, "lr": 0.05, "momentum": 0.9},
+            "stages": [{"prune": {"sparsity": 0.9, "mode": "hard", "finetune": {"epochs": 1, "lr": 0.02}}}]}"#,
+    )
+    .unwrap();
+    let out = squeeze(&["run", recipe.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("gallery:"));
+    // A gallery that does not parse is said before the run, which still finishes and writes its report.
+    std::fs::write(dir.join("gallery.json"), r#"{"entries": [{"id": "mine", "recipe": "mine.json"}]}"#).unwrap();
+    let report = dir.join("report.json");
+    let out = squeeze(&["run", recipe.to_str().unwrap(), "--backend", "cpu", "--json", report.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && report.exists(), "{err}");
+    assert!(err.contains("the gallery beside the recipe is not read") && err.find("not read") < err.find("epoch"), "{err}");
+    std::fs::write(
+        dir.join("gallery.json"),
+        r#"{"entries": [{"id": "mine", "group": "Pruning", "title": "Mine", "paper": "A paper", "recipe": "mine.json",
+            "figures": [{"label": "weights left", "paper": "10%", "measure": {"weights_left": -1}, "target": {"max": 10.5}},
+                        {"label": "error change", "paper": "+0 pp", "measure": {"error_change": [0, 1]}, "target": {"max": -50}}]}]}"#,
+    )
+    .unwrap();
+    let out = squeeze(&["run", recipe.to_str().unwrap(), "--backend", "cpu"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("gallery: Mine (A paper)"), "{text}");
+    assert!(text.contains("weights left: paper 10% | measured 10.") && text.contains("target ≤ 10.5%: met"), "{text}");
+    assert!(text.contains("target ≤ -50 pp: MISSED"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}

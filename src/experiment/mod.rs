@@ -424,9 +424,54 @@ impl DataShape {
 pub fn check(recipe: &Recipe, data: DataShape, files: &ModelFiles, backend: &Backend) -> Result<()> {
     recipe.validate()?;
     let net = model_net(recipe, data.rows, data.cols)?;
+    start_file(recipe, files, &net)?;
     let train = recipe.limit.train.map_or(data.train, |n| n.min(data.train)).saturating_sub(recipe.limit.holdout.unwrap_or(0));
     let test = recipe.limit.test.map_or(data.test, |n| n.min(data.test));
     check_fits(recipe, &net, data.rows * data.cols, (train, test), files, backend)
+}
+
+/// The model file a recipe starts from (`from`), checked against the recipe's model on these
+/// images: the same net, or an error naming both.
+fn start_file<'f>(recipe: &Recipe, files: &'f ModelFiles, net: &Net) -> Result<Option<&'f (StageModel, Normalization)>> {
+    let Some(from) = &recipe.from else { return Ok(None) };
+    let loaded = files.get(&from.file).ok_or_else(|| {
+        Error::recipe("from.file", format!("the model file {:?} is not loaded (the page: open it under Try the models; the CLI: --model PATH, or put it beside the recipe)", from.file))
+    })?;
+    let m = &loaded.0.net;
+    if m.nodes != net.nodes || m.classes != net.classes {
+        let (a, b) = (m.input(), net.input());
+        return Err(Error::recipe(
+            "model",
+            format!(
+                "the file {:?} holds a {} of {} parameters (weight layers {:?}, {}x{}x{} images); the recipe's model is a {} of {} parameters (weight layers {:?}, {}x{}x{} images): name the file's model",
+                from.file,
+                m.arch,
+                m.parameter_count(),
+                m.layer_dims(),
+                a.h,
+                a.w,
+                a.c,
+                net.arch,
+                net.parameter_count(),
+                net.layer_dims(),
+                b.h,
+                b.w,
+                b.c
+            ),
+        ));
+    }
+    Ok(Some(loaded))
+}
+
+/// The state a run starts in from a model file: its parameters and quantizers, its pruned zeros
+/// held by hard masks (none when it has no exact zero), its normalisation.
+fn state_of_file(net: Net, (m, norm): &(StageModel, Normalization)) -> (ModelState, Normalization) {
+    let mut state = ModelState { net, params: m.params.clone(), masks: None, transforms: Transforms { weights: m.weights.clone(), activations: m.activations.clone(), ..Default::default() } };
+    let nonzero: Vec<Vec<f32>> = state.weights().iter().map(|w| w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()).collect();
+    if nonzero.iter().flatten().any(|&k| k == 0.0) {
+        state.masks = Some(Masks { tensors: state.weight_masks(nonzero), hard: true });
+    }
+    (state, *norm)
 }
 
 fn check_fits(recipe: &Recipe, net: &Net, pixels: usize, (train, test): (usize, usize), files: &ModelFiles, backend: &Backend) -> Result<()> {
@@ -470,14 +515,27 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
     recipe.validate()?;
     let t_start = now_s();
     let (data, holdout) = limited(recipe, data)?;
-    let norm = data.train.normalization();
     let net = model_net(recipe, data.train.rows, data.train.cols)?;
     check_fits(recipe, &net, data.train.pixels(), (data.train.n, data.test.n), &opts.files, backend)?;
-    let params = NetParams::init(&net, recipe.seed);
-    let model = ModelState { net, params: params.clone(), masks: None, transforms: Transforms::default() };
-    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init: params, early: None, holdout, models: Vec::new(), resident: Default::default() };
+    // Fresh weights, or a model file's state (`from`: its own input normalisation with it).
+    let (model, norm) = match start_file(recipe, &opts.files, &net)? {
+        Some(file) => state_of_file(net, file),
+        None => {
+            let params = NetParams::init(&net, recipe.seed);
+            (ModelState { net, params, masks: None, transforms: Transforms::default() }, data.train.normalization())
+        }
+    };
+    let init = model.params.clone();
+    let mut run = Run { recipe, data, norm, backend, opts, progress, t_start, paused_s: 0.0, epoch_counter: 0, model, init, early: None, holdout, models: Vec::new(), resident: Default::default() };
 
-    let first = train::run(&mut run, 0, &recipe.train).await?;
+    let first = match &recipe.from {
+        // A loaded model with no training first: stage 0 evaluates it as it came.
+        Some(_) if recipe.train.epochs == 0 => {
+            let mut trainer = run.trainer(&recipe.train);
+            run.evaluated("loaded", &mut trainer).await?
+        }
+        _ => train::run(&mut run, 0, &recipe.train).await?,
+    };
     run.emit(&Event::Stage { stage: 0, report: first.clone() }).await?;
     let snapshot = |r: &Run, stage: usize, name: String| StageModel {
         stage,
@@ -487,7 +545,8 @@ async fn run_stages(recipe: &Recipe, data: &Splits, backend: &Backend, opts: &Ru
         weights: r.model.transforms.weights.clone(),
         activations: r.model.transforms.activations.clone(),
     };
-    run.models.push(snapshot(&run, 0, "trained".into()));
+    let first_name = recipe.from.as_ref().map_or("trained".to_string(), |f| format!("from {}", f.file));
+    run.models.push(snapshot(&run, 0, first_name));
     let mut stages = vec![first];
     for (i, s) in recipe.stages.iter().enumerate() {
         let si = i + 1;

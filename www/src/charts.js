@@ -480,3 +480,97 @@ export function sizeByStage(el, models) {
   el.setAttribute('aria-label', `Model file size after each stage: ${models.map((m) => `${m.name} ${m.fileBytes} bytes`).join(', ')}`);
   return bars(el, { title: 'Model file after each stage (bytes actually written)', labels, values: models.map((m) => m.fileBytes / 1024), yLabel: 'KiB' });
 }
+
+// The Pareto chart: every model of every run since the page opened (and the gallery's paper
+// figures) as test accuracy against bytes written (log scale) and against measured latency (log
+// scale), the frontier drawn (no other model is both smaller or faster and more accurate), each
+// point labelled with its run and pipeline. Clicking a model's point calls onPick(point).
+// Points: {id, label, accuracy (%), bytes, latency (µs/image), paper?}.
+export function paretoChart(el, onPick) {
+  const views = [
+    { key: 'bytes', title: 'Accuracy against model file size', x: 'bytes written (log scale)' },
+    { key: 'latency', title: 'Accuracy against measured inference time', x: 'µs per image (log scale)' },
+  ].map((v) => {
+    const div = document.createElement('div');
+    div.className = 'chart';
+    div.setAttribute('role', 'img');
+    el.appendChild(div);
+    pngButton(div, `pareto-${v.key}`);
+    return { ...v, div, plot: null };
+  });
+  return {
+    set(points) {
+      el.dataset.points = JSON.stringify(points.filter((p) => !p.paper).map(({ id, run, stage, accuracy, bytes, latency }) => ({ id, run, stage, accuracy, bytes, latency })));
+      for (const v of views) {
+        v.plot?.destroy();
+        const items = points.filter((p) => p[v.key] > 0).sort((a, b) => a[v.key] - b[v.key]);
+        const front = frontier(items.filter((p) => !p.paper), v.key);
+        v.div.setAttribute('aria-label', `${v.title}: ${items.map((p) => `${p.label} ${p.accuracy.toFixed(2)}% at ${Math.round(p[v.key]).toLocaleString('en')} ${v.key === 'bytes' ? 'bytes' : 'µs'}${front.has(p) ? ' (on the frontier)' : ''}`).join('; ')}`);
+        v.div.dataset.frontier = JSON.stringify(items.filter((p) => front.has(p)).map((p) => p.id));
+        const ys = (f) => items.map((p) => (f(p) ? p.accuracy : null));
+        v.plot = new uPlot(
+          {
+            title: v.title,
+            width: width(el),
+            height: 320,
+            scales: { x: { time: false, distr: 3 }, y: { auto: true } },
+            axes: [{ label: v.x }, { label: 'test accuracy (%)' }],
+            series: [
+              {},
+              { label: 'models', stroke: COLORS[0], paths: () => null, points: { show: true, size: 9, fill: COLORS[0] + '88' } },
+              { label: 'Pareto frontier', stroke: COLORS[1], width: 2, spanGaps: true, points: { show: false } },
+              { label: 'paper', stroke: COLORS[2], paths: () => null, points: { show: true, size: 11, fill: '#fff' } },
+            ],
+            hooks: {
+              draw: [
+                (u) => {
+                  const ctx = u.ctx;
+                  ctx.save();
+                  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+                  ctx.fillStyle = '#333';
+                  for (const p of items) ctx.fillText(p.label, u.valToPos(p[v.key], 'x', true) + 7 * devicePixelRatio, u.valToPos(p.accuracy, 'y', true) - 5 * devicePixelRatio);
+                  ctx.restore();
+                },
+              ],
+            },
+          },
+          [items.map((p) => p[v.key]), ys((p) => !p.paper), ys((p) => front.has(p)), ys((p) => p.paper)],
+          v.div,
+        );
+        // A click picks the nearest model's point within 12 px (where each lies: data-xy).
+        const u = v.plot;
+        v.div.dataset.xy = JSON.stringify(items.filter((p) => !p.paper).map((p) => ({ id: p.id, x: Math.round(u.valToPos(p[v.key], 'x')), y: Math.round(u.valToPos(p.accuracy, 'y')) })));
+        u.over.addEventListener('click', () => {
+          const { left, top } = u.cursor;
+          let best = null;
+          let bestD = 12;
+          for (const p of items) {
+            if (p.paper) continue;
+            const d = Math.hypot(u.valToPos(p[v.key], 'x') - left, u.valToPos(p.accuracy, 'y') - top);
+            if (d <= bestD) [best, bestD] = [p, d];
+          }
+          if (best) onPick(best);
+        });
+      }
+    },
+  };
+}
+
+// The points no other point beats on both axes: none costs less (or the same) and is at least
+// as accurate (more accurate, for the same cost). `items` sorted by cost.
+function frontier(items, key) {
+  const front = new Set();
+  let best = -Infinity; // the best accuracy at a lower cost
+  for (let i = 0; i < items.length; ) {
+    let j = i;
+    while (j < items.length && items[j][key] === items[i][key]) j++;
+    const group = items.slice(i, j);
+    const top = group.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+    if (top.accuracy > best) {
+      front.add(top);
+      best = top.accuracy;
+    }
+    i = j;
+  }
+  return front;
+}

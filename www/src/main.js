@@ -2,15 +2,21 @@
 // the engine worker, and draws what comes back (progress bar with ETA over the whole pipeline,
 // accuracy chart, per-stage pruning and sensitivity charts, a table of all runs). The page never
 // does the math itself, so it stays responsive while the worker trains. The recipe lives in the
-// URL (?r=...), so a link reproduces the experiment.
+// URL (?r=...), so a link reproduces the experiment. Also here: the gallery of classic results
+// (recipes/gallery.json), the models the engine holds (every run's, and opened files) with their
+// Pareto chart.
 import { readRecipe, writeRecipe, recipeToURL, recipeFromURL, setupPipelineControls, setModelFileLoader } from './recipe-form.js';
-import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, gridPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage } from './charts.js';
+import { accuracyChart, pruningPanel, sensitivityPanel, sweepPanel, quantizationPanel, distillPanel, gridPanel, bitsChart, download, pngButton, weightHistogram, sizeByStage, paretoChart } from './charts.js';
+import gallery from '../../recipes/gallery.json';
 import omitted3 from '../../recipes/omitted-3.json';
 import lenet300 from '../../recipes/lenet-300-100.json';
 import lenet5 from '../../recipes/lenet5.json';
 import vggMini from '../../recipes/vgg-mini-fashion.json';
 import resnetMini from '../../recipes/resnet-mini-fashion.json';
 import { drawingPad, mnistPixels, showPredictions, drawFirstLayer, showConfusion, setDataset } from './inspect.js';
+
+// Every recipe file, for the gallery (the CLI runs the same files).
+const RECIPES = import.meta.glob('../../recipes/*.json', { eager: true, import: 'default' });
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -39,7 +45,9 @@ for (const id of Object.keys(TRAIN_FIELDS)) {
 function applyRecipe(r) {
   applying = true;
   try {
-    return writeRecipe(r);
+    const skipped = writeRecipe(r);
+    showFrom();
+    return skipped;
   } finally {
     applying = false;
     Object.keys(TRAIN_FIELDS).forEach((id) => touched.add(id));
@@ -70,13 +78,22 @@ $('idx-files').addEventListener('change', () => {
   $('error').textContent = '';
   worker.postMessage({ type: 'load-custom', files });
 });
-// A distill stage's teacher file: the worker's engine reads it (loadModel) and describes it.
-const fileLoads = new Map();
-let fileSeq = 0;
-setModelFileLoader((file) => new Promise((resolve, reject) => {
-  fileLoads.set(++fileSeq, { resolve, reject });
-  worker.postMessage({ type: 'load-model', file, seq: fileSeq });
-}));
+// A question to the worker answered by one message (or an error) carrying the same `ask`.
+const asks = new Map();
+let askSeq = 0;
+const ask = (type, payload) => new Promise((resolve, reject) => {
+  asks.set(++askSeq, { resolve, reject });
+  worker.postMessage({ type, ...payload, ask: askSeq });
+});
+// A model file (a distill stage's teacher, or one opened to look inside): the worker's engine
+// reads it (loadModel), holds it, and describes it. A file of the same name replaces the earlier.
+const loadModelFile = async (file) => {
+  const info = await ask('load-model', { file });
+  for (const [id, h] of held) if (!h.run && h.name === info.name) held.delete(id);
+  held.set(info.index, { ...info, label: info.name, dataset: null });
+  return info;
+};
+setModelFileLoader(loadModelFile);
 setupPipelineControls();
 // One click: Hinton's omitted-class experiment (the CLI runs the same file).
 $('preset-omitted-3').addEventListener('click', () => {
@@ -182,7 +199,7 @@ function addRunRow(report, recipe, memory) {
   const pruned = [...report.stages].reverse().find((s) => s.pruning)?.pruning;
   const describe = (m) => m.arch + (m.arch === 'mlp' && m.hidden ? ` ${m.hidden.join('-')}` : m.widths ? ` ${m.widths.join('-')}` : '');
   const students = recipe.stages.filter((s) => s.distill?.student).map((s) => (s.distill.teacher?.file ? `(${s.distill.teacher.file}) ` : '') + describe(s.distill.student));
-  const model = [describe(recipe.model), ...students].join(' → ');
+  const model = [describe(recipe.model) + (recipe.from ? ` (from ${recipe.from.file})` : ''), ...students].join(' → ');
   const pipeline = ['train', ...recipe.stages.map((s) => Object.keys(s)[0])].join(' → ');
   const cells = [
     runCount,
@@ -310,6 +327,7 @@ worker.onmessage = (msg) => {
       $('adapter').textContent = `Could not time this model on both backends (${m.message}); runs use the ${$('adapter').dataset.backend === 'cpu' ? 'CPU' : 'GPU'}.`;
     }
   } else if (m.type === 'loaded') {
+    if (m.quiet) return;
     $('status').textContent = `Loaded ${m.info.name}: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}. Training…`;
   } else if (m.type === 'custom-loaded') {
     $('idx-status').textContent = `Loaded your files: ${m.info.train} training and ${m.info.test} test images of ${m.info.rows}×${m.info.cols}.`;
@@ -335,12 +353,14 @@ worker.onmessage = (msg) => {
     // The last run's whole report, for the benchmark (bench/compare.mjs) and the curious.
     window.squeezeLastReport = m.report;
     $('downloads').hidden = false;
-    showModels(m.models, run.recipe);
-  } else if (m.type === 'model-loaded' || (m.type === 'error' && m.during === 'load-model')) {
-    const pending = fileLoads.get(m.seq);
-    fileLoads.delete(m.seq);
-    if (m.type === 'model-loaded') pending?.resolve(m.info);
-    else pending?.reject(new Error(m.message));
+    keepRunModels(m.models, m.report, run.recipe, runCount);
+    showModels();
+    if (run.gallery) showGalleryResult(run.gallery, m.report, m.models);
+  } else if (m.ask && asks.has(m.ask)) {
+    const pending = asks.get(m.ask);
+    asks.delete(m.ask);
+    if (m.type === 'error') pending.reject(new Error(m.message));
+    else pending.resolve(m.type === 'model-loaded' ? m.info : m.type === 'quick-recipe' ? m.recipe : m.type === 'start-from' ? m.start : m.figures);
   } else if (m.type === 'predictions') {
     if (m.seq === predictSeq) showPredictions(m.predictions);
   } else if (m.type === 'model-file') {
@@ -349,7 +369,7 @@ worker.onmessage = (msg) => {
     $('model-file-size').dataset.bytes = String(m.bytes.length);
     $('model-file-size').dataset.format = m.format;
     $('model-file-size').className = 'hint';
-    download(`squeeze-${run.recipe.model.arch}-${name}.${m.format}`, new Blob([m.bytes], { type: 'application/octet-stream' }));
+    download(`squeeze-${held.get(m.index)?.arch ?? 'model'}-${name}.${m.format}`, new Blob([m.bytes], { type: 'application/octet-stream' }));
   } else if (m.type === 'error' && m.during === 'export') {
     // Beside the download buttons (a model with no ONNX form, say); nothing else changes.
     $('model-file-size').textContent = m.message;
@@ -376,8 +396,14 @@ worker.onmessage = (msg) => {
 $('controls').addEventListener('submit', (e) => {
   e.preventDefault();
   if (running) return;
+  startRun(readRecipe());
+});
+// Runs `recipe` (the form's, or a gallery entry's as written in its file); `galleryRun`:
+// {entry, quick} when the gallery started it.
+function startRun(recipe, galleryRun = null) {
   $('error').textContent = '';
   $('status').dataset.done = '';
+  $('gallery-result').hidden = true;
   chart.clear();
   $('epochs-table').querySelector('tbody').replaceChildren();
   $('stage-results').replaceChildren();
@@ -385,10 +411,9 @@ $('controls').addEventListener('submit', (e) => {
   $('warnings').hidden = true;
   $('downloads').hidden = true;
   $('progress').value = 0;
-  const recipe = readRecipe();
   // The address bar always reproduces the last run.
   history.replaceState(null, '', recipeToURL(recipe));
-  run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0, pausedMs: 0 };
+  run = { recipe, started: performance.now(), planned: plannedEpochs(recipe), done: 0, pausedMs: 0, gallery: galleryRun };
   runCount += 1;
   setRunning(true);
   // A model changed just now is timed before it runs (the worker holds the run until then); while
@@ -406,7 +431,7 @@ $('controls').addEventListener('submit', (e) => {
   } else {
     start();
   }
-});
+}
 $('cancel').addEventListener('click', () => {
   if (runAfterGpu) {
     runAfterGpu = null;
@@ -421,18 +446,166 @@ $('pause').addEventListener('click', () => {
   worker.postMessage({ type: paused ? 'pause' : 'resume' });
 });
 
-// Looking inside: the last run's models (after training, after each compressing stage).
-function showModels(models, recipe) {
-  setDataset(recipe.dataset);
-  const select = $('inspect-model');
-  select.replaceChildren(...models.map((m) => new Option(`${m.name}: ${m.nonzero.toLocaleString('en')} of ${m.parameters.toLocaleString('en')} parameters nonzero`, String(m.index))));
-  select.value = String(models.length - 1);
-  $('inspect').hidden = false;
+// Every model the engine holds for the page, by id: each run's (with its test accuracy, file bytes
+// and measured latency, for the Pareto chart) and each opened file. The engine drops the oldest
+// runs' models past its budget; their points stay on the chart and say so when clicked.
+const held = new Map();
+let lastRunIds = [];
+function keepRunModels(models, report, recipe, n) {
+  const kinds = ['train', ...recipe.stages.map((st) => Object.keys(st)[0])];
+  for (const mi of models) {
+    const st = report.stages[mi.stage];
+    held.set(mi.index, { ...mi, dataset: recipe.dataset, label: `${n}: ${kinds.slice(0, mi.stage + 1).join('→')}`, accuracy: 100 * st.test_accuracy, bytes: mi.fileBytes, latency: st.inference_us_per_image });
+  }
+  lastRunIds = models.map((mi) => mi.index);
   sizeByStage($('size-by-stage'), models);
+  refreshPareto();
+}
+const paperPoints = gallery.entries.filter((e) => e.point).map((e) => ({ id: `paper:${e.id}`, label: e.point.label, accuracy: e.point.accuracy, bytes: e.point.bytes, latency: 0, paper: true }));
+const pareto = paretoChart($('pareto'), (p) => {
+  $('inspect-model').value = String(p.id);
+  requestPictures();
+  $('inspect-model').focus();
+});
+const refreshPareto = () => pareto.set([...[...held.values()].filter((h) => h.run), ...paperPoints]);
+
+// Looking inside: the models held (the last run's first, then earlier runs', then opened files).
+function showModels(select = lastRunIds[lastRunIds.length - 1]) {
+  const groups = new Map();
+  const order = [...held.values()].sort((a, b) => (b.run ?? -1) - (a.run ?? -1) || a.index - b.index);
+  for (const h of order) {
+    const g = h.run ? `Run ${h.run}` : 'Opened files';
+    if (!groups.has(g)) groups.set(g, Object.assign(document.createElement('optgroup'), { label: g }));
+    groups.get(g).appendChild(new Option(`${h.name}: ${h.nonzero.toLocaleString('en')} of ${h.parameters.toLocaleString('en')} parameters nonzero`, String(h.index)));
+  }
+  $('inspect-model').replaceChildren(...groups.values());
+  $('inspect-model').value = String(select);
+  $('inspect').hidden = false;
   requestPictures();
   predictDrawing();
 }
-const requestPictures = () => worker.postMessage({ type: 'pictures', index: Number($('inspect-model').value), images: 1000, show: 24 });
+const requestPictures = () => {
+  const h = held.get(Number($('inspect-model').value));
+  if (!h) return;
+  setDataset(h.dataset ?? $('dataset').value);
+  worker.postMessage({ type: 'pictures', index: h.index, images: 1000, show: 24, dataset: h.run ? undefined : $('dataset').value, dataBase });
+};
+$('open-model').addEventListener('change', async () => {
+  const file = $('open-model').files[0];
+  if (!file) return;
+  const status = $('open-model-status');
+  status.className = 'hint';
+  status.textContent = `Reading ${file.name}…`;
+  status.dataset.loaded = '';
+  try {
+    const info = await loadModelFile(file);
+    status.textContent = `${info.name}: ${info.arch}, ${info.parameters.toLocaleString('en')} parameters, ${info.input[0]}×${info.input[1]} images, ${info.classes} classes; in Try the models and Inside a model below.`;
+    status.dataset.loaded = 'true';
+    showModels(info.index);
+  } catch (e) {
+    // Beside the picker; every model and result already here stays.
+    status.className = 'error';
+    status.textContent = e.message;
+  }
+});
+
+// Compress further: the next run starts from the chosen model (`"from": {"file": ...}`; a run's
+// model is kept as a file of its own first), with the form's model set to its architecture and
+// no training before the stages (0 epochs: stage 0 evaluates it as it came).
+$('compress-further').addEventListener('click', async () => {
+  try {
+    const { file, model, info } = await ask('start-from', { index: Number($('inspect-model').value) });
+    if (!held.has(info.index)) held.set(info.index, { ...info, label: info.name, dataset: null });
+    applyRecipe({ ...readRecipe(), model, from: { file }, train: { ...readRecipe().train, epochs: 0 } });
+    showModelFields();
+    showFrom();
+    $('error').textContent = '';
+    $('from-status').scrollIntoView({ block: 'center' });
+  } catch (e) {
+    $('model-file-size').textContent = e.message;
+    $('model-file-size').className = 'error';
+  }
+});
+function showFrom() {
+  const file = $('from-file').value;
+  $('from-status').hidden = !file;
+  $('from-text').textContent = file ? `Starting from the model file ${file} (its weights, pruned zeros and quantizers; 0 training epochs: the stages work on it as it is).` : '';
+}
+$('from-clear').addEventListener('click', () => {
+  $('from-file').value = '';
+  showFrom();
+});
+
+// The gallery: one card per entry of recipes/gallery.json, grouped; Run or Quick look starts its
+// recipe (shown in the form too), and when it ends the paper's figures stand beside ours.
+function galleryCards() {
+  const box = $('gallery-entries');
+  let group = null;
+  for (const e of gallery.entries) {
+    if (e.group !== group) {
+      group = e.group;
+      box.appendChild(Object.assign(document.createElement('h3'), { textContent: group }));
+    }
+    const card = document.createElement('div');
+    card.className = 'gallery-entry';
+    card.dataset.id = e.id;
+    const title = Object.assign(document.createElement('p'), { className: 'gallery-title' });
+    title.append(Object.assign(document.createElement('strong'), { textContent: e.title }), ' ', Object.assign(document.createElement('span'), { className: 'hint', textContent: `recipes/${e.recipe}` }));
+    const paper = Object.assign(document.createElement('p'), { className: 'hint', textContent: e.paper });
+    const figs = document.createElement('ul');
+    for (const f of e.figures) figs.appendChild(Object.assign(document.createElement('li'), { textContent: `${f.label}: paper ${f.paper}` }));
+    const row = document.createElement('div');
+    row.className = 'row';
+    for (const [text, quick] of [['Run', false], ['Quick look', true]]) {
+      const b = Object.assign(document.createElement('button'), { type: 'button', className: 'small', textContent: text });
+      b.setAttribute('aria-label', `${text}: ${e.title}`);
+      b.dataset.gallery = e.id;
+      b.dataset.quick = String(quick);
+      b.addEventListener('click', () => runGallery(e, quick));
+      row.appendChild(b);
+    }
+    card.append(title, paper, figs, row);
+    box.appendChild(card);
+  }
+}
+async function runGallery(entry, quick) {
+  if (running) return;
+  try {
+    let recipe = RECIPES[`../../recipes/${entry.recipe}`];
+    if (!recipe) throw new Error(`recipes/${entry.recipe} is not in this build`);
+    if (quick) recipe = await ask('quick-recipe', { recipe, train: 5000, test: 1000 });
+    applyRecipe(recipe);
+    showModelFields();
+    startRun(recipe, { entry, quick });
+  } catch (e) {
+    $('error').textContent = e.message;
+  }
+}
+async function showGalleryResult({ entry, quick }, report, models) {
+  const box = $('gallery-result');
+  try {
+    const figures = await ask('gallery-figures', { figures: entry.figures, report, models });
+    const h = Object.assign(document.createElement('h2'), { textContent: `${entry.title}: the paper beside this run` });
+    const note = Object.assign(document.createElement('p'), { className: 'hint', textContent: `${entry.paper}.${quick ? ' This was a quick look (few images, one epoch per training): the paper\'s setting is the full Run.' : ''}` });
+    const table = document.createElement('table');
+    table.className = 'gallery-figures';
+    const head = table.createTHead().insertRow();
+    for (const t of ['figure', 'paper', 'this run', 'target']) head.appendChild(Object.assign(document.createElement('th'), { scope: 'col', textContent: t }));
+    const body = table.createTBody();
+    for (const f of figures) {
+      const tr = body.insertRow();
+      tr.dataset.met = f.met === undefined ? '' : String(f.met);
+      tr.dataset.value = String(f.value);
+      for (const t of [f.label, f.paper, f.measured, f.target ? `${f.target}: ${f.met ? 'met' : 'missed'}` : '–']) tr.insertCell().textContent = t;
+    }
+    box.replaceChildren(h, note, table);
+    box.dataset.entry = entry.id;
+  } catch (e) {
+    box.replaceChildren(Object.assign(document.createElement('p'), { className: 'error', textContent: `The paper's figures could not be measured on this run: ${e.message}` }));
+  }
+  box.hidden = false;
+}
+galleryCards();
 $('inspect-model').addEventListener('change', requestPictures);
 let layerWeights = [];
 let layerLevels = [];
@@ -465,7 +638,9 @@ function predictDrawing() {
   const pixels = mnistPixels($('draw'));
   if (!pixels) return;
   predictSeq += 1;
-  worker.postMessage({ type: 'predict', pixels, seq: predictSeq });
+  const opened = [...held.values()].filter((h) => !h.run).map((h) => h.index);
+  if (!lastRunIds.length && !opened.length) return;
+  worker.postMessage({ type: 'predict', pixels, rows: 28, cols: 28, ids: [...lastRunIds, ...opened], seq: predictSeq });
 }
 const pad = drawingPad($('draw'), predictDrawing);
 $('clear-draw').addEventListener('click', () => {

@@ -22,6 +22,8 @@ export const FIELDS = [
   { id: 'arch', path: 'model.arch', kind: 'text' },
   { id: 'hidden', path: 'model.hidden', kind: 'list', when: (r) => r.model.arch === 'mlp' },
   { id: 'widths', path: 'model.widths', kind: 'list', when: (r) => ['lenet5', 'vgg-mini', 'resnet-mini'].includes(r.model.arch), optional: true },
+  // A model file the run starts from instead of fresh weights (set by "Compress this model further").
+  { id: 'from-file', path: 'from.file', kind: 'text', optional: true, default: '' },
   { id: 'epochs', path: 'train.epochs', kind: 'num' },
   { id: 'batch', path: 'train.batch', kind: 'num' },
   { id: 'optimizer', path: 'train.optimizer', kind: 'text' },
@@ -442,6 +444,7 @@ export function readRecipe() {
       delete parent[keys[keys.length - 1]];
     }
   }
+  if (r.from && !r.from.file) delete r.from;
   const { epochs, lr, ...trainRest } = r.train;
   r.stages = pipeline.map((s) => {
     const kind = STAGE_KINDS[s.kind];

@@ -1,6 +1,6 @@
 // The engine's home: a Web Worker that owns the wasm module, the datasets and the GPU device, so
-// the page stays responsive while training. Messages in: {type: 'init'|'choose-backend'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'|'simulate-device-loss'}.
-// Messages out: {type: 'ready'|'gpu-ready'|'backend-chosen'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'error', ...}.
+// the page stays responsive while training. Messages in: {type: 'init'|'choose-backend'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'|'start-from'|'quick-recipe'|'gallery-figures'|'simulate-device-loss'}.
+// Messages out: {type: 'ready'|'gpu-ready'|'backend-chosen'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'start-from'|'quick-recipe'|'gallery-figures'|'error', ...}.
 
 // Two builds of the engine (scripts/build-wasm): www/pkg-relaxed uses relaxed SIMD's fused
 // multiply-add in the CPU backend's GEMM (about 1.2x faster training there), www/pkg plain SIMD
@@ -118,10 +118,10 @@ self.onmessage = async (msg) => {
     } else if (m.type === 'load-custom') {
       self.postMessage({ type: 'custom-loaded', info: await loadCustom(m.files) });
     } else if (m.type === 'load-model') {
-      // A teacher file; on a bad one the engine throws and keeps what it had.
+      // A model file (to look inside, or a teacher); on a bad one the engine throws and keeps what it had.
       checkSize(m.file, 'model');
       const info = engine.loadModel(m.file.name, new Uint8Array(await m.file.arrayBuffer()));
-      self.postMessage({ type: 'model-loaded', info, seq: m.seq });
+      self.postMessage({ type: 'model-loaded', info, ask: m.ask });
     } else if (m.type === 'cancel') {
       cancelled = true;
     } else if (m.type === 'pause' || m.type === 'resume') {
@@ -141,22 +141,33 @@ self.onmessage = async (msg) => {
     } else if (m.type === 'simulate-device-loss') {
       engine.simulateDeviceLoss();
     } else if (m.type === 'predict') {
-      self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels), seq: m.seq });
+      self.postMessage({ type: 'predictions', predictions: engine.predict(m.pixels, m.rows, m.cols, m.ids), seq: m.seq });
+    } else if (m.type === 'start-from') {
+      self.postMessage({ type: 'start-from', start: engine.startFrom(m.index), ask: m.ask });
+    } else if (m.type === 'quick-recipe') {
+      self.postMessage({ type: 'quick-recipe', recipe: engine.quickRecipe(m.recipe, m.train, m.test), ask: m.ask });
+    } else if (m.type === 'gallery-figures') {
+      self.postMessage({ type: 'gallery-figures', figures: engine.galleryFigures(m.figures, m.report, m.models), ask: m.ask });
     } else if (m.type === 'export') {
       const bytes = m.format === 'onnx' ? engine.exportOnnx(m.index) : engine.exportModel(m.index);
       self.postMessage({ type: 'model-file', index: m.index, format: m.format, bytes }, [bytes.buffer]);
     } else if (m.type === 'pictures') {
       // The confusion matrix needs the run's data to fit the model (new files of another shape
       // may have replaced it): then it is an error in its place, and the rest still shows.
+      // A loaded file is judged on the dataset chosen in the form (fetched if need be).
       let confusion;
       try {
-        confusion = engine.confusion(m.index, m.images, m.show);
+        if (m.dataset && m.dataset !== 'custom') {
+          const info = await loadNamed(m.dataset, m.dataBase);
+          if (info) self.postMessage({ type: 'loaded', info, quiet: true });
+        }
+        confusion = engine.confusion(m.index, m.images, m.show, m.dataset ?? undefined);
       } catch (e) {
         confusion = { error: messageOf(e) };
       }
       self.postMessage({ type: 'pictures', index: m.index, layer: engine.firstLayer(m.index), weights: engine.layerWeights(m.index), levels: engine.layerLevels(m.index), confusion });
     }
   } catch (e) {
-    self.postMessage({ type: 'error', message: messageOf(e), during: m.type, seq: m.seq });
+    self.postMessage({ type: 'error', message: messageOf(e), during: m.type, seq: m.seq, ask: m.ask });
   }
 };

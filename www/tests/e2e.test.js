@@ -821,6 +821,127 @@ test('a GPU device lost mid-run ends that run with a message, the earlier result
   await page.close();
 });
 
+test('a gallery entry runs as a quick look from one click and shows the paper beside the measured figures', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage('?backend=cpu');
+  // Every entry of recipes/gallery.json has a card with its paper figures and two buttons.
+  const cards = await page.$$eval('#gallery-entries .gallery-entry', (els) => els.map((e) => e.dataset.id));
+  assert.ok(cards.length >= 13 && cards.includes('han-lenet-300-100') && cards.includes('deep-compression-lenet5'), cards.join(', '));
+  assert.match(await page.textContent('.gallery-entry[data-id="han-lenet-300-100"]'), /1\.64% → 1\.59%/);
+  await page.click('button[data-gallery="han-lenet-300-100"][data-quick="true"]');
+  // The form shows the recipe that runs: the file's model and pruning, on the quick look's data.
+  assert.equal(await page.inputValue('#hidden'), '300, 100');
+  assert.equal(await page.inputValue('#limit-train'), '5000');
+  await runEnds(page, 200_000);
+  assert.equal(await page.textContent('#error'), '');
+  await page.waitForSelector('#gallery-result[data-entry="han-lenet-300-100"]', { timeout: 30_000 });
+  const rows = await page.$$eval('#gallery-result tbody tr', (trs) => trs.map((tr) => ({ cells: [...tr.cells].map((c) => c.textContent), value: Number(tr.dataset.value), met: tr.dataset.met })));
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0].cells[1], '1.64% → 1.59% (−0.05 pp)');
+  // The measured error change is the runs' own: the dense epoch and the pruned model's accuracy.
+  const acc = await page.$$eval('#epochs-table tbody tr td:nth-child(6)', (tds) => tds.map((td) => parseFloat(td.textContent)));
+  const last = parseFloat(await page.$eval('#runs-table tbody tr:last-child td:nth-child(4)', (td) => td.textContent));
+  assert.ok(Math.abs(rows[0].value - (acc[0] - last)) < 0.011, `${rows[0].value} vs ${acc[0]} - ${last}`);
+  assert.match(rows[1].cells[2], /^8\.18% \(21,776 of 266,200/);
+  assert.equal(rows[1].met, 'true');
+  assert.match(await page.textContent('#gallery-result'), /quick look/);
+  await page.screenshot({ path: path.join(artifacts, 'gallery.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the Pareto chart holds every model of every run, matches the runs table, and a click opens that model', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage('?backend=cpu');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 120_000);
+  await page.selectOption('#add-stage-kind', 'prune');
+  await page.click('#add-stage');
+  await fillAll(page, { '#stage-0-sparsity': '0.9', '#stage-0-rounds': '1', '#stage-0-ft_epochs': '1' });
+  await page.click('#train');
+  await page.waitForFunction(() => document.querySelectorAll('#runs-table tbody tr').length === 2 && document.getElementById('status').dataset.done === 'true', null, { timeout: 120_000 });
+  assert.equal(await page.textContent('#error'), '');
+  const points = JSON.parse(await page.getAttribute('#pareto', 'data-points'));
+  // Run 1 left one model, run 2 two (trained, pruned): three points, each run's last one at the
+  // runs table's accuracy, each with the bytes of its file and a measured latency.
+  assert.deepEqual(points.map((p) => [p.run, p.stage]), [[1, 0], [2, 0], [2, 1]]);
+  const table = await page.$$eval('#runs-table tbody tr', (trs) => trs.map((tr) => parseFloat(tr.children[3].textContent)));
+  assert.equal(points[0].accuracy.toFixed(2), table[0].toFixed(2));
+  assert.equal(points[2].accuracy.toFixed(2), table[1].toFixed(2));
+  assert.ok(points[2].bytes < points[1].bytes / 3, `the 90% pruned file is smaller: ${points[2].bytes} vs ${points[1].bytes}`);
+  assert.ok(points.every((p) => p.latency > 0));
+  // The frontier on bytes holds the pruned model (the smallest) and no model beaten on both axes.
+  const front = JSON.parse(await page.$eval('#pareto .chart', (d) => d.dataset.frontier));
+  assert.ok(front.includes(points[2].id), front);
+  for (const id of front) {
+    const p = points.find((q) => q.id === id);
+    assert.ok(!points.some((q) => q.bytes < p.bytes && q.accuracy >= p.accuracy), `frontier point ${id} is beaten`);
+  }
+  // Inside a model lists both runs' models; clicking run 1's point selects it and draws it.
+  assert.equal(await page.locator('#inspect-model option').count(), 3);
+  const plot = page.locator('#pareto .chart').first();
+  await plot.scrollIntoViewIfNeeded();
+  const at = await plot.evaluate((div, p) => {
+    const over = div.querySelector('.u-over');
+    const r = over.getBoundingClientRect();
+    const xs = JSON.parse(div.dataset.xy);
+    const hit = xs.find((q) => q.id === p.id);
+    return { x: r.left + hit.x, y: r.top + hit.y };
+  }, points[0]);
+  await page.mouse.move(at.x, at.y);
+  await page.mouse.click(at.x, at.y);
+  await page.waitForFunction((id) => document.getElementById('inspect').dataset.pictures === String(id), points[0].id, { timeout: 30_000 });
+  assert.equal(await page.inputValue('#inspect-model'), String(points[0].id));
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('a .sqz and an ONNX file open in the page to look inside and try; a malformed one is refused and nothing is lost', { timeout: 240_000 }, async () => {
+  const { page, errors } = await openPage('?backend=cpu');
+  const { writeFileSync } = await import('node:fs');
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '48', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 120_000);
+  const saved = {};
+  for (const [button, ext] of [['#download-model', 'sqz'], ['#download-onnx', 'onnx']]) {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+    saved[ext] = path.join(artifacts, `opened.${ext}`);
+    await d.saveAs(saved[ext]);
+  }
+  const trainedAcc = await page.$eval('#runs-table tbody tr td:nth-child(4)', (td) => td.textContent);
+  // A fresh page: nothing run yet. A malformed file is refused beside the picker.
+  const { page: fresh } = await openPage('?backend=cpu');
+  const bad = path.join(artifacts, 'broken.onnx');
+  writeFileSync(bad, Buffer.from([8, 7, 18, 3, 1, 2]));
+  await fresh.setInputFiles('#open-model', bad);
+  await fresh.waitForSelector('#open-model-status.error', { timeout: 30_000 });
+  assert.match(await fresh.textContent('#open-model-status'), /^broken\.onnx: /);
+  assert.equal(await fresh.isHidden('#inspect'), true);
+  for (const ext of ['sqz', 'onnx']) {
+    await fresh.setInputFiles('#open-model', saved[ext]);
+    await fresh.waitForFunction((name) => document.getElementById('open-model-status').dataset.loaded === 'true' && document.getElementById('open-model-status').textContent.startsWith(name), `opened.${ext}`, { timeout: 30_000 });
+    assert.match(await fresh.textContent('#open-model-status'), /mlp, 38,170 parameters, 28×28 images, 10 classes/);
+    // Inside it: judged on the form's dataset (MNIST, fetched now), its first 1,000 test images.
+    await fresh.waitForFunction(() => document.getElementById('inspect').dataset.pictures, null, { timeout: 60_000 });
+    await fresh.waitForSelector('#confusion td', { timeout: 30_000 });
+  }
+  // The two files are the same model: their confusion matrices agree, the opened ONNX file is a
+  // distinct model in the list, and a drawn digit gets both files' predictions, equal.
+  const options = await fresh.$$eval('#inspect-model option', (os) => os.map((o) => o.textContent));
+  assert.equal(options.length, 2, options.join(' | '));
+  await drawOne(fresh);
+  await fresh.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 2, null, { timeout: 30_000 });
+  const probs = await fresh.$$eval('#predictions .prediction', (els) => els.map((e) => e.dataset.top));
+  assert.equal(probs[0], probs[1]);
+  // A malformed file after the good ones: refused, the opened models stay.
+  await fresh.setInputFiles('#open-model', bad);
+  await fresh.waitForSelector('#open-model-status.error', { timeout: 30_000 });
+  assert.equal(await fresh.locator('#inspect-model option').count(), 2);
+  assert.ok(trainedAcc.endsWith('%'));
+  assert.deepEqual(errors, []);
+  await fresh.close();
+  await page.close();
+});
+
 test('50 runs in one page, mixed models and stages: the engine\'s memory stays bounded', { timeout: 900_000 }, async () => {
   const { page, errors } = await openPage();
   const kinds = [
