@@ -296,18 +296,23 @@ fn thousands(v: f64) -> String {
     }
 }
 
-/// A quick look at a recipe: the first `train` / `test` samples, every training one epoch, at most
-/// two pruning rounds, gradual pruning every 2 steps, calibration on at most 256 samples. It runs
-/// every stage the full recipe runs (the gallery's test, the page's "quick look").
-pub fn quick(recipe: &Recipe, train: usize, test: usize) -> Result<Recipe> {
-    let mut v = serde_json::to_value(recipe).map_err(|e| Error::recipe("recipe", e.to_string()))?;
+/// A quick look at a recipe (its JSON text): the first `train` / `test` samples, every training
+/// one epoch, at most two pruning rounds, gradual pruning every 2 steps, calibration on at most
+/// 256 samples. It runs every stage the full recipe runs (the gallery's test, the page's "quick
+/// look"). Works on the text and returns text (checked to be a valid recipe), so the page's module
+/// carries no second serializer of recipes and the numbers stay as written.
+pub fn quick(recipe: &str, train: usize, test: usize) -> Result<String> {
+    let full = Recipe::from_json(recipe)?;
+    let mut v: Value = serde_json::from_str(recipe).map_err(|e| Error::recipe("recipe", e.to_string()))?;
     shrink(&mut v);
-    let holdout = recipe.limit.holdout.map(|h| h.min(train / 4));
-    v["limit"] = serde_json::json!({"train": train.min(recipe.limit.train.unwrap_or(usize::MAX)), "test": test.min(recipe.limit.test.unwrap_or(usize::MAX))});
-    if let Some(h) = holdout {
-        v["limit"]["holdout"] = h.into();
+    let mut limit = serde_json::json!({"train": train.min(full.limit.train.unwrap_or(usize::MAX)), "test": test.min(full.limit.test.unwrap_or(usize::MAX))});
+    if let Some(h) = full.limit.holdout {
+        limit["holdout"] = h.min(train / 4).into();
     }
-    Recipe::from_json(&v.to_string())
+    v["limit"] = limit;
+    let text = v.to_string();
+    Recipe::from_json(&text)?;
+    Ok(text)
 }
 
 fn shrink(v: &mut Value) {

@@ -25,7 +25,7 @@ fn every_gallery_recipe_validates_and_runs_a_quick_look_with_its_figures() {
         let text = std::fs::read_to_string(dir.join(&e.recipe)).unwrap_or_else(|err| panic!("{}: recipes/{}: {err}", e.id, e.recipe));
         let full = Recipe::from_json(&text).unwrap_or_else(|err| panic!("{}: {err}", e.id));
         check(&full, DataShape::known(full.dataset).expect("a shipped dataset"), &ModelFiles::new(), &Backend::Cpu).unwrap_or_else(|err| panic!("{}: {err}", e.id));
-        let r = quick(&full, 400, 200).unwrap_or_else(|err| panic!("{}: quick look: {err}", e.id));
+        let r = Recipe::from_json(&quick(&text, 400, 200).unwrap_or_else(|err| panic!("{}: quick look: {err}", e.id))).unwrap();
         // The quick look runs every stage of the full recipe, each training one epoch.
         assert_eq!(r.stages.len(), full.stages.len(), "{}", e.id);
         assert_eq!(r.train.epochs, 1, "{}", e.id);
@@ -65,8 +65,9 @@ fn a_malformed_gallery_is_refused_with_the_field() {
 fn a_quick_look_only_shrinks_data_and_time() {
     let (g, dir) = gallery();
     let e = g.entry("deep-compression-lenet5").expect("entry");
-    let full = Recipe::from_json(&std::fs::read_to_string(dir.join(&e.recipe)).unwrap()).unwrap();
-    let q = quick(&full, 400, 200).unwrap();
+    let text = std::fs::read_to_string(dir.join(&e.recipe)).unwrap();
+    let full = Recipe::from_json(&text).unwrap();
+    let q = Recipe::from_json(&quick(&text, 400, 200).unwrap()).unwrap();
     assert_eq!(q.model, full.model);
     assert_eq!((q.limit.train, q.limit.test), (Some(400), Some(200)));
     let (a, b) = (serde_json::to_value(&q.stages).unwrap(), serde_json::to_value(&full.stages).unwrap());

@@ -513,7 +513,8 @@ export function paretoChart(el, onPick) {
             title: v.title,
             width: width(el),
             height: 320,
-            scales: { x: { time: false, distr: 3 }, y: { auto: true } },
+            // Log x with room around the points (one point alone too); y padded by hand as well.
+            scales: { x: { time: false, distr: 3, range: (u, min, max) => [min / 1.6, max * 1.6] }, y: { range: (u, min, max) => [Math.max(0, min - 1), Math.min(100, max + 1)] } },
             axes: [{ label: v.x }, { label: 'test accuracy (%)' }],
             series: [
               {},
@@ -530,6 +531,7 @@ export function paretoChart(el, onPick) {
                   ctx.fillStyle = '#333';
                   for (const p of items) ctx.fillText(p.label, u.valToPos(p[v.key], 'x', true) + 7 * devicePixelRatio, u.valToPos(p.accuracy, 'y', true) - 5 * devicePixelRatio);
                   ctx.restore();
+                  v.div.dataset.xy = JSON.stringify(items.filter((p) => !p.paper).map((p) => ({ id: p.id, x: Math.round(u.valToPos(p[v.key], 'x')), y: Math.round(u.valToPos(p.accuracy, 'y')) })));
                 },
               ],
             },
@@ -537,9 +539,9 @@ export function paretoChart(el, onPick) {
           [items.map((p) => p[v.key]), ys((p) => !p.paper), ys((p) => front.has(p)), ys((p) => p.paper)],
           v.div,
         );
-        // A click picks the nearest model's point within 12 px (where each lies: data-xy).
+        // A click picks the nearest model's point within 12 px (where each lies: data-xy, set
+        // once drawn: uPlot sizes its scales in a microtask after construction).
         const u = v.plot;
-        v.div.dataset.xy = JSON.stringify(items.filter((p) => !p.paper).map((p) => ({ id: p.id, x: Math.round(u.valToPos(p[v.key], 'x')), y: Math.round(u.valToPos(p.accuracy, 'y')) })));
         u.over.addEventListener('click', () => {
           const { left, top } = u.cursor;
           let best = null;

@@ -455,7 +455,7 @@ function keepRunModels(models, report, recipe, n) {
   const kinds = ['train', ...recipe.stages.map((st) => Object.keys(st)[0])];
   for (const mi of models) {
     const st = report.stages[mi.stage];
-    held.set(mi.index, { ...mi, dataset: recipe.dataset, label: `${n}: ${kinds.slice(0, mi.stage + 1).join('→')}`, accuracy: 100 * st.test_accuracy, bytes: mi.fileBytes, latency: st.inference_us_per_image });
+    held.set(mi.index, { ...mi, id: mi.index, dataset: recipe.dataset, label: `${n}: ${kinds.slice(0, mi.stage + 1).join('→')}`, accuracy: 100 * st.test_accuracy, bytes: mi.fileBytes, latency: st.inference_us_per_image });
   }
   lastRunIds = models.map((mi) => mi.index);
   sizeByStage($('size-by-stage'), models);

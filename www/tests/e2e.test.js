@@ -269,7 +269,7 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   await page.screenshot({ path: path.join(artifacts, 'pruned.png'), fullPage: true });
   // Inside the models: the trained and the pruned one; pictures of the pruned first layer show
   // its pruned weights (80% of them), a confusion matrix over 1000 test images, misclassified ones.
-  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '1', null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '2', null, { timeout: 30_000 });
   assert.deepEqual(await page.$$eval('#inspect-model option', (os) => os.map((o) => o.textContent.split(':')[0])), ['trained', '1. prune']);
   const shown = Number(await page.getAttribute('#first-layer', 'data-shown'));
   const prunedPx = Number(await page.getAttribute('#first-layer', 'data-pruned'));
@@ -320,7 +320,7 @@ test('a pruning stage added in the pipeline editor runs and its charts show what
   }
   const diagonal = cells.filter((_, i) => i % 11 === 0).reduce((a, b) => a + b, 0);
   assert.ok(Math.abs(correct - diagonal) <= 2, `ONNX Runtime ${correct} right, the page's confusion matrix ${diagonal}`);
-  await page.selectOption('#inspect-model', '0');
+  await page.selectOption('#inspect-model', '1');
   const trainedFile = await save(() => page.click('#download-model'));
   assert.ok(prunedFile.length < trainedFile.length / 3, `pruned ${prunedFile.length} vs trained ${trainedFile.length} bytes`);
   // The size-by-stage chart states those same file sizes.
@@ -383,13 +383,13 @@ test('quantize and sweep stages run from the pipeline editor: waterfall, int8 ti
   assert.match(await page.getAttribute('#bits-chart', 'aria-label'), /kmeans: 3 bits [\d.]+%/);
   // Inside the k-means model: its histogram draws the 8 stored values; draw-a-digit asks all three models.
   await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures, null, { timeout: 30_000 });
-  await page.selectOption('#inspect-model', '2');
-  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '2', null, { timeout: 30_000 });
+  await page.selectOption('#inspect-model', '3');
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '3', null, { timeout: 30_000 });
   assert.ok(Number(await page.getAttribute('#histogram', 'data-levels')) <= 8 && Number(await page.getAttribute('#histogram', 'data-levels')) >= 2);
   await drawOne(page);
   await page.waitForFunction(() => document.querySelectorAll('#predictions .prediction').length === 3, null, { timeout: 30_000 });
   // The 8-bit model leaves as QDQ ONNX: int8 weights and quantized activations, which ONNX Runtime runs.
-  await page.selectOption('#inspect-model', '1');
+  await page.selectOption('#inspect-model', '2');
   const [d] = await Promise.all([page.waitForEvent('download'), page.click('#download-onnx')]);
   assert.match(d.suggestedFilename(), /\.onnx$/);
   const { readFileSync } = await import('node:fs');
@@ -716,7 +716,7 @@ test('a diverging run says so and the page keeps its earlier results and models'
   await fillAll(page, { '#limit-train': '1000', '#limit-test': '300', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
   await page.waitForFunction(() => document.getElementById('status').dataset.done === 'true', null, { timeout: 100_000 });
-  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '0', null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.getElementById('inspect').dataset.pictures === '1', null, { timeout: 30_000 });
   // A learning rate of 10 with momentum 0.999: the loss becomes NaN within the first epoch
   // (measured natively: step 15 of MLP 32-32 on 1,000 digits).
   await fillAll(page, { '#hidden': '32, 32', '#lr': '10', '#momentum': '0.999', '#epochs': '3' });
@@ -851,9 +851,11 @@ test('a gallery entry runs as a quick look from one click and shows the paper be
 
 test('the Pareto chart holds every model of every run, matches the runs table, and a click opens that model', { timeout: 240_000 }, async () => {
   const { page, errors } = await openPage('?backend=cpu');
-  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '64', '#epochs': '1' });
+  // Two runs of different sizes (their points apart on both charts): MLP-32, then MLP-64 pruned to 90%.
+  await fillAll(page, { '#limit-train': '2000', '#limit-test': '500', '#hidden': '32', '#epochs': '1' });
   await page.click('#train');
   await runEnds(page, 120_000);
+  await fillAll(page, { '#hidden': '64' });
   await page.selectOption('#add-stage-kind', 'prune');
   await page.click('#add-stage');
   await fillAll(page, { '#stage-0-sparsity': '0.9', '#stage-0-rounds': '1', '#stage-0-ft_epochs': '1' });
@@ -936,7 +938,29 @@ test('a .sqz and an ONNX file open in the page to look inside and try; a malform
   await fresh.setInputFiles('#open-model', bad);
   await fresh.waitForSelector('#open-model-status.error', { timeout: 30_000 });
   assert.equal(await fresh.locator('#inspect-model option').count(), 2);
-  assert.ok(trainedAcc.endsWith('%'));
+  // Compress the opened .sqz further: the form starts from it (its architecture, 0 epochs), a
+  // prune stage runs on it, and stage 0 is the file's model as it was trained (same accuracy on
+  // the same 500 test digits).
+  await fresh.selectOption('#inspect-model', { label: await fresh.$eval('#inspect-model option', (o) => o.textContent) });
+  await fresh.click('#compress-further');
+  await fresh.waitForSelector('#from-status:not([hidden])', { timeout: 30_000 });
+  assert.match(await fresh.textContent('#from-text'), /opened\.sqz/);
+  assert.equal(await fresh.inputValue('#arch'), 'mlp');
+  assert.equal(await fresh.inputValue('#hidden'), '48');
+  assert.equal(await fresh.inputValue('#epochs'), '0');
+  await fillAll(fresh, { '#limit-train': '2000', '#limit-test': '500' });
+  await fresh.selectOption('#add-stage-kind', 'prune');
+  await fresh.click('#add-stage');
+  await fillAll(fresh, { '#stage-0-sparsity': '0.5', '#stage-0-rounds': '1', '#stage-0-ft_epochs': '1' });
+  await fresh.click('#train');
+  await runEnds(fresh, 120_000);
+  assert.equal(await fresh.textContent('#error'), '');
+  assert.equal(await fresh.locator('#epochs-table tbody tr').count(), 1, 'no training before the stage: one fine-tuning epoch');
+  const cells = await fresh.$$eval('#runs-table tbody tr:last-child td', (tds) => tds.map((t) => t.textContent));
+  assert.match(cells[1], /^mlp 48 \(from opened\.(sqz|onnx)\)$/);
+  const points = JSON.parse(await fresh.getAttribute('#pareto', 'data-points'));
+  assert.equal(`${points[0].accuracy.toFixed(2)}%`, trainedAcc, 'stage 0 is the opened model as it was');
+  assert.equal(JSON.parse(new globalThis.URL(fresh.url()).searchParams.get('r')).from.file.startsWith('opened.'), true);
   assert.deepEqual(errors, []);
   await fresh.close();
   await page.close();
