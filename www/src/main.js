@@ -446,8 +446,9 @@ $('pause').addEventListener('click', () => {
   worker.postMessage({ type: paused ? 'pause' : 'resume' });
 });
 
-// Every model the engine holds for the page, by id: each run's (with its test accuracy, file bytes
-// and measured latency, for the Pareto chart) and each opened file. The engine drops the oldest
+// Every model the engine holds for the page, by id: each run's (numbered as the runs table numbers
+// runs, with its test accuracy, file bytes and measured latency, for the Pareto chart) and each
+// opened file. The engine drops the oldest
 // runs' models past its budget; their points stay on the chart and say so when clicked.
 const held = new Map();
 let lastRunIds = [];
@@ -455,7 +456,7 @@ function keepRunModels(models, report, recipe, n) {
   const kinds = ['train', ...recipe.stages.map((st) => Object.keys(st)[0])];
   for (const mi of models) {
     const st = report.stages[mi.stage];
-    held.set(mi.index, { ...mi, id: mi.index, dataset: recipe.dataset, label: `${n}: ${kinds.slice(0, mi.stage + 1).join('→')}`, accuracy: 100 * st.test_accuracy, bytes: mi.fileBytes, latency: st.inference_us_per_image });
+    held.set(mi.index, { ...mi, id: mi.index, run: n, dataset: recipe.dataset, label: `${n}: ${kinds.slice(0, mi.stage + 1).join('→')}`, accuracy: 100 * st.test_accuracy, bytes: mi.fileBytes, latency: st.inference_us_per_image });
   }
   lastRunIds = models.map((mi) => mi.index);
   sizeByStage($('size-by-stage'), models);
