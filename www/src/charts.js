@@ -515,7 +515,7 @@ export function paretoChart(el, onPick) {
             height: 320,
             // Log x with room around the points (one point alone too); y padded by hand as well.
             scales: { x: { time: false, distr: 3, range: (u, min, max) => [min / 1.6, max * 1.6] }, y: { range: (u, min, max) => [Math.max(0, min - 1), Math.min(100, max + 1)] } },
-            axes: [{ label: v.x }, { label: 'test accuracy (%)' }],
+            axes: [{ label: v.x, values: (u, ticks) => ticks.map((t) => (t == null ? '' : v.key === 'bytes' ? bytesLabel(t) : `${+t.toPrecision(3)}`)) }, { label: 'test accuracy (%)' }],
             series: [
               {},
               { label: 'models', stroke: COLORS[0], paths: () => null, points: { show: true, size: 9, fill: COLORS[0] + '88' } },
@@ -557,6 +557,8 @@ export function paretoChart(el, onPick) {
     },
   };
 }
+
+const bytesLabel = (b) => (b >= 1e6 ? `${+(b / 1e6).toPrecision(3)} MB` : b >= 1e3 ? `${+(b / 1e3).toPrecision(3)} KB` : `${+b.toPrecision(3)} B`);
 
 // The points no other point beats on both axes: none costs less (or the same) and is at least
 // as accurate (more accurate, for the same cost). `items` sorted by cost.

@@ -827,6 +827,7 @@ test('a gallery entry runs as a quick look from one click and shows the paper be
   const cards = await page.$$eval('#gallery-entries .gallery-entry', (els) => els.map((e) => e.dataset.id));
   assert.ok(cards.length >= 13 && cards.includes('han-lenet-300-100') && cards.includes('deep-compression-lenet5'), cards.join(', '));
   assert.match(await page.textContent('.gallery-entry[data-id="han-lenet-300-100"]'), /1\.64% → 1\.59%/);
+  await page.click('#gallery-details summary');
   await page.click('button[data-gallery="han-lenet-300-100"][data-quick="true"]');
   // The form shows the recipe that runs: the file's model and pruning, on the quick look's data.
   assert.equal(await page.inputValue('#hidden'), '300, 100');
@@ -845,6 +846,7 @@ test('a gallery entry runs as a quick look from one click and shows the paper be
   assert.equal(rows[1].met, 'true');
   assert.match(await page.textContent('#gallery-result'), /quick look/);
   await page.screenshot({ path: path.join(artifacts, 'gallery.png'), fullPage: true });
+  await page.locator('#gallery-result').screenshot({ path: path.join(artifacts, 'gallery-result.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });
@@ -893,6 +895,7 @@ test('the Pareto chart holds every model of every run, matches the runs table, a
   await page.mouse.click(at.x, at.y);
   await page.waitForFunction((id) => document.getElementById('inspect').dataset.pictures === String(id), points[0].id, { timeout: 30_000 });
   assert.equal(await page.inputValue('#inspect-model'), String(points[0].id));
+  await page.locator('#pareto').screenshot({ path: path.join(artifacts, 'pareto.png') });
   assert.deepEqual(errors, []);
   await page.close();
 });
