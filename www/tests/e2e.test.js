@@ -829,7 +829,9 @@ test('a gallery entry runs as a quick look from one click and shows the paper be
   assert.match(await page.textContent('.gallery-entry[data-id="han-lenet-300-100"]'), /1\.64% → 1\.59%/);
   await page.click('#gallery-details summary');
   await page.click('button[data-gallery="han-lenet-300-100"][data-quick="true"]');
-  // The form shows the recipe that runs: the file's model and pruning, on the quick look's data.
+  // The form shows the recipe that runs (once the worker has made the quick look): the file's
+  // model and pruning, on the quick look's data.
+  await page.waitForFunction(() => document.getElementById('limit-train').value === '5000', null, { timeout: 30_000 });
   assert.equal(await page.inputValue('#hidden'), '300, 100');
   assert.equal(await page.inputValue('#limit-train'), '5000');
   await runEnds(page, 200_000);
