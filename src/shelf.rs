@@ -97,9 +97,10 @@ impl Shelf {
         self.held.iter().any(|h| h.file.as_deref() == Some(name))
     }
 
-    /// The loaded files by name, as a run's distill stages take them.
-    pub fn files(&self) -> ModelFiles {
-        self.held.iter().filter_map(|h| Some((h.file.clone()?, (h.model.clone(), h.norm)))).collect()
+    /// The loaded files among `names` (those a recipe names), as a run takes them: copies of
+    /// these only, not of every file held.
+    pub fn files(&self, names: &[&str]) -> ModelFiles {
+        self.held.iter().filter_map(|h| Some((h.file.clone().filter(|f| names.contains(&f.as_str()))?, (h.model.clone(), h.norm)))).collect()
     }
 }
 
@@ -148,9 +149,10 @@ mod tests {
         s.add_file("u.onnx", model(5, "other"), NORM);
         assert!(s.get(a).is_err());
         assert_eq!(s.get(b).unwrap().model.name, "new");
-        let files = s.files();
+        let files = s.files(&["u.onnx", "t.sqz", "v.sqz"]);
         assert_eq!(files.keys().collect::<Vec<_>>(), ["t.sqz", "u.onnx"]);
         assert_eq!(files["t.sqz"].0.name, "new");
+        assert_eq!(s.files(&["u.onnx"]).keys().collect::<Vec<_>>(), ["u.onnx"]);
         assert!(s.last_run().is_empty());
     }
 }

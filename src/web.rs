@@ -301,7 +301,7 @@ impl Squeeze {
         // one's; the user's own files are checked once loaded, before the run's first step).
         let loaded = i.datasets.get(r.dataset.as_str()).map(|s| DataShape { rows: s.train.rows, cols: s.train.cols, train: s.train.n, test: s.test.n });
         if let Some(shape) = loaded.or_else(|| DataShape::known(r.dataset)) {
-            crate::experiment::check(&r, shape, &i.shelf.files(), &i.backend).map_err(js_err)?;
+            crate::experiment::check(&r, shape, &i.shelf.files(&r.model_files()), &i.backend).map_err(js_err)?;
         }
         Ok(to_js(&r)?)
     }
@@ -480,7 +480,7 @@ impl Squeeze {
                     .cloned()
                     .ok_or_else(|| JsError::new(&format!("dataset `{name}` is not loaded: call loadDataset first")))?;
                 i.running = true;
-                (i.backend.clone(), splits, i.shelf.files())
+                (i.backend.clone(), splits, i.shelf.files(&recipe.model_files()))
             };
             let opts = RunOptions { progress_every: progress_every.unwrap_or(50).max(1) as usize, files };
             // onEvent returns false to cancel, "pause" to hold the run (it is asked again every

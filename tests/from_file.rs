@@ -81,7 +81,7 @@ fn a_run_starts_from_a_model_file_and_compresses_it_further() {
 }
 
 #[test]
-fn another_net_or_a_missing_file_is_refused_before_any_work() {
+fn another_net_a_missing_file_or_a_stage_it_cannot_take_is_refused_before_any_work() {
     let data = load_named(&default_data_dir(), "mnist").expect("real MNIST: run scripts/setup");
     let net = squeeze::nn::Net::mlp(squeeze::nn::Shape::new(28, 28, 1), &[40], 10);
     let params = squeeze::nn::NetParams::init(&net, 1);
@@ -98,6 +98,17 @@ fn another_net_or_a_missing_file_is_refused_before_any_work() {
         assert!(e.contains(field) && e.contains(says), "{e}");
         assert_eq!(events, 0, "before any work: {e}");
     }
+    // A file with pruned zeros starts under masks: hard neuron pruning after it is refused before
+    // any work (it would fail after training), soft is taken.
+    let mut pruned = files.clone();
+    pruned.get_mut("m.sqz").unwrap().0.params.tensors[0][5] = 0.0;
+    let neurons = |mode: &str| recipe("40", "m.sqz").replace(r#""train": {"epochs""#, &format!(r#""stages": [{{"prune": {{"granularity": "neuron", "sparsity": 0.5, "mode": "{mode}"}}}}], "train": {{"epochs""#));
+    let (out, events) = go(&neurons("hard"), &data, &pruned, &Backend::Cpu);
+    let e = out.err().expect("refused").to_string();
+    assert!(e.contains("stages[0].prune.mode") && e.contains("pruned weights"), "{e}");
+    assert_eq!(events, 0, "before any work: {e}");
+    assert!(go(&neurons("soft"), &data, &pruned, &Backend::Cpu).0.is_ok());
+    assert!(go(&neurons("hard"), &data, &files, &Backend::Cpu).0.is_ok(), "a dense file prunes units hard");
     // Without "from", 0 epochs is not a recipe; with it, a name that is not a model file neither.
     let e = Recipe::from_json(&recipe("40", "m.sqz").replace(r#""from": {"file": "m.sqz"}, "#, "")).unwrap_err().to_string();
     assert!(e.contains("train.epochs"), "{e}");

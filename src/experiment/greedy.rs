@@ -5,7 +5,7 @@
 use super::prune::pruning_report;
 use super::train::train;
 use super::trainer::means;
-use super::{GreedyReport, Masks, Run, StageDetail, StageReport};
+use super::{GreedyReport, Run, StageDetail, StageReport};
 use crate::compress::prune;
 use crate::data::Splits;
 use crate::error::Result;
@@ -72,9 +72,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &GreedyConfig) -> Result<Sta
         }
     }
     run.model.params = current;
-    let nonzero: Vec<Vec<f32>> = run.model.weights().iter().map(|w| w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()).collect();
-    let tensors = run.model.weight_masks(nonzero);
-    run.model.masks = Some(Masks { tensors, hard: true });
+    run.model.hold_zeros();
     let mut r = match &cfg.finetune {
         Some(ft) => train(run, si, "greedy", ft).await?,
         None => {

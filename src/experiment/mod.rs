@@ -161,6 +161,13 @@ impl ModelState {
         p
     }
 
+    /// Hard masks that hold every weight now exactly zero at zero (greedy pruning's result; a
+    /// loaded model's pruned weights).
+    pub fn hold_zeros(&mut self) {
+        let nonzero: Vec<Vec<f32>> = self.weights().iter().map(|w| w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()).collect();
+        self.masks = Some(Masks { tensors: self.weight_masks(nonzero), hard: true });
+    }
+
     /// Per-tensor masks from one mask per weight matrix (other tensors unmasked).
     pub fn weight_masks(&self, masks: Vec<Vec<f32>>) -> Vec<Option<Vec<f32>>> {
         let mut tensors = vec![None; self.params.tensors.len()];
@@ -460,6 +467,22 @@ fn start_file<'f>(recipe: &Recipe, files: &'f ModelFiles, net: &Net) -> Result<O
             ),
         ));
     }
+    // Its pruned zeros start the run under masks and its quantizers in force: hard unit pruning
+    // cannot follow either (as after a weight-pruning or quantize stage), until a distill stage
+    // starts a fresh student.
+    let (pruned, quantized) = (m.weight_tensors().iter().any(|&j| loaded.0.params.tensors[j].contains(&0.0)), loaded.0.weights.iter().chain(&loaded.0.activations).any(Option::is_some));
+    if pruned || quantized {
+        for (i, s) in recipe.stages.iter().enumerate() {
+            match s {
+                Stage::Distill(_) => break,
+                Stage::Prune(p) if p.granularity != crate::recipe::Granularity::Weight && p.mode == crate::recipe::MaskMode::Hard => {
+                    let what = if pruned { "pruned weights (held at zero by masks)" } else { "quantizers" };
+                    return Err(Error::recipe(&format!("stages[{i}].prune.mode"), format!("the model file {:?} has {what}: hard neuron, filter or channel pruning after them is not supported yet: use \"mode\": \"soft\", or start from the model before it was pruned or quantized", from.file)));
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(Some(loaded))
 }
 
@@ -467,9 +490,8 @@ fn start_file<'f>(recipe: &Recipe, files: &'f ModelFiles, net: &Net) -> Result<O
 /// held by hard masks (none when it has no exact zero), its normalisation.
 fn state_of_file(net: Net, (m, norm): &(StageModel, Normalization)) -> (ModelState, Normalization) {
     let mut state = ModelState { net, params: m.params.clone(), masks: None, transforms: Transforms { weights: m.weights.clone(), activations: m.activations.clone(), ..Default::default() } };
-    let nonzero: Vec<Vec<f32>> = state.weights().iter().map(|w| w.iter().map(|&v| if v == 0.0 { 0.0 } else { 1.0 }).collect()).collect();
-    if nonzero.iter().flatten().any(|&k| k == 0.0) {
-        state.masks = Some(Masks { tensors: state.weight_masks(nonzero), hard: true });
+    if state.weights().iter().any(|w| w.contains(&0.0)) {
+        state.hold_zeros();
     }
     (state, *norm)
 }
