@@ -133,8 +133,7 @@ pub struct Figure {
 
 impl Gallery {
     pub fn from_json(text: &str) -> Result<Gallery> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let g: Gallery = serde_path_to_error::deserialize(&mut de).map_err(|e| Error::recipe(&format!("gallery.{}", e.path()), e.inner().to_string()))?;
+        let g: Gallery = serde_json::from_str(text).map_err(|e| crate::json_path::error(text, &e, "gallery"))?;
         for (i, e) in g.entries.iter().enumerate() {
             if g.entries[..i].iter().any(|o| o.id == e.id) {
                 return Err(Error::recipe(&format!("gallery.entries[{i}].id"), format!("{:?} is used twice", e.id)));

@@ -13,6 +13,7 @@ pub mod export;
 pub mod gallery;
 pub mod gpu;
 pub mod inspect;
+pub mod json_path;
 pub mod onnx;
 pub mod nn;
 pub mod recipe;

@@ -885,17 +885,10 @@ fn check(ok: bool, path: &str, message: String) -> Result<()> {
     }
 }
 
-fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> Error {
-    let path = e.path().to_string();
-    let path = if path == "." { "(top level)".to_string() } else { path };
-    Error::recipe(path, e.inner().to_string())
-}
-
 impl Recipe {
     /// Parses and validates a recipe from JSON text.
     pub fn from_json(text: &str) -> Result<Recipe> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let r: Recipe = serde_path_to_error::deserialize(de).map_err(path_error)?;
+        let r: Recipe = serde_json::from_str(text).map_err(|e| crate::json_path::error(text, &e, ""))?;
         r.validate()?;
         Ok(r)
     }

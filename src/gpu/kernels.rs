@@ -60,14 +60,19 @@ pub struct Kernels {
     pub distill_loss: Kernel,
 }
 
+/// A shader file's text as compiled into the binary: shaders/<file> without comments or
+/// indentation (build.rs writes it to OUT_DIR, lines kept).
+macro_rules! wgsl {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/", $file))
+    };
+}
+
 /// A shader module's source: shaders/common.wgsl (the shared structs and helpers) followed by the
-/// named file, both compiled into the binary.
+/// named file; joined when the module compiles, so the binary holds common.wgsl once.
 macro_rules! shader {
     ($file:literal) => {
-        wgpu::ShaderModuleDescriptor {
-            label: Some($file),
-            source: wgpu::ShaderSource::Wgsl(concat!(include_str!("../../shaders/common.wgsl"), include_str!(concat!("../../shaders/", $file))).into()),
-        }
+        wgpu::ShaderModuleDescriptor { label: Some($file), source: wgpu::ShaderSource::Wgsl(format!("{}{}", wgsl!("common.wgsl"), wgsl!($file)).into()) }
     };
 }
 
@@ -183,8 +188,7 @@ impl Int8Kernels {
     /// Compiles the integer kernels; the dot4I8Packed product only if `wgsl` has the feature (and
     /// its compilation raises no validation error).
     pub async fn new(device: &wgpu::Device, wgsl: wgpu::WgslLanguageFeatures) -> crate::Result<Int8Kernels> {
-        let common = include_str!("../../shaders/common.wgsl");
-        let int8 = include_str!("../../shaders/int8.wgsl");
+        let (common, int8) = (wgsl!("common.wgsl"), wgsl!("int8.wgsl"));
         let module = |src: String| device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some("int8.wgsl"), source: wgpu::ShaderSource::Wgsl(src.into()) });
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let m = module(format!("{common}{int8}{DOT4_MANUAL}"));
