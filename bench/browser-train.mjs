@@ -1,7 +1,7 @@
 // Browser training benchmark: serves the built site (www/dist), opens it in Debian's headless
 // Chromium (WebGPU on SwiftShader unless --gpu), fills the controls from a recipe and presses
 // Train, then prints the per-epoch table and the report the page shows. Not a test.
-// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu|webgpu]
+// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu|webgpu] [--simd plain]
 // (after scripts/serve's build)
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,7 @@ try {
   const query = new URLSearchParams();
   if (opt('--conv')) query.set('conv', opt('--conv'));
   if (opt('--backend')) query.set('backend', opt('--backend'));
+  if (opt('--simd')) query.set('simd', opt('--simd'));
   await page.goto(`${url}${query.size ? `?${query}` : ''}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   const set = (id, v) => page.fill(id, String(v));

@@ -73,7 +73,7 @@ pub fn unit_scores(criterion: Criterion, w: &[f32], taylor: Option<&[f32]>, rows
 
 /// Indices of `scores` from least to most important; ties go to the lower index first, so the
 /// result does not depend on the sort's stability.
-fn order(scores: &[f32]) -> Vec<usize> {
+pub fn order(scores: &[f32]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
     idx

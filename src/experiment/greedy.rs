@@ -29,12 +29,7 @@ pub async fn run(run: &mut Run<'_>, si: usize, cfg: &GreedyConfig) -> Result<Sta
         .model
         .weights()
         .iter()
-        .map(|w| {
-            let s = prune::scores(cfg.criterion, w, None, &mut rng);
-            let mut idx: Vec<usize> = (0..s.len()).collect();
-            idx.sort_by(|&a, &b| s[a].total_cmp(&s[b]).then(a.cmp(&b)));
-            idx
-        })
+        .map(|w| prune::order(&prune::scores(cfg.criterion, w, None, &mut rng)))
         .collect();
     let mut pruned = vec![0usize; layers];
     let mut frozen = vec![false; layers];
