@@ -189,7 +189,13 @@ async fn golden_conv_case(ctx: GpuContext) {
     net.then(Op::Dense { outputs: 10 }, false);
     assert!(MatmulParams::new(9, 4, 8 * 23 * 21, true, false, false).split_k() > 1, "this case must exercise split-K");
     let data = Splits::new("synthetic", synthetic_sized(&mut rng, 19, 23, 21), synthetic_sized(&mut rng, 7, 23, 21)).unwrap();
-    golden_net(&ctx, &net, &data, seed, 8, true).await;
+    // Split and not, whichever the calibration chose for this adapter.
+    for split in [true, false] {
+        let mut ctx = ctx.clone();
+        ctx.split_k = split;
+        assert_eq!(ctx.split_k(&MatmulParams::new(9, 4, 8 * 23 * 21, true, false, false)) > 1, split);
+        golden_net(&ctx, &net, &data, seed, 8, true).await;
+    }
 }
 gpu_test!(gpu_convnet_training_matches_cpu_reference, golden_conv_case);
 

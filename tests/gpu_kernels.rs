@@ -134,7 +134,8 @@ async fn matmul_split_k(ctx: GpuContext) {
 }
 gpu_test!(matmul_split_k_matches_reference, matmul_split_k_case);
 
-/// The calibration times both matmul kernels, uses the faster and records both figures.
+/// The calibration times both matmul kernels, uses the faster and records both figures; then
+/// split-K against one pass over K the same way.
 async fn matmul_calibration_case(ctx: GpuContext) {
     let speeds = ctx.time_matmuls().await.unwrap();
     assert_eq!(speeds.iter().map(|s| s.0).collect::<Vec<_>>(), [MatmulKernel::Registers, MatmulKernel::Tiled]);
@@ -142,14 +143,28 @@ async fn matmul_calibration_case(ctx: GpuContext) {
     let mut ctx = ctx;
     ctx.calibrate_matmul().await.unwrap();
     let summary = &ctx.adapter.matmul;
-    let figure = |name: &str| summary.split(&format!("{name} ")).nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("{summary}"));
-    let (registers, tiled) = (figure("registers"), figure("tiled"));
+    let (registers, tiled) = (figure_in(summary, "registers"), figure_in(summary, "tiled"));
     let faster = if tiled > registers { MatmulKernel::Tiled } else { MatmulKernel::Registers };
     // Within the printed precision a tie may go either way.
     if (tiled - registers).abs() > 0.1 {
         assert_eq!(ctx.matmul, faster, "{summary}");
     }
     assert!(summary.ends_with(&format!(": {}", ctx.matmul.name())), "{summary}");
+    // Then split-K against one pass over K, with the kernel just chosen: splits where faster.
+    let summary = &ctx.adapter.split_k;
+    let (split, unsplit) = (figure_in(summary, "split in 18"), figure_in(summary, "unsplit"));
+    assert!(split > 0.0 && unsplit > 0.0, "{summary}");
+    if (split - unsplit).abs() > 0.1 {
+        assert_eq!(ctx.split_k, split > unsplit, "{summary}");
+    }
+    assert!(summary.ends_with(if ctx.split_k { ": split" } else { ": unsplit" }), "{summary}");
+    let wants = MatmulParams::new(25, 20, 16 * 24 * 24, true, false, false);
+    assert_eq!(ctx.split_k(&wants), if ctx.split_k { wants.split_k() } else { 1 }, "{summary}");
+}
+
+/// The number after `name ` in a calibration summary.
+fn figure_in(summary: &str, name: &str) -> f64 {
+    summary.split(&format!("{name} ")).nth(1).and_then(|t| t.split(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("{name} in {summary}"))
 }
 gpu_test!(matmul_calibration_picks_the_faster, matmul_calibration_case);
 

@@ -2,7 +2,7 @@
 //! A `GpuContext` is cheap to clone (wgpu handles are reference-counted) and holds the pipeline
 //! cache, so every launcher and test takes one and nothing builds a pipeline twice.
 
-use super::kernels::{Int8Kernels, Kernels};
+use super::kernels::{Int8Kernels, Kernels, MatmulParams};
 use crate::error::{Error, Result};
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
@@ -19,6 +19,9 @@ pub struct AdapterSummary {
     /// The matmul kernels timed here and the one used, e.g. "registers 9.1 GFLOP/s, tiled 12.4
     /// GFLOP/s: tiled" (empty until `calibrate_matmul`).
     pub matmul: String,
+    /// Split-K timed against one pass over K and the one used, e.g. "split in 18 3.2 GFLOP/s,
+    /// unsplit 0.4 GFLOP/s: split" (empty until `calibrate_matmul`).
+    pub split_k: String,
 }
 
 /// Which WGSL kernel computes matrix products (shaders/matmul.wgsl): `Registers` reads its
@@ -50,6 +53,9 @@ pub struct GpuContext {
     pub conv: super::net::ConvMethod,
     /// Which kernel computes matrix products: the faster here (`calibrate_matmul`), or the caller's.
     pub matmul: MatmulKernel,
+    /// Whether long-K products with few output tiles split K over workgroup layers
+    /// (`MatmulParams::split_k`): where it measured faster here (`calibrate_matmul`).
+    pub split_k: bool,
     /// The WGSL language extensions this adapter's shader compiler has.
     pub wgsl: wgpu::WgslLanguageFeatures,
     /// The integer inference kernels, compiled on first use (`int8_kernels`).
@@ -124,21 +130,36 @@ impl GpuContext {
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             matmul: String::new(),
+            split_k: String::new(),
         };
         let mut ctx = Self::from_device(device, queue, adapter, instance.wgsl_language_features()).await?;
         ctx.calibrate_matmul().await?;
         Ok(ctx)
     }
 
-    /// Times both matmul kernels on this device (`time_matmuls`), uses the faster from now on and
-    /// records both figures in `adapter.matmul`.
+    /// Times both matmul kernels on this device (`time_matmuls`) and uses the faster from now on;
+    /// then, with it, split-K against one pass over K (`time_split_k`), and splits only if that
+    /// was faster. Both comparisons' figures go into `adapter.matmul` and `adapter.split_k`.
     pub async fn calibrate_matmul(&mut self) -> Result<()> {
         let speeds = self.time_matmuls().await?;
         let (best, _) = *speeds.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two kernels");
         self.matmul = best;
         let figures: Vec<String> = speeds.iter().map(|(k, g)| format!("{} {g:.1} GFLOP/s", k.name())).collect();
         self.adapter.matmul = format!("{}: {}", figures.join(", "), best.name());
+        let (layers, split, unsplit) = self.time_split_k().await?;
+        self.split_k = split > unsplit;
+        self.adapter.split_k = format!("split in {layers} {split:.1} GFLOP/s, unsplit {unsplit:.1} GFLOP/s: {}", if self.split_k { "split" } else { "unsplit" });
         Ok(())
+    }
+
+    /// How many K splits this context gives product `p`: `p.split_k()` where splitting measured
+    /// faster here, else 1.
+    pub fn split_k(&self, p: &MatmulParams) -> u32 {
+        if self.split_k {
+            p.split_k()
+        } else {
+            1
+        }
     }
 
     /// Wraps an existing device (tests and embedders inject their own), compiling every pipeline.
@@ -165,7 +186,7 @@ impl GpuContext {
             };
             f.state().lost = Some(why);
         });
-        Ok(GpuContext { device, queue, adapter, kernels, conv, matmul: MatmulKernel::Registers, wgsl, int8: Default::default(), faults })
+        Ok(GpuContext { device, queue, adapter, kernels, conv, matmul: MatmulKernel::Registers, split_k: true, wgsl, int8: Default::default(), faults })
     }
 
     /// Turns what went wrong on the device since the last call into an `Error`: its loss (for

@@ -311,18 +311,38 @@ impl GpuContext {
                     self.launch(k, p, &[a, b, c], [p.n.div_ceil(32), tiles.min(65535), tiles.div_ceil(65535)], "matmul timing")
                 })
                 .collect();
-            let mut best = f64::INFINITY;
-            for i in 0..4 {
-                let t0 = crate::experiment::now_s();
-                run(self, &pass);
-                self.read::<f32>(sync).await?;
-                if i > 0 {
-                    best = best.min(crate::experiment::now_s() - t0);
-                }
-            }
-            speeds.push((variant, flops / best.max(1e-9) / 1e9));
+            speeds.push((variant, flops / self.best_time(&pass, sync, 3).await? / 1e9));
         }
         Ok(speeds)
+    }
+
+    /// K split over workgroup layers against one pass over K, with this context's matmul kernel,
+    /// on a product that wants splitting (LeNet-5's first convolution's weight gradient at batch
+    /// 16: C is [25, 20], K is 16·24·24): (layers, split GFLOP/s, unsplit GFLOP/s).
+    pub async fn time_split_k(&self) -> crate::Result<(u32, f64, f64)> {
+        let p = MatmulParams::new(25, 20, 16 * 24 * 24, true, false, false);
+        let splits = p.split_k();
+        let (a, b, c) = (self.storage_zeroed(4 * (p.k * p.m) as u64, "a"), self.storage_zeroed(4 * (p.k * p.n) as u64, "b"), self.storage_zeroed(4 * (p.m * p.n) as u64, "c"));
+        let partial = self.storage_zeroed(4 * (splits * p.m * p.n) as u64, "split-k partial products");
+        let flops = 2.0 * (p.m * p.n * p.k) as f64;
+        let split = flops / self.best_time(&self.matmul_split_k(p, splits, &a, &b, &c, &partial), &c, 2).await? / 1e9;
+        let unsplit = flops / self.best_time(&self.matmul_split_k(p, 1, &a, &b, &c, &partial), &c, 2).await? / 1e9;
+        Ok((splits, split, unsplit))
+    }
+
+    /// The fastest of `passes` timed runs of `pass` after an untimed warm-up one, in seconds: wall
+    /// time from submit to reading `sync` back, so it holds on every backend.
+    async fn best_time(&self, pass: &[Launch], sync: &wgpu::Buffer, passes: usize) -> crate::Result<f64> {
+        let mut best = f64::INFINITY;
+        for i in 0..=passes {
+            let t0 = crate::experiment::now_s();
+            run(self, pass);
+            self.read::<f32>(sync).await?;
+            if i > 0 {
+                best = best.min(crate::experiment::now_s() - t0);
+            }
+        }
+        Ok(best.max(1e-9))
     }
 
     fn matmul_kernel(&self) -> &Kernel {

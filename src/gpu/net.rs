@@ -442,7 +442,7 @@ impl GpuTrainer {
             if let Op::Conv { outputs, .. } = node.op {
                 let g = geometry(net, n, b);
                 let (dw, db) = conv_grad_products(&g, outputs);
-                partial_len = partial_len.max((dw.split_k() * dw.m * dw.n).max(db.split_k() * db.n) as usize);
+                partial_len = partial_len.max((ctx.split_k(&dw) * dw.m * dw.n).max(ctx.split_k(&db) * db.n) as usize);
                 ones_len = ones_len.max(g.positions());
             }
         }
@@ -493,7 +493,7 @@ impl GpuTrainer {
                     let g = geometry(net, n, b);
                     backward.push(ctx.conv_direct_dw(&g, outputs, x, dy, &grads[t]));
                     let (_, db) = conv_grad_products(&g, outputs);
-                    backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
+                    backward.extend(ctx.matmul_split_k(db, ctx.split_k(&db), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
                         backward.push(ctx.conv_direct_dx(&g, outputs, dy, &slots.view[t], dx, acc));
                     }
@@ -505,8 +505,8 @@ impl GpuTrainer {
                     // dW [K·K·C, Cout] = colsᵀ·dY;  db = 1ᵀ·dY;  then cols is reused for
                     // dcols = dY·Wᵀ and dX (+)= col2im(dcols)
                     let (dw, db) = conv_grad_products(&g, outputs);
-                    backward.extend(ctx.matmul_split_k(dw, dw.split_k(), cols, dy, &grads[t], &partial));
-                    backward.extend(ctx.matmul_split_k(db, db.split_k(), &ones, dy, &grads[t + 1], &partial));
+                    backward.extend(ctx.matmul_split_k(dw, ctx.split_k(&dw), cols, dy, &grads[t], &partial));
+                    backward.extend(ctx.matmul_split_k(db, ctx.split_k(&db), &ones, dy, &grads[t + 1], &partial));
                     if let Some(dx) = &dacts[src] {
                         backward.push(ctx.matmul(MatmulParams::new(m, k, o, false, true, false), dy, &slots.view[t], cols));
                         backward.push(ctx.col2im(&g, cols, dx, acc));
