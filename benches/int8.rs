@@ -81,7 +81,7 @@ fn main() {
             });
             let g = pollster::block_on(GpuIntModel::new(ctx, &model, test, BATCH)).expect("int8 model");
             for v in g.variants() {
-                let int8_us = time_us(test.n, || drop(pollster::block_on(g.totals(v)).expect("totals")));
+                let int8_us = time_us(test.n, || drop(pollster::block_on(g.totals(v, usize::MAX)).expect("totals")));
                 println!("{:<8} gpu     batch {BATCH}: f32 {f32_us:8.2} µs/image, int8 {int8_us:8.2} µs/image ({v:?}): int8 {:.2}x", net.arch, f32_us / int8_us);
             }
         }

@@ -6,7 +6,7 @@
 //
 //   node interop/check-onnx.mjs [--images N] [--json FILE]     (scripts/test runs it)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,10 @@ const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? pro
 const images = Number(arg('--images') ?? 10000);
 const work = mkdtempSync(join(tmpdir(), 'squeeze-onnx-'));
 
-execFileSync('cargo', ['build', '-q', '--release', '--bin', 'squeeze'], { cwd: root, stdio: 'inherit' });
-const squeeze = (...args) => execFileSync(join(root, 'target/release/squeeze'), args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+// The dev-profile binary (optimized; `cargo test` has just built it): a release build would add
+// minutes of compiling to the test command for seconds of training.
+execFileSync('cargo', ['build', '-q', '--bin', 'squeeze'], { cwd: root, stdio: 'inherit' });
+const squeeze = (...args) => execFileSync(join(root, 'target/debug/squeeze'), args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 // Each model at its recipe's learning rate (recipes/*.json), trained long enough to be well
 // past chance (a model of near ties would make agreement a coin toss).
@@ -78,10 +80,20 @@ const results = [];
 let failed = false;
 for (const c of cases) {
   const tag = c.name.replace(/[^a-z0-9]+/gi, '-');
-  const recipe = { dataset: 'mnist', seed: 1, limit: { train: c.model[3] }, model: c.model[0], train: train(c.model), stages: c.stages };
-  const rfile = join(work, `${tag}.json`), sqz = join(work, `${tag}.sqz`), onnx = join(work, `${tag}.onnx`);
+  const sqz = join(work, `${tag}.sqz`), onnx = join(work, `${tag}.onnx`);
+  // Each model is trained once (its float case); a quantized case starts from that file
+  // (`"from"`, 0 epochs) and runs its stages only.
+  const trained = join(work, `${c.model[0].arch}-float.sqz`);
+  // The run's own test figures are not what is compared (`squeeze logits` below is, on every
+  // test image), so it evaluates on the first 1,000 only.
+  const limit = { train: c.model[3], test: 1000 };
+  const recipe = c.kind === 'float'
+    ? { dataset: 'mnist', seed: 1, limit, model: c.model[0], train: train(c.model), stages: [] }
+    : { dataset: 'mnist', seed: 1, limit, model: c.model[0], from: { file: trained }, train: { ...train(c.model), epochs: 0 }, stages: c.stages };
+  const rfile = join(work, `${tag}.json`);
   writeFileSync(rfile, JSON.stringify(recipe));
-  squeeze('run', rfile, '--backend', 'cpu', '--progress-every', '1000000', '--save-model', sqz);
+  squeeze('run', rfile, '--backend', 'cpu', '--progress-every', '1000000', '--save-model', c.kind === 'float' ? trained : sqz);
+  if (c.kind === 'float') copyFileSync(trained, sqz);
   const notes = squeeze('export-onnx', sqz, onnx).trim().split('\n').slice(1).map((l) => l.trim());
   squeeze('logits', sqz, '--images', String(n), '--out', join(work, `${tag}.f32`));
   const ours = floats(join(work, `${tag}.f32`));

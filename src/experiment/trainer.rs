@@ -63,9 +63,13 @@ impl Trainer {
         }
     }
     pub async fn evaluate(&mut self) -> Result<[f32; 4]> {
+        self.evaluate_first(usize::MAX).await
+    }
+    /// The evaluation over the first `limit` test samples only (inference timing).
+    pub async fn evaluate_first(&mut self, limit: usize) -> Result<[f32; 4]> {
         match self {
-            Trainer::Gpu(t) => t.evaluate().await,
-            Trainer::Cpu(t) => Ok(t.evaluate()),
+            Trainer::Gpu(t) => t.evaluate_first(limit).await,
+            Trainer::Cpu(t) => Ok(t.evaluate_first(limit)),
         }
     }
     pub async fn taylor_scores(&mut self, order: &[u32], batch: usize, batches: usize) -> Result<Vec<Vec<f32>>> {

@@ -110,11 +110,13 @@ impl GpuIntModel {
         self.programs.iter().map(|(v, _)| *v).collect()
     }
 
-    /// The classifier's totals [n, classes] for every image, one submit per batch, one read-back.
-    pub async fn totals(&self, variant: Int8Variant) -> Result<Vec<i32>> {
+    /// The classifier's totals [n, classes] for the first `limit` images (all: `usize::MAX`), one
+    /// submit per batch, one read-back.
+    pub async fn totals(&self, variant: Int8Variant, limit: usize) -> Result<Vec<i32>> {
         let launches = &self.programs.iter().find(|(v, _)| *v == variant).unwrap_or(&self.programs[0]).1;
         let last = launches.last().expect("a program has launches");
-        for (i, offset) in (0..self.n).step_by(self.batch).enumerate() {
+        let n = self.n.min(limit);
+        for (i, offset) in (0..n).step_by(self.batch).enumerate() {
             let mut p = Im2colParams::new(&Geometry::new(self.batch, 1, 1, self.pixels, 1, 1, 0), 0, 0);
             p.first = (offset * self.pixels) as u32;
             self.ctx.queue.write_buffer(&self.input.uniform, 0, bytemuck::bytes_of(&p));
@@ -123,7 +125,7 @@ impl GpuIntModel {
             run(&self.ctx, std::iter::once(&self.input).chain(launches));
         }
         let mut t: Vec<i32> = self.ctx.read(&self.totals).await?;
-        t.truncate(self.n * self.classes);
+        t.truncate(n * self.classes);
         Ok(t)
     }
 }

@@ -824,10 +824,16 @@ impl GpuTrainer {
 
     /// Loss/accuracy sums over the whole test split: one submit per evaluation batch.
     pub async fn evaluate(&mut self) -> Result<[f32; 4]> {
+        self.evaluate_first(usize::MAX).await
+    }
+
+    /// [`Self::evaluate`] over the first `limit` test samples only (inference timing).
+    pub async fn evaluate_first(&mut self, limit: usize) -> Result<[f32; 4]> {
         let rows = self.eval.rows as usize;
+        let n = self.eval.n.min(limit);
         let mut offset = 0;
-        while offset < self.eval.n {
-            let valid = rows.min(self.eval.n - offset);
+        while offset < n {
+            let valid = rows.min(n - offset);
             self.eval.set_step(&self.ctx, offset, valid);
             run(&self.ctx, &self.eval.launches);
             offset += valid;

@@ -681,12 +681,18 @@ impl CpuTrainer {
 
     /// Loss/accuracy sums over the whole test split (running batch-norm statistics).
     pub fn evaluate(&mut self) -> Accumulator {
+        self.evaluate_first(usize::MAX)
+    }
+
+    /// [`Self::evaluate`] over the first `limit` test samples only (inference timing).
+    pub fn evaluate_first(&mut self, limit: usize) -> Accumulator {
         let masters = self.swap_in_transformed(&self.net.tensors());
         let test = &self.data.test;
         let order: Vec<u32> = (0..test.n as u32).collect();
         let batch = self.eval_rows.unwrap_or(self.batch.max(256));
         let mut acc = [0.0; 4];
-        for (offset, valid) in test.batches(batch) {
+        for (offset, valid) in test.batches(batch).take_while(|&(offset, _)| offset < limit) {
+            let valid = valid.min(limit - offset);
             let (x, y) = test.gather(&order, offset, valid, self.norm);
             let tape = net_forward_with(&self.net, &mut self.params, x, valid, valid, false, &self.transforms.activations);
             accumulate_logits(&mut acc, tape.logits(), self.net.classes, &y, valid);
