@@ -218,6 +218,10 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// Workgroups dispatched, x·y·z.
+    pub fn groups(&self) -> [u32; 3] {
+        self.groups
+    }
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);

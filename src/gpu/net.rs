@@ -605,8 +605,15 @@ impl GpuTrainer {
         // (each write is a call from wasm into JS in the browser). Learned steps and hints train
         // without decay, which changes neither.
         self.ctx.queue.write_buffer(&self.optim_step, 0, bytemuck::bytes_of(&OptimStep::of(&self.opt.step_params(1, lr, self.t))));
+        run(&self.ctx, self.step_launches());
+    }
+
+    /// What one training step submits, in order: the forward pass (gather, loss head), the
+    /// backward pass, every update, the hard masks and the tied copies. (The kernel benchmark
+    /// times each alone against the whole step.)
+    pub fn step_launches(&self) -> impl Iterator<Item = &Launch> {
         let updates = self.updates.iter().map(|(_, l)| l).chain(self.step_updates.iter().map(|(_, l)| l)).chain(&self.step_syncs).chain(self.hint_updates.iter().map(|(_, l, _)| l));
-        run(&self.ctx, self.train.launches.iter().chain(self.backward_pass()).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches));
+        self.train.launches.iter().chain(self.backward_pass()).chain(updates).chain(&self.mask_launches).chain(&self.shared_launches)
     }
 
     /// Installs pruning masks, one per tensor in `Net::tensors()` order (`None`: unpruned), and
