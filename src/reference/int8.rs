@@ -136,12 +136,7 @@ impl<'a> CpuIntModel<'a> {
                     if g.pad > 0 {
                         cols.chunks_exact_mut(k).for_each(|row| row[..l.kdim].fill(l.pad_value as i16));
                     }
-                    if g.c == 1 {
-                        // One value per tap (a first layer): no slice copies.
-                        g.taps(|row, px, tap| cols[row * k + tap] = x[px]);
-                    } else {
-                        g.taps(|row, px, tap| cols[row * k + tap..][..g.c].copy_from_slice(&x[px..px + g.c]));
-                    }
+                    g.spans(|row, px, tap, n| cols[row * k + tap..][..n * g.c].copy_from_slice(&x[px..][..n * g.c]));
                     let mut acc = gemm_i16(&cols, w, g.positions(), l.outputs, k);
                     for row in acc.chunks_exact_mut(l.outputs) {
                         row.iter_mut().zip(&l.bias).for_each(|(t, b)| *t += b);

@@ -415,16 +415,29 @@ impl Geometry {
     /// `tap` the first patch column of that tap, (kh·K + kw)·C. Every CPU conv and pool twin walks
     /// its windows through this one loop.
     pub fn taps(&self, mut f: impl FnMut(usize, usize, usize)) {
+        self.spans(|row, px, tap, n| (0..n).for_each(|i| f(row, px + i * self.c, tap + i * self.c)));
+    }
+
+    /// [`Self::taps`] a window row at a time: `f(row, pixel, tap, n)` for the `n` consecutive taps
+    /// (kw) of one window row (kh) that land inside the image, whose `n·C` input values and `n·C`
+    /// patch columns are both contiguous (from `pixel` and `tap`). Copies and sums then run over
+    /// K·C values at once instead of C (a first layer's C is 1). Same order as `taps`.
+    pub fn spans(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
         for b in 0..self.batch {
             for oy in 0..self.oh {
                 for ox in 0..self.ow {
                     let row = (b * self.oh + oy) * self.ow + ox;
+                    // Window columns kw with 0 <= ox·S + kw − P < W.
+                    let left = ox * self.stride;
+                    let kw0 = self.pad.saturating_sub(left);
+                    let kw1 = (self.w + self.pad).saturating_sub(left).min(self.k);
+                    if kw0 >= kw1 {
+                        continue;
+                    }
+                    let x = left + kw0 - self.pad;
                     for kh in 0..self.k {
-                        for kw in 0..self.k {
-                            if let Some((y, x)) = self.source(oy, ox, kh, kw) {
-                                f(row, ((b * self.h + y) * self.w + x) * self.c, (kh * self.k + kw) * self.c);
-                            }
-                        }
+                        let Some(y) = (oy * self.stride + kh).checked_sub(self.pad).filter(|&y| y < self.h) else { continue };
+                        f(row, ((b * self.h + y) * self.w + x) * self.c, (kh * self.k + kw0) * self.c, kw1 - kw0);
                     }
                 }
             }
@@ -436,9 +449,9 @@ impl Geometry {
 /// padding. Conv forward is then cols·W [K·K·C, Cout].   (shaders/conv.wgsl)
 pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
     let mut cols = vec![0.0; g.positions() * g.patch()];
-    g.taps(|row, px, tap| {
+    g.spans(|row, px, tap, n| {
         let dst = row * g.patch() + tap;
-        cols[dst..dst + g.c].copy_from_slice(&x[px..px + g.c]);
+        cols[dst..dst + n * g.c].copy_from_slice(&x[px..px + n * g.c]);
     });
     cols
 }
@@ -449,9 +462,9 @@ pub fn col2im_reference(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate:
     if !accumulate {
         dx.fill(0.0);
     }
-    g.taps(|row, px, tap| {
+    g.spans(|row, px, tap, n| {
         let src = row * g.patch() + tap;
-        dx[px..px + g.c].iter_mut().zip(&dcols[src..src + g.c]).for_each(|(d, v)| *d += v);
+        dx[px..px + n * g.c].iter_mut().zip(&dcols[src..src + n * g.c]).for_each(|(d, v)| *d += v);
     });
 }
 
@@ -502,12 +515,14 @@ pub fn maxpool_forward_reference(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>
     let n = g.positions() * g.c;
     let (mut y, mut arg) = (vec![f32::NEG_INFINITY; n], vec![0u32; n]);
     // Taps come in window order, so a strict `>` keeps the first maximum.
-    g.taps(|row, px, _| {
-        for ci in 0..g.c {
-            let (o, i) = (row * g.c + ci, px + ci);
-            if x[i] > y[o] {
-                y[o] = x[i];
-                arg[o] = i as u32;
+    g.spans(|row, px, _, n| {
+        let (y, arg) = (&mut y[row * g.c..][..g.c], &mut arg[row * g.c..][..g.c]);
+        for (t, xs) in x[px..px + n * g.c].chunks_exact(g.c).enumerate() {
+            for (ci, &v) in xs.iter().enumerate() {
+                if v > y[ci] {
+                    y[ci] = v;
+                    arg[ci] = (px + t * g.c + ci) as u32;
+                }
             }
         }
     });
@@ -621,5 +636,47 @@ pub fn add_forward_reference(a: &[f32], b: &[f32]) -> Vec<f32> {
 pub fn add_into_reference(dst: &mut [f32], src: &[f32], accumulate: bool) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = if accumulate { *d + s } else { *s };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Geometry;
+
+    /// `taps` (built on `spans`) visits exactly the window taps that `source` puts inside the
+    /// image, in window order, on geometries with stride, padding wider than a window's overhang,
+    /// and windows as wide as the image; and each span's values are contiguous in the input.
+    #[test]
+    fn taps_and_spans_visit_exactly_the_in_bounds_taps_in_order() {
+        for &(h, w, c, k, stride, pad) in &[(7, 5, 3, 3, 1, 1), (6, 9, 1, 5, 2, 2), (5, 5, 2, 5, 1, 0), (4, 3, 2, 3, 2, 2), (9, 7, 4, 2, 2, 0), (3, 3, 1, 3, 1, 2)] {
+            let g = Geometry::new(2, h, w, c, k, stride, pad);
+            let mut naive = vec![];
+            for b in 0..g.batch {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        for kh in 0..k {
+                            for kw in 0..k {
+                                if let Some((y, x)) = g.source(oy, ox, kh, kw) {
+                                    naive.push(((b * g.oh + oy) * g.ow + ox, ((b * h + y) * w + x) * c, (kh * k + kw) * c));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut got = vec![];
+            g.taps(|row, px, tap| got.push((row, px, tap)));
+            assert_eq!(got, naive, "{g:?}");
+            let mut spans = 0;
+            g.spans(|_, px, tap, n| {
+                assert!(n >= 1 && (tap / c) % k + n <= k, "{g:?}: a span runs past its window row");
+                assert!(px + n * c <= g.batch * h * w * c, "{g:?}: a span runs past the input");
+                spans += 1;
+            });
+            // One span per window row that has a tap inside: no row split, none empty.
+            let mut rows: Vec<(usize, usize)> = naive.iter().map(|&(row, _, tap)| (row, tap / c / k)).collect();
+            rows.dedup();
+            assert_eq!(spans, rows.len(), "{g:?}");
+        }
     }
 }
