@@ -3,8 +3,7 @@
 //! timed against the same net in f32 at one batch size on the same backend. On the GPU every
 //! product the adapter has (dot4I8Packed, manual unpack) is timed and the fastest kept.
 
-use super::platform::now_s;
-use super::{ModelState, Run, TIMED_IMAGES};
+use super::{time_us, ModelState, Run, TIMED_IMAGES};
 use crate::compress::int8::{compile, IntModel};
 use crate::error::Result;
 use crate::gpu::int8::{GpuIntModel, Int8Variant};
@@ -34,19 +33,6 @@ pub struct IntegerReport {
     pub kernels: Vec<(String, f64)>,
     /// Bytes of the integer model's parameters (int8 weights, i32 biases, requantization).
     pub bytes: usize,
-}
-
-/// Microseconds per image of `pass` over `images` images: the median of three after a warm-up.
-async fn time_us<T>(images: usize, mut pass: impl AsyncFnMut() -> Result<T>) -> Result<f64> {
-    pass().await?;
-    let mut times = Vec::with_capacity(3);
-    for _ in 0..3 {
-        let t0 = now_s();
-        pass().await?;
-        times.push((now_s() - t0) * 1e6 / images.max(1) as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok(times[1])
 }
 
 fn argmax(row: &[f32]) -> usize {

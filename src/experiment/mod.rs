@@ -39,6 +39,19 @@ use trainer::means;
 /// Test images an inference timing runs over (two GPU evaluation batches of 1,000 rows).
 pub const TIMED_IMAGES: usize = 2000;
 
+/// Microseconds per image of `pass` over `images` images: the median of three after a warm-up.
+pub(crate) async fn time_us<T>(images: usize, mut pass: impl AsyncFnMut() -> Result<T>) -> Result<f64> {
+    pass().await?;
+    let mut times = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t0 = now_s();
+        pass().await?;
+        times.push((now_s() - t0) * 1e6 / images.max(1) as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[1])
+}
+
 /// Where the math runs.
 #[derive(Clone)]
 pub enum Backend {
@@ -272,15 +285,7 @@ impl Run<'_> {
     /// on the CPU backend was most of a short stage's time, for the same figure.)
     pub async fn time_inference(&self, trainer: &mut Trainer) -> Result<f64> {
         let n = self.data.test.n.min(TIMED_IMAGES);
-        trainer.evaluate_first(n).await?;
-        let mut times = Vec::with_capacity(3);
-        for _ in 0..3 {
-            let t0 = now_s();
-            trainer.evaluate_first(n).await?;
-            times.push((now_s() - t0) * 1e6 / n.max(1) as f64);
-        }
-        times.sort_by(f64::total_cmp);
-        Ok(times[1])
+        time_us(n, async || trainer.evaluate_first(n).await).await
     }
 
     /// The report of a stage that ends by evaluating `trainer` without training.
