@@ -1,7 +1,7 @@
 // Browser training benchmark: serves the built site (www/dist), opens it in Debian's headless
 // Chromium (WebGPU on SwiftShader unless --gpu), fills the controls from a recipe and presses
 // Train, then prints the per-epoch table and the report the page shows. Not a test.
-// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu|webgpu] [--simd plain]
+// Usage: node bench/browser-train.mjs [recipe.json] [--epochs N] [--train N] [--test N] [--conv im2col|direct] [--backend cpu|webgpu] [--simd plain] [--threads N]
 // (after scripts/serve's build)
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,7 @@ try {
   if (opt('--conv')) query.set('conv', opt('--conv'));
   if (opt('--backend')) query.set('backend', opt('--backend'));
   if (opt('--simd')) query.set('simd', opt('--simd'));
+  if (opt('--threads')) query.set('threads', opt('--threads'));
   await page.goto(`${url}${query.size ? `?${query}` : ''}`);
   await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
   const set = (id, v) => page.fill(id, String(v));
@@ -38,6 +39,7 @@ try {
   // Without --backend the page times both on this model first (backend by measurement).
   await page.waitForFunction(() => document.getElementById('adapter').dataset.chosen !== 'measuring', null, { timeout: 180_000 });
   console.log(await page.textContent('#adapter'));
+  console.log(`build: ${await page.getAttribute('#adapter', 'data-simd')} SIMD, ${await page.getAttribute('#adapter', 'data-threads')} thread(s)`);
   const t0 = Date.now();
   await page.click('#train');
   let shown = 0;

@@ -64,7 +64,9 @@ try {
     return { rows, wallS: (Date.now() - t0) / 1000, backend };
   }
   const pages = {};
-  for (const [name, query] of [['squeeze cpu', '?backend=cpu'], ['squeeze webgpu', '?backend=webgpu'], ['squeeze auto', '']]) {
+  // 'squeeze cpu': the page's CPU backend as it loads (the threaded build where the page is
+  // cross-origin isolated, as vite preview's is); 'squeeze cpu 1 thread': the single-thread build.
+  for (const [name, query] of [['squeeze cpu 1 thread', '?backend=cpu&threads=0'], ['squeeze cpu', '?backend=cpu'], ['squeeze webgpu', '?backend=webgpu'], ['squeeze auto', '']]) {
     const { page, interactiveMs } = await openSqueeze(query);
     pages[name] = page;
     if (name === 'squeeze auto') results.extra.interactive_ms = interactiveMs;
@@ -76,7 +78,8 @@ try {
         const run = await squeezeRun(page, model, batch, SAMPLES[model]);
         const samplesPerS = Number(run.rows[0][6]);
         const choice = name === 'squeeze auto' ? await cell(page, '#adapter') : undefined;
-        results.train.push({ engine: name, model, batch, samples_per_s: samplesPerS, warmup_s: warm.wallS, backend: run.backend, choice });
+        const threads = Number(await page.getAttribute('#adapter', 'data-threads'));
+        results.train.push({ engine: name, model, batch, samples_per_s: samplesPerS, warmup_s: warm.wallS, backend: run.backend, threads, choice });
         log(`${name} ${model} batch ${batch}: ${samplesPerS} samples/s (warm-up run ${warm.wallS.toFixed(1)} s) on ${run.backend}`);
       }
     }
@@ -243,7 +246,7 @@ for (const backend of ['cpu', 'gpu']) {
 }
 
 // --- Sizes ------------------------------------------------------------------------------------
-results.extra.wasm = ['pkg', 'pkg-relaxed'].map((d) => {
+results.extra.wasm = ['pkg', 'pkg-relaxed', 'pkg-threads'].map((d) => {
   const f = path.join(root, 'www', d, 'squeeze_bg.wasm');
   const bytes = readFileSync(f);
   return { build: d, raw_bytes: statSync(f).size, gzip_bytes: gzipSync(bytes, { level: 9 }).length };
@@ -256,7 +259,7 @@ const lines = [`Training samples/s, ${results.machine}, Chromium ${results.chrom
 for (const r of [...results.train, ...results.native]) {
   const b = best(r.model, r.batch);
   const ratio = r.samples_per_s && Number.isFinite(b) ? (r.samples_per_s / b).toFixed(2) : '–';
-  const note = r.error ?? (r.engine === 'squeeze cpu' && nativeCpu(r.model, r.batch) ? `${(100 * r.samples_per_s / nativeCpu(r.model, r.batch)).toFixed(0)}% of native CPU` : r.engine === 'squeeze auto' ? `ran on ${r.backend}` : r.adapter ?? '');
+  const note = r.error ?? (r.engine.startsWith('squeeze cpu') && nativeCpu(r.model, r.batch) ? `${r.threads} thread(s), ${(100 * r.samples_per_s / nativeCpu(r.model, r.batch)).toFixed(0)}% of native CPU (1 thread)` : r.engine === 'squeeze auto' ? `ran on ${r.backend}${r.backend === 'cpu' ? ` (${r.threads} thread(s))` : ''}` : r.adapter ?? '');
   lines.push(`| ${r.engine} | ${r.model} | ${r.batch} | ${r.samples_per_s ? Math.round(r.samples_per_s).toLocaleString('en') : '–'} | ${ratio} | ${r.warmup_s !== undefined ? r.warmup_s.toFixed(1) : '–'} | ${note} |`);
 }
 lines.push('', `Page interactive after ${results.extra.interactive_ms?.toFixed(0)} ms; wasm ${results.extra.wasm.map((w) => `${w.build} ${w.raw_bytes.toLocaleString('en')} B (${w.gzip_bytes.toLocaleString('en')} gzipped)`).join(', ')}.`);

@@ -13,6 +13,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
+/// The threaded build's `initThreadPool(n)`: the worker awaits it before creating the engine, so
+/// rayon's pool exists before any product is cut into bands (reference::gemm).
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 struct Inner {
     /// The backend runs use now: the GPU, the CPU, or whichever `chooseBackend` measured faster.
     backend: Backend,

@@ -1,7 +1,8 @@
 //! The CPU backend's speed paths against their references: the packed GEMM (reference::gemm; in
 //! the browser its WebAssembly SIMD kernel, run again by scripts/test in the relaxed-SIMD build)
 //! against matmul_reference on fresh random operands of awkward shapes, every transpose and
-//! accumulation; and backend by measurement (experiment::calibrate): both backends timed, the
+//! accumulation; the same product cut into bands for threads (bit-identical to one pass, the cut
+//! covering C exactly with aligned bands); and backend by measurement (experiment::calibrate): both backends timed, the
 //! faster chosen. Natively and in the browser.
 
 mod common;
@@ -10,7 +11,7 @@ use squeeze::experiment::calibrate::{choose, training_speed};
 use squeeze::experiment::Backend;
 use squeeze::gpu::GpuContext;
 use squeeze::recipe::Recipe;
-use squeeze::reference::gemm::{gemm, MR, NR};
+use squeeze::reference::gemm::{cut, gemm, gemm_parts, Cut, MR, NR};
 use squeeze::reference::ops::matmul_reference;
 
 #[cfg(target_arch = "wasm32")]
@@ -50,6 +51,50 @@ fn gemm_matches_reference_body() {
     assert_eq!(c, vec![3.0; 6]);
     gemm(&[], &[], &mut c, 2, 3, 0, false, false, false);
     assert_eq!(c, vec![0.0; 6]);
+}
+
+fn gemm_in_parts_is_bit_identical_body() {
+    let (mut rng, seed) = fresh_rng("gemm parts");
+    // Row cuts (M ≥ N) and column cuts, bands that end mid-tile, more parts than tiles, and the
+    // layer shapes the threaded build cuts (LeNet-300-100's products, a convolution's im2col).
+    let mut shapes = vec![(1, 1, 1), (MR + 1, 3, 7), (3, NR * 2 + 5, 9), (64, 300, 784), (784, 300, 64), (64, 100, 300), (2304, 6, 25), (150, 16, 640), (9, 700, 33)];
+    for _ in 0..4 {
+        shapes.push((1 + rng.below(300) as usize, 1 + rng.below(300) as usize, 1 + rng.below(600) as usize));
+    }
+    for (m, n, k) in shapes {
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        for parts in [1, 2, 3, 5, 64] {
+            let (bands, unit, len) = match cut(m, n, parts) {
+                Cut::Rows(b) => (b, MR, m),
+                Cut::Cols(b) => (b, NR, n),
+            };
+            assert!(bands.len() <= parts && !bands.is_empty(), "{m}x{n} in {parts}: {bands:?} (seed {seed})");
+            assert_eq!((bands[0].start, bands[bands.len() - 1].end), (0, len), "{m}x{n} in {parts}: {bands:?}");
+            for w in bands.windows(2) {
+                assert!(w[0].end == w[1].start && w[0].end % unit == 0 && !w[0].is_empty(), "{m}x{n} in {parts}: {bands:?}");
+            }
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut whole = vec![f32::NAN; m * n];
+                gemm(&a, &b, &mut whole, m, n, k, ta, tb, false);
+                let mut cutup = vec![f32::NAN; m * n];
+                gemm_parts(&a, &b, &mut cutup, m, n, k, ta, tb, parts);
+                let same = whole.iter().zip(&cutup).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "gemm {m}x{n}x{k} ta {ta} tb {tb} in {parts} parts differs from one pass (seed {seed})");
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn gemm_in_parts_is_bit_identical() {
+    gemm_in_parts_is_bit_identical_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn gemm_in_parts_is_bit_identical() {
+    gemm_in_parts_is_bit_identical_body();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -2,8 +2,13 @@
 //! into zero-padded panels and multiplied by an MR×NR register-tile micro-kernel, written with
 //! WebAssembly SIMD (v128) in the wasm build and as plain arrays elsewhere (the same blocking,
 //! tested natively against `matmul_reference`; the SIMD path is tested in headless Chromium).
+//! In the threaded build (wasm atomics, www/pkg-threads) a large product is cut into bands of C
+//! computed on rayon's pool (`gemm_parts`); every element is summed in the same order either way,
+//! so the result is bit-identical to one thread's (tested natively, the parts run one by one).
 //! Natively the backend keeps ndarray's `matrixmultiply`, whose AVX kernels are faster than this.
 //! Legend: A is [M, K] (or [K, M] when `ta`), B is [K, N] (or [N, K] when `tb`), all row-major.
+
+use std::ops::Range;
 
 /// Rows of A per micro-tile and columns of B per micro-tile (4 × 2 v128 accumulators). Measured in
 /// Chromium 156 (2026-12-03, LeNet-300-100 training): a 6 × 8 tile (12 accumulators) about 30%
@@ -14,6 +19,9 @@ pub const NR: usize = 8;
 const KC: usize = 256;
 /// Rows of A packed at once (a multiple of MR).
 const MC: usize = 128;
+/// Multiply-adds below which a product stays on one thread (waking the pool costs more).
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+const PARALLEL_MIN: usize = 1 << 20;
 
 /// Reused packing buffers (no allocation per call once grown).
 #[derive(Default)]
@@ -39,33 +47,107 @@ pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, t
         }
         return;
     }
-    PACKS.with(|p| gemm_with(&mut p.borrow_mut(), a, b, c, m, n, k, ta, tb, accumulate));
+    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+    if !accumulate && m * n * k >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
+        return gemm_parts(a, b, c, m, n, k, ta, tb, rayon::current_num_threads());
+    }
+    PACKS.with(|p| gemm_block(&mut p.borrow_mut(), a, b, c, n, (m, n, k), ta, tb, accumulate, 0..m, 0..n));
 }
 
+/// How `gemm_parts` cuts C for `parts` threads: into bands of rows (MR-aligned) when op(A) has at
+/// least as many rows as C has columns, else into bands of columns (NR-aligned); never more bands
+/// than there are micro-tiles across.
+#[derive(Debug, PartialEq)]
+pub enum Cut {
+    Rows(Vec<Range<usize>>),
+    Cols(Vec<Range<usize>>),
+}
+
+pub fn cut(m: usize, n: usize, parts: usize) -> Cut {
+    let bands = |len: usize, unit: usize| -> Vec<Range<usize>> {
+        let units = len.div_ceil(unit);
+        let per = units.div_ceil(parts.clamp(1, units.max(1))) * unit;
+        (0..len).step_by(per.max(1)).map(|s| s..(s + per).min(len)).collect()
+    };
+    if m >= n { Cut::Rows(bands(m, MR)) } else { Cut::Cols(bands(n, NR)) }
+}
+
+/// C[M,N] = op(A)·op(B) computed band by band as `cut` says, the bands on rayon's pool in the
+/// threaded build and one after another elsewhere. Bit-identical to `gemm` (no accumulation).
 #[allow(clippy::too_many_arguments)]
-fn gemm_with(packs: &mut Packs, a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, ta: bool, tb: bool, accumulate: bool) {
-    let npanels = n.div_ceil(NR);
+pub fn gemm_parts(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, ta: bool, tb: bool, parts: usize) {
+    let block = |c: &mut [f32], ldc: usize, rows: Range<usize>, cols: Range<usize>| {
+        PACKS.with(|p| gemm_block(&mut p.borrow_mut(), a, b, c, ldc, (m, n, k), ta, tb, false, rows, cols))
+    };
+    match cut(m, n, parts) {
+        Cut::Rows(bands) => {
+            // Disjoint row bands of C, each written in place.
+            let mut rest = &mut c[..m * n];
+            let mut pieces = Vec::with_capacity(bands.len());
+            for rows in bands {
+                let (piece, tail) = rest.split_at_mut(rows.len() * n);
+                pieces.push((piece, rows));
+                rest = tail;
+            }
+            each(pieces, |(piece, rows)| block(piece, n, rows, 0..n));
+        }
+        Cut::Cols(bands) => {
+            // Column bands interleave in C's rows: each is computed into its own [M, band], then copied.
+            let done = each(bands, |cols| {
+                let mut t = vec![0.0; m * cols.len()];
+                block(&mut t, cols.len(), 0..m, cols.clone());
+                (t, cols)
+            });
+            for (t, cols) in done {
+                for (row, band) in c[..m * n].chunks_exact_mut(n).zip(t.chunks_exact(cols.len())) {
+                    row[cols.clone()].copy_from_slice(band);
+                }
+            }
+        }
+    }
+}
+
+/// `f` over `items`: on rayon's pool in the threaded build, in order elsewhere.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    items.into_par_iter().map(f).collect()
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
+fn each<T, R>(items: Vec<T>, f: impl Fn(T) -> R) -> Vec<R> {
+    items.into_iter().map(f).collect()
+}
+
+/// Rows `rows` × columns `cols` of C = op(A)·op(B) (or += when `accumulate`), written to `c` as
+/// c[(i - rows.start)·ldc + (j - cols.start)]. `cols.start` is a multiple of NR and `cols.end` one
+/// too or N, so the column panels are those of the whole product and each element's sum is the same.
+#[allow(clippy::too_many_arguments)]
+fn gemm_block(packs: &mut Packs, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, (m, n, k): (usize, usize, usize), ta: bool, tb: bool, accumulate: bool, rows: Range<usize>, cols: Range<usize>) {
+    debug_assert!(cols.start % NR == 0 && (cols.end % NR == 0 || cols.end == n));
+    let panels = cols.start / NR..cols.end.div_ceil(NR);
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
-        pack_b(&mut packs.b, b, n, k, tb, p0, kc, npanels);
+        pack_b(&mut packs.b, b, n, k, tb, p0, kc, panels.clone(), cols.end);
         // The first K block sets C unless accumulating; later blocks add.
         let add = accumulate || p0 > 0;
-        for i0 in (0..m).step_by(MC) {
-            let mc = MC.min(m - i0);
+        for i0 in rows.clone().step_by(MC) {
+            let mc = MC.min(rows.end - i0);
             let mpanels = mc.div_ceil(MR);
             pack_a(&mut packs.a, a, m, k, ta, i0, mc, p0, kc, mpanels);
-            for jp in 0..npanels {
-                let bp = &packs.b[jp * kc * NR..(jp + 1) * kc * NR];
+            for (q, jp) in panels.clone().enumerate() {
+                let bp = &packs.b[q * kc * NR..(q + 1) * kc * NR];
                 let j = jp * NR;
-                let cols = NR.min(n - j);
+                let ncols = NR.min(cols.end - j);
                 for ip in 0..mpanels {
                     let ap = &packs.a[ip * kc * MR..(ip + 1) * kc * MR];
                     let i = i0 + ip * MR;
-                    let rows = MR.min(m - i);
+                    let nrows = MR.min(rows.end - i);
                     let tile = micro_kernel(ap, bp, kc);
-                    for r in 0..rows {
-                        let out = &mut c[(i + r) * n + j..(i + r) * n + j + cols];
-                        let t = &tile[r * NR..r * NR + cols];
+                    for r in 0..nrows {
+                        let at = (i + r - rows.start) * ldc + j - cols.start;
+                        let out = &mut c[at..at + ncols];
+                        let t = &tile[r * NR..r * NR + ncols];
                         if add {
                             out.iter_mut().zip(t).for_each(|(o, v)| *o += v);
                         } else {
@@ -102,15 +184,16 @@ fn pack_a(dst: &mut Vec<f32>, a: &[f32], m: usize, k: usize, ta: bool, i0: usize
     }
 }
 
-/// Packs k p0..p0+kc of op(B), every column, as panels of NR columns: [panel][p][j], zero-padded.
+/// Packs k p0..p0+kc of op(B), the column panels `panels` (columns below `end`), as panels of NR
+/// columns: [panel][p][j], zero-padded.
 #[allow(clippy::too_many_arguments)]
-fn pack_b(dst: &mut Vec<f32>, b: &[f32], n: usize, k: usize, tb: bool, p0: usize, kc: usize, npanels: usize) {
+fn pack_b(dst: &mut Vec<f32>, b: &[f32], n: usize, k: usize, tb: bool, p0: usize, kc: usize, panels: Range<usize>, end: usize) {
     dst.clear();
-    dst.resize(npanels * kc * NR, 0.0);
-    for jp in 0..npanels {
-        let panel = &mut dst[jp * kc * NR..(jp + 1) * kc * NR];
+    dst.resize(panels.len() * kc * NR, 0.0);
+    for (q, jp) in panels.enumerate() {
+        let panel = &mut dst[q * kc * NR..(q + 1) * kc * NR];
         let j0 = jp * NR;
-        let cols = NR.min(n - j0);
+        let cols = NR.min(end - j0);
         if tb {
             // B is [N, K]: row j holds column j of op(B).
             for jj in 0..cols {

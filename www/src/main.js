@@ -232,18 +232,21 @@ function addRunRow(report, recipe, memory) {
 // The banner: which backend runs, on what (after a lost GPU device, the one that replaced it),
 // and when both were timed on the form's model, both figures and the choice.
 let gpuInfo = {};
+// Threads in the CPU backend's pool (1: a single-thread build; see worker.js's loadEngine).
+let cpuThreads = 1;
+const threadsNote = () => (cpuThreads > 1 ? ` The CPU backend multiplies on ${cpuThreads} threads.` : '');
 function showBackend(b) {
   const i = gpuInfo;
   const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || b.adapter?.name;
   const software = !!b.adapter && (b.adapter.software || i.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name));
   if (b.choice) {
-    $('adapter').textContent = `Backend by measurement on this model: ${b.choice.summary}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}.${forcedBackend ? '' : ' Add ?backend=cpu or ?backend=webgpu to the address to force one.'}`;
+    $('adapter').textContent = `Backend by measurement on this model: ${b.choice.summary}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}.${threadsNote()}${forcedBackend ? '' : ' Add ?backend=cpu or ?backend=webgpu to the address to force one.'}`;
     $('adapter').classList.remove('warn');
   } else if (b.backend === 'webgpu') {
     $('adapter').textContent = `WebGPU on ${software ? 'a software adapter (the CPU emulates the GPU; slower than a real one)' : 'the GPU'}: ${name}${b.fallbackReason ? ` (${b.fallbackReason})` : ''}`;
     $('adapter').classList.remove('warn');
   } else {
-    $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend.`;
+    $('adapter').textContent = `No WebGPU here (${b.fallbackReason}); running on the CPU reference backend.${threadsNote()}`;
     $('adapter').classList.add('warn');
   }
   $('adapter').dataset.software = String(software);
@@ -297,6 +300,9 @@ worker.onmessage = (msg) => {
   const m = msg.data;
   if (m.type === 'ready') {
     $('adapter').dataset.simd = m.simd;
+    $('adapter').dataset.threads = m.threads;
+    cpuThreads = m.threads;
+    if (m.threadsWhy) console.info(`CPU backend on one thread: ${m.threadsWhy}`);
     gpuPending = m.gpuPending;
     if (gpuPending) {
       $('adapter').textContent = 'Starting WebGPU (compiling its kernels)…';
@@ -662,4 +668,4 @@ $('share').addEventListener('click', async () => {
   }
 });
 
-worker.postMessage({ type: 'init', preferGpu: forcedBackend !== 'cpu', conv: params.get('conv'), simd: params.get('simd') });
+worker.postMessage({ type: 'init', preferGpu: forcedBackend !== 'cpu', conv: params.get('conv'), simd: params.get('simd'), threads: params.get('threads') });

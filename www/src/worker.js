@@ -2,19 +2,44 @@
 // the page stays responsive while training. Messages in: {type: 'init'|'choose-backend'|'load-custom'|'load-model'|'run'|'pause'|'resume'|'cancel'|'predict'|'pictures'|'export'|'start-from'|'quick-recipe'|'gallery-figures'|'simulate-device-loss'}.
 // Messages out: {type: 'ready'|'gpu-ready'|'backend-chosen'|'loaded'|'custom-loaded'|'model-loaded'|'event'|'done'|'predictions'|'pictures'|'model-file'|'start-from'|'quick-recipe'|'gallery-figures'|'error', ...}.
 
-// Two builds of the engine (scripts/build-wasm): www/pkg-relaxed uses relaxed SIMD's fused
+// Three builds of the engine (scripts/build-wasm): www/pkg-relaxed uses relaxed SIMD's fused
 // multiply-add in the CPU backend's GEMM (about 1.2x faster training there), www/pkg plain SIMD
-// for browsers without relaxed SIMD. This probe is a module whose one function is an
-// f32x4.relaxed_madd: a browser that validates it runs the faster build.
+// for browsers without relaxed SIMD, and www/pkg-threads relaxed SIMD plus WebAssembly threads:
+// the CPU backend's large matrix products cut into bands on a pool of Web Workers that share the
+// module's memory (wasm-bindgen-rayon). Threads need SharedArrayBuffer, which a browser gives only
+// to a cross-origin-isolated page (the server sends COOP and COEP: vite.config.js); elsewhere, or
+// if the pool does not start, the single-thread builds run. The probe is a module whose one
+// function is an f32x4.relaxed_madd: a browser that validates it runs the faster builds.
 const RELAXED_PROBE = Uint8Array.from('0061736d010000000105016000017b030201000a3d013b00fd0c00000000000000000000000000000000fd0c00000000000000000000000000000000fd0c00000000000000000000000000000000fd85020b'.match(/../g), (h) => parseInt(h, 16));
+// Pool threads by default: the cores the browser reports, at most this many (LeNet-sized
+// products gain little from more, and each thread is a worker with its own stack).
+const MAX_THREADS = 8;
 let Squeeze = null;
-// Loads the engine: 'plain' forces the plain-SIMD build (?simd=plain). Returns which was loaded.
-async function loadEngine(simd) {
+// Loads the engine. `simd` 'plain' forces the plain-SIMD build (?simd=plain); `threads` (?threads=N)
+// the pool's size, 0 for a single-thread build. Returns {simd: 'relaxed'|'plain', threads, why}.
+async function loadEngine(simd, threads) {
   const relaxed = simd !== 'plain' && WebAssembly.validate(RELAXED_PROBE);
+  const asked = threads == null || threads === '' ? null : Math.max(0, Math.floor(Number(threads)) || 0);
+  const want = asked ?? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS);
+  let why = null;
+  if (!relaxed) why = 'no relaxed SIMD';
+  else if (!self.crossOriginIsolated) why = 'page not cross-origin isolated';
+  else if (want < 1 || (asked == null && want < 2)) why = asked === 0 ? 'threads=0' : 'one core';
+  if (!why) {
+    try {
+      const mod = await import('../pkg-threads/squeeze.js');
+      await mod.default();
+      await mod.initThreadPool(want);
+      Squeeze = mod.Squeeze;
+      return { simd: 'relaxed', threads: want, why: null };
+    } catch (e) {
+      why = `the thread pool did not start: ${e && e.message ? e.message : e}`;
+    }
+  }
   const mod = relaxed ? await import('../pkg-relaxed/squeeze.js') : await import('../pkg/squeeze.js');
   await mod.default();
   Squeeze = mod.Squeeze;
-  return relaxed ? 'relaxed' : 'plain';
+  return { simd: relaxed ? 'relaxed' : 'plain', threads: 1, why };
 }
 
 const FILES = {
@@ -99,10 +124,10 @@ self.onmessage = async (msg) => {
     if (m.type === 'init') {
       // The page is usable once the engine is (on the CPU); WebGPU's pipelines compile after,
       // and anything sent meanwhile that needs the backend waits for them.
-      const simd = await loadEngine(m.simd);
+      const build = await loadEngine(m.simd, m.threads);
       const wantGpu = m.preferGpu !== false;
       engine = Squeeze.create(wantGpu ? 'WebGPU is starting' : 'CPU backend requested');
-      self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuPending: wantGpu, simd });
+      self.postMessage({ type: 'ready', backend: engine.backendInfo(), gpuPending: wantGpu, simd: build.simd, threads: build.threads, threadsWhy: build.why });
       if (wantGpu) {
         const job = engine.acquireGpu(m.conv ?? undefined);
         choosing = job.catch(() => {});

@@ -207,6 +207,37 @@ test('without WebGPU the page runs on the CPU reference backend and says so', { 
   await page.close();
 });
 
+test('in a cross-origin-isolated page the CPU backend multiplies on a pool of threads, with the same numbers as one thread', { timeout: 240_000 }, async () => {
+  // Each epoch's losses and accuracies (not its samples/s) of a short run of `arch` on the CPU.
+  const run = async (query, arch) => {
+    const { page, errors } = await openPage(query);
+    await page.selectOption('#arch', arch);
+    await fillAll(page, { '#limit-train': '1500', '#limit-test': '300', '#epochs': '2' });
+    await page.click('#train');
+    await runEnds(page, 150_000);
+    assert.equal(await page.textContent('#error'), '');
+    const rows = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].slice(0, -1).map((td) => td.textContent).join(' ')));
+    const info = { threads: Number(await page.getAttribute('#adapter', 'data-threads')), text: await page.textContent('#adapter'), cores: await page.evaluate(() => navigator.hardwareConcurrency), isolated: await page.evaluate(() => self.crossOriginIsolated) };
+    assert.deepEqual(errors, []);
+    await page.close();
+    return { rows, ...info };
+  };
+  for (const arch of ['mlp', 'lenet5']) {
+    const pool = await run('?backend=cpu', arch);
+    // vite preview sends COOP/COEP, so the page is isolated and the threaded build runs with one
+    // thread per core (at most 8).
+    assert.equal(pool.isolated, true);
+    assert.equal(pool.threads, Math.min(pool.cores, 8), pool.text);
+    if (pool.threads > 1) assert.match(pool.text, new RegExp(`on ${pool.threads} threads`));
+    const one = await run('?backend=cpu&threads=0', arch);
+    assert.equal(one.threads, 1);
+    assert.doesNotMatch(one.text, /threads/);
+    // The products are cut into bands of whole micro-tiles, so every number is the same.
+    assert.equal(pool.rows.length, 2, pool.rows.join('\n'));
+    assert.deepEqual(pool.rows, one.rows, `${arch}: threaded run differs from one thread`);
+  }
+});
+
 test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_000 }, async () => {
   const { page, errors } = await openPage();
   await page.selectOption('#dataset', 'fashion-mnist');
