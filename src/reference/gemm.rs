@@ -19,9 +19,6 @@ pub const NR: usize = 8;
 const KC: usize = 256;
 /// Rows of A packed at once (a multiple of MR).
 const MC: usize = 128;
-/// Multiply-adds below which a product stays on one thread (waking the pool costs more).
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-const PARALLEL_MIN: usize = 1 << 20;
 
 /// Reused packing buffers (no allocation per call once grown).
 #[derive(Default)]
@@ -47,9 +44,9 @@ pub fn gemm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, t
         }
         return;
     }
-    #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-    if !accumulate && m * n * k >= PARALLEL_MIN && rayon::current_num_threads() > 1 {
-        return gemm_parts(a, b, c, m, n, k, ta, tb, rayon::current_num_threads());
+    let threads = super::pool::threads_for(m * n * k);
+    if threads > 1 && !accumulate {
+        return gemm_parts(a, b, c, m, n, k, ta, tb, threads);
     }
     PACKS.with(|p| gemm_block(&mut p.borrow_mut(), a, b, c, n, (m, n, k), ta, tb, accumulate, 0..m, 0..n));
 }
@@ -89,11 +86,11 @@ pub fn gemm_parts(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: us
                 pieces.push((piece, rows));
                 rest = tail;
             }
-            each(pieces, |(piece, rows)| block(piece, n, rows, 0..n));
+            super::pool::each(pieces, |(piece, rows)| block(piece, n, rows, 0..n));
         }
         Cut::Cols(bands) => {
             // Column bands interleave in C's rows: each is computed into its own [M, band], then copied.
-            let done = each(bands, |cols| {
+            let done = super::pool::each(bands, |cols| {
                 let mut t = vec![0.0; m * cols.len()];
                 block(&mut t, cols.len(), 0..m, cols.clone());
                 (t, cols)
@@ -105,18 +102,6 @@ pub fn gemm_parts(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: us
             }
         }
     }
-}
-
-/// `f` over `items`: on rayon's pool in the threaded build, in order elsewhere.
-#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
-fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
-    use rayon::prelude::*;
-    items.into_par_iter().map(f).collect()
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
-fn each<T, R>(items: Vec<T>, f: impl Fn(T) -> R) -> Vec<R> {
-    items.into_iter().map(f).collect()
 }
 
 /// Rows `rows` × columns `cols` of C = op(A)·op(B) (or += when `accumulate`), written to `c` as

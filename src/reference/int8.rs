@@ -167,7 +167,24 @@ impl<'a> CpuIntModel<'a> {
 /// AVX-512 VNNI (32 products accumulated per vpdpwssd, four rows by four outputs per block) or
 /// AVX2 (16 per vpmaddwd, two rows by four outputs); elsewhere one contiguous dot product per
 /// entry (vectorized by the compiler).
+/// In the threaded build a large product is cut into bands of rows on the pool (integer sums:
+/// the same whichever way it is cut).
 fn gemm_i16(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i32> {
+    let threads = super::pool::threads_for(m * n * k16);
+    if threads > 1 {
+        return gemm_i16_parts(a, b, m, n, k16, threads);
+    }
+    gemm_i16_one(a, b, m, n, k16)
+}
+
+/// `gemm_i16` in `parts` bands of rows (a multiple of 4, every product path's row block).
+fn gemm_i16_parts(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize, parts: usize) -> Vec<i32> {
+    let per = m.div_ceil(parts.max(1)).next_multiple_of(4);
+    let bands: Vec<&[i16]> = a[..m * k16].chunks(per * k16).collect();
+    super::pool::each(bands, |rows| gemm_i16_one(rows, b, rows.len() / k16, n, k16)).concat()
+}
+
+fn gemm_i16_one(a: &[i16], b: &[i16], m: usize, n: usize, k16: usize) -> Vec<i32> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F and VNNI are present (checked just above).
@@ -291,6 +308,21 @@ mod tests {
             if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: AVX-512F and VNNI are present (checked just above).
                 assert_eq!(unsafe { avx512::gemm(&a, &b, m, n, k) }, want, "AVX-512 VNNI");
+            }
+        }
+    }
+
+    /// The product cut into bands of rows (as the threaded build cuts it) is the whole product,
+    /// bands ending mid-block and more parts than rows included.
+    #[test]
+    fn the_product_in_bands_is_the_whole_product() {
+        let mut rng = crate::rng::Rng::new(11, 2);
+        for (m, n, k) in [(1, 3, 32), (23, 14, 96), (64, 10, 128), (130, 7, 32)] {
+            let mut v = |len: usize| -> Vec<i16> { (0..len).map(|_| rng.below(256) as i16 - 128).collect() };
+            let (a, b) = (v(m * k), v(n * k));
+            let want = gemm_i16_one(&a, &b, m, n, k);
+            for parts in [2, 3, 7, 200] {
+                assert_eq!(gemm_i16_parts(&a, &b, m, n, k, parts), want, "{m}x{n}x{k} in {parts} parts");
             }
         }
     }

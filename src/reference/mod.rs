@@ -4,3 +4,4 @@ pub mod gemm;
 pub mod int8;
 pub mod net;
 pub mod ops;
+pub mod pool;
