@@ -5,21 +5,35 @@
 /// Multiply-adds below which a product stays on one thread (waking the pool costs more).
 pub const PARALLEL_MIN: usize = 1 << 20;
 
-/// How many threads a product of `macs` multiply-adds should be cut for (1: do it in one piece).
+/// How many threads a product of `macs` multiply-adds should be cut for (1: do it in one piece):
+/// the pool's threads and the engine's own, which works on the first part meanwhile.
 pub fn threads_for(macs: usize) -> usize {
     #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
     if macs >= PARALLEL_MIN {
-        return rayon::current_num_threads();
+        return rayon::current_num_threads() + 1;
     }
     let _ = macs;
     1
 }
 
-/// `f` over `items`, results in order: on the pool in the threaded build, one after another elsewhere.
+/// `f` over `items`, results in order. In the threaded build the calling thread (the engine's)
+/// does the first item while the pool does the rest, so a product cut in two wakes one worker,
+/// not two with the caller asleep; elsewhere one after another.
 #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
 pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
-    use rayon::prelude::*;
-    items.into_par_iter().map(f).collect()
+    let mut out: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    let f = &f;
+    rayon::in_place_scope(|s| {
+        let mut parts = out.iter_mut().zip(items);
+        let first = parts.next();
+        for (slot, item) in parts {
+            s.spawn(move |_| *slot = Some(f(item)));
+        }
+        if let Some((slot, item)) = first {
+            *slot = Some(f(item));
+        }
+    });
+    out.into_iter().map(|r| r.expect("the scope ran every part")).collect()
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]

@@ -16,7 +16,7 @@ const RELAXED_PROBE = Uint8Array.from('0061736d010000000105016000017b030201000a3
 const MAX_THREADS = 8;
 let Squeeze = null;
 // Loads the engine. `simd` 'plain' forces the plain-SIMD build (?simd=plain); `threads` (?threads=N)
-// the pool's size, 0 for a single-thread build. Returns {simd: 'relaxed'|'plain', threads, why}.
+// the threads that multiply (the engine's and N - 1 pool workers), 0 or 1 for a single-thread build. Returns {simd: 'relaxed'|'plain', threads, why}.
 async function loadEngine(simd, threads) {
   const relaxed = simd !== 'plain' && WebAssembly.validate(RELAXED_PROBE);
   const asked = threads == null || threads === '' ? null : Math.max(0, Math.floor(Number(threads)) || 0);
@@ -24,12 +24,13 @@ async function loadEngine(simd, threads) {
   let why = null;
   if (!relaxed) why = 'no relaxed SIMD';
   else if (!self.crossOriginIsolated) why = 'page not cross-origin isolated';
-  else if (want < 1 || (asked == null && want < 2)) why = asked === 0 ? 'threads=0' : 'one core';
+  else if (want < 2) why = asked != null ? `threads=${asked}` : 'one core';
   if (!why) {
     try {
       const mod = await import('../pkg-threads/squeeze.js');
       await mod.default();
-      await mod.initThreadPool(want);
+      // The pool's workers and the engine's own thread, which does a share of each product.
+      await mod.initThreadPool(want - 1);
       Squeeze = mod.Squeeze;
       return { simd: 'relaxed', threads: want, why: null };
     } catch (e) {
