@@ -11,15 +11,19 @@
 // if the pool does not start, the single-thread builds run. The probe is a module whose one
 // function is an f32x4.relaxed_madd: a browser that validates it runs the faster builds.
 const RELAXED_PROBE = Uint8Array.from('0061736d010000000105016000017b030201000a3d013b00fd0c00000000000000000000000000000000fd0c00000000000000000000000000000000fd0c00000000000000000000000000000000fd85020b'.match(/../g), (h) => parseInt(h, 16));
-// Pool threads by default: the cores the browser reports, at most this many (LeNet-sized
-// products gain little from more, and each thread is a worker with its own stack).
+// Threads by default: the cores the browser reports, at most this many (LeNet-sized products
+// gain little from more, and each thread is a worker with its own stack); ?threads= at most 32.
 const MAX_THREADS = 8;
+const MAX_ASKED = 32;
+// A pool whose workers never report ready (a worker script refused by the host, say) is given
+// up after this long, and the single-thread build runs instead.
+const POOL_TIMEOUT_MS = 15_000;
 let Squeeze = null;
 // Loads the engine. `simd` 'plain' forces the plain-SIMD build (?simd=plain); `threads` (?threads=N)
 // the threads that multiply (the engine's and N - 1 pool workers), 0 or 1 for a single-thread build. Returns {simd: 'relaxed'|'plain', threads, why}.
 async function loadEngine(simd, threads) {
   const relaxed = simd !== 'plain' && WebAssembly.validate(RELAXED_PROBE);
-  const asked = threads == null || threads === '' ? null : Math.max(0, Math.floor(Number(threads)) || 0);
+  const asked = threads == null || threads === '' ? null : Math.min(MAX_ASKED, Math.max(0, Math.floor(Number(threads)) || 0));
   const want = asked ?? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS);
   let why = null;
   if (!relaxed) why = 'no relaxed SIMD';
@@ -30,7 +34,9 @@ async function loadEngine(simd, threads) {
       const mod = await import('../pkg-threads/squeeze.js');
       await mod.default();
       // The pool's workers and the engine's own thread, which does a share of each product.
-      await mod.initThreadPool(want - 1);
+      let timer;
+      const late = new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`no answer in ${POOL_TIMEOUT_MS / 1000} s`)), POOL_TIMEOUT_MS); });
+      await Promise.race([mod.initThreadPool(want - 1), late]).finally(() => clearTimeout(timer));
       Squeeze = mod.Squeeze;
       return { simd: 'relaxed', threads: want, why: null };
     } catch (e) {
