@@ -17,7 +17,7 @@ const MAX_THREADS = 8;
 const MAX_ASKED = 32;
 // A pool whose workers never report ready (a worker script refused by the host, say) is given
 // up after this long, and the single-thread build runs instead.
-const POOL_TIMEOUT_MS = 15_000;
+const POOL_TIMEOUT_MS = 8_000;
 let Squeeze = null;
 // Loads the engine. `simd` 'plain' forces the plain-SIMD build (?simd=plain); `threads` (?threads=N)
 // the threads that multiply (the engine's and N - 1 pool workers), 0 or 1 for a single-thread build. Returns {simd: 'relaxed'|'plain', threads, why}.

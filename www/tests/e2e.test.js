@@ -236,6 +236,25 @@ test('in a cross-origin-isolated page the CPU backend multiplies on a pool of th
     assert.equal(pool.rows.length, 2, pool.rows.join('\n'));
     assert.deepEqual(pool.rows, one.rows, `${arch}: threaded run differs from one thread`);
   }
+  // A host whose policy refuses the pool's workers (the engine's worker script served with
+  // worker-src 'none'; the refused workers never answer): the page gives the pool up after its
+  // timeout and runs on one thread.
+  const page = await browser.newPage();
+  const said = [];
+  page.on('console', (m) => said.push(m.text()));
+  await page.route(/\/assets\/worker-[^/]*\.js$/, async (r) => {
+    const response = await r.fetch();
+    await r.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "worker-src 'none'" } });
+  });
+  await page.goto(`${URL}?backend=cpu`);
+  await page.waitForFunction(() => document.getElementById('adapter').dataset.backend, null, { timeout: 60_000 });
+  assert.equal(await page.getAttribute('#adapter', 'data-threads'), '1');
+  assert.ok(said.some((t) => /one thread: the thread pool did not start/.test(t)), said.join('\n'));
+  await fillAll(page, { '#limit-train': '500', '#limit-test': '200', '#epochs': '1' });
+  await page.click('#train');
+  await runEnds(page, 60_000);
+  assert.equal(await page.textContent('#error'), '');
+  await page.close();
 });
 
 test('Fashion-MNIST (gzipped IDX) loads in the page and trains', { timeout: 120_000 }, async () => {
