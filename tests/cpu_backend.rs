@@ -2,7 +2,8 @@
 //! the browser its WebAssembly SIMD kernel, run again by scripts/test in the relaxed-SIMD build)
 //! against matmul_reference on fresh random operands of awkward shapes, every transpose and
 //! accumulation; the same product cut into bands for threads (bit-identical to one pass, the cut
-//! covering C exactly with aligned bands); and backend by measurement (experiment::calibrate): both backends timed, the
+//! covering C exactly with aligned bands); the optimizer's update in chunks, and the trainer's batch
+//! gather against its twin; and backend by measurement (experiment::calibrate): both backends timed, the
 //! faster chosen. Natively and in the browser.
 
 mod common;
@@ -107,6 +108,80 @@ fn gemm_matches_reference() {
 #[wasm_bindgen_test::wasm_bindgen_test]
 fn gemm_matches_reference() {
     gemm_matches_reference_body();
+}
+
+/// The CPU trainer's batch gather (Dataset::gather_jittered, row by row) against the GPU
+/// kernel's twin (gather_batch_reference, pixel by pixel): bit for bit, on images of an awkward
+/// size, a shuffled order, a full and a partial batch, with no jitter and with shifts up to 3.
+fn the_trainers_gather_is_the_twins_body() {
+    let (mut rng, seed) = fresh_rng("gather");
+    let (h, w) = (5 + rng.below(20) as usize, 5 + rng.below(20) as usize);
+    let data = common::synthetic_sized(&mut rng, 41, h, w);
+    let mut order: Vec<u32> = (0..41).collect();
+    rng.shuffle(&mut order);
+    let norm = squeeze::data::Normalization { mean: rng.uniform(0.05, 0.5), std: rng.uniform(0.2, 0.5) };
+    let (scale, shift) = norm.scale_shift();
+    for jitter in [0, 1, 3] {
+        for (offset, valid) in [(0, 16), (32, 9)] {
+            let (x, y) = data.gather_jittered(&order, offset, valid, norm, jitter);
+            let (want_x, want_y) = squeeze::reference::ops::gather_batch_reference(&data.images, &data.labels, h * w, &order, offset, valid, valid, scale, shift, (h, w), jitter);
+            let same = x.iter().zip(want_x.iter()).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same && x.len() == want_x.len(), "gather of {h}x{w} images, jitter {jitter}, offset {offset}: not the twin's pixels (seed {seed})");
+            assert_eq!(y, want_y, "labels (seed {seed})");
+        }
+    }
+}
+
+/// The optimizer's update cut into chunks for threads (reference::net::update_parts) against one
+/// pass: bit for bit, SGD (momentum, weight decay, L1) and Adam, on a tensor of awkward length
+/// and 1, 2, 3 and 7 chunks; and the update moves the weights (it is not skipped).
+fn the_update_in_parts_is_bit_identical_body() {
+    use squeeze::nn::{OptimParams, OptimizerKind};
+    use squeeze::reference::net::update_parts;
+    let (mut rng, seed) = fresh_rng("update parts");
+    let n = 1000 + rng.below(5000) as usize;
+    let (w0, g) = (random_vec(&mut rng, n, -1.0, 1.0), random_vec(&mut rng, n, -1.0, 1.0));
+    let (m0, v0) = (random_vec(&mut rng, n, -0.1, 0.1), random_vec(&mut rng, n, 0.0, 0.1));
+    let p = OptimParams { n: n as u32, lr: 0.05, momentum: 0.9, weight_decay: 5e-4, l1: 2e-5, beta2: 0.999, eps: 1e-8, ..Default::default() };
+    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        let run = |parts: usize| {
+            let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), v0.clone());
+            update_parts(kind, &mut w, &g, &mut m, &mut v, &p, parts);
+            (w, m, v)
+        };
+        let whole = run(1);
+        let moved = whole.0.iter().zip(&w0).filter(|(a, b)| a != b).count();
+        assert!(moved > n * 99 / 100, "{kind:?} moved {moved} of {n} weights (seed {seed})");
+        for parts in [2, 3, 7] {
+            let cut = run(parts);
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&cut.0) == bits(&whole.0) && bits(&cut.1) == bits(&whole.1) && bits(&cut.2) == bits(&whole.2), "{kind:?} in {parts} parts of {n} differs (seed {seed})");
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_trainers_gather_is_the_twins() {
+    the_trainers_gather_is_the_twins_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn the_trainers_gather_is_the_twins() {
+    the_trainers_gather_is_the_twins_body();
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_update_in_parts_is_bit_identical() {
+    the_update_in_parts_is_bit_identical_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn the_update_in_parts_is_bit_identical() {
+    the_update_in_parts_is_bit_identical_body();
 }
 
 fn small_recipe(arch: &str) -> Recipe {

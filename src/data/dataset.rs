@@ -100,7 +100,7 @@ impl Dataset {
         for (b, &s) in order[offset..offset + valid].iter().enumerate() {
             let image = &self.images[s as usize * p..(s as usize + 1) * p];
             let d = jitter_shift(s, (offset + b) as u32, jitter as u32);
-            x.extend((0..p).map(|i| shifted_pixel(image, self.rows, self.cols, 1, i, d) as f32 * scale + shift));
+            push_shifted(&mut x, image, (self.rows, self.cols), d, |v| v as f32 * scale + shift);
             y.push(self.labels[s as usize] as u32);
         }
         (x, y)
@@ -143,6 +143,26 @@ pub fn shifted_pixel(image: &[u8], height: usize, width: usize, channels: usize,
         return 0;
     }
     image[(r as usize * width + c as usize) * channels + i % channels]
+}
+
+/// Appends `image` [H, W] moved by `d` as `shifted_pixel` moves it, each pixel through `px`: row by
+/// row, without shifted_pixel's divisions per pixel (the CPU trainer's batch gather; the same
+/// values as gather_batch_reference, tested there).
+fn push_shifted(x: &mut Vec<f32>, image: &[u8], (height, width): (usize, usize), d: (i32, i32), px: impl Fn(u8) -> f32) {
+    if d == (0, 0) {
+        x.extend(image.iter().map(|&v| px(v)));
+        return;
+    }
+    let zero = px(0);
+    for r in 0..height as i32 {
+        let from = r - d.1;
+        if from < 0 || from >= height as i32 {
+            x.extend(std::iter::repeat_n(zero, width));
+            continue;
+        }
+        let row = &image[from as usize * width..(from as usize + 1) * width];
+        x.extend((0..width as i32).map(|c| if (0..width as i32).contains(&(c - d.0)) { px(row[(c - d.0) as usize]) } else { zero }));
+    }
 }
 
 fn with_file(name: &str, e: IdxError) -> crate::error::Error {

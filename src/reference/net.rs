@@ -398,12 +398,28 @@ enum TeacherBatch {
     Logits(Vec<f32>),
 }
 
-/// One optimizer update of `w` (sgd_reference or adam_reference).
+/// One optimizer update of `w` (sgd_reference or adam_reference). In the threaded build a large
+/// tensor is updated in chunks on the pool (`update_parts`).
 fn update_reference(kind: OptimizerKind, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &crate::nn::OptimParams) {
-    match kind {
+    update_parts(kind, w, g, m, v, p, super::pool::threads_for_elements(w.len()));
+}
+
+/// `update_reference` on `parts` consecutive chunks of the tensor, on rayon's pool in the threaded
+/// build and one after another elsewhere. The update is element-wise, so the result is the same
+/// (bit for bit) however it is cut. `v` (Adam's second moments) is not read by SGD and may be empty.
+pub fn update_parts(kind: OptimizerKind, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &crate::nn::OptimParams, parts: usize) {
+    let one = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| match kind {
         OptimizerKind::Sgd => sgd_reference(w, g, m, p),
         OptimizerKind::Adam => adam_reference(w, g, m, v, p),
+    };
+    if parts <= 1 || w.is_empty() {
+        return one(w, g, m, v);
     }
+    let per = w.len().div_ceil(parts);
+    let mut vs: Vec<&mut [f32]> = if v.is_empty() { Vec::new() } else { v.chunks_mut(per).collect() };
+    vs.resize_with(w.len().div_ceil(per), Default::default);
+    let chunks: Vec<_> = w.chunks_mut(per).zip(g.chunks(per)).zip(m.chunks_mut(per)).zip(vs).collect();
+    super::pool::each(chunks, |(((w, g), m), v)| one(w, g, m, v));
 }
 
 /// Gradients of one step: every tensor's, and the step gradients of the learned weight

@@ -132,31 +132,28 @@ pub fn metrics_accumulate_reference(acc: &mut [f32; 4], row_loss: &[f32], correc
 
 /// WGSL's sign(): -1, 0 or 1 (0 at 0, unlike f32::signum).
 fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
+    ((x > 0.0) as i32 - (x < 0.0) as i32) as f32
 }
 
 /// sgd: v = mu v + (g + wd w + l1 sign(w));  w -= lr v.   (shaders/optim.wgsl)
+/// Written over zipped slices (no bounds checks), so the compiler vectorises it.
 pub fn sgd_reference(w: &mut [f32], g: &[f32], m: &mut [f32], p: &OptimParams) {
-    for i in 0..w.len() {
-        let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
-        m[i] = p.momentum * m[i] + grad;
-        w[i] -= p.lr * m[i];
+    debug_assert!(g.len() == w.len() && m.len() == w.len());
+    for ((w, g), m) in w.iter_mut().zip(&g[..]).zip(&mut m[..]) {
+        let grad = g + p.weight_decay * *w + p.l1 * sign(*w);
+        *m = p.momentum * *m + grad;
+        *w -= p.lr * *m;
     }
 }
 
 /// adam: m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;  w -= lr_t m / (sqrt(v) + eps_t).
 pub fn adam_reference(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], p: &OptimParams) {
-    for i in 0..w.len() {
-        let grad = g[i] + p.weight_decay * w[i] + p.l1 * sign(w[i]);
-        m[i] = p.momentum * m[i] + (1.0 - p.momentum) * grad;
-        v[i] = p.beta2 * v[i] + (1.0 - p.beta2) * grad * grad;
-        w[i] -= p.lr * m[i] / (v[i].sqrt() + p.eps);
+    debug_assert!(g.len() == w.len() && m.len() == w.len() && v.len() == w.len());
+    for (((w, g), m), v) in w.iter_mut().zip(&g[..]).zip(&mut m[..]).zip(&mut v[..]) {
+        let grad = g + p.weight_decay * *w + p.l1 * sign(*w);
+        *m = p.momentum * *m + (1.0 - p.momentum) * grad;
+        *v = p.beta2 * *v + (1.0 - p.beta2) * grad * grad;
+        *w -= p.lr * *m / (v.sqrt() + p.eps);
     }
 }
 
