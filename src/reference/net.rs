@@ -180,7 +180,10 @@ pub fn net_backward(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32
 pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Vec<f32>, learned: &[Option<(QuantFn, f32)>], injected: Vec<(usize, Vec<f32>)>) -> (NetParams, Vec<Option<Vec<f32>>>) {
     let first = first_tensor(net);
     let rows = tape.rows;
-    let mut grads = NetParams::zeros(net);
+    // Each gradient is the product or sum that computes it; the tensors no gradient reaches (the
+    // running statistics, a branch cut off) are zeros, filled in at the end.
+    let infos = net.tensors();
+    let mut grads = NetParams { tensors: vec![Vec::new(); infos.len()] };
     let mut steps = vec![None; net.nodes.len()];
     let mut dacts: Vec<Option<Vec<f32>>> = vec![None; net.nodes.len()];
     dacts[net.last()] = Some(dlogits);
@@ -256,6 +259,11 @@ pub fn net_backward_with(net: &Net, params: &NetParams, tape: &Tape, dlogits: Ve
                 contribute(&mut dacts, node.inputs[1], dy.clone());
                 contribute(&mut dacts, src, dy);
             }
+        }
+    }
+    for (g, info) in grads.tensors.iter_mut().zip(&infos) {
+        if g.is_empty() {
+            g.resize(info.len(), 0.0);
         }
     }
     (grads, steps)
