@@ -2,7 +2,7 @@
 //! the browser its WebAssembly SIMD kernel, run again by scripts/test in the relaxed-SIMD build)
 //! against matmul_reference on fresh random operands of awkward shapes, every transpose and
 //! accumulation; the same product cut into bands for threads (bit-identical to one pass, the cut
-//! covering C exactly with aligned bands); the optimizer's update in chunks, and the trainer's batch
+//! covering C exactly with aligned bands); the optimizer's update in chunks, im2col and col2im in runs of images, and the trainer's batch
 //! gather against its twin; and backend by measurement (experiment::calibrate): both backends timed, the
 //! faster chosen. Natively and in the browser.
 
@@ -158,6 +158,45 @@ fn the_update_in_parts_is_bit_identical_body() {
             assert!(bits(&cut.0) == bits(&whole.0) && bits(&cut.1) == bits(&whole.1) && bits(&cut.2) == bits(&whole.2), "{kind:?} in {parts} parts of {n} differs (seed {seed})");
         }
     }
+}
+
+/// im2col and col2im with the batch cut into runs of images for threads (ops::im2col_parts,
+/// col2im_parts) against one pass: bit for bit, on a strided, padded geometry of awkward sizes,
+/// 2, 3, 4 and more parts than images; col2im setting dX and adding into it.
+fn conv_lowering_in_runs_of_images_is_bit_identical_body() {
+    use squeeze::reference::ops::{col2im_parts, im2col_parts, Geometry};
+    let (mut rng, seed) = fresh_rng("im2col parts");
+    // A prime batch, so that 2, 3 and 4 parts leave a shorter last run.
+    let (b, h, w, c) = ([7, 11, 13][rng.below(3) as usize], 6 + rng.below(9) as usize, 6 + rng.below(9) as usize, 1 + rng.below(4) as usize);
+    let g = Geometry::new(b, h, w, c, 3, 1 + rng.below(2) as usize, rng.below(2) as usize);
+    let x = random_vec(&mut rng, b * h * w * c, -1.0, 1.0);
+    let dcols = random_vec(&mut rng, g.positions() * g.patch(), -1.0, 1.0);
+    let dx0 = random_vec(&mut rng, x.len(), -1.0, 1.0);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let cols = im2col_parts(&x, &g, 1);
+    assert!(cols.iter().any(|&v| v != 0.0), "im2col wrote nothing (seed {seed})");
+    for accumulate in [false, true] {
+        let mut whole = dx0.clone();
+        col2im_parts(&dcols, &g, &mut whole, accumulate, 1);
+        for parts in [2, 3, 4, b + 3] {
+            assert_eq!(bits(&im2col_parts(&x, &g, parts)), bits(&cols), "im2col of {g:?} in {parts} parts (seed {seed})");
+            let mut cut = dx0.clone();
+            col2im_parts(&dcols, &g, &mut cut, accumulate, parts);
+            assert_eq!(bits(&cut), bits(&whole), "col2im (accumulate {accumulate}) of {g:?} in {parts} parts (seed {seed})");
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn conv_lowering_in_runs_of_images_is_bit_identical() {
+    conv_lowering_in_runs_of_images_is_bit_identical_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn conv_lowering_in_runs_of_images_is_bit_identical() {
+    conv_lowering_in_runs_of_images_is_bit_identical_body();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

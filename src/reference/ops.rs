@@ -445,10 +445,17 @@ impl Geometry {
 /// im2col: cols [B·OH·OW, K·K·C], column (kh·K + kw)·C + ci; zeros where the window hangs over the
 /// padding. Conv forward is then cols·W [K·K·C, Cout].   (shaders/conv.wgsl)
 pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
+    im2col_parts(x, g, super::pool::threads_for_elements(g.positions() * g.patch()))
+}
+
+/// `im2col_reference` with the batch cut into `parts` runs of images (`by_images`).
+pub fn im2col_parts(x: &[f32], g: &Geometry, parts: usize) -> Vec<f32> {
     let mut cols = vec![0.0; g.positions() * g.patch()];
-    g.spans(|row, px, tap, n| {
-        let dst = row * g.patch() + tap;
-        cols[dst..dst + n * g.c].copy_from_slice(&x[px..px + n * g.c]);
+    by_images(g, parts, (x, g.h * g.w * g.c), (&mut cols, g.oh * g.ow * g.patch()), |g, x, cols| {
+        g.spans(|row, px, tap, n| {
+            let dst = row * g.patch() + tap;
+            cols[dst..dst + n * g.c].copy_from_slice(&x[px..px + n * g.c]);
+        })
     });
     cols
 }
@@ -456,13 +463,30 @@ pub fn im2col_reference(x: &[f32], g: &Geometry) -> Vec<f32> {
 /// col2im: dX [B, H, W, C] (+)= the sum of every dcols entry back onto the pixel it was copied
 /// from (the adjoint of im2col). Scatters; the GPU kernel gathers, so they check each other.
 pub fn col2im_reference(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate: bool) {
+    col2im_parts(dcols, g, dx, accumulate, super::pool::threads_for_elements(g.positions() * g.patch()));
+}
+
+/// `col2im_reference` with the batch cut into `parts` runs of images (`by_images`).
+pub fn col2im_parts(dcols: &[f32], g: &Geometry, dx: &mut [f32], accumulate: bool, parts: usize) {
     if !accumulate {
         dx.fill(0.0);
     }
-    g.spans(|row, px, tap, n| {
-        let src = row * g.patch() + tap;
-        dx[px..px + n * g.c].iter_mut().zip(&dcols[src..src + n * g.c]).for_each(|(d, v)| *d += v);
+    by_images(g, parts, (dcols, g.oh * g.ow * g.patch()), (dx, g.h * g.w * g.c), |g, dcols, dx| {
+        g.spans(|row, px, tap, n| {
+            let src = row * g.patch() + tap;
+            dx[px..px + n * g.c].iter_mut().zip(&dcols[src..src + n * g.c]).for_each(|(d, v)| *d += v);
+        })
     });
+}
+
+/// `f(geometry of the run, its input, its output)` for the batch cut into at most `parts` runs of
+/// consecutive images, each run's slices of `input` and `output` (`per` values an image), on
+/// rayon's pool in the threaded build. Images do not mix in a conv or pool, so each value is
+/// computed as in one pass (bit-identical), and the runs' outputs are disjoint.
+fn by_images(g: &Geometry, parts: usize, (input, per_in): (&[f32], usize), (output, per_out): (&mut [f32], usize), f: impl Fn(&Geometry, &[f32], &mut [f32]) + Sync + Send) {
+    let per = g.batch.div_ceil(parts.clamp(1, g.batch.max(1))).max(1);
+    let runs: Vec<_> = input.chunks(per * per_in).zip(output.chunks_mut(per * per_out)).collect();
+    super::pool::each(runs, |(x, y)| f(&Geometry { batch: y.len() / per_out.max(1), ..*g }, x, y));
 }
 
 /// conv_direct_forward: Y [B·OH·OW, Cout] = bias + the convolution computed window by window
