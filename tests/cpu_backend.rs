@@ -1,7 +1,7 @@
 //! The CPU backend's speed paths against their references: the packed GEMM (reference::gemm; in
 //! the browser its WebAssembly SIMD kernel, run again by scripts/test in the relaxed-SIMD build)
 //! against matmul_reference on fresh random operands of awkward shapes, every transpose and
-//! accumulation; the same product cut into bands for threads (bit-identical to one pass, the cut
+//! accumulation; natively the narrow-output product (reference::narrow) likewise; the same product cut into bands for threads (bit-identical to one pass, the cut
 //! covering C exactly with aligned bands); the optimizer's update in chunks, im2col and col2im in runs of images, and the trainer's batch
 //! gather against its twin; and backend by measurement (experiment::calibrate): both backends timed, the
 //! faster chosen. Natively and in the browser.
@@ -108,6 +108,24 @@ fn gemm_matches_reference() {
 #[wasm_bindgen_test::wasm_bindgen_test]
 fn gemm_matches_reference() {
     gemm_matches_reference_body();
+}
+
+/// The native narrow-output product (reference::narrow: A read in place, B packed) against
+/// matmul_reference: every output width from 1 to 32 (each packed width 8/16/24/32 and the
+/// columns past N), row counts that leave a partial row block, K from 1 up, B plain and transposed.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn narrow_products_match_reference() {
+    use squeeze::reference::narrow::{narrow_gemm, MAX_N};
+    let (mut rng, seed) = fresh_rng("narrow gemm");
+    for n in 1..=MAX_N {
+        let (m, k) = (1 + rng.below(150) as usize, 1 + rng.below(300) as usize);
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        for tb in [false, true] {
+            let want = expected(&a, &b, &vec![0.0; m * n], (m, n, k), false, tb, false);
+            common::assert_close(&format!("narrow {m}x{n}x{k} tb {tb}"), &narrow_gemm(&a, &b, m, n, k, tb), &want, 1e-4, 1e-4, seed);
+        }
+    }
 }
 
 /// The CPU trainer's batch gather (Dataset::gather_jittered, row by row) against the GPU
