@@ -224,7 +224,9 @@ try {
 const profile = tiny ? 'debug' : 'release';
 execFileSync('cargo', ['build', '-q', '--bin', 'squeeze', ...(tiny ? [] : ['--release'])], { cwd: root, stdio: 'inherit' });
 const bin = path.join(root, 'target', profile, 'squeeze');
-for (const backend of ['cpu', 'gpu']) {
+// The CPU backend natively on every core (its default) and on one (`--threads 1`).
+const nativeRuns = [['cpu', ['--backend', 'cpu']], ['cpu 1 thread', ['--backend', 'cpu', '--threads', '1']], ['gpu', ['--backend', 'gpu']]];
+for (const [backend, args] of nativeRuns) {
   for (const model of Object.keys(MODELS)) {
     for (const batch of BATCHES) {
       const m = MODELS[model];
@@ -232,7 +234,7 @@ for (const backend of ['cpu', 'gpu']) {
       const file = path.join(os.tmpdir(), `squeeze-bench-${process.pid}.json`);
       writeFileSync(file, JSON.stringify(recipe));
       try {
-        const text = execFileSync(bin, ['run', file, '--backend', backend], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { XDG_RUNTIME_DIR: '/tmp', ...process.env } });
+        const text = execFileSync(bin, ['run', file, ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { XDG_RUNTIME_DIR: '/tmp', ...process.env } });
         const rep = text.match(/^train\s+\d+\s+\S+\s+\S+\s+\S+\s+(\d+)/m);
         const adapter = text.match(/seed \d+ \| (.*)$/m)?.[1];
         results.native.push({ engine: `native ${backend}`, model, batch, samples_per_s: rep ? Number(rep[1]) : null, adapter, build: profile });
@@ -254,12 +256,14 @@ results.extra.wasm = ['pkg', 'pkg-relaxed', 'pkg-threads'].map((d) => {
 
 // --- The table --------------------------------------------------------------------------------
 const best = (model, batch) => Math.max(...results.train.filter((r) => r.engine.startsWith('tfjs') && r.model === model && r.batch === batch && r.samples_per_s).map((r) => r.samples_per_s));
-const nativeCpu = (model, batch) => results.native.find((r) => r.engine === 'native cpu' && r.model === model && r.batch === batch)?.samples_per_s;
+// The same code natively on as many threads (one thread against `--threads 1`).
+const nativeCpu = (model, batch, threads) => results.native.find((r) => r.engine === (threads === 1 ? 'native cpu 1 thread' : 'native cpu') && r.model === model && r.batch === batch)?.samples_per_s;
+const nativeThreads = results.native.find((r) => r.engine === 'native cpu')?.adapter?.match(/(\d+) thread/)?.[1];
 const lines = [`Training samples/s, ${results.machine}, Chromium ${results.chromium}, TF.js ${results.tfjs_version}${tiny ? ' (tiny setting: not figures)' : ''}`, '', '| engine | model | batch | samples/s | ×TF.js best | warm-up s | note |', '|---|---|---|---|---|---|---|'];
 for (const r of [...results.train, ...results.native]) {
   const b = best(r.model, r.batch);
   const ratio = r.samples_per_s && Number.isFinite(b) ? (r.samples_per_s / b).toFixed(2) : '–';
-  const note = r.error ?? (r.engine.startsWith('squeeze cpu') && nativeCpu(r.model, r.batch) ? `${r.threads} thread(s), ${(100 * r.samples_per_s / nativeCpu(r.model, r.batch)).toFixed(0)}% of native CPU (1 thread)` : r.engine === 'squeeze auto' ? `ran on ${r.backend}${r.backend === 'cpu' ? ` (${r.threads} thread(s))` : ''}` : r.adapter ?? '');
+  const note = r.error ?? (r.engine.startsWith('squeeze cpu') && nativeCpu(r.model, r.batch, r.threads) ? `${r.threads} thread(s), ${(100 * r.samples_per_s / nativeCpu(r.model, r.batch, r.threads)).toFixed(0)}% of native CPU (${r.threads === 1 ? 1 : nativeThreads} thread(s))` : r.engine === 'squeeze auto' ? `ran on ${r.backend}${r.backend === 'cpu' ? ` (${r.threads} thread(s))` : ''}` : r.adapter ?? '');
   lines.push(`| ${r.engine} | ${r.model} | ${r.batch} | ${r.samples_per_s ? Math.round(r.samples_per_s).toLocaleString('en') : '–'} | ${ratio} | ${r.warmup_s !== undefined ? r.warmup_s.toFixed(1) : '–'} | ${note} |`);
 }
 lines.push('', `Page interactive after ${results.extra.interactive_ms?.toFixed(0)} ms; wasm ${results.extra.wasm.map((w) => `${w.build} ${w.raw_bytes.toLocaleString('en')} B (${w.gzip_bytes.toLocaleString('en')} gzipped)`).join(', ')}.`);

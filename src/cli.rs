@@ -52,6 +52,10 @@ enum Command {
         /// Override the recipe's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Threads for the CPU backend's large products and passes, this one included (default:
+        /// $SQUEEZE_THREADS, else one per core). Any count gives the same numbers.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+        threads: Option<u64>,
         /// A .sqz model file a distill stage names as its teacher (`"teacher": {"file": NAME}`
         /// matches the file's name); repeatable. Unnamed ones are looked for beside the recipe.
         #[arg(long)]
@@ -231,7 +235,10 @@ async fn main_async(cli: Cli) -> crate::Result<()> {
             let ctx = GpuContext::new().await?;
             println!("{}", serde_json::to_string_pretty(&ctx.adapter).expect("serializable"));
         }
-        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, stage, progress_every, seed, teacher, model } => {
+        Command::Run { recipe, backend, conv, data, json, save_model, export_onnx, stage, progress_every, seed, threads, teacher, model } => {
+            if let Some(n) = threads {
+                crate::reference::pool::set_threads(n as usize);
+            }
             let mut r = load_recipe(&recipe)?;
             if let Some(s) = seed {
                 r.seed = s;

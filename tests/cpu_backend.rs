@@ -128,6 +128,40 @@ fn narrow_products_match_reference() {
     }
 }
 
+/// The native CPU backend's products cut into bands for its pool (ops::matmul_parts: rows when C
+/// is tall, columns when wide; narrow::narrow_gemm_parts: rows) against one pass, bit for bit, on
+/// awkward shapes, every transpose, 2, 3 and 7 bands (more than some shapes have rows), with the
+/// bands run on the pool where the machine has more than one core; and against matmul_reference.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn native_products_in_bands_are_bit_identical() {
+    use squeeze::reference::narrow::{narrow_gemm_parts, MAX_N};
+    use squeeze::reference::ops::matmul_parts;
+    let (mut rng, seed) = fresh_rng("native bands");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (m, n) in [(1 + rng.below(9) as usize, 40 + rng.below(90) as usize), (70 + rng.below(90) as usize, 3 + rng.below(40) as usize), (33 + rng.below(60) as usize, 33 + rng.below(60) as usize)] {
+        let k = 1 + rng.below(700) as usize;
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let whole = matmul_parts(&a, &b, m, n, k, ta, tb, 1);
+            common::assert_close(&format!("{m}x{n}x{k} ta {ta} tb {tb}"), &whole, &expected(&a, &b, &vec![0.0; m * n], (m, n, k), ta, tb, false), 1e-4, 1e-4, seed);
+            for parts in [2, 3, 7] {
+                assert_eq!(bits(&matmul_parts(&a, &b, m, n, k, ta, tb, parts)), bits(&whole), "{m}x{n}x{k} ta {ta} tb {tb} in {parts} bands (seed {seed})");
+            }
+        }
+    }
+    for n in [1 + rng.below(8) as usize, 9 + rng.below(8) as usize, 17 + rng.below(8) as usize, 25 + rng.below(MAX_N as u32 - 24) as usize] {
+        let (m, k) = (1 + rng.below(200) as usize, 1 + rng.below(300) as usize);
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        for tb in [false, true] {
+            let whole = narrow_gemm_parts(&a, &b, m, n, k, tb, 1);
+            for parts in [2, 3, 7] {
+                assert_eq!(bits(&narrow_gemm_parts(&a, &b, m, n, k, tb, parts)), bits(&whole), "narrow {m}x{n}x{k} tb {tb} in {parts} bands (seed {seed})");
+            }
+        }
+    }
+}
+
 /// The CPU trainer's batch gather (Dataset::gather_jittered, row by row) against the GPU
 /// kernel's twin (gather_batch_reference, pixel by pixel): bit for bit, on images of an awkward
 /// size, a shuffled order, a full and a partial batch, with no jitter and with shifts up to 3.

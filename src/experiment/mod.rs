@@ -64,7 +64,10 @@ impl Backend {
     pub fn describe(&self) -> String {
         match self {
             Backend::Gpu(ctx) => format!("gpu: {} ({}, {}; conv {:?})", ctx.adapter.name, ctx.adapter.backend, ctx.adapter.device_type, ctx.conv),
-            Backend::Cpu => "cpu reference".to_string(),
+            Backend::Cpu => match crate::reference::pool::threads() {
+                1 => "cpu reference, 1 thread".to_string(),
+                n => format!("cpu reference, {n} threads"),
+            },
         }
     }
 }

@@ -45,7 +45,8 @@ pub fn geometry(net: &Net, n: usize, rows: usize) -> Geometry {
 
 /// C [M, N] = op(A)·op(B) on flat row-major slices (A is [M, K] or [K, M] when `ta`). In the
 /// browser the packed SIMD GEMM (gemm.rs); natively ndarray's (matrixmultiply's AVX kernels), or
-/// for a narrow output read from A in place (narrow.rs: conv forward products, a classifier).
+/// for a narrow output read from A in place (narrow.rs: conv forward products, a classifier), a
+/// large product in bands on the pool (reference::pool).
 #[cfg(target_arch = "wasm32")]
 fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
     let mut c = vec![0.0; m * n];
@@ -59,13 +60,10 @@ const NARROW_MIN_ROWS: usize = 64;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn mm(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Vec<f32> {
-    use ndarray::ArrayView2;
     if !ta && n <= super::narrow::MAX_N && m >= NARROW_MIN_ROWS {
         return super::narrow::narrow_gemm(a, b, m, n, k, tb);
     }
-    let a = if ta { ArrayView2::from_shape((k, m), a) } else { ArrayView2::from_shape((m, k), a) }.expect("sized");
-    let b = if tb { ArrayView2::from_shape((n, k), b) } else { ArrayView2::from_shape((k, n), b) }.expect("sized");
-    matmul_reference(a, b, ta, tb).into_raw_vec_and_offset().0
+    super::ops::matmul_parts(a, b, m, n, k, ta, tb, super::pool::threads_for(m * n * k))
 }
 
 fn add_bias(y: &mut [f32], b: &[f32]) {

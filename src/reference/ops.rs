@@ -18,6 +18,36 @@ pub fn matmul_reference(a: ArrayView2<f32>, b: ArrayView2<f32>, trans_a: bool, t
     }
 }
 
+/// `matmul_reference` on flat row-major slices (A [M, K], or [K, M] when `ta`; B [K, N], or [N, K]
+/// when `tb`) with C cut into `parts` bands, of rows when C has at least as many rows as columns,
+/// else of columns, each computed in place on the pool (the native CPU backend's wider products).
+/// Every element is summed as in one pass (matrixmultiply blocks K alone), so bit-identical.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_parts(a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool, parts: usize) -> Vec<f32> {
+    use ndarray::{linalg::general_mat_mul, ArrayViewMut2};
+    let a = if ta { ArrayView2::from_shape((k, m), a).map(|v| v.reversed_axes()) } else { ArrayView2::from_shape((m, k), a) };
+    let b = if tb { ArrayView2::from_shape((n, k), b).map(|v| v.reversed_axes()) } else { ArrayView2::from_shape((k, n), b) };
+    let (a, b) = (a.expect("A sized"), b.expect("B sized"));
+    let mut c = vec![0.0f32; m * n];
+    let mut cv = ArrayViewMut2::from_shape((m, n), &mut c[..]).expect("C sized");
+    let (axis, len) = if m >= n { (Axis(0), m) } else { (Axis(1), n) };
+    if parts < 2 || len < 2 || k == 0 {
+        general_mat_mul(1.0, &a, &b, 0.0, &mut cv);
+        return c;
+    }
+    let per = len.div_ceil(parts);
+    let c_bands = cv.axis_chunks_iter_mut(axis, per);
+    if axis == Axis(0) {
+        let bands: Vec<_> = c_bands.zip(a.axis_chunks_iter(axis, per)).collect();
+        super::pool::each(bands, |(mut c, a)| general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    } else {
+        let bands: Vec<_> = c_bands.zip(b.axis_chunks_iter(axis, per)).collect();
+        super::pool::each(bands, |(mut c, b)| general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    }
+    c
+}
+
 /// split_sum: total[i] (+)= Σ_z partial[z·len + i], z in order.   (shaders/matmul.wgsl)
 pub fn split_sum_reference(partial: &[f32], splits: usize, total: &mut [f32], accumulate: bool) {
     let len = total.len();
