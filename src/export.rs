@@ -145,6 +145,12 @@ pub fn load(bytes: &[u8]) -> Result<(StageModel, Normalization)> {
         if values.iter().any(|v: &f32| !v.is_finite()) {
             return Err(bad(format!("tensor {j} holds a value that is not a finite number")));
         }
+        // Its quantizer must give back the values it stored (a table of levels out of order or
+        // repeated may not), or the file would not write back as it reads; exact zeros (pruned
+        // weights, kept by the zero mask or the gaps) need not be among its values.
+        if q.as_ref().is_some_and(|q| q.fake(&values, info.cols).iter().zip(&values).any(|(a, b)| *b != 0.0 && a.to_bits() != b.to_bits())) {
+            return Err(bad(format!("tensor {j}: its quantizer does not reproduce the values it stores")));
+        }
         tensors.push(values);
         weights[j] = q;
     }
