@@ -92,9 +92,8 @@ impl<'a> Watch<'a> {
     /// report is a single draw, and a model that learns nothing still reports losses that wander
     /// by 10% batch to batch on a small or uneven split.
     pub fn epoch_end(&mut self, (epoch, steps): (usize, usize), train_loss: f32, test_accuracy: f32) -> Result<()> {
-        let noise = report_noise(&self.losses);
         let Some(first) = self.first.filter(|_| self.reports >= 2 && steps >= 50) else { return Ok(()) };
-        if self.fresh && test_accuracy <= self.chance + 0.02 && train_loss >= first - (0.05 * first).max(3.0 * noise) {
+        if self.fresh && test_accuracy <= self.chance + 0.02 && train_loss >= first - (0.05 * first).max(3.0 * report_noise(&self.losses)) {
             return self.found(format!(
                 "after epoch {epoch} of stage `{}` the test accuracy is {:.1}%, what answering the most common class gets ({:.1}%), and the training loss ({train_loss:.3}) is no lower than where it started ({first:.3}): the model is not learning. {}",
                 self.stage,
