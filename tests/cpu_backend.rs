@@ -12,7 +12,7 @@ use squeeze::experiment::calibrate::{choose, training_speed};
 use squeeze::experiment::Backend;
 use squeeze::gpu::GpuContext;
 use squeeze::recipe::Recipe;
-use squeeze::reference::gemm::{cut, gemm, gemm_parts, Cut, MR, NR};
+use squeeze::reference::gemm::{cut, gemm, gemm_parts, gemm_with, tile_for, Cut, NARROW, WIDE};
 use squeeze::reference::ops::matmul_reference;
 
 #[cfg(target_arch = "wasm32")]
@@ -28,13 +28,14 @@ fn expected(a: &[f32], b: &[f32], c0: &[f32], (m, n, k): (usize, usize, usize), 
 
 fn gemm_matches_reference_body() {
     let (mut rng, seed) = fresh_rng("gemm");
-    // Edges of the micro-tile (MR rows, NR columns), of the K block (256) and of the row block
+    // Edges of both micro-tiles (4 × 8 and 2 × 16), of the K block (256) and of the row block
     // (128), vectors, the layer shapes that occur (LeNet-300-100, LeNet-5's convolutions), and
     // fresh random sizes.
-    let mut shapes = vec![(1, 1, 1), (MR - 1, NR + 1, 3), (MR + 1, 2 * NR - 1, 255), (7, 13, 257), (129, 9, 513), (64, 300, 784), (784, 300, 64), (64, 10, 100), (1, 300, 100), (300, 1, 64), (150, 16, 640), (640, 6, 25)];
+    let mut shapes = vec![(1, 1, 1), (3, 9, 3), (5, 15, 255), (1, 17, 4), (3, 33, 31), (7, 13, 257), (129, 9, 513), (64, 300, 784), (784, 300, 64), (64, 10, 100), (1, 300, 100), (300, 1, 64), (150, 16, 640), (640, 6, 25), (4096, 50, 500), (25, 20, 700)];
     for _ in 0..4 {
         shapes.push((1 + rng.below(200) as usize, 1 + rng.below(70) as usize, 1 + rng.below(700) as usize));
     }
+    assert!(shapes.iter().any(|s| tile_for(s.1) == WIDE) && shapes.iter().any(|s| tile_for(s.1) == NARROW), "both tiles tested");
     for (m, n, k) in shapes {
         let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
         let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
@@ -58,7 +59,7 @@ fn gemm_in_parts_is_bit_identical_body() {
     let (mut rng, seed) = fresh_rng("gemm parts");
     // Row cuts (M ≥ N) and column cuts, bands that end mid-tile, more parts than tiles, and the
     // layer shapes the threaded build cuts (LeNet-300-100's products, a convolution's im2col).
-    let mut shapes = vec![(1, 1, 1), (MR + 1, 3, 7), (3, NR * 2 + 5, 9), (64, 300, 784), (784, 300, 64), (64, 100, 300), (2304, 6, 25), (150, 16, 640), (9, 700, 33)];
+    let mut shapes = vec![(1, 1, 1), (5, 3, 7), (3, 21, 9), (3, 37, 9), (64, 300, 784), (784, 300, 64), (64, 100, 300), (2304, 6, 25), (150, 16, 640), (9, 700, 33), (40, 50, 70)];
     for _ in 0..4 {
         shapes.push((1 + rng.below(300) as usize, 1 + rng.below(300) as usize, 1 + rng.below(600) as usize));
     }
@@ -66,8 +67,8 @@ fn gemm_in_parts_is_bit_identical_body() {
         let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
         for parts in [1, 2, 3, 5, 64] {
             let (bands, unit, len) = match cut(m, n, parts) {
-                Cut::Rows(b) => (b, MR, m),
-                Cut::Cols(b) => (b, NR, n),
+                Cut::Rows(b) => (b, tile_for(n).mr, m),
+                Cut::Cols(b) => (b, tile_for(n).nr, n),
             };
             assert!(bands.len() <= parts && !bands.is_empty(), "{m}x{n} in {parts}: {bands:?} (seed {seed})");
             assert_eq!((bands[0].start, bands[bands.len() - 1].end), (0, len), "{m}x{n} in {parts}: {bands:?}");
@@ -84,6 +85,42 @@ fn gemm_in_parts_is_bit_identical_body() {
             }
         }
     }
+}
+
+/// Both micro-tiles sum every element in the same order, so a product gives the same bits with
+/// either: a tile that dropped, repeated or misplaced a padded row or column, or summed K in
+/// another order, would not. Also which tile `tile_for` picks where the padding differs.
+fn the_two_tiles_give_the_same_bits_body() {
+    let (mut rng, seed) = fresh_rng("gemm tiles");
+    assert_eq!((tile_for(300), tile_for(16), tile_for(10)), (WIDE, WIDE, WIDE));
+    assert_eq!((tile_for(50), tile_for(20), tile_for(6), tile_for(1)), (NARROW, NARROW, NARROW, NARROW));
+    let mut shapes = vec![(1, 1, 1), (3, 9, 300), (5, 50, 20), (64, 300, 100), (33, 17, 257)];
+    for _ in 0..6 {
+        shapes.push((1 + rng.below(150) as usize, 1 + rng.below(90) as usize, 1 + rng.below(600) as usize));
+    }
+    for (m, n, k) in shapes {
+        let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
+        let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
+        for (ta, tb, accumulate) in [(false, false, false), (true, false, true), (false, true, false), (true, true, true)] {
+            let (mut narrow, mut wide) = (c0.clone(), c0.clone());
+            gemm_with(NARROW, &a, &b, &mut narrow, m, n, k, ta, tb, accumulate);
+            gemm_with(WIDE, &a, &b, &mut wide, m, n, k, ta, tb, accumulate);
+            let same = narrow.iter().zip(&wide).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "gemm {m}x{n}x{k} ta {ta} tb {tb} acc {accumulate}: the 4x8 and 2x16 tiles differ (seed {seed})");
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_two_tiles_give_the_same_bits() {
+    the_two_tiles_give_the_same_bits_body();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+fn the_two_tiles_give_the_same_bits() {
+    the_two_tiles_give_the_same_bits_body();
 }
 
 #[cfg(not(target_arch = "wasm32"))]
