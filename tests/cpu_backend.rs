@@ -12,7 +12,7 @@ use squeeze::experiment::calibrate::{choose, training_speed};
 use squeeze::experiment::Backend;
 use squeeze::gpu::GpuContext;
 use squeeze::recipe::Recipe;
-use squeeze::reference::gemm::{cut, gemm, gemm_parts, gemm_with, tile_for, Cut, NARROW, WIDE};
+use squeeze::reference::gemm::{cut, gemm, gemm_parts, gemm_with, tile_for, Cut, Tile};
 use squeeze::reference::ops::matmul_reference;
 
 #[cfg(target_arch = "wasm32")]
@@ -35,7 +35,7 @@ fn gemm_matches_reference_body() {
     for _ in 0..4 {
         shapes.push((1 + rng.below(200) as usize, 1 + rng.below(70) as usize, 1 + rng.below(700) as usize));
     }
-    assert!(shapes.iter().any(|s| tile_for(s.1) == WIDE) && shapes.iter().any(|s| tile_for(s.1) == NARROW), "both tiles tested");
+    assert!(shapes.iter().any(|s| tile_for(s.1) == Tile::Wide) && shapes.iter().any(|s| tile_for(s.1) == Tile::Narrow), "both tiles tested");
     for (m, n, k) in shapes {
         let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
         let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
@@ -67,8 +67,8 @@ fn gemm_in_parts_is_bit_identical_body() {
         let (a, b) = (random_vec(&mut rng, m * k, -1.0, 1.0), random_vec(&mut rng, k * n, -1.0, 1.0));
         for parts in [1, 2, 3, 5, 64] {
             let (bands, unit, len) = match cut(m, n, parts) {
-                Cut::Rows(b) => (b, tile_for(n).mr, m),
-                Cut::Cols(b) => (b, tile_for(n).nr, n),
+                Cut::Rows(b) => (b, tile_for(n).mr(), m),
+                Cut::Cols(b) => (b, tile_for(n).nr(), n),
             };
             assert!(bands.len() <= parts && !bands.is_empty(), "{m}x{n} in {parts}: {bands:?} (seed {seed})");
             assert_eq!((bands[0].start, bands[bands.len() - 1].end), (0, len), "{m}x{n} in {parts}: {bands:?}");
@@ -92,8 +92,8 @@ fn gemm_in_parts_is_bit_identical_body() {
 /// another order, would not. Also which tile `tile_for` picks where the padding differs.
 fn the_two_tiles_give_the_same_bits_body() {
     let (mut rng, seed) = fresh_rng("gemm tiles");
-    assert_eq!((tile_for(300), tile_for(16), tile_for(10)), (WIDE, WIDE, WIDE));
-    assert_eq!((tile_for(50), tile_for(20), tile_for(6), tile_for(1)), (NARROW, NARROW, NARROW, NARROW));
+    assert_eq!((tile_for(300), tile_for(16), tile_for(10)), (Tile::Wide, Tile::Wide, Tile::Wide));
+    assert_eq!((tile_for(50), tile_for(20), tile_for(6), tile_for(1)), (Tile::Narrow, Tile::Narrow, Tile::Narrow, Tile::Narrow));
     let mut shapes = vec![(1, 1, 1), (3, 9, 300), (5, 50, 20), (64, 300, 100), (33, 17, 257)];
     for _ in 0..6 {
         shapes.push((1 + rng.below(150) as usize, 1 + rng.below(90) as usize, 1 + rng.below(600) as usize));
@@ -103,8 +103,8 @@ fn the_two_tiles_give_the_same_bits_body() {
         let c0 = random_vec(&mut rng, m * n, -1.0, 1.0);
         for (ta, tb, accumulate) in [(false, false, false), (true, false, true), (false, true, false), (true, true, true)] {
             let (mut narrow, mut wide) = (c0.clone(), c0.clone());
-            gemm_with(NARROW, &a, &b, &mut narrow, m, n, k, ta, tb, accumulate);
-            gemm_with(WIDE, &a, &b, &mut wide, m, n, k, ta, tb, accumulate);
+            gemm_with(Tile::Narrow, &a, &b, &mut narrow, m, n, k, ta, tb, accumulate);
+            gemm_with(Tile::Wide, &a, &b, &mut wide, m, n, k, ta, tb, accumulate);
             let same = narrow.iter().zip(&wide).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "gemm {m}x{n}x{k} ta {ta} tb {tb} acc {accumulate}: the 4x8 and 2x16 tiles differ (seed {seed})");
         }

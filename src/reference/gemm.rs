@@ -14,22 +14,35 @@ use std::ops::Range;
 /// V8 keeps in registers: a 6 × 8 tile, 12 accumulators, ran about 30% slower in Chromium 156,
 /// 2026-12-03, from register spills). Two shapes, chosen per product by `tile_for`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tile {
-    pub mr: usize,
-    pub nr: usize,
+pub enum Tile {
+    /// 4 × 8: two B vectors a step, four rows of A splatted.
+    Narrow,
+    /// 2 × 16: four B vectors a step, two rows of A splatted (fewer splats per multiply-add).
+    Wide,
 }
-/// 4 × 8: two B vectors a step, four rows of A splatted.
-pub const NARROW: Tile = Tile { mr: 4, nr: 8 };
-/// 2 × 16: four B vectors a step, two rows of A splatted (fewer splats per multiply-add).
-pub const WIDE: Tile = Tile { mr: 2, nr: 16 };
+
+impl Tile {
+    /// Rows of A per tile.
+    pub const fn mr(self) -> usize {
+        match self {
+            Tile::Narrow => 4,
+            Tile::Wide => 2,
+        }
+    }
+    /// Columns of B per tile.
+    pub const fn nr(self) -> usize {
+        TILE / self.mr()
+    }
+}
 /// Elements of either tile.
 const TILE: usize = 32;
 
-/// The tile for a product with N columns: WIDE, which ran the same products about 10% faster in
+/// The tile for a product with N columns: the 2 × 16 tile, which ran the same products about 10% faster in
 /// V8 (2026-12-07, Node 20, LeNet-300-100's and LeNet-5's products, README), unless its padding of
 /// N to a multiple of 16 costs more than that (N = 20 or 50: 32 or 64 columns against 24 or 56).
 pub fn tile_for(n: usize) -> Tile {
-    if n.div_ceil(WIDE.nr) * WIDE.nr * 9 <= n.div_ceil(NARROW.nr) * NARROW.nr * 10 { WIDE } else { NARROW }
+    let padded = |t: Tile| n.div_ceil(t.nr()) * t.nr();
+    if padded(Tile::Wide) * 9 <= padded(Tile::Narrow) * 10 { Tile::Wide } else { Tile::Narrow }
 }
 
 /// K per packed block: an A panel (MR·KC) and a B panel (KC·NR) stay in L1 together.
@@ -92,7 +105,7 @@ pub fn cut(m: usize, n: usize, parts: usize) -> Cut {
         (0..len).step_by(per.max(1)).map(|s| s..(s + per).min(len)).collect()
     };
     let tile = tile_for(n);
-    if m >= n { Cut::Rows(bands(m, tile.mr)) } else { Cut::Cols(bands(n, tile.nr)) }
+    if m >= n { Cut::Rows(bands(m, tile.mr())) } else { Cut::Cols(bands(n, tile.nr())) }
 }
 
 /// C[M,N] = op(A)·op(B) computed band by band as `cut` says, the bands on rayon's pool in the
@@ -137,9 +150,8 @@ pub fn gemm_parts(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: us
 #[allow(clippy::too_many_arguments)]
 fn gemm_block(tile: Tile, packs: &mut Packs, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, mnk: (usize, usize, usize), ta: bool, tb: bool, accumulate: bool, rows: Range<usize>, cols: Range<usize>) {
     match tile {
-        WIDE => gemm_tiles::<2, 16>(packs, a, b, c, ldc, mnk, ta, tb, accumulate, rows, cols),
-        NARROW => gemm_tiles::<4, 8>(packs, a, b, c, ldc, mnk, ta, tb, accumulate, rows, cols),
-        _ => unreachable!("tiles are NARROW or WIDE"),
+        Tile::Wide => gemm_tiles::<2, 16>(packs, a, b, c, ldc, mnk, ta, tb, accumulate, rows, cols),
+        Tile::Narrow => gemm_tiles::<4, 8>(packs, a, b, c, ldc, mnk, ta, tb, accumulate, rows, cols),
     }
 }
 
