@@ -6,6 +6,7 @@
 // for screen readers.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { logTicks } from './ticks.js';
 
 const COLORS = ['#1f5fbf', '#d0421b', '#2a8a3a', '#8a2a8a', '#b07800', '#0a7a8a', '#555', '#c0306a', '#4a4aa0', '#708000'];
 const width = (el) => Math.min(760, el.clientWidth || 700);
@@ -515,7 +516,7 @@ export function paretoChart(el, onPick) {
             height: 320,
             // Log x with room around the points (one point alone too); y padded by hand as well.
             scales: { x: { time: false, distr: 3, range: (u, min, max) => [min / 1.6, max * 1.6] }, y: { range: (u, min, max) => [Math.max(0, min - 1), Math.min(100, max + 1)] } },
-            axes: [{ label: v.x, values: (u, ticks) => ticks.map((t) => (t == null ? '' : v.key === 'bytes' ? bytesLabel(t) : `${+t.toPrecision(3)}`)) }, { label: 'test accuracy (%)' }],
+            axes: [{ label: v.x, splits: (u, i, min, max) => logTicks(min, max), filter: (u, splits) => splits, values: (u, ticks) => ticks.map((t) => (t == null ? '' : v.key === 'bytes' ? bytesLabel(t) : `${+t.toPrecision(3)}`)) }, { label: 'test accuracy (%)' }],
             series: [
               {},
               { label: 'models', stroke: COLORS[0], paths: () => null, points: { show: true, size: 9, fill: COLORS[0] + '88' } },
