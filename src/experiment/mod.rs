@@ -348,6 +348,7 @@ fn limited(recipe: &Recipe, data: &Splits) -> Result<(Splits, Option<Dataset>)> 
 fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &Backend) -> Result<()> {
     use crate::recipe::TeacherRef;
     let fits = |field: String, net: &Net, batch: usize| limits::check_training(backend, &field, net, batch);
+    let fits_with = |field: String, net: &Net, teacher: &Net, batch: usize| limits::check_training_with(backend, &field, net, Some(teacher), batch);
     fits("train.batch".into(), trained, recipe.train.batch)?;
     let mut nets = vec![trained.clone()]; // the net after run stage k (0: training)
     for (i, s) in recipe.stages.iter().enumerate() {
@@ -386,9 +387,7 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &
                 let teacher = teacher_of(&d.teacher)?;
                 let net = student(&d.student, &teacher)?;
                 // The student trains with the teacher's forward at the same batch.
-                for n in [&net, &teacher] {
-                    fits(format!("stages[{i}].distill.train.batch"), n, d.train.batch)?;
-                }
+                fits_with(format!("stages[{i}].distill.train.batch"), &net, &teacher, d.train.batch)?;
                 for (k, a) in d.attention.iter().enumerate() {
                     a.shapes(&net, &teacher).map_err(|e| Error::recipe(&format!("stages[{i}].distill.attention[{k}]"), e.to_string()))?;
                 }
@@ -399,9 +398,7 @@ fn check_students(recipe: &Recipe, trained: &Net, files: &ModelFiles, backend: &
             }
             Stage::DistillGrid(g) => {
                 let teacher = teacher_of(&g.teacher)?;
-                for n in [&student(&g.student, &teacher)?, &teacher] {
-                    fits(format!("stages[{i}].distill-grid.train.batch"), n, g.train.batch)?;
-                }
+                fits_with(format!("stages[{i}].distill-grid.train.batch"), &student(&g.student, &teacher)?, &teacher, g.train.batch)?;
                 so_far
             }
             _ => so_far,

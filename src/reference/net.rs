@@ -11,6 +11,10 @@ use crate::nn::net::{Net, NetParams, Op, BN_EPS, BN_MOMENTUM};
 use crate::compress::quant::QuantFn;
 use crate::nn::{AttentionTransfer, DistillParams, Hint, OptimizerConfig, OptimizerKind, Teacher, Transforms};
 
+/// Rows evaluated at once unless the batch is larger or `set_eval_rows` says otherwise (the CPU
+/// backend's memory check counts on it: experiment::limits).
+pub const EVAL_ROWS: usize = 256;
+
 /// What a forward pass keeps for backward: every node's output and each op's extras.
 pub struct Tape {
     pub rows: usize,
@@ -719,7 +723,7 @@ impl CpuTrainer {
         let masters = self.swap_in_transformed(&self.net.tensors());
         let test = &self.data.test;
         let order: Vec<u32> = (0..test.n as u32).collect();
-        let batch = self.eval_rows.unwrap_or(self.batch.max(256));
+        let batch = self.eval_rows.unwrap_or(self.batch.max(EVAL_ROWS));
         let mut acc = [0.0; 4];
         for (offset, valid) in test.batches(batch).take_while(|&(offset, _)| offset < limit) {
             let valid = valid.min(limit - offset);
