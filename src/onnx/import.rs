@@ -346,7 +346,8 @@ impl Builder {
                 let (x, flat) = self.node_of(&input(0)?, &what)?;
                 let (scale, zero) = (scalar(1)?, scalar(2)?);
                 let t = code_types.get(&node.input[2]).copied().filter(|t| type_range(*t).is_some());
-                let (Some(t), true, true) = (t, x > 0 && sole_reader(), scale > 0.0) else {
+                // A positive scale whose inverse is finite too (codes are x / scale).
+                let (Some(t), true, true) = (t, x > 0 && sole_reader(), scale > 0.0 && (1.0 / scale).is_finite()) else {
                     return Err(bad(format!("{what}: reads the output of a layer that nothing else reads, with one positive scale and an int8 or uint8 zero point")));
                 };
                 vec![Value::Quantized(x, scale, zero, t, flat)]
@@ -379,7 +380,12 @@ impl Builder {
                     }
                     let inner: usize = if per == 1 { 1 } else { dims[axis as usize + 1..].iter().product() };
                     let channel = |i: usize| if per == 1 { 0 } else { (i / inner) % per };
-                    let v = codes.iter().enumerate().map(|(i, &q)| (q - zeros[channel(i)]) * scales[channel(i)]).collect();
+                    let v: Vec<f32> = codes.iter().enumerate().map(|(i, &q)| (q - zeros[channel(i)]) * scales[channel(i)]).collect();
+                    // Finite scales can still make infinite weights (a code times 1e38), or an
+                    // infinite inverse (a subnormal scale).
+                    if v.iter().any(|w| !w.is_finite()) || scales.iter().any(|&s| !(1.0 / s).is_finite()) {
+                        return Err(bad(format!("{what}: its scales make weights or inverse scales that are not finite numbers")));
+                    }
                     let q = QuantFn::Affine { qmin, qmax, channels: scales.iter().zip(&zeros).map(|(&s, &z)| [1.0 / s, s, z]).collect() };
                     vec![Value::Const(v, dims, Some(q))]
                 }
