@@ -7,7 +7,7 @@
 mod common;
 use common::synthetic_sized;
 use squeeze::data::{Dataset, Splits};
-use squeeze::experiment::limits::check_training;
+use squeeze::experiment::limits::{check_training, check_training_with};
 use squeeze::experiment::{check, run, Backend, Control, DataShape, RunOptions};
 use squeeze::gpu::GpuContext;
 use squeeze::nn::{Net, Shape};
@@ -65,6 +65,15 @@ async fn limits_case(ctx: GpuContext) {
         let recipe = Recipe::from_json(r#"{"dataset": "mnist", "model": {"arch": "mlp", "hidden": [300, 100]}, "train": {"epochs": 1, "batch": 1, "lr": 0.05}}"#).unwrap();
         let e = run(&recipe, &data, &backend, &RunOptions::default(), &mut |_| Control::Continue).await.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("train.batch") && e.contains("smaller model"), "{what}: {e}");
+        // A distillation student and its teacher's forward share the CPU's memory: together they
+        // fit fewer samples than the student alone, and the batch named for the pair is its boundary.
+        if matches!(backend, Backend::Cpu) {
+            let teacher = Net::resnet_mini(Shape::new(28, 28, 1), &[32, 64, 128], 10);
+            let alone = largest(&check_training(&backend, "f", &vgg, 1 << 20).unwrap_err().to_string());
+            let pair = largest(&check_training_with(&backend, "f", &vgg, Some(&teacher), 1 << 20).unwrap_err().to_string());
+            assert!(pair < alone, "{what}: {pair} with the teacher, {alone} alone");
+            assert!(check_training_with(&backend, "f", &vgg, Some(&teacher), pair).is_ok() && check_training_with(&backend, "f", &vgg, Some(&teacher), pair + 1).is_err(), "{what}");
+        }
         // The recipes' own batches fit, on the CPU in the browser's 1 GB too (resnet-mini's 64 was
         // refused there by a bound of 8 times what its step holds: tests/cpu_memory.rs).
         let shape = DataShape { rows: 28, cols: 28, train: 64, test: 16 };
