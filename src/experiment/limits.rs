@@ -111,12 +111,13 @@ pub fn check_training_with(backend: &Backend, field: &str, net: &Net, teacher: O
             // Evaluation runs EVAL_ROWS rows at a time (the batch, when larger, which the step's
             // check covers). Where those do not fit, no batch does.
             let eval = fixed + student.per_row * EVAL_ROWS as u64;
-            if eval > CPU_BUDGET {
-                return Err(Error::recipe(field, format!("{} needs about {} MB to evaluate {} images at a time, over the CPU backend's {} MB: choose a smaller model", net.arch, mb(eval), EVAL_ROWS, mb(CPU_BUDGET))));
-            }
-            let largest = (CPU_BUDGET - fixed) / per.max(1);
-            if batch as u64 > largest {
+            let by_step = (CPU_BUDGET - fixed) / per.max(1);
+            let largest = if eval <= CPU_BUDGET { by_step } else { 0 };
+            if batch as u64 > by_step {
                 return refuse(format!("needs about {} MB of working memory on the CPU backend, over its {} MB", mb(fixed + per * batch as u64), mb(CPU_BUDGET)), largest);
+            }
+            if batch as u64 > largest {
+                return refuse(format!("needs about {} MB on the CPU backend to evaluate {EVAL_ROWS} images at a time, over its {} MB", mb(eval), mb(CPU_BUDGET)), largest);
             }
         }
     }
