@@ -19,7 +19,7 @@ mod pool {
     }
 }
 
-/// Operands of one product, made once and multiplied `iters` times by `time`.
+/// Operands of one product, made once and multiplied `iters` times by `run`.
 #[wasm_bindgen]
 pub struct Product {
     a: Vec<f32>,

@@ -43,8 +43,8 @@ pub struct CpuMemory {
 }
 
 pub fn cpu_memory(net: &Net) -> CpuMemory {
-    let parameters: u64 = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64).sum();
-    let largest = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64).max().unwrap_or(0);
+    let sizes: Vec<u64> = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64).collect();
+    let (parameters, largest) = (sizes.iter().sum::<u64>(), sizes.iter().copied().max().unwrap_or(0));
     let (mut outputs, mut columns, mut widest) = (0u64, 0u64, 0u64);
     for node in &net.nodes {
         outputs += node.shape.size() as u64;
@@ -72,15 +72,14 @@ pub fn check_training_with(backend: &Backend, field: &str, net: &Net, teacher: O
         check_training_with(backend, field, t, None, batch)?;
     }
     // In u64: on wasm32 a usize product of a huge model's sizes would overflow (and panic).
-    let per_sample = net.largest_per_sample().max(net.input().size()) as u64 * 4;
-    let sizes: Vec<u64> = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64 * 4).collect();
-    let largest_tensor = sizes.iter().copied().max().unwrap_or(0);
     let refuse = |what: String, largest: u64| {
         let fits = if largest >= 1 { format!("the largest batch that fits is {largest}") } else { "no batch fits: choose a smaller model".into() };
         Err(Error::recipe(field, format!("{batch} {what}; {fits}")))
     };
     match backend {
         Backend::Gpu(ctx) => {
+            let per_sample = net.largest_per_sample().max(net.input().size()) as u64 * 4;
+            let largest_tensor = net.tensors().iter().map(|t| t.rows as u64 * t.cols as u64 * 4).max().unwrap_or(0);
             let limits = ctx.device.limits();
             let binding = limits.max_storage_buffer_binding_size as u64;
             let binding = binding.min(limits.max_buffer_size);

@@ -348,7 +348,7 @@ impl Builder {
                 let t = code_types.get(&node.input[2]).copied().filter(|t| type_range(*t).is_some());
                 // A positive scale whose inverse is finite too (codes are x / scale).
                 let (Some(t), true, true) = (t, x > 0 && sole_reader(), scale > 0.0 && (1.0 / scale).is_finite()) else {
-                    return Err(bad(format!("{what}: reads the output of a layer that nothing else reads, with one positive scale and an int8 or uint8 zero point")));
+                    return Err(bad(format!("{what}: reads the output of a layer that nothing else reads, with one positive scale (its inverse finite) and an int8 or uint8 zero point")));
                 };
                 vec![Value::Quantized(x, scale, zero, t, flat)]
             }
